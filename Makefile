@@ -1,0 +1,108 @@
+# ivf: IVF vector index for PostgreSQL (PGXS build)
+#
+#   make                 build ivf.so (CPU only; never links CUDA/ROCm)
+#   make install         install into the PostgreSQL found by $(PG_CONFIG)
+#   make installcheck    pg_regress against a running server
+#   make kernel-test     standalone C test of the distance kernels
+#   make bench-kernels   kernel micro-benchmark
+#   make fuzz            libFuzzer + ASan run of the vector text parser
+#   make WITH_CUDA=1     also build gpu/ivf_gpu.so with nvcc + cuBLAS
+#   make WITH_HIP=1      also build gpu/ivf_gpu.so with hipcc + hipBLAS
+
+EXTENSION = ivf
+MODULE_big = ivf
+EXTVERSION = 0.1.0
+DATA = sql/ivf--$(EXTVERSION).sql
+
+PG_CONFIG ?= pg_config
+
+ARCH := $(shell uname -m)
+
+# Distance kernels: one translation unit per instruction set, each compiled
+# with its own flags; the choice among them is made at run time.
+KERNEL_SRCS = src/distance.c src/topk.c
+ifeq ($(ARCH),x86_64)
+KERNEL_ISA_SRCS = src/distance_avx2.c src/distance_avx512.c
+endif
+ifeq ($(ARCH),aarch64)
+KERNEL_ISA_SRCS = src/distance_neon.c
+endif
+KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
+
+OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS)
+
+SHLIB_LINK = -lopenblas -lm
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+ifdef WERROR
+PG_CFLAGS += -Werror
+endif
+
+AVX2_FLAGS = -mavx2 -mfma
+AVX512_FLAGS = -mavx512f -mavx512dq -mavx2 -mfma
+src/distance_avx2.o: CFLAGS += $(AVX2_FLAGS)
+src/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
+# the JIT bitcode of these files needs the same flags
+src/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
+src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
+
+REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels
+REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
+
+EXTRA_CLEAN = test/kernels/test_distance bench/bench_kernels test/fuzz/fuzz_vector_parse \
+	gpu/*.o gpu/ivf_gpu.so
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---- standalone programs (no server): kernel test, kernel bench, fuzzer ----
+
+STANDALONE_CC ?= $(CC)
+STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc
+
+test/kernels/%.o: src/%.c src/distance.h
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -c -o $@ $<
+test/kernels/distance_avx2.o: src/distance_avx2.c src/distance.h
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
+test/kernels/distance_avx512.o: src/distance_avx512.c src/distance.h
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
+
+STANDALONE_KERNEL_OBJS = $(patsubst src/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KERNEL_ISA_SRCS))
+
+test/kernels/test_distance: test/kernels/test_distance.c $(STANDALONE_KERNEL_OBJS)
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
+
+bench/bench_kernels: bench/bench_kernels.c $(STANDALONE_KERNEL_OBJS)
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
+
+.PHONY: kernel-test bench-kernels fuzz fuzz-build gpu
+kernel-test: test/kernels/test_distance
+	test/kernels/test_distance
+
+bench-kernels: bench/bench_kernels
+	bench/bench_kernels
+
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+test/fuzz/fuzz_vector_parse: test/fuzz/fuzz_vector_parse.c src/vector_parse.c src/vector_parse.h
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Isrc -o $@ test/fuzz/fuzz_vector_parse.c src/vector_parse.c -lm
+fuzz-build: test/fuzz/fuzz_vector_parse
+fuzz: test/fuzz/fuzz_vector_parse
+	mkdir -p test/fuzz/corpus-work
+	test/fuzz/fuzz_vector_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		test/fuzz/corpus-work test/fuzz/corpus
+
+# ---- GPU library (never linked into ivf.so) ----
+NVCC ?= nvcc
+HIPCC ?= hipcc
+ifdef WITH_CUDA
+all: gpu/ivf_gpu.so
+gpu/ivf_gpu.so: gpu/ivf_gpu.cu gpu/ivf_gpu.h gpu/gpu_port.h
+	$(NVCC) -O2 -std=c++17 -Xcompiler -fPIC -shared -o $@ gpu/ivf_gpu.cu -lcublas
+endif
+ifdef WITH_HIP
+all: gpu/ivf_gpu.so
+gpu/ivf_gpu.so: gpu/ivf_gpu.cu gpu/ivf_gpu.h gpu/gpu_port.h
+	$(HIPCC) -O2 -std=c++17 -fPIC -shared -x hip -DIVF_USE_HIP -o $@ gpu/ivf_gpu.cu -lhipblas
+endif

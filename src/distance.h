@@ -1,0 +1,123 @@
+/*-------------------------------------------------------------------------
+ *
+ * distance.h
+ *	  Distance kernels for ivf: one pair, one query against a contiguous
+ *	  block of vectors, and query-block x vector-block through BLAS.
+ *
+ * This header and the kernel sources are plain C with no PostgreSQL
+ * dependency, so the standalone kernel test, the micro-benchmark and (later)
+ * the GPU library's CPU reference link them without a server.
+ *
+ * Every kernel exists as a portable scalar reference (ivf_ref_*) and as
+ * per-ISA versions compiled in their own translation units with their own
+ * flags.  ivf_kernels_init() picks the best level the CPU (and OS, via
+ * xgetbv) supports; ivf_kernels_set_level() forces one so tests reach every
+ * path.  Callers use the IVF_* dispatch macros / ivf_kernels table.
+ *
+ * Vectors are float32, row-major, contiguous: a block of n vectors of
+ * dimension d is n*d floats with row i at x + i*d.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IVF_DISTANCE_H
+#define IVF_DISTANCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum IvfSimdLevel
+{
+	IVF_SIMD_SCALAR = 0,
+	IVF_SIMD_AVX2,				/* AVX2 + FMA */
+	IVF_SIMD_AVX512,			/* AVX-512F (+DQ) */
+	IVF_SIMD_NEON,				/* AArch64 Advanced SIMD */
+	IVF_SIMD_NLEVELS
+} IvfSimdLevel;
+
+typedef struct IvfKernels
+{
+	IvfSimdLevel level;
+	/* one pair */
+	float		(*l2sq) (const float *a, const float *b, size_t d);
+	float		(*dot) (const float *a, const float *b, size_t d);
+	float		(*l1) (const float *a, const float *b, size_t d);
+	float		(*norm_sq) (const float *a, size_t d);
+	/* dot(a,b), |a|^2, |b|^2 in one pass (cosine distance) */
+	void		(*cosine_parts) (const float *a, const float *b, size_t d,
+								 float *dot, float *na, float *nb);
+	/* one query against a block of n contiguous vectors: out[i] */
+	void		(*l2sq_block) (const float *q, const float *x, size_t n,
+							   size_t d, float *out);
+	void		(*dot_block) (const float *q, const float *x, size_t n,
+							  size_t d, float *out);
+	/* out[i] = |x_i|^2 for a block */
+	void		(*norm_sq_block) (const float *x, size_t n, size_t d,
+								  float *out);
+} IvfKernels;
+
+/* The active table; valid after ivf_kernels_init(). */
+extern IvfKernels ivf_kernels;
+
+/* Pick the best supported level (idempotent). */
+extern void ivf_kernels_init(void);
+
+/* Best level this CPU/OS supports among those compiled in. */
+extern IvfSimdLevel ivf_simd_best_level(void);
+
+/* Is this level compiled in and supported by the running CPU/OS? */
+extern int	ivf_simd_level_supported(IvfSimdLevel level);
+
+/* Force a level; returns 0 on success, -1 if unsupported (table unchanged). */
+extern int	ivf_kernels_set_level(IvfSimdLevel level);
+
+/* Fill *k with the table for a level without activating it (tests). */
+extern int	ivf_kernels_get(IvfSimdLevel level, IvfKernels *k);
+
+extern const char *ivf_simd_level_name(IvfSimdLevel level);
+
+/* Parse "scalar"/"avx2"/"avx512"/"neon"; returns -1 if unknown. */
+extern int	ivf_simd_level_from_name(const char *name);
+
+/* Portable scalar references (always available). */
+extern float ivf_ref_l2sq(const float *a, const float *b, size_t d);
+extern float ivf_ref_dot(const float *a, const float *b, size_t d);
+extern float ivf_ref_l1(const float *a, const float *b, size_t d);
+extern float ivf_ref_norm_sq(const float *a, size_t d);
+extern void ivf_ref_cosine_parts(const float *a, const float *b, size_t d,
+								 float *dot, float *na, float *nb);
+extern void ivf_ref_l2sq_block(const float *q, const float *x, size_t n,
+							   size_t d, float *out);
+extern void ivf_ref_dot_block(const float *q, const float *x, size_t n,
+							  size_t d, float *out);
+extern void ivf_ref_norm_sq_block(const float *x, size_t n, size_t d,
+								  float *out);
+
+/*
+ * Batched kernels through BLAS (cblas_sgemm), blocked so temporary memory is
+ * bounded.  q: nq x d, x: nx x d, out: nq x nx (row-major, row stride nx).
+ *
+ * ivf_gemm_l2sq uses |q|^2 + |x|^2 - 2 q.x; qnorms / xnorms may be NULL (then
+ * computed internally).  Results are clamped at 0, so they are never
+ * negative; they carry cancellation error of order eps * (|q|^2 + |x|^2), so
+ * callers that need exact ordering re-rank (ivf_knn_l2sq does).
+ */
+extern void ivf_gemm_dot(const float *q, size_t nq, const float *x, size_t nx,
+						 size_t d, float *out);
+extern void ivf_gemm_l2sq(const float *q, size_t nq, const float *x, size_t nx,
+						  size_t d, const float *qnorms, const float *xnorms,
+						  float *out);
+
+/*
+ * Exact k nearest neighbours by squared L2 of each query among x, via GEMM
+ * for a candidate shortlist, then exact re-ranking with the pair kernel so
+ * the returned order matches exact L2 (ties by smaller index).  ids/dists:
+ * nq x k; when nx < k the tail is filled with id -1, dist +inf.
+ * Returns 0, or -1 if memory could not be allocated.
+ */
+extern int	ivf_knn_l2sq(const float *q, size_t nq, const float *x, size_t nx,
+						 size_t d, size_t k, int64_t *ids, float *dists);
+
+/* Tell OpenBLAS how many threads to use (1 inside PostgreSQL backends). */
+extern void ivf_blas_set_threads(int n);
+
+#endif							/* IVF_DISTANCE_H */

@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * vector.h
+ *	  The vector type: a pgvector-compatible float4 array.
+ *
+ * On disk and in memory: varlena header, int16 dim, int16 unused (always
+ * 0), float4 x[dim] -- byte for byte the layout pgvector uses, so the binary
+ * wire format (int16 dim, int16 0, big-endian float4s) and text form match.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IVF_VECTOR_H
+#define IVF_VECTOR_H
+
+#include "fmgr.h"
+
+#define VECTOR_MAX_DIM 16000
+
+typedef struct Vector
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int16		dim;			/* number of dimensions */
+	int16		unused;			/* reserved for future use, always zero */
+	float		x[FLEXIBLE_ARRAY_MEMBER];
+} Vector;
+
+#define VECTOR_SIZE(_dim)		(offsetof(Vector, x) + sizeof(float) * (_dim))
+#define DatumGetVector(x)		((Vector *) PG_DETOAST_DATUM(x))
+#define PG_GETARG_VECTOR_P(x)	DatumGetVector(PG_GETARG_DATUM(x))
+#define PG_RETURN_VECTOR_P(x)	PG_RETURN_POINTER(x)
+
+extern Vector *InitVector(int dim);
+extern void ivf_check_vector_dims(const Vector *a, const Vector *b);
+
+#endif							/* IVF_VECTOR_H */
