@@ -91,6 +91,7 @@ fuzz-build: test/fuzz/fuzz_vector_parse
 fuzz: test/fuzz/fuzz_vector_parse
 	mkdir -p test/fuzz/corpus-work
 	test/fuzz/fuzz_vector_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-dict=test/fuzz/vector.dict \
 		test/fuzz/corpus-work test/fuzz/corpus
 
 # ---- GPU library (never linked into ivf.so) ----
