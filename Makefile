@@ -60,11 +60,13 @@ include $(PGXS)
 STANDALONE_CC ?= $(CC)
 STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc
 
-test/kernels/%.o: src/%.c src/distance.h
+KERNEL_HDRS = src/distance.h src/distance_isa.h src/topk.h
+
+test/kernels/%.o: src/%.c $(KERNEL_HDRS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -c -o $@ $<
-test/kernels/distance_avx2.o: src/distance_avx2.c src/distance.h
+test/kernels/distance_avx2.o: src/distance_avx2.c $(KERNEL_HDRS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
-test/kernels/distance_avx512.o: src/distance_avx512.c src/distance.h
+test/kernels/distance_avx512.o: src/distance_avx512.c $(KERNEL_HDRS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
 
 STANDALONE_KERNEL_OBJS = $(patsubst src/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KERNEL_ISA_SRCS))

@@ -1,0 +1,349 @@
+/*-------------------------------------------------------------------------
+ *
+ * distance_avx2.c
+ *	  AVX2 + FMA distance kernels.  Compiled with -mavx2 -mfma; only called
+ *	  after distance.c has checked CPUID and xgetbv.
+ *
+ * Same structure as distance_avx512.c with 8-float vectors: 32-float steps
+ * with four accumulators, up to three whole 8-float chunks, then one masked
+ * load (vmaskmovps, which does not fault on masked-out lanes) for the last
+ * 1..7 floats.  Block kernels run the pair routine on each row, so block
+ * and pair results are bitwise equal within this level.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "distance_isa.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#define IVF_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* 8 all-ones lanes then 8 zero lanes; a window of 8 gives a tail mask */
+static const int32_t tail_mask_tab[16] = {
+	-1, -1, -1, -1, -1, -1, -1, -1,
+	0, 0, 0, 0, 0, 0, 0, 0
+};
+
+/* Mask selecting the first r lanes, 0 < r < 8. */
+IVF_ALWAYS_INLINE __m256i
+tail_mask(size_t r)
+{
+	return _mm256_loadu_si256((const __m256i *) (tail_mask_tab + 8 - r));
+}
+
+/* Horizontal sum in a fixed order. */
+IVF_ALWAYS_INLINE float
+hsum256(__m256 v)
+{
+	__m128		v4 = _mm_add_ps(_mm256_castps256_ps128(v),
+								_mm256_extractf128_ps(v, 1));
+	__m128		v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+	__m128		v1 = _mm_add_ss(v2, _mm_movehdup_ps(v2));
+
+	return _mm_cvtss_f32(v1);
+}
+
+IVF_ALWAYS_INLINE __m256
+abs256(__m256 v)
+{
+	return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+}
+
+IVF_ALWAYS_INLINE float
+l2sq_row(const float *a, const float *b, size_t d)
+{
+	__m256		s0 = _mm256_setzero_ps();
+	__m256		s1 = _mm256_setzero_ps();
+	__m256		s2 = _mm256_setzero_ps();
+	__m256		s3 = _mm256_setzero_ps();
+	__m256		t0,
+				t1,
+				t2,
+				t3;
+	size_t		i = 0;
+
+	for (; i + 32 <= d; i += 32)
+	{
+		t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+		t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+		t2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
+		t3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+		s2 = _mm256_fmadd_ps(t2, t2, s2);
+		s3 = _mm256_fmadd_ps(t3, t3, s3);
+	}
+	if (i + 8 <= d)
+	{
+		t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		i += 8;
+		if (i + 8 <= d)
+		{
+			t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+			s1 = _mm256_fmadd_ps(t1, t1, s1);
+			i += 8;
+			if (i + 8 <= d)
+			{
+				t2 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+				s2 = _mm256_fmadd_ps(t2, t2, s2);
+				i += 8;
+			}
+		}
+	}
+	if (i < d)
+	{
+		__m256i		m = tail_mask(d - i);
+
+		t3 = _mm256_sub_ps(_mm256_maskload_ps(a + i, m),
+						   _mm256_maskload_ps(b + i, m));
+		s3 = _mm256_fmadd_ps(t3, t3, s3);
+	}
+	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+IVF_ALWAYS_INLINE float
+dot_row(const float *a, const float *b, size_t d)
+{
+	__m256		s0 = _mm256_setzero_ps();
+	__m256		s1 = _mm256_setzero_ps();
+	__m256		s2 = _mm256_setzero_ps();
+	__m256		s3 = _mm256_setzero_ps();
+	size_t		i = 0;
+
+	for (; i + 32 <= d; i += 32)
+	{
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+	}
+	if (i + 8 <= d)
+	{
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+		i += 8;
+		if (i + 8 <= d)
+		{
+			s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s1);
+			i += 8;
+			if (i + 8 <= d)
+			{
+				s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s2);
+				i += 8;
+			}
+		}
+	}
+	if (i < d)
+	{
+		__m256i		m = tail_mask(d - i);
+
+		s3 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m),
+							 _mm256_maskload_ps(b + i, m), s3);
+	}
+	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+IVF_ALWAYS_INLINE float
+norm_sq_row(const float *a, size_t d)
+{
+	__m256		s0 = _mm256_setzero_ps();
+	__m256		s1 = _mm256_setzero_ps();
+	__m256		s2 = _mm256_setzero_ps();
+	__m256		s3 = _mm256_setzero_ps();
+	__m256		t0,
+				t1,
+				t2,
+				t3;
+	size_t		i = 0;
+
+	for (; i + 32 <= d; i += 32)
+	{
+		t0 = _mm256_loadu_ps(a + i);
+		t1 = _mm256_loadu_ps(a + i + 8);
+		t2 = _mm256_loadu_ps(a + i + 16);
+		t3 = _mm256_loadu_ps(a + i + 24);
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+		s2 = _mm256_fmadd_ps(t2, t2, s2);
+		s3 = _mm256_fmadd_ps(t3, t3, s3);
+	}
+	if (i + 8 <= d)
+	{
+		t0 = _mm256_loadu_ps(a + i);
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		i += 8;
+		if (i + 8 <= d)
+		{
+			t1 = _mm256_loadu_ps(a + i);
+			s1 = _mm256_fmadd_ps(t1, t1, s1);
+			i += 8;
+			if (i + 8 <= d)
+			{
+				t2 = _mm256_loadu_ps(a + i);
+				s2 = _mm256_fmadd_ps(t2, t2, s2);
+				i += 8;
+			}
+		}
+	}
+	if (i < d)
+	{
+		t3 = _mm256_maskload_ps(a + i, tail_mask(d - i));
+		s3 = _mm256_fmadd_ps(t3, t3, s3);
+	}
+	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+static float
+l2sq_avx2(const float *a, const float *b, size_t d)
+{
+	return l2sq_row(a, b, d);
+}
+
+static float
+dot_avx2(const float *a, const float *b, size_t d)
+{
+	return dot_row(a, b, d);
+}
+
+static float
+norm_sq_avx2(const float *a, size_t d)
+{
+	return norm_sq_row(a, d);
+}
+
+static float
+l1_avx2(const float *a, const float *b, size_t d)
+{
+	__m256		s0 = _mm256_setzero_ps();
+	__m256		s1 = _mm256_setzero_ps();
+	__m256		s2 = _mm256_setzero_ps();
+	__m256		s3 = _mm256_setzero_ps();
+	size_t		i = 0;
+
+	for (; i + 32 <= d; i += 32)
+	{
+		s0 = _mm256_add_ps(s0, abs256(_mm256_sub_ps(_mm256_loadu_ps(a + i),
+													_mm256_loadu_ps(b + i))));
+		s1 = _mm256_add_ps(s1, abs256(_mm256_sub_ps(_mm256_loadu_ps(a + i + 8),
+													_mm256_loadu_ps(b + i + 8))));
+		s2 = _mm256_add_ps(s2, abs256(_mm256_sub_ps(_mm256_loadu_ps(a + i + 16),
+													_mm256_loadu_ps(b + i + 16))));
+		s3 = _mm256_add_ps(s3, abs256(_mm256_sub_ps(_mm256_loadu_ps(a + i + 24),
+													_mm256_loadu_ps(b + i + 24))));
+	}
+	for (; i + 8 <= d; i += 8)
+		s0 = _mm256_add_ps(s0, abs256(_mm256_sub_ps(_mm256_loadu_ps(a + i),
+													_mm256_loadu_ps(b + i))));
+	if (i < d)
+	{
+		__m256i		m = tail_mask(d - i);
+
+		s1 = _mm256_add_ps(s1, abs256(_mm256_sub_ps(_mm256_maskload_ps(a + i, m),
+													_mm256_maskload_ps(b + i, m))));
+	}
+	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+static void
+cosine_parts_avx2(const float *a, const float *b, size_t d,
+				  float *dot, float *na, float *nb)
+{
+	__m256		sab0 = _mm256_setzero_ps();
+	__m256		saa0 = _mm256_setzero_ps();
+	__m256		sbb0 = _mm256_setzero_ps();
+	__m256		sab1 = _mm256_setzero_ps();
+	__m256		saa1 = _mm256_setzero_ps();
+	__m256		sbb1 = _mm256_setzero_ps();
+	__m256		va,
+				vb;
+	size_t		i = 0;
+
+	/* three products per load pair, so two accumulator sets are enough */
+	for (; i + 16 <= d; i += 16)
+	{
+		va = _mm256_loadu_ps(a + i);
+		vb = _mm256_loadu_ps(b + i);
+		sab0 = _mm256_fmadd_ps(va, vb, sab0);
+		saa0 = _mm256_fmadd_ps(va, va, saa0);
+		sbb0 = _mm256_fmadd_ps(vb, vb, sbb0);
+		va = _mm256_loadu_ps(a + i + 8);
+		vb = _mm256_loadu_ps(b + i + 8);
+		sab1 = _mm256_fmadd_ps(va, vb, sab1);
+		saa1 = _mm256_fmadd_ps(va, va, saa1);
+		sbb1 = _mm256_fmadd_ps(vb, vb, sbb1);
+	}
+	if (i + 8 <= d)
+	{
+		va = _mm256_loadu_ps(a + i);
+		vb = _mm256_loadu_ps(b + i);
+		sab0 = _mm256_fmadd_ps(va, vb, sab0);
+		saa0 = _mm256_fmadd_ps(va, va, saa0);
+		sbb0 = _mm256_fmadd_ps(vb, vb, sbb0);
+		i += 8;
+	}
+	if (i < d)
+	{
+		__m256i		m = tail_mask(d - i);
+
+		va = _mm256_maskload_ps(a + i, m);
+		vb = _mm256_maskload_ps(b + i, m);
+		sab1 = _mm256_fmadd_ps(va, vb, sab1);
+		saa1 = _mm256_fmadd_ps(va, va, saa1);
+		sbb1 = _mm256_fmadd_ps(vb, vb, sbb1);
+	}
+	*dot = hsum256(_mm256_add_ps(sab0, sab1));
+	*na = hsum256(_mm256_add_ps(saa0, saa1));
+	*nb = hsum256(_mm256_add_ps(sbb0, sbb1));
+}
+
+static void
+l2sq_block_avx2(const float *q, const float *x, size_t n, size_t d,
+				float *out)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		out[i] = l2sq_row(q, x + i * d, d);
+}
+
+static void
+dot_block_avx2(const float *q, const float *x, size_t n, size_t d,
+			   float *out)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		out[i] = dot_row(q, x + i * d, d);
+}
+
+static void
+norm_sq_block_avx2(const float *x, size_t n, size_t d, float *out)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		out[i] = norm_sq_row(x + i * d, d);
+}
+
+void
+ivf_kernels_fill_avx2(IvfKernels *k)
+{
+	k->level = IVF_SIMD_AVX2;
+	k->l2sq = l2sq_avx2;
+	k->dot = dot_avx2;
+	k->l1 = l1_avx2;
+	k->norm_sq = norm_sq_avx2;
+	k->cosine_parts = cosine_parts_avx2;
+	k->l2sq_block = l2sq_block_avx2;
+	k->dot_block = dot_block_avx2;
+	k->norm_sq_block = norm_sq_block_avx2;
+}
+
+#else
+
+/* keep the translation unit non-empty on other architectures */
+typedef int ivf_distance_avx2_unused;
+
+#endif							/* __x86_64__ */

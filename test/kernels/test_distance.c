@@ -1,0 +1,1268 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_distance.c
+ *	  Standalone test of the distance kernels, GEMM kernels, exact k-NN and
+ *	  top-k selection (no server needed).
+ *
+ * In the spirit of Faiss's test_distances_dispatch: every SIMD level that
+ * is compiled in and supported by this CPU is compared kernel by kernel
+ * against the scalar reference, on integer-valued inputs (sums are exact,
+ * so results must be identical) and on random floats (tolerance scaled by
+ * the dimension).  Inputs end right before a PROT_NONE page, so a kernel
+ * that reads past the end of a vector crashes the test.
+ *
+ * Set IVF_DATA_DIR (e.g. ../shared/data) to also check exact k-NN on the
+ * real siftsmall vectors against brute force and the official ground truth.
+ *
+ * Prints one line per check group and finally "N passed, M failed"; exits
+ * 1 if anything failed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "distance.h"
+#include "topk.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------------
+ * Check bookkeeping
+ * ---------------------------------------------------------------------
+ */
+static int	total_pass = 0;
+static int	total_fail = 0;
+static int	grp_pass = 0;
+static int	grp_fail = 0;
+static char grp_name[256];
+
+static void
+group_begin(const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(grp_name, sizeof(grp_name), fmt, ap);
+	va_end(ap);
+	grp_pass = grp_fail = 0;
+}
+
+static void
+group_end(void)
+{
+	if (grp_fail == 0)
+		printf("ok    %-64s (%d checks)\n", grp_name, grp_pass);
+	else
+		printf("FAIL  %-64s (%d of %d checks failed)\n", grp_name,
+			   grp_fail, grp_pass + grp_fail);
+	fflush(stdout);
+}
+
+static int
+check(int cond, const char *fmt,...)
+{
+	if (cond)
+	{
+		grp_pass++;
+		total_pass++;
+		return 1;
+	}
+	grp_fail++;
+	total_fail++;
+	if (grp_fail <= 8)
+	{
+		va_list		ap;
+
+		printf("  [%s] ", grp_name);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf("\n");
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Deterministic PRNG (splitmix64)
+ * ---------------------------------------------------------------------
+ */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static void
+rng_seed(uint64_t s)
+{
+	rng_state = s;
+}
+
+static uint64_t
+rng_next(void)
+{
+	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* uniform in [lo, hi) */
+static float
+rng_float(float lo, float hi)
+{
+	return lo + (hi - lo) * (float) ((rng_next() >> 40) * (1.0 / 16777216.0));
+}
+
+/* integer in [lo, hi] */
+static int
+rng_int(int lo, int hi)
+{
+	return lo + (int) (rng_next() % (uint64_t) (hi - lo + 1));
+}
+
+static void
+fill_float(float *v, size_t n, float lo, float hi)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		v[i] = rng_float(lo, hi);
+}
+
+static void
+fill_int(float *v, size_t n, int lo, int hi)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		v[i] = (float) rng_int(lo, hi);
+}
+
+/* ---------------------------------------------------------------------
+ * Guarded buffers: the data ends exactly where a PROT_NONE page begins.
+ * ---------------------------------------------------------------------
+ */
+typedef struct Guarded
+{
+	void	   *base;
+	size_t		len;
+	float	   *p;
+} Guarded;
+
+static void
+guarded_alloc(Guarded *g, size_t nfloats)
+{
+	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
+	size_t		bytes = nfloats * sizeof(float);
+	size_t		data_pages = (bytes + page - 1) / page;
+
+	if (data_pages == 0)
+		data_pages = 1;
+	g->len = (data_pages + 1) * page;
+	g->base = mmap(NULL, g->len, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (g->base == MAP_FAILED)
+	{
+		perror("mmap");
+		exit(2);
+	}
+	if (mprotect((char *) g->base + data_pages * page, page, PROT_NONE) != 0)
+	{
+		perror("mprotect");
+		exit(2);
+	}
+	g->p = (float *) ((char *) g->base + data_pages * page - bytes);
+}
+
+static void
+guarded_free(Guarded *g)
+{
+	munmap(g->base, g->len);
+}
+
+static void *
+xmalloc(size_t n)
+{
+	void	   *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+	{
+		fprintf(stderr, "out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+static int
+same_float(float a, float b)
+{
+	return memcmp(&a, &b, sizeof(float)) == 0 || (isnan(a) && isnan(b));
+}
+
+/* ---------------------------------------------------------------------
+ * Kernel vs reference
+ * ---------------------------------------------------------------------
+ */
+static const size_t test_dims[] = {
+	1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 127, 128, 384, 784, 1024,
+	1536, 16000
+};
+#define N_TEST_DIMS (sizeof(test_dims) / sizeof(test_dims[0]))
+
+static const size_t test_rows[] = {1, 2, 5, 33};
+#define N_TEST_ROWS (sizeof(test_rows) / sizeof(test_rows[0]))
+
+/* Double-precision sums of |term| for the float tolerance. */
+typedef struct ExactSums
+{
+	double		l2,
+				l2abs,
+				dot,
+				dotabs,
+				l1,
+				na,
+				nb;
+} ExactSums;
+
+static void
+exact_sums(const float *a, const float *b, size_t d, ExactSums *s)
+{
+	size_t		i;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < d; i++)
+	{
+		double		t = (double) a[i] - (double) b[i];
+		double		p = (double) a[i] * (double) b[i];
+
+		s->l2 += t * t;
+		s->dot += p;
+		s->dotabs += fabs(p);
+		s->l1 += fabs(t);
+		s->na += (double) a[i] * a[i];
+		s->nb += (double) b[i] * b[i];
+	}
+	s->l2abs = s->l2;
+}
+
+/*
+ * Both the reference and the kernel are within about d * u * S of the exact
+ * value, S the sum of absolute terms, whatever their summation order.
+ */
+static int
+close_enough(float got, float ref, double abssum, size_t d)
+{
+	double		tol = 2.0 * ((double) d + 4.0) * (FLT_EPSILON / 2) * abssum + 1e-30;
+
+	return fabs((double) got - (double) ref) <= tol;
+}
+
+static void
+test_pair_kernels(const IvfKernels *k, int integer_inputs)
+{
+	size_t		di;
+
+	group_begin("%s: pair kernels vs reference, %s", ivf_simd_level_name(k->level),
+				integer_inputs ? "integer inputs (exact)" : "random floats (tolerance)");
+	rng_seed(integer_inputs ? 1001 : 1002);
+	for (di = 0; di < N_TEST_DIMS; di++)
+	{
+		size_t		d = test_dims[di];
+		Guarded		ga,
+					gb;
+		float	   *a,
+				   *b;
+		float		r1,
+					r2,
+					r3,
+					g1,
+					g2,
+					g3;
+		ExactSums	s;
+
+		guarded_alloc(&ga, d);
+		guarded_alloc(&gb, d);
+		a = ga.p;
+		b = gb.p;
+		if (integer_inputs)
+		{
+			/* |a-b| <= 16: 256 * 16000 < 2^24, so every sum is exact */
+			fill_int(a, d, -8, 8);
+			fill_int(b, d, -8, 8);
+		}
+		else
+		{
+			fill_float(a, d, -1.0f, 1.0f);
+			fill_float(b, d, -1.0f, 1.0f);
+		}
+		exact_sums(a, b, d, &s);
+
+#define CMP(name, got, ref, abssum) \
+	do { \
+		float _g = (got), _r = (ref); \
+		if (integer_inputs) \
+			check(same_float(_g, _r), "%s d=%zu: got %.9g, reference %.9g", \
+				  name, d, _g, _r); \
+		else \
+			check(close_enough(_g, _r, (abssum), d), \
+				  "%s d=%zu: got %.9g, reference %.9g", name, d, _g, _r); \
+	} while (0)
+
+		CMP("l2sq", k->l2sq(a, b, d), ivf_ref_l2sq(a, b, d), s.l2abs);
+		CMP("dot", k->dot(a, b, d), ivf_ref_dot(a, b, d), s.dotabs);
+		CMP("l1", k->l1(a, b, d), ivf_ref_l1(a, b, d), s.l1);
+		CMP("norm_sq", k->norm_sq(a, d), ivf_ref_norm_sq(a, d), s.na);
+		k->cosine_parts(a, b, d, &g1, &g2, &g3);
+		ivf_ref_cosine_parts(a, b, d, &r1, &r2, &r3);
+		CMP("cosine_parts.dot", g1, r1, s.dotabs);
+		CMP("cosine_parts.na", g2, r2, s.na);
+		CMP("cosine_parts.nb", g3, r3, s.nb);
+		/* the reference itself against double precision */
+		if (!integer_inputs)
+		{
+			check(close_enough(ivf_ref_l2sq(a, b, d), (float) s.l2, s.l2abs, d),
+				  "ref l2sq d=%zu vs double", d);
+			check(close_enough(ivf_ref_dot(a, b, d), (float) s.dot, s.dotabs, d),
+				  "ref dot d=%zu vs double", d);
+		}
+#undef CMP
+		guarded_free(&ga);
+		guarded_free(&gb);
+	}
+	group_end();
+}
+
+static void
+test_block_kernels(const IvfKernels *k, int integer_inputs)
+{
+	size_t		di,
+				ri;
+
+	group_begin("%s: block kernels vs reference, %s", ivf_simd_level_name(k->level),
+				integer_inputs ? "integer inputs (exact)" : "random floats (tolerance)");
+	rng_seed(integer_inputs ? 2001 : 2002);
+	for (di = 0; di < N_TEST_DIMS; di++)
+	{
+		for (ri = 0; ri < N_TEST_ROWS; ri++)
+		{
+			size_t		d = test_dims[di];
+			size_t		n = test_rows[ri];
+			Guarded		gq,
+						gx;
+			float	   *q,
+					   *x;
+			float	   *got = xmalloc(n * sizeof(float));
+			float	   *ref = xmalloc(n * sizeof(float));
+			size_t		i;
+			int			kind;
+
+			guarded_alloc(&gq, d);
+			guarded_alloc(&gx, n * d);
+			q = gq.p;
+			x = gx.p;
+			if (integer_inputs)
+			{
+				fill_int(q, d, -8, 8);
+				fill_int(x, n * d, -8, 8);
+			}
+			else
+			{
+				fill_float(q, d, -1.0f, 1.0f);
+				fill_float(x, n * d, -1.0f, 1.0f);
+			}
+
+			for (kind = 0; kind < 3; kind++)
+			{
+				const char *name = kind == 0 ? "l2sq_block" :
+					kind == 1 ? "dot_block" : "norm_sq_block";
+
+				/* sentinel past n must survive */
+				if (kind == 0)
+				{
+					k->l2sq_block(q, x, n, d, got);
+					ivf_ref_l2sq_block(q, x, n, d, ref);
+				}
+				else if (kind == 1)
+				{
+					k->dot_block(q, x, n, d, got);
+					ivf_ref_dot_block(q, x, n, d, ref);
+				}
+				else
+				{
+					k->norm_sq_block(x, n, d, got);
+					ivf_ref_norm_sq_block(x, n, d, ref);
+				}
+				for (i = 0; i < n; i++)
+				{
+					ExactSums	s;
+					double		abssum;
+					float		pair;
+
+					exact_sums(q, x + i * d, d, &s);
+					abssum = kind == 0 ? s.l2abs : kind == 1 ? s.dotabs : s.nb;
+					if (integer_inputs)
+						check(same_float(got[i], ref[i]),
+							  "%s d=%zu n=%zu row %zu: got %.9g, reference %.9g",
+							  name, d, n, i, got[i], ref[i]);
+					else
+						check(close_enough(got[i], ref[i], abssum, d),
+							  "%s d=%zu n=%zu row %zu: got %.9g, reference %.9g",
+							  name, d, n, i, got[i], ref[i]);
+
+					/* within a level, block rows equal the pair kernel bitwise */
+					pair = kind == 0 ? k->l2sq(q, x + i * d, d) :
+						kind == 1 ? k->dot(q, x + i * d, d) :
+						k->norm_sq(x + i * d, d);
+					check(same_float(got[i], pair),
+						  "%s d=%zu n=%zu row %zu: block %.9g != pair kernel %.9g",
+						  name, d, n, i, got[i], pair);
+				}
+			}
+			guarded_free(&gq);
+			guarded_free(&gx);
+			free(got);
+			free(ref);
+		}
+	}
+	group_end();
+}
+
+/* NaN and inf must propagate (top-k ranks NaN last; it must not turn to 0). */
+static void
+test_special_values(const IvfKernels *k)
+{
+	size_t		di;
+
+	group_begin("%s: NaN/inf propagate through main loop and tail",
+				ivf_simd_level_name(k->level));
+	rng_seed(3001);
+	for (di = 0; di < N_TEST_DIMS; di++)
+	{
+		size_t		d = test_dims[di];
+		size_t		pos;
+
+		for (pos = 0; pos < 2; pos++)
+		{
+			Guarded		ga,
+						gb;
+			float		out[2];
+			size_t		at = pos == 0 ? 0 : d - 1;
+
+			guarded_alloc(&ga, d);
+			guarded_alloc(&gb, 2 * d);
+			fill_float(ga.p, d, -1.0f, 1.0f);
+			fill_float(gb.p, 2 * d, -1.0f, 1.0f);
+			ga.p[at] = NAN;
+			check(isnan(k->l2sq(ga.p, gb.p, d)), "l2sq NaN at %zu d=%zu", at, d);
+			check(isnan(k->dot(ga.p, gb.p, d)), "dot NaN at %zu d=%zu", at, d);
+			check(isnan(k->l1(ga.p, gb.p, d)), "l1 NaN at %zu d=%zu", at, d);
+			check(isnan(k->norm_sq(ga.p, d)), "norm_sq NaN at %zu d=%zu", at, d);
+			k->l2sq_block(ga.p, gb.p, 2, d, out);
+			check(isnan(out[0]) && isnan(out[1]), "l2sq_block NaN at %zu d=%zu", at, d);
+			ga.p[at] = INFINITY;
+			check(isinf(k->l2sq(ga.p, gb.p, d)), "l2sq inf at %zu d=%zu", at, d);
+			check(isinf(k->norm_sq(ga.p, d)), "norm_sq inf at %zu d=%zu", at, d);
+			guarded_free(&ga);
+			guarded_free(&gb);
+		}
+	}
+	/* d = 0 is harmless */
+	check(k->l2sq(NULL, NULL, 0) == 0.0f, "l2sq d=0");
+	check(k->dot(NULL, NULL, 0) == 0.0f, "dot d=0");
+	group_end();
+}
+
+/* ---------------------------------------------------------------------
+ * GEMM kernels
+ * ---------------------------------------------------------------------
+ */
+typedef struct GemmShape
+{
+	size_t		nq,
+				nx,
+				d;
+} GemmShape;
+
+static const GemmShape gemm_shapes[] = {
+	{1, 1, 1}, {3, 5, 7}, {17, 33, 128}, {64, 300, 128}, {300, 4500, 33},
+	{5, 4200, 784}, {260, 100, 17}, {8, 9000, 1}, {270, 2100, 64}, {4, 66000, 8}
+};
+#define N_GEMM_SHAPES (sizeof(gemm_shapes) / sizeof(gemm_shapes[0]))
+
+static void
+test_gemm(void)
+{
+	size_t		si;
+
+	group_begin("%s: gemm_dot / gemm_l2sq vs reference (tolerance, >= 0)",
+				ivf_simd_level_name(ivf_kernels.level));
+	rng_seed(4001);
+	for (si = 0; si < N_GEMM_SHAPES; si++)
+	{
+		size_t		nq = gemm_shapes[si].nq;
+		size_t		nx = gemm_shapes[si].nx;
+		size_t		d = gemm_shapes[si].d;
+		float	   *q = xmalloc(nq * d * sizeof(float));
+		float	   *x = xmalloc(nx * d * sizeof(float));
+		float	   *out = xmalloc(nq * nx * sizeof(float));
+		float	   *qn = xmalloc(nq * sizeof(float));
+		float	   *xn = xmalloc(nx * sizeof(float));
+		int			variant;
+		size_t		i,
+					j;
+		int			bad_dot = 0,
+					bad_l2 = 0,
+					neg = 0;
+
+		fill_float(q, nq * d, -1.0f, 1.0f);
+		fill_float(x, nx * d, -1.0f, 1.0f);
+		ivf_ref_norm_sq_block(q, nq, d, qn);
+		ivf_ref_norm_sq_block(x, nx, d, xn);
+
+		ivf_gemm_dot(q, nq, x, nx, d, out);
+		for (i = 0; i < nq; i++)
+			for (j = 0; j < nx; j++)
+			{
+				ExactSums	s;
+				float		ref = ivf_ref_dot(q + i * d, x + j * d, d);
+
+				exact_sums(q + i * d, x + j * d, d, &s);
+				if (!close_enough(out[i * nx + j], ref, s.dotabs, d))
+				{
+					if (bad_dot++ < 3)
+						check(0, "gemm_dot %zux%zux%zu [%zu,%zu]: %.9g vs %.9g",
+							  nq, nx, d, i, j, out[i * nx + j], ref);
+				}
+			}
+		check(bad_dot == 0, "gemm_dot %zux%zux%zu: %d bad entries", nq, nx, d, bad_dot);
+
+		/* norms: both internal, both given, one given */
+		for (variant = 0; variant < 3; variant++)
+		{
+			ivf_gemm_l2sq(q, nq, x, nx, d,
+						  variant == 1 ? qn : NULL,
+						  variant >= 1 ? xn : NULL, out);
+			for (i = 0; i < nq; i++)
+				for (j = 0; j < nx; j++)
+				{
+					float		ref = ivf_ref_l2sq(q + i * d, x + j * d, d);
+					float		g = out[i * nx + j];
+					double		tol = (4.0 * d + 32.0) * (FLT_EPSILON / 2) *
+						((double) qn[i] + xn[j]) * 1.01;
+
+					if (g < 0.0f || signbit(g))
+						neg++;
+					if (!(fabs((double) g - ref) <= tol))
+					{
+						if (bad_l2++ < 3)
+							check(0, "gemm_l2sq %zux%zux%zu [%zu,%zu]: %.9g vs %.9g",
+								  nq, nx, d, i, j, g, ref);
+					}
+				}
+		}
+		check(bad_l2 == 0, "gemm_l2sq %zux%zux%zu: %d bad entries", nq, nx, d, bad_l2);
+		check(neg == 0, "gemm_l2sq %zux%zux%zu: %d negative entries", nq, nx, d, neg);
+		free(q);
+		free(x);
+		free(out);
+		free(qn);
+		free(xn);
+	}
+	group_end();
+}
+
+/*
+ * Many near-identical vectors of large norm: |q|^2 + |x|^2 - 2 q.x cancels
+ * catastrophically, so raw GEMM values go negative; the API must clamp.
+ */
+static void
+make_cancellation_data(float *v, size_t n, size_t d)
+{
+	float	   *base = xmalloc(d * sizeof(float));
+	size_t		i,
+				j;
+
+	fill_float(base, d, 1000.0f, 2000.0f);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < d; j++)
+			v[i * d + j] = base[j] + (rng_next() % 4 == 0 ? rng_float(-1e-3f, 1e-3f) * base[j] * 1e-3f : 0.0f);
+	free(base);
+}
+
+static void
+test_gemm_cancellation(void)
+{
+	size_t		nq = 64,
+				nx = 2000,
+				d = 128;
+	float	   *q = xmalloc(nq * d * sizeof(float));
+	float	   *x = xmalloc(nx * d * sizeof(float));
+	float	   *out = xmalloc(nq * nx * sizeof(float));
+	size_t		i,
+				neg = 0,
+				nonzero = 0,
+				clamped = 0;
+
+	group_begin("%s: gemm_l2sq never negative under cancellation",
+				ivf_simd_level_name(ivf_kernels.level));
+	rng_seed(4101);
+	make_cancellation_data(x, nx, d);
+	/* queries: copies of base vectors (distance 0 to themselves) */
+	memcpy(q, x, nq * d * sizeof(float));
+	ivf_gemm_l2sq(q, nq, x, nx, d, NULL, NULL, out);
+	for (i = 0; i < nq * nx; i++)
+	{
+		if (out[i] < 0.0f || signbit(out[i]) || isnan(out[i]))
+			neg++;
+		if (out[i] != 0.0f)
+			nonzero++;
+		if (out[i] == 0.0f &&
+			ivf_ref_l2sq(q + (i / nx) * d, x + (i % nx) * d, d) > 0.0f)
+			clamped++;
+	}
+	check(neg == 0, "%zu negative/NaN entries", neg);
+	/* make sure the case really cancels: noise both ways, some clamped */
+	check(nonzero > 0, "all entries zero");
+	check(clamped > 0, "no entry needed clamping");
+	free(q);
+	free(x);
+	free(out);
+	group_end();
+}
+
+/* ---------------------------------------------------------------------
+ * Exact k-NN
+ * ---------------------------------------------------------------------
+ */
+typedef struct DistId
+{
+	double		d;
+	int64_t		id;
+} DistId;
+
+static int
+cmp_distid(const void *pa, const void *pb)
+{
+	const DistId *a = pa;
+	const DistId *b = pb;
+
+	if (a->d < b->d)
+		return -1;
+	if (a->d > b->d)
+		return 1;
+	return (a->id > b->id) - (a->id < b->id);
+}
+
+/*
+ * Brute force with the given distance (NULL: double precision), sorted by
+ * (dist, id) with NaN as +inf; pads with -1 / +inf like ivf_knn_l2sq.
+ */
+static void
+brute_knn(const float *q, size_t nq, const float *x, size_t nx, size_t d,
+		  size_t k, float (*dist) (const float *, const float *, size_t),
+		  int64_t *ids, double *dists)
+{
+	DistId	   *all = xmalloc(nx * sizeof(DistId));
+	size_t		i,
+				j;
+
+	for (i = 0; i < nq; i++)
+	{
+		for (j = 0; j < nx; j++)
+		{
+			double		v;
+
+			if (dist != NULL)
+				v = dist(q + i * d, x + j * d, d);
+			else
+			{
+				size_t		t;
+
+				v = 0.0;
+				for (t = 0; t < d; t++)
+				{
+					double		df = (double) q[i * d + t] - x[j * d + t];
+
+					v += df * df;
+				}
+			}
+			all[j].d = isnan(v) ? INFINITY : v;
+			all[j].id = (int64_t) j;
+		}
+		qsort(all, nx, sizeof(DistId), cmp_distid);
+		for (j = 0; j < k; j++)
+		{
+			ids[i * k + j] = j < nx ? all[j].id : -1;
+			dists[i * k + j] = j < nx ? all[j].d : INFINITY;
+		}
+	}
+	free(all);
+}
+
+/* Run ivf_knn_l2sq and compare ids and distances to brute force. */
+static void
+knn_compare(const char *what, const float *q, size_t nq, const float *x,
+			size_t nx, size_t d, size_t k)
+{
+	int64_t    *ids = xmalloc(nq * k * sizeof(int64_t));
+	float	   *dists = xmalloc(nq * k * sizeof(float));
+	int64_t    *bids = xmalloc(nq * k * sizeof(int64_t));
+	double	   *bd = xmalloc(nq * k * sizeof(double));
+	size_t		i,
+				bad = 0;
+	int			rc;
+
+	rc = ivf_knn_l2sq(q, nq, x, nx, d, k, ids, dists);
+	check(rc == 0, "%s: ivf_knn_l2sq returned %d", what, rc);
+	brute_knn(q, nq, x, nx, d, k, ivf_kernels.l2sq, bids, bd);
+	for (i = 0; i < nq * k; i++)
+	{
+		if (ids[i] != bids[i] || !((double) dists[i] == bd[i]))
+		{
+			if (bad++ < 3)
+				check(0, "%s nq=%zu nx=%zu d=%zu k=%zu: query %zu rank %zu: id %lld (%.9g) vs brute %lld (%.9g)",
+					  what, nq, nx, d, k, i / k, i % k, (long long) ids[i],
+					  dists[i], (long long) bids[i], bd[i]);
+		}
+	}
+	check(bad == 0, "%s nq=%zu nx=%zu d=%zu k=%zu: %zu mismatches", what, nq, nx, d, k, bad);
+	free(ids);
+	free(dists);
+	free(bids);
+	free(bd);
+}
+
+static void
+test_knn(void)
+{
+	static const size_t ks[] = {1, 10, 100};
+	size_t		ki;
+	size_t		nq = 50,
+				nx = 5000;
+	float	   *q,
+			   *x;
+
+	group_begin("%s: ivf_knn_l2sq == brute force (ids, dists, ties)",
+				ivf_simd_level_name(ivf_kernels.level));
+	rng_seed(5001);
+
+	/* random floats, GEMM path (nq >= 8) and exact path (nq < 8) */
+	q = xmalloc(nq * 128 * sizeof(float));
+	x = xmalloc(nx * 128 * sizeof(float));
+	fill_float(q, nq * 128, 0.0f, 1.0f);
+	fill_float(x, nx * 128, 0.0f, 1.0f);
+	for (ki = 0; ki < 3; ki++)
+	{
+		knn_compare("random d=128", q, nq, x, nx, 128, ks[ki]);
+		knn_compare("random d=33", q, nq, x, nx, 33, ks[ki]);
+		knn_compare("random d=128, 3 queries", q, 3, x, nx, 128, ks[ki]);
+	}
+
+	/* many exact ties: tiny integer alphabet */
+	fill_int(q, nq * 8, 0, 2);
+	fill_int(x, nx * 8, 0, 2);
+	knn_compare("ties d=8", q, nq, x, nx, 8, 10);
+	knn_compare("ties d=8", q, nq, x, nx, 8, 100);
+	fill_int(q, nq * 64, 0, 1);
+	fill_int(x, nx * 64, 0, 1);
+	knn_compare("ties d=64", q, nq, x, nx, 64, 50);
+
+	/* duplicate rows: equal distances must come out by id */
+	fill_float(x, 100 * 32, 0.0f, 1.0f);
+	for (ki = 100; ki < nx; ki++)
+		memcpy(x + ki * 32, x + (ki % 100) * 32, 32 * sizeof(float));
+	fill_float(q, nq * 32, 0.0f, 1.0f);
+	knn_compare("duplicate rows d=32", q, nq, x, nx, 32, 30);
+
+	/* fewer vectors than k: padded with -1 / +inf */
+	knn_compare("nx < k", q, nq, x, 7, 32, 10);
+	knn_compare("nx < k, 1 query", q, 1, x, 3, 32, 5);
+	free(q);
+	free(x);
+
+	/* heavy cancellation: shortlist cannot be proven, must fall back */
+	nq = 16;
+	nx = 3000;
+	q = xmalloc(nq * 128 * sizeof(float));
+	x = xmalloc(nx * 128 * sizeof(float));
+	make_cancellation_data(x, nx, 128);
+	memcpy(q, x + 100 * 128, nq * 128 * sizeof(float));
+	q[0] += 0.5f;
+	knn_compare("near-identical large-norm vectors", q, nq, x, nx, 128, 10);
+
+	/* NaN in data ranks last and never crashes */
+	fill_float(x, nx * 128, 0.0f, 1.0f);
+	fill_float(q, nq * 128, 0.0f, 1.0f);
+	x[5 * 128 + 3] = NAN;
+	x[77 * 128] = NAN;
+	knn_compare("NaN rows", q, nq, x, nx, 128, 10);
+	knn_compare("NaN rows, all", q, nq, x, 100, 128, 100);
+	free(q);
+	free(x);
+	group_end();
+}
+
+/* ---------------------------------------------------------------------
+ * Real data: siftsmall
+ * ---------------------------------------------------------------------
+ */
+
+/* Read a TEXMEX .fvecs/.ivecs file; returns rows, sets *dim. 4-byte items. */
+static void *
+read_vecs(const char *path, size_t *nrows, size_t *dim)
+{
+	FILE	   *f = fopen(path, "rb");
+	long		size;
+	unsigned char *buf;
+	unsigned char *out;
+	int32_t		d;
+	size_t		n,
+				i;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = xmalloc((size_t) size);
+	if (size < 4 || fread(buf, 1, (size_t) size, f) != (size_t) size)
+	{
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	memcpy(&d, buf, 4);
+	if (d <= 0 || (size_t) size % (4 + 4 * (size_t) d) != 0)
+	{
+		free(buf);
+		return NULL;
+	}
+	n = (size_t) size / (4 + 4 * (size_t) d);
+	out = xmalloc(n * (size_t) d * 4);
+	for (i = 0; i < n; i++)
+	{
+		int32_t		di;
+
+		memcpy(&di, buf + i * (4 + 4 * (size_t) d), 4);
+		if (di != d)
+		{
+			free(buf);
+			free(out);
+			return NULL;
+		}
+		memcpy(out + i * (size_t) d * 4, buf + i * (4 + 4 * (size_t) d) + 4,
+			   (size_t) d * 4);
+	}
+	free(buf);
+	*nrows = n;
+	*dim = (size_t) d;
+	return out;
+}
+
+static double
+l2_double(const float *a, const float *b, size_t d)
+{
+	double		s = 0.0;
+	size_t		i;
+
+	for (i = 0; i < d; i++)
+	{
+		double		t = (double) a[i] - b[i];
+
+		s += t * t;
+	}
+	return s;
+}
+
+static void
+test_siftsmall(const char *dir)
+{
+	char		path[4096];
+	float	   *base,
+			   *query;
+	int32_t    *gt;
+	size_t		nb,
+				nqr,
+				ngt,
+				d,
+				dq,
+				dgt;
+	size_t		k = 10;
+	int64_t    *ids,
+			   *bids;
+	float	   *dists;
+	double	   *bd;
+	size_t		i,
+				j,
+				lvl;
+	IvfKernels	saved = ivf_kernels;
+
+	group_begin("siftsmall-128: knn top-10 == double brute force == ground truth");
+	snprintf(path, sizeof(path), "%s/siftsmall-128/siftsmall_base.fvecs", dir);
+	base = read_vecs(path, &nb, &d);
+	snprintf(path, sizeof(path), "%s/siftsmall-128/siftsmall_query.fvecs", dir);
+	query = read_vecs(path, &nqr, &dq);
+	snprintf(path, sizeof(path), "%s/siftsmall-128/siftsmall_groundtruth.ivecs", dir);
+	gt = read_vecs(path, &ngt, &dgt);
+	if (!check(base != NULL && query != NULL && gt != NULL,
+			   "cannot read siftsmall files under %s", dir))
+	{
+		group_end();
+		return;
+	}
+	check(d == 128 && dq == 128 && nb == 10000 && nqr == 100 && ngt == 100 &&
+		  dgt >= k, "unexpected siftsmall shapes");
+
+	ids = xmalloc(nqr * k * sizeof(int64_t));
+	bids = xmalloc(nqr * k * sizeof(int64_t));
+	dists = xmalloc(nqr * k * sizeof(float));
+	bd = xmalloc(nqr * k * sizeof(double));
+	brute_knn(query, nqr, base, nb, d, k, NULL, bids, bd);
+
+	/* the official ground truth may order exact ties differently */
+	for (i = 0; i < nqr; i++)
+		for (j = 0; j < k; j++)
+		{
+			int32_t		g = gt[i * dgt + j];
+			double		gd = l2_double(query + i * d, base + (size_t) g * d, d);
+
+			check(g == bids[i * k + j] || gd == bd[i * k + j],
+				  "query %zu rank %zu: ground truth %d (%.1f) vs brute %lld (%.1f)",
+				  i, j, g, gd, (long long) bids[i * k + j], bd[i * k + j]);
+		}
+
+	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
+	{
+		size_t		pass;
+
+		if (ivf_kernels_set_level((IvfSimdLevel) lvl) != 0)
+			continue;
+		/* all 100 queries at once (GEMM path), then one by one (exact scan) */
+		for (pass = 0; pass < 2; pass++)
+		{
+			int			rc = 0;
+
+			if (pass == 0)
+				rc = ivf_knn_l2sq(query, nqr, base, nb, d, k, ids, dists);
+			else
+				for (i = 0; i < nqr && rc == 0; i++)
+					rc = ivf_knn_l2sq(query + i * d, 1, base, nb, d, k,
+									  ids + i * k, dists + i * k);
+			check(rc == 0, "%s: ivf_knn_l2sq failed", ivf_simd_level_name(lvl));
+			for (i = 0; i < nqr * k; i++)
+				check(ids[i] == bids[i] && (double) dists[i] == bd[i],
+					  "%s %s: query %zu rank %zu: id %lld (%.1f) vs exact %lld (%.1f)",
+					  ivf_simd_level_name(lvl), pass == 0 ? "batch" : "single",
+					  i / k, i % k, (long long) ids[i], dists[i],
+					  (long long) bids[i], bd[i]);
+		}
+	}
+	ivf_kernels = saved;
+	free(ids);
+	free(bids);
+	free(dists);
+	free(bd);
+	free(base);
+	free(query);
+	free(gt);
+	group_end();
+}
+
+/* ---------------------------------------------------------------------
+ * Top-k
+ * ---------------------------------------------------------------------
+ */
+static void
+topk_expected(const float *v, const int64_t *idv, size_t n, size_t k,
+			  DistId *sorted)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		sorted[i].d = isnan(v[i]) ? INFINITY : v[i];
+		sorted[i].id = idv[i];
+	}
+	qsort(sorted, n, sizeof(DistId), cmp_distid);
+	(void) k;
+}
+
+static void
+test_topk(void)
+{
+	static const size_t ns[] = {0, 1, 7, 100, 1000, 5000};
+	static const size_t ks[] = {0, 1, 2, 5, 64, 100, 1000, 1500};
+	size_t		ni,
+				ki;
+	int			dist_kind;
+
+	group_begin("topk: push / push_block / push_block_ids vs full sort (ties, NaN)");
+	rng_seed(6001);
+	/* dist_kind 1: mostly NaN / +inf, so the k-th entry is often +inf */
+	for (dist_kind = 0; dist_kind < 2; dist_kind++)
+	for (ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++)
+	{
+		for (ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++)
+		{
+			size_t		n = ns[ni];
+			size_t		k = ks[ki];
+			float	   *v = xmalloc(n * sizeof(float));
+			int64_t    *idv = xmalloc(n * sizeof(int64_t));
+			int64_t    *perm = xmalloc(n * sizeof(int64_t));
+			DistId	   *sorted = xmalloc(n * sizeof(DistId));
+			float	   *hd = xmalloc(k * sizeof(float));
+			int64_t    *hi = xmalloc(k * sizeof(int64_t));
+			size_t		i,
+						mode;
+
+			/* few distinct values -> many ties; some NaN and infinities */
+			for (i = 0; i < n; i++)
+			{
+				int			r = rng_int(0, 99);
+
+				if (dist_kind == 1)
+					r = r < 60 ? r / 12 : r;
+				v[i] = r < 5 ? NAN : r < 8 ? INFINITY : r < 10 ? -INFINITY :
+					(float) rng_int(0, 20) * 0.5f;
+				idv[i] = (int64_t) i;
+				perm[i] = (int64_t) i;
+			}
+			/* a shuffled, sparse id set for push_block_ids */
+			for (i = n; i > 1; i--)
+			{
+				size_t		j = rng_next() % i;
+				int64_t		t = perm[i - 1];
+
+				perm[i - 1] = perm[j];
+				perm[j] = t;
+			}
+			for (i = 0; i < n; i++)
+				perm[i] = perm[i] * 3 + 1000000007LL;
+
+			for (mode = 0; mode < 4; mode++)
+			{
+				IvfTopK		h;
+				size_t		m,
+							expect = n < k ? n : k;
+				const int64_t *idsrc = mode == 3 ? perm : idv;
+				int			ok = 1;
+
+				topk_expected(v, idsrc, n, k, sorted);
+				ivf_topk_init(&h, k, hd, hi);
+				if (mode == 0)
+					for (i = 0; i < n; i++)
+						ivf_topk_push(&h, v[i], idv[i]);
+				else if (mode == 1)
+					ivf_topk_push_block(&h, v, n, 0);
+				else if (mode == 2)
+				{
+					/* uneven chunks, as an index scan would push */
+					for (i = 0; i < n;)
+					{
+						size_t		c = (size_t) rng_int(1, 37);
+
+						if (c > n - i)
+							c = n - i;
+						ivf_topk_push_block(&h, v + i, c, (int64_t) i);
+						i += c;
+					}
+				}
+				else
+					ivf_topk_push_block_ids(&h, v, perm, n);
+
+				m = ivf_topk_sort(&h);
+				ok = m == expect;
+				for (i = 0; ok && i < m; i++)
+					ok = hi[i] == sorted[i].id &&
+						(double) hd[i] == sorted[i].d && !isnan(hd[i]);
+				check(ok, "topk n=%zu k=%zu mode=%zu: wrong result (count %zu, want %zu)",
+					  n, k, mode, m, expect);
+			}
+			free(v);
+			free(idv);
+			free(perm);
+			free(sorted);
+			free(hd);
+			free(hi);
+		}
+	}
+
+	/* worst / full helpers, and reset */
+	{
+		float		hd[3];
+		int64_t		hi[3];
+		IvfTopK		h;
+
+		ivf_topk_init(&h, 3, hd, hi);
+		check(isinf(ivf_topk_worst(&h)) && ivf_topk_worst(&h) > 0, "worst of empty heap");
+		ivf_topk_push(&h, 5.0f, 1);
+		ivf_topk_push(&h, 2.0f, 2);
+		check(!ivf_topk_full(&h), "not full after 2 of 3");
+		ivf_topk_push(&h, 9.0f, 3);
+		check(ivf_topk_full(&h) && ivf_topk_worst(&h) == 9.0f, "worst after fill");
+		check(ivf_topk_push(&h, 9.0f, 4) == 0, "tie with larger id rejected");
+		check(ivf_topk_push(&h, 9.0f, 0) == 1, "tie with smaller id accepted");
+		check(ivf_topk_push(&h, NAN, 0) == 0, "NaN rejected when full");
+		ivf_topk_reset(&h);
+		check(h.n == 0, "reset");
+		ivf_topk_init(&h, 0, NULL, NULL);
+		check(ivf_topk_push(&h, 1.0f, 1) == 0 && ivf_topk_sort(&h) == 0, "k = 0");
+		ivf_topk_push_block(&h, hd, 0, 0);
+		check(h.n == 0, "k = 0, empty block");
+	}
+
+	/* +inf at the top: a NaN with a smaller id still gets in, in any order */
+	{
+		float		hd[3];
+		int64_t		hi[3];
+		float		nans[9];
+		int64_t		nan_ids[9] = {50, 1, 60, 2, 70, 80, 90, 95, 99};
+		IvfTopK		h;
+		int			mode;
+
+		for (mode = 0; mode < 2; mode++)
+		{
+			size_t		i;
+
+			for (i = 0; i < 9; i++)
+				nans[i] = NAN;
+			ivf_topk_init(&h, 3, hd, hi);
+			ivf_topk_push(&h, INFINITY, 10);
+			ivf_topk_push(&h, INFINITY, 11);
+			ivf_topk_push(&h, 4.0f, 12);
+			if (mode == 0)
+				ivf_topk_push_block(&h, nans, 9, 0);
+			else
+				ivf_topk_push_block_ids(&h, nans, nan_ids, 9);
+			ivf_topk_sort(&h);
+			check(hi[0] == 12 && hd[0] == 4.0f && isinf(hd[1]) && isinf(hd[2]) &&
+				  hi[1] == (mode == 0 ? 0 : 1) && hi[2] == (mode == 0 ? 1 : 2),
+				  "NaN vs +inf by id, mode %d: got %lld %lld %lld", mode,
+				  (long long) hi[0], (long long) hi[1], (long long) hi[2]);
+		}
+	}
+	group_end();
+}
+
+/* ---------------------------------------------------------------------
+ * Dispatch
+ * ---------------------------------------------------------------------
+ */
+static void
+test_dispatch_before_init(void)
+{
+	group_begin("dispatch: table is scalar and complete before init");
+	check(ivf_kernels.level == IVF_SIMD_SCALAR, "level before init");
+	check(ivf_kernels.l2sq != NULL && ivf_kernels.dot != NULL &&
+		  ivf_kernels.l1 != NULL && ivf_kernels.norm_sq != NULL &&
+		  ivf_kernels.cosine_parts != NULL && ivf_kernels.l2sq_block != NULL &&
+		  ivf_kernels.dot_block != NULL && ivf_kernels.norm_sq_block != NULL,
+		  "NULL pointer before init");
+	group_end();
+}
+
+static void
+test_dispatch(void)
+{
+	IvfSimdLevel best = ivf_simd_best_level();
+	int			lvl;
+	IvfKernels	k;
+
+	group_begin("dispatch: init, set_level, get, level names");
+	ivf_kernels_init();
+	ivf_kernels_init();
+	check(ivf_kernels.level == best, "init picks best level");
+	check(ivf_simd_level_supported(IVF_SIMD_SCALAR), "scalar supported");
+	check(ivf_simd_level_supported(best), "best level supported");
+	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
+	{
+		int			sup = ivf_simd_level_supported((IvfSimdLevel) lvl);
+		IvfSimdLevel before = ivf_kernels.level;
+		int			rc = ivf_kernels_set_level((IvfSimdLevel) lvl);
+
+		if (sup)
+			check(rc == 0 && ivf_kernels.level == (IvfSimdLevel) lvl,
+				  "set_level(%s) should succeed", ivf_simd_level_name(lvl));
+		else
+			check(rc == -1 && ivf_kernels.level == before,
+				  "set_level(%s) should be rejected", ivf_simd_level_name(lvl));
+		check((ivf_kernels_get((IvfSimdLevel) lvl, &k) == 0) == sup &&
+			  (!sup || k.level == (IvfSimdLevel) lvl),
+			  "get(%s)", ivf_simd_level_name(lvl));
+		check(!sup || lvl <= (int) best || lvl == IVF_SIMD_NEON,
+			  "best level is not the best supported");
+		check(ivf_simd_level_from_name(ivf_simd_level_name(lvl)) == lvl,
+			  "name round trip %d", lvl);
+	}
+#if defined(__x86_64__)
+	check(!ivf_simd_level_supported(IVF_SIMD_NEON), "neon on x86");
+	check(ivf_kernels_set_level(IVF_SIMD_NEON) == -1, "set neon on x86");
+#endif
+	check(ivf_kernels_set_level(IVF_SIMD_NLEVELS) == -1, "set NLEVELS");
+	check(ivf_kernels_set_level((IvfSimdLevel) -1) == -1, "set -1");
+	check(ivf_kernels_set_level((IvfSimdLevel) 1000) == -1, "set 1000");
+	check(strcmp(ivf_simd_level_name(IVF_SIMD_NLEVELS), "unknown") == 0, "name of NLEVELS");
+	check(ivf_simd_level_from_name("scalar") == IVF_SIMD_SCALAR, "parse scalar");
+	check(ivf_simd_level_from_name("avx2") == IVF_SIMD_AVX2, "parse avx2");
+	check(ivf_simd_level_from_name("AVX512") == IVF_SIMD_AVX512, "parse AVX512");
+	check(ivf_simd_level_from_name("Neon") == IVF_SIMD_NEON, "parse Neon");
+	check(ivf_simd_level_from_name("") == -1, "parse empty");
+	check(ivf_simd_level_from_name(NULL) == -1, "parse NULL");
+	check(ivf_simd_level_from_name("avx") == -1, "parse avx");
+	check(ivf_simd_level_from_name("avx5120") == -1, "parse avx5120");
+	check(ivf_simd_level_from_name("sse2") == -1, "parse sse2");
+	ivf_kernels_init();
+	check(ivf_kernels.level == best, "init again restores best");
+	group_end();
+}
+
+int
+main(void)
+{
+	const char *data_dir = getenv("IVF_DATA_DIR");
+	IvfKernels	k;
+	int			lvl;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	ivf_blas_set_threads(1);
+
+	test_dispatch_before_init();
+	test_dispatch();
+
+	printf("levels:");
+	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
+		printf(" %s=%s", ivf_simd_level_name(lvl),
+			   ivf_simd_level_supported(lvl) ? "yes" : "no");
+	printf("; best %s\n", ivf_simd_level_name(ivf_simd_best_level()));
+
+	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
+	{
+		if (ivf_kernels_get((IvfSimdLevel) lvl, &k) != 0)
+			continue;
+		test_pair_kernels(&k, 1);
+		test_pair_kernels(&k, 0);
+		test_block_kernels(&k, 1);
+		test_block_kernels(&k, 0);
+		test_special_values(&k);
+
+		ivf_kernels_set_level((IvfSimdLevel) lvl);
+		test_gemm();
+		test_gemm_cancellation();
+		test_knn();
+	}
+	ivf_kernels_init();
+
+	test_topk();
+
+	if (data_dir != NULL && data_dir[0] != '\0')
+		test_siftsmall(data_dir);
+	else
+		printf("skip  siftsmall-128 real-data check (set IVF_DATA_DIR to run it)\n");
+
+	printf("%d passed, %d failed\n", total_pass, total_fail);
+	return total_fail == 0 ? 0 : 1;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Install everything ivf needs to build, test and demo, from Debian bookworm's
+# own archive.  Used by test/run_all.sh and bench/demo.sh.
+#
+#   bash test/lib/install-deps.sh [EXTRA_PACKAGE...]
+#
+# As root: installs whatever of the list is missing (apt-get update first);
+# when everything is already installed apt is not touched at all, so the
+# script is idempotent and fast on a prepared machine.  IVF_FORCE_APT=1 runs
+# apt-get update/install regardless; IVF_SKIP_APT=1 skips apt entirely.
+# Not root: apt is skipped; missing packages are listed, and the exit status
+# is 1 if any is missing.
+set -euo pipefail
+
+IVF_DEPS=(
+	make gcc libc6-dev              # build
+	postgresql-15                   # server + client binaries (initdb, pg_ctl, psql, pg_dump)
+	postgresql-server-dev-15        # PGXS, pg_regress, PostgreSQL::Test perl modules; pulls clang-14/llvm-14 for bitcode
+	libopenblas-dev                 # BLAS used by the distance kernels
+	perl libipc-run-perl            # TAP tests (prove, Test::More, IPC::Run)
+	clang libclang-rt-14-dev        # libFuzzer + ASan/UBSan runtime for `make fuzz`
+	python3 python3-venv ca-certificates  # client compatibility test (venv + pip from PyPI)
+	util-linux gzip coreutils       # runuser, gzip -dc, mktemp (in the base image; listed to be explicit)
+)
+
+pkgs=()
+for p in "${IVF_DEPS[@]}" "$@"; do
+	pkgs+=("$p")
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+	status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+	if [ "$status" != "install ok installed" ]; then
+		missing+=("$p")
+	fi
+done
+
+if [ "${IVF_SKIP_APT:-0}" = 1 ]; then
+	echo "[deps] IVF_SKIP_APT=1: not touching apt (missing: ${missing[*]:-none})"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	if [ "${#missing[@]}" -eq 0 ]; then
+		echo "[deps] not root; all ${#pkgs[@]} required packages are installed"
+		exit 0
+	fi
+	echo "[deps] not root, so apt is skipped; missing packages: ${missing[*]}" >&2
+	echo "[deps] install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+	exit 1
+fi
+
+if [ "${#missing[@]}" -eq 0 ] && [ "${IVF_FORCE_APT:-0}" != 1 ]; then
+	echo "[deps] all ${#pkgs[@]} required packages already installed; skipping apt-get"
+	exit 0
+fi
+
+# Install only what is missing (so a prepared machine's packages are not
+# upgraded behind its back); IVF_FORCE_APT=1 asks for the whole list.
+if [ "${IVF_FORCE_APT:-0}" = 1 ]; then
+	missing=("${pkgs[@]}")
+fi
+echo "[deps] installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+echo "[deps] done"

@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# ivf: the whole test suite, one command.
+#
+#   bash test/run_all.sh
+#
+# Works on a fresh Debian bookworm machine as root (installs its own
+# dependencies with apt), and as a normal user who already has them (apt is
+# skipped, servers run as that user; `make install` needs write access to
+# PostgreSQL's directories, or passwordless sudo).
+#
+# Steps (each prints a header; a failing step is counted and the rest still run):
+#    1 deps          test/lib/install-deps.sh (apt-get, root only)
+#    2 build         make clean && make WERROR=1
+#    3 install       make install
+#    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data)
+#    5 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
+#    6 installcheck  make installcheck (pg_regress) against it
+#    7 tap           prove test/t/*.pl (PostgreSQL::Test::Cluster, runs as postgres)
+#    8 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py
+#    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan)
+#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists (WITH_HIP=1 if hipcc), else skipped
+#
+# Environment:
+#   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo)
+#   IVF_FUZZ_SECONDS    fuzz duration (default 60)
+#   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL REGRESS
+#                       TAP CLIENT FUZZ GPU (a skipped step is reported, not counted as passed)
+#   IVF_KEEP_TMP=1      keep the temp dir (cluster, TAP logs) for debugging
+#   PG_CONFIG           pg_config to use (default: PostgreSQL 15's)
+#
+# Ends with "N passed, M failed" (N, M count steps) and exits non-zero if any failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=test/lib/common.sh
+. test/lib/common.sh
+# shellcheck source=test/lib/cluster.sh
+. test/lib/cluster.sh
+
+T_START="$(date +%s)"
+STEP_NAMES=()
+STEP_RESULTS=()
+STEP_TIMES=()
+N_PASS=0
+N_FAIL=0
+N_SKIP=0
+STEP_NO=0
+
+record() { # name result seconds
+	STEP_NAMES+=("$1")
+	STEP_RESULTS+=("$2")
+	STEP_TIMES+=("$3")
+	case "$2" in
+	PASS) N_PASS=$((N_PASS + 1)) ;;
+	FAIL) N_FAIL=$((N_FAIL + 1)) ;;
+	SKIP*) N_SKIP=$((N_SKIP + 1)) ;;
+	esac
+}
+
+# run_step NAME SKIPVAR FUNCTION
+# The function runs in a subshell with errexit on; exit status 0 = pass,
+# 77 = skipped (nothing to do on this machine), anything else = fail.
+run_step() {
+	local name="$1" skipvar="$2" fn="$3" t0 rc
+	STEP_NO=$((STEP_NO + 1))
+	ivf_header "step $STEP_NO: $name"
+	if [ -n "$skipvar" ] && [ "${!skipvar:-0}" = 1 ]; then
+		echo "skipped ($skipvar=1)"
+		record "$name" "SKIP ($skipvar=1)" 0
+		return 0
+	fi
+	t0="$(date +%s)"
+	set +e
+	(
+		set -euo pipefail
+		"$fn"
+	)
+	rc=$?
+	set -e
+	if [ "$rc" -eq 0 ]; then
+		echo "--> $name: PASS ($(ivf_elapsed "$t0"))"
+		record "$name" PASS "$(($(date +%s) - t0))"
+	elif [ "$rc" -eq 77 ]; then
+		echo "--> $name: SKIPPED"
+		record "$name" "SKIP (not available)" "$(($(date +%s) - t0))"
+	else
+		echo "--> $name: FAIL (exit $rc, $(ivf_elapsed "$t0"))"
+		record "$name" FAIL "$(($(date +%s) - t0))"
+	fi
+}
+
+PG_CONFIG="$(ivf_pg_config || true)"
+DATA_DIR="$(ivf_data_dir || true)"
+
+# --------------------------------------------------------------------------
+step_deps() {
+	bash test/lib/install-deps.sh
+	# pg_config may only exist now
+	command -v "$(ivf_pg_config)" >/dev/null
+}
+
+step_build() {
+	echo "PG_CONFIG=$PG_CONFIG ($("$PG_CONFIG" --version))"
+	make clean PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -j"$(nproc)" WERROR=1 PG_CONFIG="$PG_CONFIG"
+}
+
+step_install() {
+	if ivf_is_root; then
+		make install PG_CONFIG="$PG_CONFIG"
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		echo "not root: using passwordless sudo for make install"
+		sudo -n make install PG_CONFIG="$PG_CONFIG"
+	elif make install PG_CONFIG="$PG_CONFIG"; then
+		:
+	else
+		echo "make install failed: run this script as root, or give this user write access to"
+		echo "  $("$PG_CONFIG" --pkglibdir) and $("$PG_CONFIG" --sharedir)/extension"
+		return 1
+	fi
+}
+
+step_kernel() {
+	if [ -n "$DATA_DIR" ]; then
+		echo "IVF_DATA_DIR=$DATA_DIR"
+	else
+		ivf_warn "data dir not found (set IVF_DATA_DIR or put it at ../shared/data)"
+	fi
+	IVF_DATA_DIR="$DATA_DIR" make kernel-test PG_CONFIG="$PG_CONFIG"
+}
+
+step_cluster() {
+	ivf_cluster_start
+	"$(ivf_pg_bindir)/psql" -X -At -c 'SELECT version()'
+}
+
+need_cluster() {
+	if [ ! -f "$IVF_TMP/cluster/env.sh" ]; then
+		echo "no running test cluster (the cluster step failed)"
+		return 1
+	fi
+	ivf_cluster_env
+}
+
+step_regress() {
+	need_cluster
+	rm -rf results regression.diffs regression.out
+	if make installcheck PG_CONFIG="$PG_CONFIG"; then
+		return 0
+	fi
+	if [ -f regression.diffs ]; then
+		ivf_header "regression.diffs"
+		cat regression.diffs
+	fi
+	return 1
+}
+
+step_tap() {
+	local bindir pgxs tapdir data rc logf
+	bindir="$(ivf_pg_bindir)"
+	pgxs="$(dirname "$("$PG_CONFIG" --pgxs)")/.."
+	pgxs="$(cd "$pgxs" && pwd)" # .../lib/pgxs/src
+	shopt -s nullglob
+	local tests=(test/t/*.pl)
+	if [ "${#tests[@]}" -eq 0 ]; then
+		echo "no TAP tests in test/t"
+		return 1
+	fi
+	# The tests start their own servers, which refuse to run as root: run
+	# prove as `postgres` from a copy it owns (the repo may live under /root).
+	tapdir="$IVF_TMP/tap"
+	mkdir -p "$tapdir"
+	cp -R test/t "$tapdir/t"
+	[ -d test/fixtures ] && cp -R test/fixtures "$tapdir/fixtures"
+	data="$DATA_DIR"
+	if [ -n "$data" ] && ivf_is_root && ! runuser -u postgres -- test -r "$data/README.md"; then
+		echo "data dir not readable by postgres: copying it to $tapdir/data"
+		cp -R "$data" "$tapdir/data"
+		data="$tapdir/data"
+	fi
+	ivf_chown_pg "$tapdir"
+	set +e
+	# shellcheck disable=SC2016 # $1 / $@ are expanded by the inner sh
+	ivf_as_pg env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
+		PATH="$bindir:/usr/local/bin:/usr/bin:/bin" \
+		PG_REGRESS="$pgxs/test/regress/pg_regress" \
+		TESTDIR="$tapdir" \
+		IVF_DATA_DIR="$data" \
+		IVF_TEST_DIR="$tapdir" \
+		sh -c 'cd "$1" && shift && exec "$@"' sh "$tapdir" \
+		prove --timer -I "$pgxs/test/perl" "${tests[@]/#test\//}"
+	rc=$?
+	set -e
+	if [ "$rc" -ne 0 ]; then
+		for logf in "$tapdir"/tmp_check/log/regress_log_*; do
+			ivf_header "tail of $(basename "$logf")"
+			tail -n 60 "$logf"
+		done
+	fi
+	return "$rc"
+}
+
+pick_python() {
+	local py
+	for py in /usr/bin/python3 python3; do
+		if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import venv, ensurepip' 2>/dev/null; then
+			printf '%s\n' "$(command -v "$py")"
+			return 0
+		fi
+	done
+	return 1
+}
+
+step_client() {
+	local py venv
+	need_cluster
+	py="$(pick_python)" || {
+		echo "no python3 with venv/ensurepip (install python3-venv)"
+		return 1
+	}
+	venv="${IVF_VENV:-$IVF_REPO_ROOT/test/client/.venv}"
+	if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+		echo "creating venv $venv with $py ($("$py" --version))"
+		rm -rf "$venv"
+		"$py" -m venv "$venv"
+	else
+		echo "reusing venv $venv ($("$venv/bin/python" --version))"
+	fi
+	# pip's own CA bundle doesn't know CAs that only the system store has
+	# (e.g. a TLS-inspecting proxy's); ca-certificates provides the bundle.
+	if [ -z "${PIP_CERT:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+		export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+	fi
+	PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+		"$venv/bin/python" -m pip install -q -r test/client/requirements.txt
+	"$venv/bin/python" -m pip freeze | grep -i -E '^(psycopg|psycopg-binary|numpy|pgvector)=='
+	"$(ivf_pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
+		-c 'DROP DATABASE IF EXISTS ivf_client' -c 'CREATE DATABASE ivf_client'
+	PGDATABASE=ivf_client "$venv/bin/python" test/client/test_pgvector_client.py
+}
+
+step_fuzz() {
+	local secs="${IVF_FUZZ_SECONDS:-60}" log="$IVF_TMP/fuzz.log" rc
+	if [ ! -f test/fuzz/fuzz_vector_parse.c ]; then
+		echo "FAIL: fuzz target test/fuzz/fuzz_vector_parse.c does not exist"
+		return 1
+	fi
+	echo "make fuzz FUZZ_SECONDS=$secs (full output in the fuzzer log; tail below)"
+	set +e
+	make fuzz FUZZ_SECONDS="$secs" PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
+	rc=$?
+	set -e
+	if [ "$rc" -ne 0 ]; then
+		tail -n 80 "$log"
+	else
+		grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse)' "$log" | tail -n 25
+	fi
+	return "$rc"
+}
+
+step_gpu() {
+	local nvcc="" hipcc=""
+	if command -v nvcc >/dev/null 2>&1; then
+		nvcc="$(command -v nvcc)"
+	elif [ -x /usr/local/cuda/bin/nvcc ]; then
+		nvcc=/usr/local/cuda/bin/nvcc
+	fi
+	command -v hipcc >/dev/null 2>&1 && hipcc="$(command -v hipcc)"
+	if [ -z "$nvcc" ] && [ -z "$hipcc" ]; then
+		echo "skipped: neither nvcc nor hipcc found"
+		return 77
+	fi
+	if [ -n "$nvcc" ]; then
+		echo "nvcc: $nvcc ($("$nvcc" --version | tail -n 1))"
+		rm -f gpu/ivf_gpu.so
+		make WITH_CUDA=1 NVCC="$nvcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
+		ls -l gpu/ivf_gpu.so
+	fi
+	if [ -n "$hipcc" ]; then
+		echo "hipcc: $hipcc"
+		rm -f gpu/ivf_gpu.so
+		make WITH_HIP=1 HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
+		ls -l gpu/ivf_gpu.so
+	fi
+}
+
+# --------------------------------------------------------------------------
+ivf_info "repo: $IVF_REPO_ROOT; user: $(id -un); CI=${CI:-}"
+trap ivf_cleanup EXIT
+trap 'exit 130' INT TERM
+
+run_step deps IVF_SKIP_DEPS step_deps
+# after the deps: the temp dir belongs to the `postgres` user, which
+# installing postgresql-15 creates
+ivf_tmp_init
+ivf_info "temp dir: $IVF_TMP"
+PG_CONFIG="$(ivf_pg_config || true)"
+if [ -z "$PG_CONFIG" ]; then
+	ivf_warn "pg_config not found; later steps will fail"
+	PG_CONFIG=pg_config
+fi
+run_step build IVF_SKIP_BUILD step_build
+run_step install IVF_SKIP_INSTALL step_install
+run_step kernel-test IVF_SKIP_KERNEL step_kernel
+run_step cluster "" step_cluster
+run_step installcheck IVF_SKIP_REGRESS step_regress
+run_step tap IVF_SKIP_TAP step_tap
+run_step client IVF_SKIP_CLIENT step_client
+run_step fuzz IVF_SKIP_FUZZ step_fuzz
+run_step gpu-compile IVF_SKIP_GPU step_gpu
+
+# Stop the cluster and remove the temp dir now, so that the summary really is
+# the last thing printed (the EXIT trap then has nothing left to do).
+ivf_header "cleanup"
+ivf_cleanup || true
+
+ivf_header "summary"
+for i in "${!STEP_NAMES[@]}"; do
+	printf '  %-14s %-26s %5ss\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}" "${STEP_TIMES[$i]}"
+done
+printf '  total time: %s; %d step(s) skipped\n' "$(ivf_elapsed "$T_START")" "$N_SKIP"
+echo "$N_PASS passed, $N_FAIL failed"
+[ "$N_FAIL" -eq 0 ]
