@@ -20,7 +20,7 @@ ARCH := $(shell uname -m)
 
 # Distance kernels: one translation unit per instruction set, each compiled
 # with its own flags; the choice among them is made at run time.
-KERNEL_SRCS = src/distance.c src/topk.c
+KERNEL_SRCS = src/distance.c src/topk.c src/select.c src/kmeans.c
 ifeq ($(ARCH),x86_64)
 KERNEL_ISA_SRCS = src/distance_avx2.c src/distance_avx512.c
 endif
@@ -29,7 +29,9 @@ KERNEL_ISA_SRCS = src/distance_neon.c
 endif
 KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
 
-OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS)
+OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
+	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
+	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o
 
 SHLIB_LINK = -lopenblas -lm
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -46,10 +48,11 @@ src/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
 src/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
 src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
 
-REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels
+REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
+	ivfflat_build ivfflat_scan ivfflat_cost
 REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
 
-EXTRA_CLEAN = test/kernels/test_distance bench/bench_kernels test/fuzz/fuzz_vector_parse \
+EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans test/kernels/*.o bench/bench_kernels test/fuzz/fuzz_vector_parse \
 	gpu/*.o gpu/ivf_gpu.so
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -60,7 +63,7 @@ include $(PGXS)
 STANDALONE_CC ?= $(CC)
 STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc
 
-KERNEL_HDRS = src/distance.h src/distance_isa.h src/topk.h
+KERNEL_HDRS = src/distance.h src/distance_isa.h src/topk.h src/select.h src/kmeans.h
 
 test/kernels/%.o: src/%.c $(KERNEL_HDRS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -c -o $@ $<
@@ -73,13 +76,20 @@ STANDALONE_KERNEL_OBJS = $(patsubst src/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KE
 
 test/kernels/test_distance: test/kernels/test_distance.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
+test/kernels/test_select: test/kernels/test_select.c $(STANDALONE_KERNEL_OBJS)
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
+test/kernels/test_kmeans: test/kernels/test_kmeans.c $(STANDALONE_KERNEL_OBJS)
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
 
 bench/bench_kernels: bench/bench_kernels.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
 
 .PHONY: kernel-test bench-kernels fuzz fuzz-build gpu
-kernel-test: test/kernels/test_distance
+KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans
+kernel-test: $(KERNEL_TESTS)
 	test/kernels/test_distance
+	test/kernels/test_select
+	test/kernels/test_kmeans
 
 bench-kernels: bench/bench_kernels
 	bench/bench_kernels

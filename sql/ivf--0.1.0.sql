@@ -270,3 +270,46 @@ CREATE OPERATOR CLASS vector_ops
 	OPERATOR 4 >= ,
 	OPERATOR 5 > ,
 	FUNCTION 1 vector_cmp(vector, vector);
+
+-- ------------------------------------------------------------ ivfflat index
+
+CREATE FUNCTION ivfflat_handler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME' LANGUAGE C;
+
+CREATE ACCESS METHOD ivfflat TYPE INDEX HANDLER ivfflat_handler;
+
+COMMENT ON ACCESS METHOD ivfflat IS 'ivf: inverted-file index with list-packed pages';
+
+-- The opclass names and members follow pgvector's, so indexes created by
+-- pgvector's dumps restore unchanged.  Support function 1 is the distance
+-- that identifies the metric; function 2 (a norm) means vectors are
+-- normalised before they are stored (cosine).
+CREATE OPERATOR CLASS vector_l2_ops
+	DEFAULT FOR TYPE vector USING ivfflat AS
+	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_l2_squared_distance(vector, vector);
+
+CREATE OPERATOR CLASS vector_ip_ops
+	FOR TYPE vector USING ivfflat AS
+	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_negative_inner_product(vector, vector);
+
+CREATE OPERATOR CLASS vector_cosine_ops
+	FOR TYPE vector USING ivfflat AS
+	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_negative_inner_product(vector, vector),
+	FUNCTION 2 vector_norm(vector);
+
+-- Structural check of an ivfflat index: one row per problem, none when
+-- the index is sound.
+CREATE FUNCTION ivf_check(index regclass) RETURNS SETOF text
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+-- What an ivfflat index holds (walks the whole index).
+CREATE FUNCTION ivf_index_info(index regclass,
+	OUT metric text, OUT dims int, OUT lists int, OUT lists_requested int,
+	OUT default_nprobe int, OUT seed bigint, OUT trained_on bigint,
+	OUT built_vectors bigint, OUT vectors bigint, OUT dead_slots bigint,
+	OUT empty_lists bigint, OUT largest_list bigint, OUT pages bigint,
+	OUT vectors_per_group int)
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

@@ -28,4 +28,11 @@
 #include "varatt.h"
 #endif
 
+/* PostgreSQL 15 replaced tuplesort's randomAccess flag with option bits. */
+#if PG_VERSION_NUM >= 150000
+#define IVF_TUPLESORT_NONE TUPLESORT_NONE
+#else
+#define IVF_TUPLESORT_NONE false
+#endif
+
 #endif							/* IVF_COMPAT_H */

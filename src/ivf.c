@@ -14,12 +14,27 @@
 
 #include "distance.h"
 #include "ivf.h"
+#include "ivfflat.h"
 
 PG_MODULE_MAGIC;
 
 #define IVF_SIMD_AUTO (-1)
 
 int			ivf_simd_level_setting = IVF_SIMD_AUTO;
+
+/*
+ * ivf.nprobe and its pgvector alias ivfflat.probes.  0 means "not set";
+ * when both are set, the one assigned last wins.  Assign hooks also run
+ * when a SET LOCAL or a function's SET clause is undone, which counts as
+ * setting the restored value.
+ */
+int			ivf_nprobe_setting = 0;
+int			ivf_probes_alias_setting = 0;
+static uint64 nprobe_stamp = 0;
+static uint64 probes_stamp = 0;
+static uint64 stamp_counter = 0;
+
+int			ivf_kmeans_iterations = 25;
 
 static const struct config_enum_entry simd_level_options[] = {
 	{"auto", IVF_SIMD_AUTO, false},
@@ -76,6 +91,37 @@ assign_simd_level(int newval, void *extra)
 	(void) ivf_kernels_set_level(level);
 }
 
+static void
+assign_nprobe(int newval, void *extra)
+{
+	if (newval > 0)
+		nprobe_stamp = ++stamp_counter;
+}
+
+static void
+assign_probes_alias(int newval, void *extra)
+{
+	if (newval > 0)
+		probes_stamp = ++stamp_counter;
+}
+
+/* The number of lists a scan probes, 1 .. nlists. */
+int
+ivf_effective_nprobe(int index_default, int nlists)
+{
+	int			n;
+
+	if (ivf_nprobe_setting > 0 &&
+		(ivf_probes_alias_setting <= 0 || nprobe_stamp >= probes_stamp))
+		n = ivf_nprobe_setting;
+	else if (ivf_probes_alias_setting > 0)
+		n = ivf_probes_alias_setting;
+	else
+		n = index_default;
+
+	return Max(1, Min(n, nlists));
+}
+
 void
 _PG_init(void)
 {
@@ -98,6 +144,41 @@ _PG_init(void)
 							 check_simd_level,
 							 assign_simd_level,
 							 NULL);
+
+	DefineCustomIntVariable("ivf.nprobe",
+							"Number of lists an ivfflat scan probes.",
+							"0 uses the index's default (its nprobe option, or sqrt(lists)).",
+							&ivf_nprobe_setting,
+							0, 0, IVF_MAX_LISTS,
+							PGC_USERSET,
+							0,
+							NULL,
+							assign_nprobe,
+							NULL);
+
+	DefineCustomIntVariable("ivfflat.probes",
+							"Alias of ivf.nprobe accepted for pgvector compatibility.",
+							"0 means not set; when both are set, the one set last wins.",
+							&ivf_probes_alias_setting,
+							0, 0, IVF_MAX_LISTS,
+							PGC_USERSET,
+							0,
+							NULL,
+							assign_probes_alias,
+							NULL);
+
+	DefineCustomIntVariable("ivf.kmeans_iterations",
+							"k-means iterations when building an ivfflat index.",
+							NULL,
+							&ivf_kmeans_iterations,
+							25, 1, 1000,
+							PGC_USERSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	ivf_init_reloptions();
 
 	IvfReserveGUCPrefix("ivf");
 }

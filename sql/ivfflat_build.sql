@@ -1,0 +1,112 @@
+-- ivfflat: CREATE INDEX, options, errors, progress phases, info
+SET client_min_messages = notice;
+
+-- deterministic data: points on a few clusters in 3-d
+CREATE TABLE t (id int PRIMARY KEY, v vector(3));
+INSERT INTO t
+SELECT i, ARRAY[(i % 4) * 10 + sin(i)::real, (i % 3) * 10 + cos(i)::real, sin(i * 7)::real]::vector(3)
+FROM generate_series(1, 2000) i;
+INSERT INTO t VALUES (2001, NULL);
+
+CREATE INDEX t_l2 ON t USING ivfflat (v vector_l2_ops) WITH (lists = 12);
+SELECT metric, dims, lists, lists_requested, default_nprobe, trained_on, built_vectors, vectors, dead_slots
+FROM ivf_index_info('t_l2');
+SELECT * FROM ivf_check('t_l2');
+
+-- default opclass is vector_l2_ops; lists chosen from the row count
+CREATE INDEX t_auto ON t USING ivfflat (v);
+SELECT metric, lists, lists_requested, default_nprobe FROM ivf_index_info('t_auto');
+SELECT opcname FROM pg_opclass c JOIN pg_index i ON c.oid = i.indclass[0]
+WHERE i.indexrelid = 't_auto'::regclass;
+
+-- two builds with the same seed are identical page for page (past the
+-- page header's LSN and checksum); another seed gives another index
+CREATE EXTENSION pageinspect;
+CREATE INDEX t_l2_again ON t USING ivfflat (v) WITH (lists = 12);
+CREATE INDEX t_l2_seed ON t USING ivfflat (v) WITH (lists = 12, seed = 99);
+CREATE FUNCTION index_pages(idx regclass) RETURNS bytea[] LANGUAGE sql AS $$
+  SELECT array_agg(substr(get_raw_page(idx::text, b::int), 13) ORDER BY b)
+  FROM generate_series(0, pg_relation_size(idx) / current_setting('block_size')::int - 1) b $$;
+SELECT index_pages('t_l2') = index_pages('t_l2_again') AS same_seed_same_pages,
+       index_pages('t_l2') = index_pages('t_l2_seed') AS other_seed_same_pages;
+DROP INDEX t_auto, t_l2_again, t_l2_seed;
+DROP FUNCTION index_pages;
+DROP EXTENSION pageinspect;
+
+-- options
+CREATE INDEX ON t USING ivfflat (v) WITH (lists = 0);
+CREATE INDEX ON t USING ivfflat (v) WITH (lists = 32769);
+CREATE INDEX ON t USING ivfflat (v) WITH (lists = 'many');
+CREATE INDEX ON t USING ivfflat (v) WITH (nprobe = 0);
+CREATE INDEX ON t USING ivfflat (v) WITH (probes = 3);
+CREATE INDEX t_np ON t USING ivfflat (v) WITH (lists = 10, nprobe = 4, seed = 7);
+SELECT lists, default_nprobe, seed FROM ivf_index_info('t_np');
+DROP INDEX t_np;
+
+-- things the access method cannot do
+CREATE UNIQUE INDEX ON t USING ivfflat (v);
+CREATE INDEX ON t USING ivfflat (v, id);
+CREATE INDEX ON t USING ivfflat (id);
+
+-- a column without dimensions needs a cast in the index expression
+CREATE TABLE nodim (v vector);
+INSERT INTO nodim VALUES ('[1,2,3]'), ('[4,5,6]');
+CREATE INDEX ON nodim USING ivfflat (v);
+CREATE INDEX nodim_expr ON nodim USING ivfflat ((v::vector(3))) WITH (lists = 1);
+SELECT * FROM ivf_check('nodim_expr');
+INSERT INTO nodim VALUES ('[1,2]');
+DROP TABLE nodim;
+
+-- empty and tiny tables
+CREATE TABLE empty (v vector(2));
+CREATE INDEX empty_idx ON empty USING ivfflat (v) WITH (lists = 5);
+SELECT lists, lists_requested, vectors FROM ivf_index_info('empty_idx');
+INSERT INTO empty SELECT ARRAY[i, -i]::vector(2) FROM generate_series(1, 50) i;
+SELECT lists, vectors FROM ivf_index_info('empty_idx');
+SELECT * FROM ivf_check('empty_idx');
+DROP TABLE empty;
+
+CREATE TABLE tiny (v vector(2));
+INSERT INTO tiny VALUES ('[1,1]'), ('[2,2]'), ('[3,3]');
+CREATE INDEX tiny_idx ON tiny USING ivfflat (v) WITH (lists = 10);
+SELECT lists, lists_requested, vectors FROM ivf_index_info('tiny_idx');
+DROP TABLE tiny;
+
+-- fewer than 39 rows per list: a NOTICE like Faiss's warning
+CREATE TABLE few (v vector(2));
+INSERT INTO few SELECT ARRAY[i, i % 7]::vector(2) FROM generate_series(1, 100) i;
+CREATE INDEX few_idx ON few USING ivfflat (v) WITH (lists = 10);
+DROP TABLE few;
+
+-- maintenance_work_mem too small for the centroids
+CREATE TABLE wide (v vector(2000));
+INSERT INTO wide SELECT array_fill(i::real, ARRAY[2000])::vector(2000) FROM generate_series(1, 20) i;
+SET maintenance_work_mem = '1MB';
+CREATE INDEX ON wide USING ivfflat (v) WITH (lists = 200);
+RESET maintenance_work_mem;
+DROP TABLE wide;
+
+-- partial index
+CREATE INDEX t_part ON t USING ivfflat (v) WITH (lists = 4) WHERE id % 2 = 0;
+SELECT vectors FROM ivf_index_info('t_part');
+DROP INDEX t_part;
+
+-- REINDEX and CREATE INDEX CONCURRENTLY
+REINDEX INDEX t_l2;
+SELECT * FROM ivf_check('t_l2');
+CREATE INDEX CONCURRENTLY t_conc ON t USING ivfflat (v) WITH (lists = 8);
+SELECT vectors FROM ivf_index_info('t_conc');
+REINDEX INDEX CONCURRENTLY t_conc;
+SELECT * FROM ivf_check('t_conc');
+DROP INDEX t_conc;
+
+-- operator classes validate
+SELECT opcname, amvalidate(c.oid)
+FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
+WHERE a.amname = 'ivfflat' ORDER BY opcname;
+
+-- ivf_check on something else
+SELECT * FROM ivf_check('t');
+SELECT * FROM ivf_check('t_pkey');
+
+DROP TABLE t;

@@ -1,0 +1,794 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfbuild.c
+ *	  CREATE INDEX for ivfflat: sample, train k-means, assign, sort by list,
+ *	  write list-packed pages.
+ *
+ * 1. Sampling: one heap scan keeps a uniform reservoir sample (Algorithm R
+ *    with our own seeded generator, and a non-synchronised scan, so the
+ *    same table and seed always give the same sample) of
+ *    max(256 * lists, 10000) vectors, fewer when maintenance_work_mem is
+ *    small.
+ * 2. k-means (kmeans.c): Faiss's algorithm, assignment steps as blocked
+ *    GEMM; spherical for the cosine and inner-product classes.
+ * 3. Assignment: a second heap scan assigns vectors to their nearest
+ *    centroid in GEMM batches, exactly as an insert would (kmeans.c
+ *    re-ranks GEMM's shortlist with the pair kernel), and feeds
+ *    (list, tid, vector) to a tuplesort bounded by maintenance_work_mem.
+ * 4. Writing: the sorted stream becomes each list's groups, written
+ *    consecutively so a list is one run of blocks; then the directory and
+ *    the meta page.  Pages are built without WAL and logged at the end with
+ *    log_newpage_range (full images, as any new relation file).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include <math.h>
+
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "catalog/pg_operator_d.h"
+#include "catalog/pg_type_d.h"
+#include "commands/progress.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplesort.h"
+
+#include "distance.h"
+#include "ivfflat.h"
+#include "kmeans.h"
+
+#define IVF_MIN_SAMPLE		10000
+#define IVF_SAMPLE_PER_LIST	256
+#define IVF_WARN_PER_LIST	39	/* Faiss warns below this many per centroid */
+
+typedef struct IvfBuildState
+{
+	Relation	heap;
+	Relation	index;
+	IndexInfo  *indexInfo;
+	IvfMetric	metric;
+	uint32		dims;
+	IvfGeometry geo;
+	MemoryContext tmpCtx;		/* reset per tuple */
+
+	/* sampling */
+	float	   *samples;
+	size_t		nsamples;
+	size_t		max_samples;
+	uint64		rows;			/* indexable rows seen */
+	uint64		prng;
+
+	/* assignment */
+	uint32		nlists;
+	float	   *centroids;
+	float	   *centroid_norms;
+	void	   *assign_ws;
+	size_t		batch_max;
+	size_t		nbatch;
+	float	   *batch;
+	ItemPointerData *batch_tids;
+	int32	   *batch_lists;
+	Tuplesortstate *sort;
+	TupleDesc	sortdesc;
+	TupleTableSlot *slot;
+	double		indtuples;
+} IvfBuildState;
+
+/* splitmix64: a small, well-mixed generator that we can seed */
+static uint64
+next_random(uint64 *state)
+{
+	uint64		z = (*state += UINT64CONST(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+static uint32
+lists_for_rows(double rows)
+{
+	double		lists;
+
+	if (rows <= 1000000)
+		lists = rows / 1000;
+	else
+		lists = sqrt(rows);
+	return (uint32) Max(1, Min(IVF_MAX_LISTS, floor(lists)));
+}
+
+static uint32
+default_nprobe(uint32 nlists, int reloption)
+{
+	if (reloption > 0)
+		return Min((uint32) reloption, nlists);
+	return Max(1, (uint32) rint(sqrt((double) nlists)));
+}
+
+static void
+check_interrupts(void *arg)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+kmeans_progress(void *arg, int iter, int niter, double objective)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (iter > 0)
+	{
+		const int	index[] = {PROGRESS_CREATEIDX_TUPLES_TOTAL,
+		PROGRESS_CREATEIDX_TUPLES_DONE};
+		const int64 val[] = {niter, iter};
+
+		pgstat_progress_update_multi_param(2, index, val);
+	}
+}
+
+/* ---------------------------------------------------------------- phase 1 */
+
+static void
+sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+				bool tupleIsAlive, void *arg)
+{
+	IvfBuildState *bs = (IvfBuildState *) arg;
+	MemoryContext old;
+	float	   *vec;
+	bool		skip;
+	size_t		slot;
+
+	if (isnull[0])
+		return;
+
+	old = MemoryContextSwitchTo(bs->tmpCtx);
+	vec = ivf_prepare_vector(index, bs->metric, bs->dims, values[0], &skip);
+	if (!skip)
+	{
+		bs->rows++;
+		if (bs->nsamples < bs->max_samples)
+			slot = bs->nsamples++;
+		else
+		{
+			/* Algorithm R: keep the row with probability max/rows */
+			slot = (size_t) (next_random(&bs->prng) % bs->rows);
+		}
+		if (slot < bs->max_samples)
+			memcpy(bs->samples + slot * bs->dims, vec, sizeof(float) * bs->dims);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpCtx);
+}
+
+/* ---------------------------------------------------------------- phase 3 */
+
+static void
+flush_batch(IvfBuildState *bs)
+{
+	size_t		i;
+	bytea	   *vbytes;
+	Size		vlen = sizeof(float) * bs->dims;
+
+	if (bs->nbatch == 0)
+		return;
+
+	ivf_assign(bs->batch, bs->nbatch, bs->centroids, bs->centroid_norms,
+			   bs->nlists, bs->dims,
+			   bs->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
+			   bs->assign_ws, bs->batch_lists, NULL, check_interrupts, NULL);
+
+	vbytes = palloc(VARHDRSZ + vlen);
+	SET_VARSIZE(vbytes, VARHDRSZ + vlen);
+	for (i = 0; i < bs->nbatch; i++)
+	{
+		ExecClearTuple(bs->slot);
+		bs->slot->tts_values[0] = Int32GetDatum(bs->batch_lists[i]);
+		bs->slot->tts_isnull[0] = false;
+		bs->slot->tts_values[1] = PointerGetDatum(&bs->batch_tids[i]);
+		bs->slot->tts_isnull[1] = false;
+		memcpy(VARDATA(vbytes), bs->batch + i * bs->dims, vlen);
+		bs->slot->tts_values[2] = PointerGetDatum(vbytes);
+		bs->slot->tts_isnull[2] = false;
+		ExecStoreVirtualTuple(bs->slot);
+		tuplesort_puttupleslot(bs->sort, bs->slot);
+	}
+	pfree(vbytes);
+	bs->nbatch = 0;
+}
+
+static void
+assign_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+				bool tupleIsAlive, void *arg)
+{
+	IvfBuildState *bs = (IvfBuildState *) arg;
+	MemoryContext old;
+	float	   *vec;
+	bool		skip;
+
+	if (isnull[0])
+		return;
+
+	old = MemoryContextSwitchTo(bs->tmpCtx);
+	vec = ivf_prepare_vector(index, bs->metric, bs->dims, values[0], &skip);
+	if (!skip)
+	{
+		memcpy(bs->batch + bs->nbatch * bs->dims, vec, sizeof(float) * bs->dims);
+		bs->batch_tids[bs->nbatch] = *tid;
+		bs->nbatch++;
+		bs->indtuples += 1;
+		if (bs->nbatch == bs->batch_max)
+			flush_batch(bs);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpCtx);
+}
+
+/* ---------------------------------------------------------------- phase 4 */
+
+/* a fresh page at the end of the fork, exclusively locked */
+static Buffer
+build_new_buffer(Relation index, ForkNumber fork)
+{
+	Buffer		buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	return buf;
+}
+
+static void
+finish_page(Buffer buf)
+{
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Write the meta page, centroid pages and directory pages (blocks 0 ..) of
+ * an index with these centroids; the directory starts with every list
+ * empty.  Returns the meta page contents through *meta.
+ */
+static void
+write_fixed_pages(Relation index, ForkNumber fork, const IvfGeometry *g,
+				  IvfMetaPageData *meta, const float *centroids)
+{
+	Buffer		metabuf;
+	Size		total = (Size) meta->nlists * meta->dims;
+	Size		done = 0;
+	uint32		list = 0;
+	uint32		i;
+
+	metabuf = build_new_buffer(index, fork);
+	Assert(BufferGetBlockNumber(metabuf) == IVF_METAPAGE_BLKNO);
+
+	meta->centroid_start = IVF_METAPAGE_BLKNO + 1;
+	meta->centroid_npages = (total + g->centroid_floats_per_page - 1) /
+		g->centroid_floats_per_page;
+	meta->directory_start = meta->centroid_start + meta->centroid_npages;
+	meta->directory_npages = (meta->nlists + g->directory_entries_per_page - 1) /
+		g->directory_entries_per_page;
+
+	for (i = 0; i < meta->centroid_npages; i++)
+	{
+		Buffer		buf = build_new_buffer(index, fork);
+		Page		page = BufferGetPage(buf);
+		Size		n = Min(total - done, (Size) g->centroid_floats_per_page);
+
+		ivf_init_page(page, IVF_PAGE_CENTROID, 0);
+		memcpy(PageGetContents(page), centroids + done, n * sizeof(float));
+		IvfPageGetOpaque(page)->nvec = n;
+		if (i + 1 < meta->centroid_npages)
+			IvfPageGetOpaque(page)->next = BufferGetBlockNumber(buf) + 1;
+		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + n * sizeof(float);
+		done += n;
+		finish_page(buf);
+	}
+
+	for (i = 0; i < meta->directory_npages; i++)
+	{
+		Buffer		buf = build_new_buffer(index, fork);
+		Page		page = BufferGetPage(buf);
+		IvfListEntry *entries = ivf_directory_entries(page);
+		uint32		n = Min(meta->nlists - list, g->directory_entries_per_page);
+		uint32		j;
+
+		ivf_init_page(page, IVF_PAGE_DIRECTORY, 0);
+		for (j = 0; j < n; j++)
+		{
+			entries[j].head = InvalidBlockNumber;
+			entries[j].tail = InvalidBlockNumber;
+			entries[j].insert = InvalidBlockNumber;
+			entries[j].ngroups = 0;
+			entries[j].nbuilt = 0;
+		}
+		IvfPageGetOpaque(page)->nvec = n;
+		if (i + 1 < meta->directory_npages)
+			IvfPageGetOpaque(page)->next = BufferGetBlockNumber(buf) + 1;
+		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + n * sizeof(IvfListEntry);
+		list += n;
+		finish_page(buf);
+	}
+
+	/* the meta page last: its contents are final now */
+	{
+		Page		page = BufferGetPage(metabuf);
+
+		ivf_init_page(page, IVF_PAGE_META, 0);
+		memcpy(PageGetContents(page), meta, sizeof(IvfMetaPageData));
+		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + sizeof(IvfMetaPageData);
+		finish_page(metabuf);
+	}
+}
+
+/* the list pages of one group under construction */
+typedef struct GroupWriter
+{
+	Buffer		head;
+	Buffer		segs[IVF_MAX_SEGMENTS];
+} GroupWriter;
+
+static void
+group_begin(Relation index, const IvfGeometry *g, uint32 list, GroupWriter *w)
+{
+	Page		page;
+	uint32		s;
+
+	w->head = build_new_buffer(index, MAIN_FORKNUM);
+	page = BufferGetPage(w->head);
+	ivf_init_page(page, IVF_PAGE_LIST, list);
+	((PageHeader) page)->pd_lower = g->head_floats_off;
+	for (s = 1; s < g->nsegments; s++)
+	{
+		Page		sp;
+
+		w->segs[s] = build_new_buffer(index, MAIN_FORKNUM);
+		sp = BufferGetPage(w->segs[s]);
+		ivf_init_page(sp, IVF_PAGE_SEGMENT, list);
+		((PageHeader) sp)->pd_lower = g->seg_floats_off;
+		ivf_head_segblocks(page)[s - 1] = BufferGetBlockNumber(w->segs[s]);
+	}
+}
+
+static void
+group_end(const IvfGeometry *g, GroupWriter *w, BlockNumber next)
+{
+	uint32		s;
+
+	IvfPageGetOpaque(BufferGetPage(w->head))->next = next;
+	for (s = 1; s < g->nsegments; s++)
+		finish_page(w->segs[s]);
+	finish_page(w->head);
+}
+
+static void
+group_add(const IvfGeometry *g, GroupWriter *w, const float *vec,
+		  ItemPointer tid)
+{
+	Page		page = BufferGetPage(w->head);
+	IvfPageOpaque opaque = IvfPageGetOpaque(page);
+	uint32		slot = opaque->nvec;
+	uint32		s;
+
+	memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims, vec,
+		   ivf_seg_dims(g, 0) * sizeof(float));
+	ivf_head_tids(page, g)[slot] = *tid;
+	opaque->nvec = slot + 1;
+	((PageHeader) page)->pd_lower += g->seg_dims * sizeof(float);
+	for (s = 1; s < g->nsegments; s++)
+	{
+		Page		sp = BufferGetPage(w->segs[s]);
+
+		memcpy(ivf_page_floats(sp, g, false) + (Size) slot * g->seg_dims,
+			   vec + (Size) s * g->seg_dims, ivf_seg_dims(g, s) * sizeof(float));
+		((PageHeader) sp)->pd_lower += g->seg_dims * sizeof(float);
+	}
+}
+
+/*
+ * Drain the tuplesort into list groups.  Groups are allocated just before
+ * they are filled, so each list occupies consecutive blocks.
+ */
+static void
+write_lists(IvfBuildState *bs, IvfListEntry *dir)
+{
+	const IvfGeometry *g = &bs->geo;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(bs->sortdesc,
+													&TTSOpsMinimalTuple);
+	GroupWriter w = {0};
+	int64		cur = -1;
+	double		written = 0;
+
+	while (tuplesort_gettupleslot(bs->sort, true, false, slot, NULL))
+	{
+		bool		isnull;
+		int32		list = DatumGetInt32(slot_getattr(slot, 1, &isnull));
+		ItemPointer tid = (ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull));
+		bytea	   *vb = DatumGetByteaPP(slot_getattr(slot, 3, &isnull));
+		const float *vec = (const float *) VARDATA_ANY(vb);
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (list != cur || IvfPageGetOpaque(BufferGetPage(w.head))->nvec == g->vecs_per_group)
+		{
+			BlockNumber prev_tail = InvalidBlockNumber;
+			GroupWriter nw;
+
+			group_begin(bs->index, g, list, &nw);
+			if (list == cur)
+			{
+				prev_tail = BufferGetBlockNumber(w.head);
+				group_end(g, &w, BufferGetBlockNumber(nw.head));
+			}
+			else if (cur >= 0)
+				group_end(g, &w, InvalidBlockNumber);
+
+			if (list != cur)
+				dir[list].head = BufferGetBlockNumber(nw.head);
+			dir[list].tail = BufferGetBlockNumber(nw.head);
+			dir[list].insert = BufferGetBlockNumber(nw.head);
+			dir[list].ngroups++;
+			(void) prev_tail;
+			w = nw;
+			cur = list;
+		}
+		group_add(g, &w, vec, tid);
+		dir[list].nbuilt++;
+
+		written += 1;
+		if ((int64) written % 1024 == 0)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
+										 (int64) written);
+	}
+	if (cur >= 0)
+		group_end(g, &w, InvalidBlockNumber);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) written);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/* Fill in the directory pages written empty by write_fixed_pages. */
+static void
+write_directory(Relation index, const IvfMetaPageData *meta,
+				const IvfGeometry *g, const IvfListEntry *dir)
+{
+	uint32		i;
+
+	for (i = 0; i < meta->directory_npages; i++)
+	{
+		Buffer		buf = ReadBuffer(index, meta->directory_start + i);
+		Page		page;
+		uint32		first = i * g->directory_entries_per_page;
+		uint32		n = Min(meta->nlists - first, g->directory_entries_per_page);
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		memcpy(ivf_directory_entries(page), dir + first, n * sizeof(IvfListEntry));
+		finish_page(buf);
+	}
+}
+
+/* ------------------------------------------------------------------ ambuild */
+
+static uint32
+index_dims(Relation index)
+{
+	int32		typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+
+	if (typmod < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column does not have dimensions"),
+				 errhint("Index a vector(n) column, or an expression such as (embedding::vector(768)).")));
+	if (typmod > IVF_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("column cannot have more than %d dimensions for ivfflat index",
+						IVF_MAX_DIM)));
+	return (uint32) typmod;
+}
+
+static void
+init_meta(IvfMetaPageData *meta, Relation index, IvfMetric metric,
+		  uint32 dims, const IvfGeometry *g)
+{
+	IvfOptions *opts = ivf_get_options(index);
+
+	memset(meta, 0, sizeof(*meta));
+	meta->magic = IVF_MAGIC;
+	meta->version = IVF_FORMAT_VERSION;
+	meta->generation = 1;
+	meta->metric = metric;
+	meta->dims = dims;
+	meta->lists_requested = opts->lists > 0 ? opts->lists : 0;
+	meta->seed = (uint64) opts->seed;
+	meta->nsegments = g->nsegments;
+	meta->seg_dims = g->seg_dims;
+	meta->vecs_per_group = g->vecs_per_group;
+}
+
+static Size
+mwm_bytes(void)
+{
+	return (Size) maintenance_work_mem * 1024;
+}
+
+static void
+memory_error(Relation index, Size need, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("memory required to build ivfflat index \"%s\" is %zu MB, maintenance_work_mem is %d MB",
+					RelationGetRelationName(index),
+					(size_t) ((need + 1024 * 1024 - 1) / (1024 * 1024)),
+					maintenance_work_mem / 1024),
+			 errdetail("%s", what),
+			 errhint("Increase maintenance_work_mem or use fewer lists.")));
+}
+
+IndexBuildResult *
+ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	IndexBuildResult *result;
+	IvfBuildState bs;
+	IvfOptions *opts = ivf_get_options(index);
+	IvfMetaPageData meta;
+	IvfListEntry *dir;
+	MemoryContext buildCtx;
+	MemoryContext old;
+	uint32		est_lists;
+	uint32		k;
+	Size		dbytes;
+	BlockNumber nblocks;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data",
+			 RelationGetRelationName(index));
+
+	buildCtx = AllocSetContextCreate(CurrentMemoryContext, "ivfflat build",
+									 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(buildCtx);
+
+	memset(&bs, 0, sizeof(bs));
+	bs.heap = heap;
+	bs.index = index;
+	bs.indexInfo = indexInfo;
+	bs.metric = ivf_index_metric(index);
+	bs.dims = index_dims(index);
+	ivf_geometry(bs.dims, &bs.geo);
+	bs.tmpCtx = AllocSetContextCreate(buildCtx, "ivfflat build tuple",
+									  ALLOCSET_DEFAULT_SIZES);
+	bs.prng = (uint64) opts->seed * UINT64CONST(0x2545F4914F6CDD1D) + 1;
+	dbytes = sizeof(float) * bs.dims;
+
+	/* ---- 1. sample ---- */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_SAMPLE);
+	if (opts->lists > 0)
+		est_lists = opts->lists;
+	else
+	{
+		BlockNumber pages;
+		double		tuples;
+		double		allvisfrac;
+
+		estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
+		est_lists = lists_for_rows(tuples);
+	}
+	bs.max_samples = Max((Size) IVF_SAMPLE_PER_LIST * est_lists, IVF_MIN_SAMPLE);
+	{
+		/* centroids, their norms and the k-means workspace come first */
+		Size		fixed = (Size) est_lists * (dbytes + sizeof(float)) +
+		ivf_kmeans_workspace_bytes(est_lists, bs.dims, est_lists);
+		Size		per = dbytes;
+		Size		avail = mwm_bytes() > fixed ? mwm_bytes() - fixed : 0;
+
+		if (avail / per < bs.max_samples)
+			bs.max_samples = avail / per;
+		if (bs.max_samples < est_lists)
+			memory_error(index, fixed + (Size) est_lists * per,
+						 "k-means needs the centroids and at least one training vector per list in memory.");
+	}
+	bs.samples = MemoryContextAllocHuge(buildCtx, bs.max_samples * dbytes);
+	(void) table_index_build_scan(heap, index, indexInfo, false, true,
+								  sample_callback, &bs, NULL);
+
+	/* ---- 2. k-means ---- */
+	if (opts->lists > 0)
+		bs.nlists = opts->lists;
+	else
+		bs.nlists = lists_for_rows((double) bs.rows);
+
+	init_meta(&meta, index, bs.metric, bs.dims, &bs.geo);
+	k = bs.nlists;
+	if (bs.nsamples == 0)
+	{
+		/*
+		 * Nothing to learn from: one list around the origin.  Inserts all
+		 * land in it and scans stay exact until the index is rebuilt.
+		 */
+		k = 1;
+		meta.flags |= IVF_META_EMPTY_BUILD;
+		bs.centroids = palloc0(dbytes);
+		ereport(NOTICE,
+				(errmsg("ivfflat index \"%s\" was created with no data",
+						RelationGetRelationName(index)),
+				 errdetail("It has a single list until it is rebuilt."),
+				 errhint("REINDEX the index once the table is loaded.")));
+	}
+	else
+	{
+		IvfKmeansParams params;
+		Size		need;
+		void	   *ws;
+
+		if (k > bs.nsamples)
+		{
+			ereport(NOTICE,
+					(errmsg("ivfflat index \"%s\" has %zu vectors, fewer than the %u lists requested; using %zu lists",
+							RelationGetRelationName(index),
+							bs.nsamples, k, bs.nsamples),
+					 errhint("REINDEX the index once the table is loaded.")));
+			k = bs.nsamples;
+		}
+		else if (k > 1 && bs.nsamples < (Size) IVF_WARN_PER_LIST * k)
+			ereport(NOTICE,
+					(errmsg("ivfflat index \"%s\" trained %u lists on %zu vectors; at least %zu are recommended",
+							RelationGetRelationName(index), k, bs.nsamples,
+							(size_t) IVF_WARN_PER_LIST * k),
+					 errhint("Use fewer lists, or REINDEX the index once the table is loaded.")));
+
+		/* the real k may exceed the estimate: shrink the sample to fit */
+		for (;;)
+		{
+			need = (Size) k * (dbytes + sizeof(float)) +
+				ivf_kmeans_workspace_bytes(bs.nsamples, bs.dims, k) +
+				bs.nsamples * dbytes;
+			if (need <= mwm_bytes() || bs.nsamples <= k)
+				break;
+			bs.nsamples = Max(k, bs.nsamples - bs.nsamples / 8);
+		}
+		if (need > mwm_bytes())
+			memory_error(index, need,
+						 "k-means needs the centroids and at least one training vector per list in memory.");
+
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_KMEANS);
+		bs.centroids = MemoryContextAllocHuge(buildCtx, (Size) k * dbytes);
+		ws = MemoryContextAllocHuge(buildCtx,
+									ivf_kmeans_workspace_bytes(bs.nsamples, bs.dims, k));
+		memset(&params, 0, sizeof(params));
+		params.niter = ivf_kmeans_iterations;
+		params.seed = meta.seed;
+		params.spherical = (bs.metric != IVF_METRIC_L2);
+		params.metric = (bs.metric == IVF_METRIC_L2) ? IVF_KM_L2 : IVF_KM_IP;
+		params.progress = kmeans_progress;
+		params.progress_arg = &bs;
+		if (ivf_kmeans(bs.samples, bs.nsamples, bs.dims, k, &params, ws,
+					   bs.centroids, NULL) != 0)
+			elog(ERROR, "k-means failed for %zu vectors and %u lists",
+				 bs.nsamples, k);
+		pfree(ws);
+	}
+	meta.ntrain = bs.nsamples;
+	pfree(bs.samples);
+	bs.samples = NULL;
+	bs.nlists = k;
+	meta.nlists = k;
+	meta.default_nprobe = default_nprobe(k, opts->nprobe);
+
+	/* ---- 3. assign and sort ---- */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_ASSIGN);
+	bs.centroid_norms = palloc(sizeof(float) * k);
+	ivf_kernels.norm_sq_block(bs.centroids, k, bs.dims, bs.centroid_norms);
+	bs.assign_ws = MemoryContextAllocHuge(buildCtx,
+										  ivf_assign_workspace_bytes(k, bs.dims));
+	bs.batch_max = Max(1, Min(4096, (16 * 1024 * 1024) / dbytes));
+	bs.batch = MemoryContextAllocHuge(buildCtx, bs.batch_max * dbytes);
+	bs.batch_tids = palloc(sizeof(ItemPointerData) * bs.batch_max);
+	bs.batch_lists = palloc(sizeof(int32) * bs.batch_max);
+	{
+		AttrNumber	attnums[2] = {1, 2};
+		Oid			sortops[2] = {Int4LessOperator, TIDLessOperator};
+		Oid			colls[2] = {InvalidOid, InvalidOid};
+		bool		nullsfirst[2] = {false, false};
+		Size		used = (Size) k * (dbytes + sizeof(float)) +
+		ivf_assign_workspace_bytes(k, bs.dims) + bs.batch_max * dbytes;
+		int			sortmem = (int) Max(1024, ((mwm_bytes() > used) ? mwm_bytes() - used : 0) / 1024);
+
+		bs.sortdesc = CreateTemplateTupleDesc(3);
+		TupleDescInitEntry(bs.sortdesc, 1, "list", INT4OID, -1, 0);
+		TupleDescInitEntry(bs.sortdesc, 2, "tid", TIDOID, -1, 0);
+		TupleDescInitEntry(bs.sortdesc, 3, "vector", BYTEAOID, -1, 0);
+		bs.sort = tuplesort_begin_heap(bs.sortdesc, 2, attnums, sortops, colls,
+									   nullsfirst, sortmem, NULL,
+									   IVF_TUPLESORT_NONE);
+		bs.slot = MakeSingleTupleTableSlot(bs.sortdesc, &TTSOpsVirtual);
+	}
+	(void) table_index_build_scan(heap, index, indexInfo, false, true,
+								  assign_callback, &bs, NULL);
+	flush_batch(&bs);
+	tuplesort_performsort(bs.sort);
+
+	/* ---- 4. write ---- */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_WRITE);
+	{
+		const int	index[] = {PROGRESS_CREATEIDX_TUPLES_TOTAL,
+		PROGRESS_CREATEIDX_TUPLES_DONE};
+		const int64 val[] = {(int64) bs.indtuples, 0};
+
+		pgstat_progress_update_multi_param(2, index, val);
+	}
+	meta.nbuilt = (uint64) bs.indtuples;
+	write_fixed_pages(index, MAIN_FORKNUM, &bs.geo, &meta, bs.centroids);
+	dir = palloc_extended(sizeof(IvfListEntry) * k, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	{
+		uint32		i;
+
+		for (i = 0; i < k; i++)
+			dir[i].head = dir[i].tail = dir[i].insert = InvalidBlockNumber;
+	}
+	write_lists(&bs, dir);
+	write_directory(index, &meta, &bs.geo, dir);
+	tuplesort_end(bs.sort);
+	ExecDropSingleTupleTableSlot(bs.slot);
+
+	nblocks = RelationGetNumberOfBlocks(index);
+	if (RelationNeedsWAL(index))
+		log_newpage_range(index, MAIN_FORKNUM, 0, nblocks, true);
+
+	MemoryContextSwitchTo(old);
+
+	result = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = (double) bs.rows;
+	result->index_tuples = bs.indtuples;
+
+	MemoryContextDelete(buildCtx);
+	return result;
+}
+
+/*
+ * The init fork of an unlogged index: an empty index with one list around
+ * the origin, what a crash resets the index to (the table is emptied too).
+ */
+void
+ivf_buildempty(Relation index)
+{
+	IvfMetaPageData meta;
+	IvfGeometry g;
+	IvfMetric metric = ivf_index_metric(index);
+	uint32		dims = index_dims(index);
+	float	   *zero = palloc0(sizeof(float) * dims);
+
+	ivf_geometry(dims, &g);
+	init_meta(&meta, index, metric, dims, &g);
+	meta.flags |= IVF_META_EMPTY_BUILD;
+	meta.nlists = 1;
+	meta.default_nprobe = 1;
+	write_fixed_pages(index, INIT_FORKNUM, &g, &meta, zero);
+	log_newpage_range(index, INIT_FORKNUM, 0,
+					  RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);
+	pfree(zero);
+}
+
+char *
+ivf_buildphasename(int64 phasenum)
+{
+	switch (phasenum)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case IVF_PHASE_SAMPLE:
+			return "sampling table";
+		case IVF_PHASE_KMEANS:
+			return "performing k-means";
+		case IVF_PHASE_ASSIGN:
+			return "assigning tuples";
+		case IVF_PHASE_WRITE:
+			return "writing lists";
+		default:
+			return NULL;
+	}
+}

@@ -1,0 +1,532 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfcheck.c
+ *	  ivf_check(index): verify an ivfflat index's structure and report
+ *	  every problem found; ivf_index_info(index): what the index holds.
+ *
+ * The check walks the meta page, every centroid and directory page, every
+ * list chain (page types, list numbers, slot counts, segment pages, tail and
+ * insertion hint, group counts, no page reachable twice), every vector
+ * (finite, unit length for cosine) and every TID (distinct, and pointing at
+ * a heap line pointer that is in use: live, dead or redirected, but not
+ * unused, which would mean VACUUM removed the heap tuple and left the index
+ * entry behind).  It takes the same share locks as a scan, one page at a
+ * time, so it can run beside inserts and VACUUM; run it on a quiet index
+ * for an exact picture.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include <math.h>
+
+#include "access/heapam.h"
+#include "access/relation.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "ivfflat.h"
+
+typedef struct CheckState
+{
+	Relation	index;
+	Relation	heap;
+	IvfMetaPageData meta;
+	IvfGeometry g;
+	BlockNumber nblocks;
+	bool	   *seen;			/* per block: reached from the structure */
+	Tuplestorestate *problems;
+	TupleDesc	desc;
+	int			nproblems;
+	/* totals for ivf_index_info */
+	int64		vectors;
+	int64		dead_slots;
+	int64		groups;
+	int64		empty_lists;
+	int64		max_list;
+	int64		*tids;			/* packed, for the duplicate check */
+	int64		ntids;
+	int64		captids;
+} CheckState;
+
+#define MAX_PROBLEMS 1000
+
+static void
+problem(CheckState *cs, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
+problem(CheckState *cs, const char *fmt,...)
+{
+	StringInfoData buf;
+	va_list		args;
+	Datum		value;
+	bool		isnull = false;
+
+	cs->nproblems++;
+	if (cs->problems == NULL || cs->nproblems > MAX_PROBLEMS)
+		return;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	value = CStringGetTextDatum(buf.data);
+	tuplestore_putvalues(cs->problems, cs->desc, &value, &isnull);
+	pfree(buf.data);
+}
+
+/* Mark a block as reached; false (and a problem) if out of range or seen. */
+static bool
+visit(CheckState *cs, BlockNumber blkno, const char *what, uint32 list)
+{
+	if (blkno >= cs->nblocks)
+	{
+		problem(cs, "list %u: %s points to block %u beyond the end of the index (%u blocks)",
+				list, what, blkno, cs->nblocks);
+		return false;
+	}
+	if (cs->seen[blkno])
+	{
+		problem(cs, "list %u: %s block %u is reachable twice", list, what, blkno);
+		return false;
+	}
+	cs->seen[blkno] = true;
+	return true;
+}
+
+static void
+check_floats(CheckState *cs, const float *x, uint32 n, uint32 list,
+			 BlockNumber blkno, uint32 slot, double *normsq)
+{
+	uint32		i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (!isfinite(x[i]))
+		{
+			problem(cs, "list %u: block %u slot %u holds a non-finite value",
+					list, blkno, slot);
+			return;
+		}
+		*normsq += (double) x[i] * x[i];
+	}
+}
+
+static void
+check_heap_tid(CheckState *cs, ItemPointer tid, uint32 list, BlockNumber blkno)
+{
+	BlockNumber hblk = ItemPointerGetBlockNumber(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	Buffer		hbuf;
+	Page		hpage;
+	ItemId		lp;
+
+	if (cs->heap == NULL)
+		return;
+	if (hblk >= RelationGetNumberOfBlocks(cs->heap))
+	{
+		problem(cs, "list %u: block %u holds TID (%u,%u) beyond the end of the table",
+				list, blkno, hblk, off);
+		return;
+	}
+	hbuf = ReadBuffer(cs->heap, hblk);
+	LockBuffer(hbuf, BUFFER_LOCK_SHARE);
+	hpage = BufferGetPage(hbuf);
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(hpage))
+		problem(cs, "list %u: block %u holds TID (%u,%u) past the last line pointer of its heap page",
+				list, blkno, hblk, off);
+	else
+	{
+		lp = PageGetItemId(hpage, off);
+		if (!ItemIdIsUsed(lp))
+			problem(cs, "list %u: block %u holds TID (%u,%u) whose heap line pointer is unused",
+					list, blkno, hblk, off);
+	}
+	UnlockReleaseBuffer(hbuf);
+}
+
+static void
+check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
+{
+	const IvfGeometry *g = &cs->g;
+	BlockNumber blkno = e->head;
+	BlockNumber last = InvalidBlockNumber;
+	bool		hint_found = false;
+	uint32		ngroups = 0;
+	int64		nlist = 0;
+
+	if (!BlockNumberIsValid(e->head))
+	{
+		if (BlockNumberIsValid(e->tail) || BlockNumberIsValid(e->insert) || e->ngroups != 0)
+			problem(cs, "list %u: empty list has tail %u, insert %u, %u groups",
+					list, e->tail, e->insert, e->ngroups);
+		cs->empty_lists++;
+		return;
+	}
+
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf;
+		Page		page;
+		IvfPageOpaque op;
+		uint32		nvec;
+		uint32		i;
+		uint32		s;
+		Buffer		segbufs[IVF_MAX_SEGMENTS];
+		Page		segpages[IVF_MAX_SEGMENTS];
+		uint32		nsegok = 1;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!visit(cs, blkno, "group", list))
+			return;
+
+		buf = ReadBuffer(cs->index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		op = IvfPageGetOpaque(page);
+		if (PageIsNew(page) || op->page_id != IVF_PAGE_ID ||
+			(op->flags & IVF_PAGE_LIST) == 0)
+		{
+			problem(cs, "list %u: block %u is not a list head page", list, blkno);
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		if (op->list != list)
+			problem(cs, "list %u: block %u belongs to list %u", list, blkno, op->list);
+		nvec = op->nvec;
+		if (nvec > g->vecs_per_group)
+		{
+			problem(cs, "list %u: block %u has %u slots in use, capacity %u",
+					list, blkno, nvec, g->vecs_per_group);
+			nvec = g->vecs_per_group;
+		}
+		if (((PageHeader) page)->pd_lower != g->head_floats_off + nvec * g->seg_dims * sizeof(float))
+			problem(cs, "list %u: block %u has pd_lower %u, expected %u",
+					list, blkno, ((PageHeader) page)->pd_lower,
+					(unsigned) (g->head_floats_off + nvec * g->seg_dims * sizeof(float)));
+
+		segpages[0] = page;
+		for (s = 1; s < g->nsegments; s++)
+		{
+			BlockNumber sblk = ivf_head_segblocks(page)[s - 1];
+			Page		sp;
+
+			if (!visit(cs, sblk, "segment", list))
+				break;
+			segbufs[s] = ReadBuffer(cs->index, sblk);
+			LockBuffer(segbufs[s], BUFFER_LOCK_SHARE);
+			sp = BufferGetPage(segbufs[s]);
+			segpages[s] = sp;
+			nsegok = s + 1;
+			if (PageIsNew(sp) || IvfPageGetOpaque(sp)->page_id != IVF_PAGE_ID ||
+				(IvfPageGetOpaque(sp)->flags & IVF_PAGE_SEGMENT) == 0 ||
+				IvfPageGetOpaque(sp)->list != list)
+			{
+				problem(cs, "list %u: block %u, segment %u of group %u, is not a segment page of the list",
+						list, sblk, s, blkno);
+				break;
+			}
+			if (((PageHeader) sp)->pd_lower < g->seg_floats_off + nvec * g->seg_dims * sizeof(float))
+				problem(cs, "list %u: segment block %u has pd_lower %u below its %u slots",
+						list, sblk, ((PageHeader) sp)->pd_lower, nvec);
+		}
+
+		for (i = 0; i < nvec; i++)
+		{
+			ItemPointer tid = &ivf_head_tids(page, g)[i];
+			double		normsq = 0;
+
+			if (!ItemPointerIsValid(tid))
+			{
+				cs->dead_slots++;
+				continue;
+			}
+			for (s = 0; s < nsegok && s < g->nsegments; s++)
+				check_floats(cs, ivf_page_floats(segpages[s], g, s == 0) + (Size) i * g->seg_dims,
+							 ivf_seg_dims(g, s), list, blkno, i, &normsq);
+			if (cs->meta.metric == IVF_METRIC_COSINE && nsegok == g->nsegments &&
+				fabs(normsq - 1.0) > 1e-3)
+				problem(cs, "list %u: block %u slot %u is not unit length (norm^2 %g) in a cosine index",
+						list, blkno, i, normsq);
+			check_heap_tid(cs, tid, list, blkno);
+			if (cs->ntids == cs->captids)
+			{
+				cs->captids *= 2;
+				cs->tids = repalloc_huge(cs->tids, sizeof(int64) * cs->captids);
+			}
+			cs->tids[cs->ntids++] = ivf_tid_to_id(tid);
+			cs->vectors++;
+			nlist++;
+		}
+
+		for (s = 1; s < nsegok; s++)
+			UnlockReleaseBuffer(segbufs[s]);
+
+		if (blkno == e->insert)
+			hint_found = true;
+		ngroups++;
+		last = blkno;
+		blkno = op->next;
+		UnlockReleaseBuffer(buf);
+	}
+
+	cs->groups += ngroups;
+	cs->max_list = Max(cs->max_list, nlist);
+	if (last != e->tail)
+		problem(cs, "list %u: directory says tail %u, chain ends at %u", list, e->tail, last);
+	if (!hint_found)
+		problem(cs, "list %u: insertion hint %u is not a group of the list", list, e->insert);
+	if (ngroups != e->ngroups)
+		problem(cs, "list %u: directory says %u groups, chain has %u", list, e->ngroups, ngroups);
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+run_check(CheckState *cs)
+{
+	uint32		list;
+	uint32		i;
+	IvfListEntry *dir;
+	Size		total;
+	Size		done = 0;
+	int64		k;
+
+	cs->nblocks = RelationGetNumberOfBlocks(cs->index);
+	cs->seen = palloc0(sizeof(bool) * Max(cs->nblocks, 1));
+	cs->captids = 1024;
+	cs->tids = palloc(sizeof(int64) * cs->captids);
+
+	ivf_read_meta(cs->index, &cs->meta);
+	ivf_geometry(cs->meta.dims, &cs->g);
+	cs->seen[IVF_METAPAGE_BLKNO] = true;
+
+	/* centroid pages */
+	total = (Size) cs->meta.nlists * cs->meta.dims;
+	for (i = 0; i < cs->meta.centroid_npages; i++)
+	{
+		BlockNumber blkno = cs->meta.centroid_start + i;
+		Buffer		buf;
+		Page		page;
+		IvfPageOpaque op;
+		double		normsq = 0;
+
+		if (!visit(cs, blkno, "centroid page", 0))
+			continue;
+		buf = ReadBuffer(cs->index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		op = IvfPageGetOpaque(page);
+		if (op->page_id != IVF_PAGE_ID || (op->flags & IVF_PAGE_CENTROID) == 0)
+			problem(cs, "block %u is not a centroid page", blkno);
+		else
+		{
+			check_floats(cs, (float *) PageGetContents(page),
+						 Min(op->nvec, cs->g.centroid_floats_per_page), 0, blkno, 0, &normsq);
+			done += op->nvec;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	if (done != total)
+		problem(cs, "centroid pages hold %zu floats, expected %zu", (size_t) done, (size_t) total);
+
+	/* directory pages, then every list */
+	dir = palloc(sizeof(IvfListEntry) * cs->meta.nlists);
+	for (i = 0; i < cs->meta.directory_npages; i++)
+	{
+		BlockNumber blkno = cs->meta.directory_start + i;
+		Buffer		buf;
+		Page		page;
+		IvfPageOpaque op;
+		uint32		first = i * cs->g.directory_entries_per_page;
+		uint32		n = Min(cs->meta.nlists - first, cs->g.directory_entries_per_page);
+
+		if (!visit(cs, blkno, "directory page", 0))
+			continue;
+		buf = ReadBuffer(cs->index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		op = IvfPageGetOpaque(page);
+		if (op->page_id != IVF_PAGE_ID || (op->flags & IVF_PAGE_DIRECTORY) == 0 ||
+			op->nvec != n)
+		{
+			problem(cs, "block %u is not the directory page for lists %u..%u",
+					blkno, first, first + n - 1);
+			memset(dir + first, 0xFF, sizeof(IvfListEntry) * n);
+			for (list = first; list < first + n; list++)
+				dir[list].ngroups = 0;
+		}
+		else
+			memcpy(dir + first, ivf_directory_entries(page), sizeof(IvfListEntry) * n);
+		UnlockReleaseBuffer(buf);
+	}
+
+	for (list = 0; list < cs->meta.nlists; list++)
+		check_list(cs, list, &dir[list]);
+
+	/* every TID once */
+	qsort(cs->tids, cs->ntids, sizeof(int64), cmp_int64);
+	for (k = 1; k < cs->ntids; k++)
+	{
+		if (cs->tids[k] == cs->tids[k - 1])
+		{
+			ItemPointerData tid;
+
+			ivf_id_to_tid(cs->tids[k], &tid);
+			problem(cs, "TID (%u,%u) is indexed more than once",
+					ItemPointerGetBlockNumber(&tid), ItemPointerGetOffsetNumber(&tid));
+		}
+	}
+}
+
+static void
+open_for_check(CheckState *cs, Oid indexoid)
+{
+	Oid			heapoid;
+
+	memset(cs, 0, sizeof(*cs));
+	heapoid = IndexGetRelation(indexoid, true);
+	if (!OidIsValid(heapoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an index", get_rel_name(indexoid) ? get_rel_name(indexoid) : "?")));
+
+	/* the table first, as everywhere else */
+	cs->heap = table_open(heapoid, AccessShareLock);
+	cs->index = index_open(indexoid, AccessShareLock);
+	if (cs->index->rd_indam->amgettuple != ivf_gettuple)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an ivfflat index",
+						RelationGetRelationName(cs->index))));
+	if (pg_class_aclcheck(heapoid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(heapoid))));
+
+	/* line pointers are only meaningful for heap tables */
+	if (cs->heap->rd_rel->relam != HEAP_TABLE_AM_OID)
+	{
+		table_close(cs->heap, AccessShareLock);
+		cs->heap = NULL;
+	}
+}
+
+static void
+close_check(CheckState *cs)
+{
+	index_close(cs->index, AccessShareLock);
+	if (cs->heap)
+		table_close(cs->heap, AccessShareLock);
+}
+
+PG_FUNCTION_INFO_V1(ivf_check);
+Datum
+ivf_check(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	CheckState	cs;
+	TupleDesc	desc;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTemplateTupleDesc(1);
+	TupleDescInitEntry(desc, 1, "problem", TEXTOID, -1, 0);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+
+	open_for_check(&cs, indexoid);
+	cs.problems = store;
+	cs.desc = desc;
+	run_check(&cs);
+	if (cs.nproblems > MAX_PROBLEMS)
+		problem(&cs, "... and %d more problems", cs.nproblems - MAX_PROBLEMS);
+	close_check(&cs);
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = desc;
+	return (Datum) 0;
+}
+
+/*
+ * ivf_index_info(index) -> one row describing the index: its parameters
+ * and what a full walk finds.
+ */
+PG_FUNCTION_INFO_V1(ivf_index_info);
+Datum
+ivf_index_info(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	TupleDesc	desc;
+	CheckState	cs;
+	Datum		values[14];
+	bool		nulls[14] = {0};
+	int			i = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	open_for_check(&cs, indexoid);
+	{
+		/* no TID checks needed for the summary */
+		Relation	heap = cs.heap;
+
+		cs.heap = NULL;
+		run_check(&cs);
+		cs.heap = heap;
+	}
+
+	values[i++] = CStringGetTextDatum(ivf_metric_name((IvfMetric) cs.meta.metric));
+	values[i++] = Int32GetDatum(cs.meta.dims);
+	values[i++] = Int32GetDatum(cs.meta.nlists);
+	values[i++] = Int32GetDatum(cs.meta.lists_requested);
+	if (cs.meta.lists_requested == 0)
+		nulls[i - 1] = true;
+	values[i++] = Int32GetDatum(cs.meta.default_nprobe);
+	values[i++] = Int64GetDatum((int64) cs.meta.seed);
+	values[i++] = Int64GetDatum((int64) cs.meta.ntrain);
+	values[i++] = Int64GetDatum((int64) cs.meta.nbuilt);
+	values[i++] = Int64GetDatum(cs.vectors);
+	values[i++] = Int64GetDatum(cs.dead_slots);
+	values[i++] = Int64GetDatum(cs.empty_lists);
+	values[i++] = Int64GetDatum(cs.max_list);
+	values[i++] = Int64GetDatum((int64) cs.nblocks);
+	values[i++] = Int32GetDatum(cs.g.vecs_per_group);
+
+	close_check(&cs);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}

@@ -1,0 +1,327 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfflat.h
+ *	  The ivfflat index access method: on-disk format and internal API.
+ *
+ * This header is the single description of the index's pages; src/README
+ * explains them in prose (page types, locking, WAL).  In short:
+ *
+ *	block 0                 meta page (IvfMetaPageData)
+ *	blocks 1 ..             centroid pages: the nlists x dims centroid matrix
+ *	                        as one row-major float stream, split across pages
+ *	then                    directory pages: one IvfListEntry per list
+ *	then                    list pages, in "groups": a group is one head page
+ *	                        plus nsegments-1 segment pages and stores up to
+ *	                        vecs_per_group vectors of one list.  At build the
+ *	                        groups of each list are written consecutively.
+ *
+ * Every page carries IvfPageOpaqueData in its special space with
+ * IVF_PAGE_ID and a page-type flag, so pages identify themselves.  All data
+ * lives between the page header and pd_lower (pd_upper == pd_special): the
+ * hole that full-page images and log_newpage_range compress away is always
+ * unused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IVF_IVFFLAT_H
+#define IVF_IVFFLAT_H
+
+#include "compat.h"
+
+#include "access/amapi.h"
+#include "access/genam.h"
+#include "access/generic_xlog.h"
+#include "lib/stringinfo.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "storage/block.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/itemptr.h"
+#include "utils/relcache.h"
+
+#include "select.h"
+
+#define IVF_MAGIC			0x49564631	/* "IVF1" */
+#define IVF_FORMAT_VERSION	1
+#define IVF_PAGE_ID			0xFF8C
+#define IVF_METAPAGE_BLKNO	0
+
+#define IVF_MAX_DIM			16000
+#define IVF_MIN_LISTS		1
+#define IVF_MAX_LISTS		32768
+#define IVF_MAX_SEGMENTS	16
+
+/* page types (IvfPageOpaqueData.flags) */
+#define IVF_PAGE_META		0x0001
+#define IVF_PAGE_CENTROID	0x0002
+#define IVF_PAGE_DIRECTORY	0x0004
+#define IVF_PAGE_LIST		0x0008	/* head page of a list group */
+#define IVF_PAGE_SEGMENT	0x0010	/* segment page of a list group */
+
+/* metrics, stored in the meta page */
+typedef enum IvfMetric
+{
+	IVF_METRIC_L2 = 1,			/* vector_l2_ops: squared L2 */
+	IVF_METRIC_IP = 2,			/* vector_ip_ops: negative inner product */
+	IVF_METRIC_COSINE = 3		/* vector_cosine_ops: vectors stored unit
+								 * length, 1 - dot */
+} IvfMetric;
+
+/* support procedure numbers of the operator classes */
+#define IVF_DISTANCE_PROC	1	/* (vector, vector) -> float8, the metric */
+#define IVF_NORM_PROC		2	/* optional (vector) -> float8: normalize */
+#define IVF_NPROCS			2
+
+/* the ordering operator */
+#define IVF_ORDERBY_STRATEGY 1
+
+/* meta flags */
+#define IVF_META_EMPTY_BUILD	0x0001	/* built from no rows: one list */
+
+typedef struct IvfPageOpaqueData
+{
+	BlockNumber next;			/* list head: next group's head page; centroid
+								 * and directory pages: next page; else
+								 * InvalidBlockNumber */
+	uint32		list;			/* list number (list pages), else 0 */
+	uint16		nvec;			/* list head: slots in use (dead ones
+								 * included); centroid page: floats; directory
+								 * page: entries */
+	uint16		flags;			/* IVF_PAGE_* */
+	uint16		unused;
+	uint16		page_id;		/* IVF_PAGE_ID */
+} IvfPageOpaqueData;
+
+typedef IvfPageOpaqueData *IvfPageOpaque;
+
+#define IvfPageGetOpaque(page) ((IvfPageOpaque) PageGetSpecialPointer(page))
+
+/*
+ * The meta page.  Written at build; later changed in place only by
+ * operations that bump 'generation' (and invalidate the relcache entry), so
+ * backends may cache it together with the centroids.
+ */
+typedef struct IvfMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		generation;		/* bumped on every in-place change */
+	uint16		metric;			/* IvfMetric */
+	uint16		flags;			/* IVF_META_* */
+	uint32		dims;
+	uint32		nlists;			/* lists actually built */
+	uint32		lists_requested;	/* the reloption, 0 when chosen from rows */
+	uint32		default_nprobe; /* nprobe when ivf.nprobe is 0 */
+	uint64		seed;			/* k-means seed */
+	uint64		ntrain;			/* vectors the centroids were trained on */
+	uint64		nbuilt;			/* vectors written at build */
+	/* geometry of the other pages; checked against ivf_geometry() on read */
+	BlockNumber centroid_start;
+	uint32		centroid_npages;
+	BlockNumber directory_start;
+	uint32		directory_npages;
+	uint32		nsegments;		/* pages per list group */
+	uint32		seg_dims;		/* dims stored per segment (last: rest) */
+	uint32		vecs_per_group; /* vector slots per group */
+} IvfMetaPageData;
+
+typedef IvfMetaPageData *IvfMetaPage;
+
+#define IvfPageGetMeta(page) ((IvfMetaPage) PageGetContents(page))
+
+/*
+ * One list in the directory.  head/tail change when the list gets its first
+ * group or a new one; 'insert' is a hint: a group of this list at or before
+ * which no group has a free slot.  Groups never leave their list, so any of
+ * these stays a valid page of the list forever.
+ */
+typedef struct IvfListEntry
+{
+	BlockNumber head;			/* first group's head page, or invalid */
+	BlockNumber tail;			/* last group's head page, or invalid */
+	BlockNumber insert;			/* insertion hint, or invalid */
+	uint32		ngroups;		/* groups in the chain */
+	uint32		nbuilt;			/* vectors placed here at build */
+} IvfListEntry;
+
+/*
+ * Geometry derived from dims and BLCKSZ: where things are on a page.
+ */
+typedef struct IvfGeometry
+{
+	uint32		dims;
+	uint32		nsegments;
+	uint32		seg_dims;
+	uint32		vecs_per_group;
+	uint32		head_tids_off;	/* offset of the TID array on a head page */
+	uint32		head_floats_off;	/* offset of the float block, head page */
+	uint32		seg_floats_off; /* offset of the float block, segment pages */
+	uint32		centroid_floats_per_page;
+	uint32		directory_entries_per_page;
+} IvfGeometry;
+
+#define IVF_PAGE_DATA_OFF	MAXALIGN(SizeOfPageHeaderData)
+#define IVF_PAGE_SPECIAL_OFF (BLCKSZ - MAXALIGN(sizeof(IvfPageOpaqueData)))
+#define IVF_FLOAT_ALIGN		32
+
+/* dims of segment s */
+static inline uint32
+ivf_seg_dims(const IvfGeometry *g, uint32 s)
+{
+	return (s + 1 < g->nsegments) ? g->seg_dims : g->dims - s * g->seg_dims;
+}
+
+static inline BlockNumber *
+ivf_head_segblocks(Page page)
+{
+	return (BlockNumber *) ((char *) page + IVF_PAGE_DATA_OFF);
+}
+
+static inline ItemPointerData *
+ivf_head_tids(Page page, const IvfGeometry *g)
+{
+	return (ItemPointerData *) ((char *) page + g->head_tids_off);
+}
+
+static inline float *
+ivf_page_floats(Page page, const IvfGeometry *g, bool head)
+{
+	return (float *) ((char *) page +
+					  (head ? g->head_floats_off : g->seg_floats_off));
+}
+
+/*
+ * Per-index state cached in rd_amcache: the meta page and the centroids.
+ * Never hold a pointer to it across anything that may process relcache
+ * invalidations (lock acquisition): copy what is needed.
+ */
+typedef struct IvfCache
+{
+	IvfMetaPageData meta;
+	IvfGeometry geo;
+	float	   *centroids;		/* nlists x dims */
+	float	   *centroid_norms; /* |c|^2 per list */
+} IvfCache;
+
+/* reloptions */
+typedef struct IvfOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			lists;			/* -1: choose from the row count */
+	int			nprobe;			/* -1: sqrt(lists) */
+	int			seed;
+} IvfOptions;
+
+/* build phases for pg_stat_progress_create_index */
+#define IVF_PHASE_SAMPLE	2
+#define IVF_PHASE_KMEANS	3
+#define IVF_PHASE_ASSIGN	4
+#define IVF_PHASE_WRITE		5
+
+/* settings (ivf.c) */
+extern int	ivf_nprobe_setting;
+extern int	ivf_probes_alias_setting;
+extern int	ivf_kmeans_iterations;
+extern int	ivf_effective_nprobe(int index_default, int nlists);
+
+/* ivfutils.c */
+extern void ivf_init_reloptions(void);
+extern bytea *ivf_options(Datum reloptions, bool validate);
+extern IvfOptions *ivf_get_options(Relation index);
+extern void ivf_geometry(uint32 dims, IvfGeometry *g);
+extern IvfMetric ivf_index_metric(Relation index);
+extern void ivf_init_page(Page page, uint16 flags, uint32 list);
+extern Buffer ivf_new_buffer(Relation index);
+extern void ivf_read_meta(Relation index, IvfMetaPageData *meta);
+extern void ivf_check_meta(Relation index, const IvfMetaPageData *meta);
+extern IvfCache *ivf_get_cache(Relation index);
+extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,
+							   float *dest);
+extern void ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
+								uint32 list, IvfListEntry *entry);
+extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
+									   const IvfGeometry *g, uint32 list,
+									   uint32 *slot);
+extern IvfListEntry *ivf_directory_entries(Page page);
+extern float *ivf_prepare_vector(Relation index, IvfMetric metric,
+								 uint32 dims, Datum value, bool *skip);
+extern void ivf_nearest_lists(const IvfCache *cache, const float *q,
+							  uint32 nprobe, int32 *lists, float *dists);
+extern const char *ivf_metric_name(IvfMetric metric);
+
+/* ivfbuild.c */
+extern IndexBuildResult *ivf_build(Relation heap, Relation index,
+								   IndexInfo *indexInfo);
+extern void ivf_buildempty(Relation index);
+extern char *ivf_buildphasename(int64 phasenum);
+
+/* ivfinsert.c */
+extern void ivf_insert_vector(Relation index, const IvfCache *cache,
+							  const float *vec, ItemPointer tid);
+#if PG_VERSION_NUM >= 140000
+extern bool ivf_insert(Relation index, Datum *values, bool *isnull,
+					   ItemPointer heap_tid, Relation heap,
+					   IndexUniqueCheck checkUnique, bool indexUnchanged,
+					   IndexInfo *indexInfo);
+#else
+extern bool ivf_insert(Relation index, Datum *values, bool *isnull,
+					   ItemPointer heap_tid, Relation heap,
+					   IndexUniqueCheck checkUnique, IndexInfo *indexInfo);
+#endif
+
+/* ivfscan.c */
+extern IndexScanDesc ivf_beginscan(Relation index, int nkeys, int norderbys);
+extern void ivf_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+					   ScanKey orderbys, int norderbys);
+extern bool ivf_gettuple(IndexScanDesc scan, ScanDirection dir);
+extern void ivf_endscan(IndexScanDesc scan);
+
+/* listscan.c: distances of a query to every vector of a list */
+typedef struct IvfCandidates
+{
+	float	   *dist;
+	int64	   *id;				/* ItemPointer packed by ivf_tid_to_id */
+	size_t		n;
+	size_t		cap;
+	MemoryContext cxt;
+} IvfCandidates;
+
+extern void ivf_candidates_init(IvfCandidates *c, MemoryContext cxt,
+								size_t initial);
+extern void ivf_scan_list(Relation index, const IvfGeometry *g,
+						  IvfMetric metric, BlockNumber head, uint32 list,
+						  const float *q, IvfCandidates *out);
+
+static inline int64
+ivf_tid_to_id(ItemPointer tid)
+{
+	return ((int64) ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+		ItemPointerGetOffsetNumberNoCheck(tid);
+}
+
+static inline void
+ivf_id_to_tid(int64 id, ItemPointer tid)
+{
+	ItemPointerSet(tid, (BlockNumber) (id >> 16), (OffsetNumber) (id & 0xFFFF));
+}
+
+/* ivfvacuum.c */
+extern IndexBulkDeleteResult *ivf_bulkdelete(IndexVacuumInfo *info,
+											 IndexBulkDeleteResult *stats,
+											 IndexBulkDeleteCallback callback,
+											 void *callback_state);
+extern IndexBulkDeleteResult *ivf_vacuumcleanup(IndexVacuumInfo *info,
+												IndexBulkDeleteResult *stats);
+
+/* ivfcost.c */
+extern void ivf_costestimate(PlannerInfo *root, IndexPath *path,
+							 double loop_count, Cost *indexStartupCost,
+							 Cost *indexTotalCost,
+							 Selectivity *indexSelectivity,
+							 double *indexCorrelation, double *indexPages);
+
+/* ivfvalidate.c */
+extern bool ivf_validate(Oid opclassoid);
+
+#endif							/* IVF_IVFFLAT_H */

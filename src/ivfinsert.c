@@ -1,0 +1,348 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfinsert.c
+ *	  Insert one vector into an ivfflat index: into the list whose
+ *	  centroid is nearest, in the first group with a free slot at or after
+ *	  the list's insertion hint, or in a new group appended to the list.
+ *
+ * Lock order (see src/README): list pages, then the directory page, then
+ * the relation extension lock (which is only ever held while extending and
+ * never while waiting for anything else).  A group's segment pages are
+ * locked after its head page.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "ivfflat.h"
+
+/*
+ * Write the segment parts of a vector into slot 'slot' of the segment
+ * pages (copies registered with GenericXLog).
+ */
+static void
+write_segment(Page spage, const IvfGeometry *g, uint32 s, uint32 slot,
+			  const float *vec)
+{
+	uint32		sd = ivf_seg_dims(g, s);
+	float	   *dst = ivf_page_floats(spage, g, false) + (Size) slot * g->seg_dims;
+	uint16		lower = g->seg_floats_off + (slot + 1) * g->seg_dims * sizeof(float);
+
+	memcpy(dst, vec + (Size) s * g->seg_dims, sd * sizeof(float));
+	/* never shrink: slots below the head's nvec must stay under pd_lower */
+	if (((PageHeader) spage)->pd_lower < lower)
+		((PageHeader) spage)->pd_lower = lower;
+}
+
+/* Write slot 'slot' (== nvec) of a head page and publish it. */
+static void
+write_head(Page page, const IvfGeometry *g, uint32 slot, const float *vec,
+		   ItemPointer tid)
+{
+	IvfPageOpaque opaque = IvfPageGetOpaque(page);
+
+	Assert(opaque->nvec == slot);
+	memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims,
+		   vec, ivf_seg_dims(g, 0) * sizeof(float));
+	ivf_head_tids(page, g)[slot] = *tid;
+	opaque->nvec = slot + 1;
+	((PageHeader) page)->pd_lower =
+		g->head_floats_off + (slot + 1) * g->seg_dims * sizeof(float);
+}
+
+/*
+ * Log segment pages sbufs[first .. S-1] minus the last 'keep' ones, four per
+ * record, applying write_segment (or initialising them first when isnew).
+ * Returns the index of the first segment not yet logged.
+ */
+static uint32
+log_segments(Relation index, const IvfGeometry *g, Buffer *sbufs,
+			 uint32 keep, uint32 slot, const float *vec, bool isnew,
+			 uint32 list)
+{
+	uint32		s = 1;
+
+	while (g->nsegments - s > keep)
+	{
+		GenericXLogState *state = GenericXLogStart(index);
+		uint32		n = Min(MAX_GENERIC_XLOG_PAGES, g->nsegments - s - keep);
+		uint32		j;
+
+		for (j = 0; j < n; j++)
+		{
+			Page		sp = GenericXLogRegisterBuffer(state, sbufs[s + j],
+													   isnew ? GENERIC_XLOG_FULL_IMAGE : 0);
+
+			if (isnew)
+				ivf_init_page(sp, IVF_PAGE_SEGMENT, list);
+			write_segment(sp, g, s + j, slot, vec);
+		}
+		GenericXLogFinish(state);
+		s += n;
+	}
+	return s;
+}
+
+/*
+ * Add a new group holding 'vec' to list 'list'.  tailbuf is the list's
+ * last group (exclusively locked, full) or InvalidBuffer when the list is
+ * empty; dirbuf is the directory page (exclusively locked) with the list's
+ * entry at 'slot'.
+ */
+static void
+add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
+		  Buffer dirbuf, uint32 dirslot, const float *vec, ItemPointer tid)
+{
+	Buffer		headbuf;
+	Buffer		sbufs[IVF_MAX_SEGMENTS];
+	BlockNumber segblk[IVF_MAX_SEGMENTS];
+	GenericXLogState *state;
+	Page		page;
+	IvfListEntry *entry;
+	uint32		s;
+	uint32		first;
+
+	headbuf = ivf_new_buffer(index);
+	for (s = 1; s < g->nsegments; s++)
+	{
+		sbufs[s] = ivf_new_buffer(index);
+		segblk[s - 1] = BufferGetBlockNumber(sbufs[s]);
+	}
+
+	/* segments first: unreachable until the final record links the head */
+	first = log_segments(index, g, sbufs, Min(g->nsegments - 1, 1), 0, vec,
+						 true, list);
+
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, headbuf, GENERIC_XLOG_FULL_IMAGE);
+	ivf_init_page(page, IVF_PAGE_LIST, list);
+	if (g->nsegments > 1)
+		memcpy(ivf_head_segblocks(page), segblk,
+			   sizeof(BlockNumber) * (g->nsegments - 1));
+	write_head(page, g, 0, vec, tid);
+
+	for (s = first; s < g->nsegments; s++)
+	{
+		Page		sp = GenericXLogRegisterBuffer(state, sbufs[s],
+												   GENERIC_XLOG_FULL_IMAGE);
+
+		ivf_init_page(sp, IVF_PAGE_SEGMENT, list);
+		write_segment(sp, g, s, 0, vec);
+	}
+
+	if (BufferIsValid(tailbuf))
+	{
+		Page		tp = GenericXLogRegisterBuffer(state, tailbuf, 0);
+
+		IvfPageGetOpaque(tp)->next = BufferGetBlockNumber(headbuf);
+	}
+
+	page = GenericXLogRegisterBuffer(state, dirbuf, 0);
+	entry = &ivf_directory_entries(page)[dirslot];
+	if (!BlockNumberIsValid(entry->head))
+		entry->head = BufferGetBlockNumber(headbuf);
+	entry->tail = BufferGetBlockNumber(headbuf);
+	entry->insert = BufferGetBlockNumber(headbuf);
+	entry->ngroups++;
+	GenericXLogFinish(state);
+
+	for (s = 1; s < g->nsegments; s++)
+		UnlockReleaseBuffer(sbufs[s]);
+	UnlockReleaseBuffer(headbuf);
+}
+
+/* Store vec in the free slot of an exclusively locked group head. */
+static void
+add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
+			 const float *vec, ItemPointer tid)
+{
+	Page		page = BufferGetPage(headbuf);
+	uint32		slot = IvfPageGetOpaque(page)->nvec;
+	Buffer		sbufs[IVF_MAX_SEGMENTS];
+	GenericXLogState *state;
+	uint32		first;
+	uint32		s;
+
+	for (s = 1; s < g->nsegments; s++)
+	{
+		sbufs[s] = ReadBuffer(index, ivf_head_segblocks(page)[s - 1]);
+		LockBuffer(sbufs[s], BUFFER_LOCK_EXCLUSIVE);
+	}
+
+	/*
+	 * Segment data first; the slot becomes visible only when the head's
+	 * nvec is raised, in the final record.
+	 */
+	first = log_segments(index, g, sbufs, Min(g->nsegments - 1, MAX_GENERIC_XLOG_PAGES - 1),
+						 slot, vec, false, 0);
+
+	state = GenericXLogStart(index);
+	for (s = first; s < g->nsegments; s++)
+	{
+		Page		sp = GenericXLogRegisterBuffer(state, sbufs[s], 0);
+
+		write_segment(sp, g, s, slot, vec);
+	}
+	page = GenericXLogRegisterBuffer(state, headbuf, 0);
+	write_head(page, g, slot, vec, tid);
+	GenericXLogFinish(state);
+
+	for (s = 1; s < g->nsegments; s++)
+		UnlockReleaseBuffer(sbufs[s]);
+}
+
+/*
+ * Move the list's insertion hint from 'from' to 'to', unless someone (an
+ * inserter or VACUUM) has changed it meanwhile.
+ */
+static void
+advance_hint(Relation index, const IvfMetaPageData *meta,
+			 const IvfGeometry *g, uint32 list, BlockNumber from,
+			 BlockNumber to)
+{
+	uint32		slot;
+	BlockNumber dirblk = ivf_directory_block(meta, g, list, &slot);
+	Buffer		dirbuf = ReadBuffer(index, dirblk);
+	IvfListEntry *entry;
+
+	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+	entry = &ivf_directory_entries(BufferGetPage(dirbuf))[slot];
+	if (entry->insert == from)
+	{
+		GenericXLogState *state = GenericXLogStart(index);
+		Page		page = GenericXLogRegisterBuffer(state, dirbuf, 0);
+
+		ivf_directory_entries(page)[slot].insert = to;
+		GenericXLogFinish(state);
+	}
+	UnlockReleaseBuffer(dirbuf);
+}
+
+/*
+ * Insert one prepared vector (normalised for cosine) with its heap TID.
+ * The cache is used only to choose the list, before any lock is taken.
+ */
+void
+ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
+				  ItemPointer tid)
+{
+	IvfMetaPageData meta = cache->meta;
+	IvfGeometry g = cache->geo;
+	int32		list;
+	IvfListEntry entry;
+	BlockNumber hint;
+	BlockNumber blkno;
+	uint32		dirslot;
+	BlockNumber dirblk;
+
+	ivf_nearest_lists(cache, vec, 1, &list, NULL);
+	dirblk = ivf_directory_block(&meta, &g, list, &dirslot);
+
+restart:
+	ivf_read_list_entry(index, &meta, list, &entry);
+	hint = BlockNumberIsValid(entry.insert) ? entry.insert : entry.head;
+
+	if (!BlockNumberIsValid(hint))
+	{
+		/* empty list: create its first group under the directory lock */
+		Buffer		dirbuf = ReadBuffer(index, dirblk);
+
+		LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+		if (BlockNumberIsValid(ivf_directory_entries(BufferGetPage(dirbuf))[dirslot].head))
+		{
+			/* somebody beat us to it */
+			UnlockReleaseBuffer(dirbuf);
+			goto restart;
+		}
+		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid);
+		UnlockReleaseBuffer(dirbuf);
+		return;
+	}
+
+	blkno = hint;
+	for (;;)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		IvfPageOpaque opaque;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		opaque = IvfPageGetOpaque(page);
+		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != (uint32) list)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": block %u is not a page of list %d",
+							RelationGetRelationName(index), blkno, list)));
+
+		if (opaque->nvec < g.vecs_per_group)
+		{
+			add_to_group(index, &g, buf, vec, tid);
+			UnlockReleaseBuffer(buf);
+			if (blkno != hint)
+				advance_hint(index, &meta, &g, list, hint, blkno);
+			return;
+		}
+
+		if (BlockNumberIsValid(opaque->next))
+		{
+			BlockNumber next = opaque->next;
+
+			UnlockReleaseBuffer(buf);
+			blkno = next;
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+
+		/* the tail is full: append a group (lock order: list, directory) */
+		{
+			Buffer		dirbuf = ReadBuffer(index, dirblk);
+
+			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid);
+			UnlockReleaseBuffer(dirbuf);
+		}
+		UnlockReleaseBuffer(buf);
+		return;
+	}
+}
+
+#if PG_VERSION_NUM >= 140000
+bool
+ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+		   Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+		   IndexInfo *indexInfo)
+#else
+bool
+ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+		   Relation heap, IndexUniqueCheck checkUnique, IndexInfo *indexInfo)
+#endif
+{
+	MemoryContext tmp;
+	MemoryContext old;
+	IvfCache   *cache;
+	float	   *vec;
+	bool		skip;
+
+	/* NULLs are not indexed */
+	if (isnull[0])
+		return false;
+
+	tmp = AllocSetContextCreate(CurrentMemoryContext, "ivfflat insert",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(tmp);
+
+	cache = ivf_get_cache(index);
+	vec = ivf_prepare_vector(index, (IvfMetric) cache->meta.metric,
+							 cache->meta.dims, values[0], &skip);
+	if (!skip)
+		ivf_insert_vector(index, cache, vec, heap_tid);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return false;
+}

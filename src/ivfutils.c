@@ -1,0 +1,572 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfutils.c
+ *	  The ivfflat handler, reloptions, page geometry, meta page and
+ *	  centroid cache, directory access and the quantizer (nearest lists).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include <math.h>
+
+#include "access/reloptions.h"
+#include "catalog/pg_type.h"
+#include "commands/vacuum.h"
+#include "fmgr.h"
+#include "storage/freespace.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "distance.h"
+#include "ivfflat.h"
+#include "vector.h"
+
+/* the C functions behind the support procedures, to identify the metric */
+extern Datum vector_l2_squared_distance(PG_FUNCTION_ARGS);
+extern Datum vector_negative_inner_product(PG_FUNCTION_ARGS);
+
+static relopt_kind ivf_relopt_kind;
+
+/* ---------------------------------------------------------------- handler */
+
+PG_FUNCTION_INFO_V1(ivfflat_handler);
+Datum
+ivfflat_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *am = makeNode(IndexAmRoutine);
+
+	am->amstrategies = 0;
+	am->amsupport = IVF_NPROCS;
+	am->amoptsprocnum = 0;
+	am->amcanorder = false;
+	am->amcanorderbyop = true;
+	am->amcanbackward = false;
+	am->amcanunique = false;
+	am->amcanmulticol = false;
+	am->amoptionalkey = true;
+	am->amsearcharray = false;
+	am->amsearchnulls = false;
+	am->amstorage = false;
+	am->amclusterable = false;
+	am->ampredlocks = false;
+	am->amcanparallel = false;
+	am->amcaninclude = false;
+	am->amusemaintenanceworkmem = true;
+	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	am->amkeytype = InvalidOid;
+
+	am->ambuild = ivf_build;
+	am->ambuildempty = ivf_buildempty;
+	am->aminsert = ivf_insert;
+	am->ambulkdelete = ivf_bulkdelete;
+	am->amvacuumcleanup = ivf_vacuumcleanup;
+	am->amcanreturn = NULL;
+	am->amcostestimate = ivf_costestimate;
+	am->amoptions = ivf_options;
+	am->amproperty = NULL;
+	am->ambuildphasename = ivf_buildphasename;
+	am->amvalidate = ivf_validate;
+	am->amadjustmembers = NULL;
+	am->ambeginscan = ivf_beginscan;
+	am->amrescan = ivf_rescan;
+	am->amgettuple = ivf_gettuple;
+	am->amgetbitmap = NULL;
+	am->amendscan = ivf_endscan;
+	am->ammarkpos = NULL;
+	am->amrestrpos = NULL;
+	am->amestimateparallelscan = NULL;
+	am->aminitparallelscan = NULL;
+	am->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(am);
+}
+
+/* ------------------------------------------------------------- reloptions */
+
+void
+ivf_init_reloptions(void)
+{
+	ivf_relopt_kind = add_reloption_kind();
+	add_int_reloption(ivf_relopt_kind, "lists",
+					  "Number of inverted lists (default: chosen from the row count)",
+					  -1, IVF_MIN_LISTS, IVF_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(ivf_relopt_kind, "nprobe",
+					  "Lists probed per query when ivf.nprobe is 0 (default: sqrt(lists))",
+					  -1, 1, IVF_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(ivf_relopt_kind, "seed",
+					  "Seed of the k-means initialisation",
+					  1234, 0, INT_MAX, AccessExclusiveLock);
+}
+
+bytea *
+ivf_options(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"lists", RELOPT_TYPE_INT, offsetof(IvfOptions, lists)},
+		{"nprobe", RELOPT_TYPE_INT, offsetof(IvfOptions, nprobe)},
+		{"seed", RELOPT_TYPE_INT, offsetof(IvfOptions, seed)},
+	};
+
+	return (bytea *) build_reloptions(reloptions, validate, ivf_relopt_kind,
+									  sizeof(IvfOptions), tab, lengthof(tab));
+}
+
+/* The index's options, or the defaults when none were given. */
+IvfOptions *
+ivf_get_options(Relation index)
+{
+	IvfOptions *opts = (IvfOptions *) index->rd_options;
+	static IvfOptions defaults = {0, -1, -1, 1234};
+
+	return opts ? opts : &defaults;
+}
+
+/* --------------------------------------------------------------- geometry */
+
+/*
+ * Lay out list groups for vectors of 'dims' floats.  A group holds the same
+ * vector slots on every one of its pages; page s holds dims
+ * [s*seg_dims, ...) of each vector, so distances (sums over dimensions) are
+ * computed page by page and added.  Up to ~2000 dims a group is one page.
+ */
+void
+ivf_geometry(uint32 dims, IvfGeometry *g)
+{
+	uint32		avail_floats;
+	uint32		s;
+
+	Assert(dims >= 1 && dims <= IVF_MAX_DIM);
+	memset(g, 0, sizeof(*g));
+	g->dims = dims;
+
+	for (s = 1; s <= IVF_MAX_SEGMENTS; s++)
+	{
+		uint32		seg_dims = (dims + s - 1) / s;
+		uint32		tids_off = IVF_PAGE_DATA_OFF + (s - 1) * sizeof(BlockNumber);
+		uint32		cap;
+
+		/* the largest slot count whose TIDs and floats fit the head page */
+		for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / (seg_dims * sizeof(float) + sizeof(ItemPointerData));
+			 cap > 0; cap--)
+		{
+			uint32		floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, tids_off + cap * sizeof(ItemPointerData));
+
+			if (floats_off + (Size) cap * seg_dims * sizeof(float) <= IVF_PAGE_SPECIAL_OFF)
+				break;
+		}
+		if (cap == 0)
+			continue;
+		/* nvec is a uint16 */
+		cap = Min(cap, PG_UINT16_MAX);
+
+		g->nsegments = s;
+		g->seg_dims = seg_dims;
+		g->vecs_per_group = cap;
+		g->head_tids_off = tids_off;
+		g->head_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, tids_off + cap * sizeof(ItemPointerData));
+		g->seg_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, IVF_PAGE_DATA_OFF);
+		break;
+	}
+	if (g->nsegments == 0)
+		elog(ERROR, "ivfflat: no page layout for %u dimensions", dims);
+
+	avail_floats = (IVF_PAGE_SPECIAL_OFF - IVF_PAGE_DATA_OFF) / sizeof(float);
+	g->centroid_floats_per_page = avail_floats;
+	g->directory_entries_per_page = (IVF_PAGE_SPECIAL_OFF - IVF_PAGE_DATA_OFF) / sizeof(IvfListEntry);
+}
+
+/* ------------------------------------------------------------------ metric */
+
+IvfMetric
+ivf_index_metric(Relation index)
+{
+	FmgrInfo   *dist = index_getprocinfo(index, 1, IVF_DISTANCE_PROC);
+	bool		has_norm = OidIsValid(index_getprocid(index, 1, IVF_NORM_PROC));
+
+	if (dist->fn_addr == vector_l2_squared_distance)
+		return IVF_METRIC_L2;
+	if (dist->fn_addr == vector_negative_inner_product)
+		return has_norm ? IVF_METRIC_COSINE : IVF_METRIC_IP;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("operator class of index \"%s\" has an unsupported distance function",
+					RelationGetRelationName(index)),
+			 errhint("Use vector_l2_ops, vector_ip_ops or vector_cosine_ops.")));
+	return IVF_METRIC_L2;		/* keep compiler quiet */
+}
+
+const char *
+ivf_metric_name(IvfMetric metric)
+{
+	switch (metric)
+	{
+		case IVF_METRIC_L2:
+			return "l2";
+		case IVF_METRIC_IP:
+			return "inner_product";
+		case IVF_METRIC_COSINE:
+			return "cosine";
+	}
+	return "unknown";
+}
+
+/* ------------------------------------------------------------------ pages */
+
+void
+ivf_init_page(Page page, uint16 flags, uint32 list)
+{
+	IvfPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, MAXALIGN(sizeof(IvfPageOpaqueData)));
+	opaque = IvfPageGetOpaque(page);
+	opaque->next = InvalidBlockNumber;
+	opaque->list = list;
+	opaque->nvec = 0;
+	opaque->flags = flags;
+	opaque->unused = 0;
+	opaque->page_id = IVF_PAGE_ID;
+}
+
+/*
+ * A new, exclusively locked buffer: a page from the free space map if one
+ * is there, else a new block at the end of the relation.  The caller
+ * initialises the page (through GenericXLog with a full image).
+ */
+Buffer
+ivf_new_buffer(Relation index)
+{
+	Buffer		buffer;
+	bool		needLock;
+
+	for (;;)
+	{
+		BlockNumber blkno = GetFreeIndexPage(index);
+
+		if (blkno == InvalidBlockNumber)
+			break;
+
+		buffer = ReadBuffer(index, blkno);
+
+		/* someone else may hold it after all: then try another */
+		if (ConditionalLockBuffer(buffer))
+		{
+			if (PageIsNew(BufferGetPage(buffer)))
+				return buffer;
+			if (IvfPageGetOpaque(BufferGetPage(buffer))->flags == 0)
+				return buffer;
+			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		}
+		ReleaseBuffer(buffer);
+	}
+
+	needLock = !RELATION_IS_LOCAL(index);
+	if (needLock)
+		LockRelationForExtension(index, ExclusiveLock);
+	buffer = ReadBuffer(index, P_NEW);
+	LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+	if (needLock)
+		UnlockRelationForExtension(index, ExclusiveLock);
+
+	return buffer;
+}
+
+/* --------------------------------------------------------------- meta page */
+
+void
+ivf_check_meta(Relation index, const IvfMetaPageData *meta)
+{
+	IvfGeometry g;
+
+	if (meta->magic != IVF_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not an ivfflat index of this extension",
+						RelationGetRelationName(index)),
+				 errdetail("Magic number is 0x%08X, expected 0x%08X.",
+						   meta->magic, IVF_MAGIC)));
+	if (meta->version != IVF_FORMAT_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has format version %u, this build reads version %d",
+						RelationGetRelationName(index), meta->version,
+						IVF_FORMAT_VERSION),
+				 errhint("REINDEX the index.")));
+	if (meta->dims < 1 || meta->dims > IVF_MAX_DIM ||
+		meta->nlists < 1 || meta->nlists > IVF_MAX_LISTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has an invalid meta page",
+						RelationGetRelationName(index)),
+				 errdetail("dims %u, lists %u", meta->dims, meta->nlists)));
+
+	ivf_geometry(meta->dims, &g);
+	if (g.nsegments != meta->nsegments || g.seg_dims != meta->seg_dims ||
+		g.vecs_per_group != meta->vecs_per_group)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" was built with a different page layout",
+						RelationGetRelationName(index)),
+				 errhint("REINDEX the index.")));
+}
+
+void
+ivf_read_meta(Relation index, IvfMetaPageData *meta)
+{
+	Buffer		buf;
+	Page		page;
+
+	buf = ReadBuffer(index, IVF_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (PageIsNew(page) ||
+		(IvfPageGetOpaque(page)->flags & IVF_PAGE_META) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has no valid meta page",
+						RelationGetRelationName(index))));
+	memcpy(meta, IvfPageGetMeta(page), sizeof(IvfMetaPageData));
+	UnlockReleaseBuffer(buf);
+
+	ivf_check_meta(index, meta);
+}
+
+/*
+ * Copy the centroid matrix (nlists x dims floats, one stream over the
+ * centroid pages) into dest.
+ */
+void
+ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
+{
+	Size		total = (Size) meta->nlists * meta->dims;
+	Size		done = 0;
+	BlockNumber blkno = meta->centroid_start;
+	uint32		i;
+
+	for (i = 0; i < meta->centroid_npages && done < total; i++, blkno++)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		IvfPageOpaque opaque;
+		Size		n;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		opaque = IvfPageGetOpaque(page);
+		if ((opaque->flags & IVF_PAGE_CENTROID) == 0 ||
+			opaque->page_id != IVF_PAGE_ID)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": block %u is not a centroid page",
+							RelationGetRelationName(index), blkno)));
+		n = Min((Size) opaque->nvec, total - done);
+		memcpy(dest + done, PageGetContents(page), n * sizeof(float));
+		done += n;
+		UnlockReleaseBuffer(buf);
+	}
+	if (done != total)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": centroid pages hold %zu of %zu floats",
+						RelationGetRelationName(index), (size_t) done,
+						(size_t) total)));
+}
+
+/*
+ * The meta page and centroids, cached in rd_amcache.  Anything that changes
+ * either in place bumps meta.generation and sends a relcache invalidation,
+ * which frees rd_amcache; the generation check catches the window before
+ * the invalidation is processed.
+ */
+IvfCache *
+ivf_get_cache(Relation index)
+{
+	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+	IvfMetaPageData meta;
+	MemoryContext old;
+	Size		nfloats;
+	float	   *centroids;
+
+	ivf_read_meta(index, &meta);
+	if (cache != NULL && cache->meta.generation == meta.generation)
+		return cache;
+
+	if (cache != NULL)
+	{
+		pfree(cache->centroids);
+		pfree(cache->centroid_norms);
+		pfree(cache);
+		index->rd_amcache = NULL;
+	}
+
+	/*
+	 * Read into transient memory first, so an error while reading leaves
+	 * nothing behind in the long-lived index context.
+	 */
+	nfloats = (Size) meta.nlists * meta.dims;
+	centroids = palloc_extended(nfloats * sizeof(float), MCXT_ALLOC_HUGE);
+	ivf_load_centroids(index, &meta, centroids);
+
+	old = MemoryContextSwitchTo(index->rd_indexcxt);
+	cache = palloc0(sizeof(IvfCache));
+	cache->meta = meta;
+	ivf_geometry(meta.dims, &cache->geo);
+	cache->centroids = palloc_extended(nfloats * sizeof(float), MCXT_ALLOC_HUGE);
+	cache->centroid_norms = palloc(meta.nlists * sizeof(float));
+	MemoryContextSwitchTo(old);
+
+	memcpy(cache->centroids, centroids, nfloats * sizeof(float));
+	pfree(centroids);
+	ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, meta.dims,
+							  cache->centroid_norms);
+
+	index->rd_amcache = cache;
+	return cache;
+}
+
+/* --------------------------------------------------------------- directory */
+
+BlockNumber
+ivf_directory_block(const IvfMetaPageData *meta, const IvfGeometry *g,
+					uint32 list, uint32 *slot)
+{
+	*slot = list % g->directory_entries_per_page;
+	return meta->directory_start + list / g->directory_entries_per_page;
+}
+
+IvfListEntry *
+ivf_directory_entries(Page page)
+{
+	return (IvfListEntry *) PageGetContents(page);
+}
+
+void
+ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
+					uint32 list, IvfListEntry *entry)
+{
+	IvfGeometry g;
+	uint32		slot;
+	BlockNumber blkno;
+	Buffer		buf;
+	Page		page;
+
+	ivf_geometry(meta->dims, &g);
+	blkno = ivf_directory_block(meta, &g, list, &slot);
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if ((IvfPageGetOpaque(page)->flags & IVF_PAGE_DIRECTORY) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a directory page",
+						RelationGetRelationName(index), blkno)));
+	*entry = ivf_directory_entries(page)[slot];
+	UnlockReleaseBuffer(buf);
+}
+
+/* ------------------------------------------------------------- vectors */
+
+/*
+ * The float form the index stores for a column value: checked against the
+ * index's dimensions and, for cosine, normalised.  *skip is set for values
+ * that are not indexed (cosine: zero vectors, which have no direction).
+ * Returns a palloc'd copy.
+ */
+float *
+ivf_prepare_vector(Relation index, IvfMetric metric, uint32 dims,
+				   Datum value, bool *skip)
+{
+	Vector	   *v = DatumGetVector(value);
+	float	   *out;
+
+	*skip = false;
+	if (v->dim != (int) dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %u dimensions, not %d", dims, v->dim),
+				 errdetail("Index \"%s\" stores %u-dimensional vectors.",
+						   RelationGetRelationName(index), dims)));
+
+	out = palloc(sizeof(float) * dims);
+	memcpy(out, v->x, sizeof(float) * dims);
+
+	if (metric == IVF_METRIC_COSINE)
+	{
+		double		norm = 0.0;
+		uint32		i;
+
+		for (i = 0; i < dims; i++)
+			norm += (double) out[i] * (double) out[i];
+		norm = sqrt(norm);
+		if (norm == 0.0)
+		{
+			*skip = true;
+			return out;
+		}
+		for (i = 0; i < dims; i++)
+			out[i] = (float) ((double) out[i] / norm);
+	}
+	if ((Pointer) v != DatumGetPointer(value))
+		pfree(v);
+	return out;
+}
+
+/* -------------------------------------------------------------- quantizer */
+
+/*
+ * The nprobe lists whose centroids are nearest to q, nearest first; ties
+ * go to the lower list number.  Inserts use nprobe = 1, so a vector is
+ * stored in exactly the list a query probes first.  dists (may be NULL)
+ * receives the metric's distance: squared L2 or -dot.
+ */
+void
+ivf_nearest_lists(const IvfCache *cache, const float *q, uint32 nprobe,
+				  int32 *lists, float *dists)
+{
+	uint32		nlists = cache->meta.nlists;
+	uint32		dims = cache->meta.dims;
+	float	   *d = palloc(sizeof(float) * nlists);
+	int64	   *ids;
+	uint32		i;
+
+	if (cache->meta.metric == IVF_METRIC_L2)
+		ivf_kernels.l2sq_block(q, cache->centroids, nlists, dims, d);
+	else
+	{
+		ivf_kernels.dot_block(q, cache->centroids, nlists, dims, d);
+		for (i = 0; i < nlists; i++)
+			d[i] = -d[i];
+	}
+
+	nprobe = Min(nprobe, nlists);
+	if (nprobe == 1)
+	{
+		uint32		best = 0;
+
+		/* strict '<' keeps the lowest list among equals; NaN never wins */
+		for (i = 1; i < nlists; i++)
+			if (d[i] < d[best] || (isnan(d[best]) && !isnan(d[i])))
+				best = i;
+		lists[0] = best;
+		if (dists)
+			dists[0] = d[best];
+	}
+	else
+	{
+		ids = palloc(sizeof(int64) * nlists);
+		for (i = 0; i < nlists; i++)
+			ids[i] = i;
+		ivf_select_smallest(d, ids, nlists, nprobe);
+		for (i = 0; i < nprobe; i++)
+		{
+			lists[i] = (int32) ids[i];
+			if (dists)
+				dists[i] = d[i];
+		}
+		pfree(ids);
+	}
+	pfree(d);
+}

@@ -1,0 +1,325 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfvacuum.c
+ *	  VACUUM for ivfflat: remove dead TIDs and compact every group so its
+ *	  live vectors stay a dense prefix; freed slots are refilled by later
+ *	  inserts into the same list (through the list's insertion hint).
+ *
+ * Groups never leave their list and pages are never unlinked, so a scan
+ * that has just released a page can always follow its next pointer.
+ * Compaction moves the last live slot of a group into a dead one.  For a
+ * one-page group that is a single atomic WAL record.  A group with segment
+ * pages is changed in three steps, all under the head page's exclusive
+ * lock: (1) the dead TIDs are invalidated on the head page, (2) the segment
+ * pages receive the moved data (only into slots the head now marks dead,
+ * which every reader ignores), (3) one record on the head page moves the
+ * TIDs and lowers nvec.  A crash between the steps leaves a consistent
+ * group that the next VACUUM finishes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include "access/genam.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "storage/indexfsm.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "ivfflat.h"
+
+/*
+ * Plan the moves that make the live slots [0, nvec) a dense prefix: dst[k]
+ * <- src[k] for k < nmoves.  Returns the new nvec.
+ */
+static uint32
+plan_compaction(const ItemPointerData *tids, uint32 nvec, uint32 *dst,
+				uint32 *src, uint32 *nmoves)
+{
+	uint32		n = nvec;
+	uint32		i;
+
+	*nmoves = 0;
+	for (i = 0; i < n; i++)
+	{
+		if (ItemPointerIsValid(&tids[i]))
+			continue;
+		/* drop dead slots from the end */
+		while (n > i + 1 && !ItemPointerIsValid(&tids[n - 1]))
+			n--;
+		if (n > i + 1)
+		{
+			dst[*nmoves] = i;
+			src[*nmoves] = n - 1;
+			(*nmoves)++;
+			n--;
+		}
+		else
+		{
+			n = i;
+			break;
+		}
+	}
+	return n;
+}
+
+static void
+move_floats(Page page, const IvfGeometry *g, bool head, uint32 s,
+			const uint32 *dst, const uint32 *src, uint32 nmoves)
+{
+	float	   *f = ivf_page_floats(page, g, head);
+	uint32		sd = ivf_seg_dims(g, s);
+	uint32		k;
+
+	for (k = 0; k < nmoves; k++)
+		memcpy(f + (Size) dst[k] * g->seg_dims,
+			   f + (Size) src[k] * g->seg_dims, sd * sizeof(float));
+}
+
+/* the final step on the head page: move TIDs and floats, lower nvec */
+static void
+finish_head(Page page, const IvfGeometry *g, const uint32 *dst,
+			const uint32 *src, uint32 nmoves, uint32 newn)
+{
+	ItemPointerData *tids = ivf_head_tids(page, g);
+	uint32		k;
+	uint32		i;
+
+	move_floats(page, g, true, 0, dst, src, nmoves);
+	for (k = 0; k < nmoves; k++)
+		tids[dst[k]] = tids[src[k]];
+	for (i = newn; i < IvfPageGetOpaque(page)->nvec; i++)
+		ItemPointerSetInvalid(&tids[i]);
+	IvfPageGetOpaque(page)->nvec = newn;
+	((PageHeader) page)->pd_lower =
+		g->head_floats_off + newn * g->seg_dims * sizeof(float);
+}
+
+/*
+ * Vacuum one group, whose head is exclusively locked in buf.  Returns the
+ * group's nvec afterwards.
+ */
+static uint32
+vacuum_group(Relation index, const IvfGeometry *g, Buffer buf,
+			 IndexBulkDeleteCallback callback, void *callback_state,
+			 IndexBulkDeleteResult *stats, uint32 *dst, uint32 *src)
+{
+	Page		page = BufferGetPage(buf);
+	IvfPageOpaque opaque = IvfPageGetOpaque(page);
+	uint32		nvec = opaque->nvec;
+	ItemPointerData *tids = ivf_head_tids(page, g);
+	bool	   *dead = palloc0(sizeof(bool) * Max(nvec, 1));
+	uint32		ndead = 0;
+	uint32		ninvalid = 0;
+	uint32		i;
+	uint32		newn;
+	uint32		nmoves;
+	GenericXLogState *state;
+
+	for (i = 0; i < nvec; i++)
+	{
+		if (!ItemPointerIsValid(&tids[i]))
+			ninvalid++;
+		else if (callback(&tids[i], callback_state))
+		{
+			dead[i] = true;
+			ndead++;
+			stats->tuples_removed += 1;
+		}
+		else
+			stats->num_index_tuples += 1;
+	}
+
+	if (ndead == 0 && ninvalid == 0)
+	{
+		pfree(dead);
+		return nvec;
+	}
+
+	if (g->nsegments == 1)
+	{
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		tids = ivf_head_tids(page, g);
+		for (i = 0; i < nvec; i++)
+			if (dead[i])
+				ItemPointerSetInvalid(&tids[i]);
+		newn = plan_compaction(tids, nvec, dst, src, &nmoves);
+		finish_head(page, g, dst, src, nmoves, newn);
+		GenericXLogFinish(state);
+	}
+	else
+	{
+		Buffer		sbufs[IVF_MAX_SEGMENTS];
+		uint32		s;
+
+		/* (1) invalidate the dead TIDs */
+		if (ndead > 0)
+		{
+			state = GenericXLogStart(index);
+			page = GenericXLogRegisterBuffer(state, buf, 0);
+			tids = ivf_head_tids(page, g);
+			for (i = 0; i < nvec; i++)
+				if (dead[i])
+					ItemPointerSetInvalid(&tids[i]);
+			GenericXLogFinish(state);
+			page = BufferGetPage(buf);
+			tids = ivf_head_tids(page, g);
+		}
+
+		newn = plan_compaction(tids, nvec, dst, src, &nmoves);
+
+		/* (2) the segment pages, into slots the head marks dead */
+		for (s = 1; s < g->nsegments; s++)
+		{
+			sbufs[s] = ReadBuffer(index, ivf_head_segblocks(page)[s - 1]);
+			LockBuffer(sbufs[s], BUFFER_LOCK_EXCLUSIVE);
+		}
+		if (nmoves > 0)
+		{
+			for (s = 1; s < g->nsegments; s += MAX_GENERIC_XLOG_PAGES)
+			{
+				uint32		j;
+
+				state = GenericXLogStart(index);
+				for (j = s; j < g->nsegments && j < s + MAX_GENERIC_XLOG_PAGES; j++)
+				{
+					Page		sp = GenericXLogRegisterBuffer(state, sbufs[j], 0);
+
+					move_floats(sp, g, false, j, dst, src, nmoves);
+				}
+				GenericXLogFinish(state);
+			}
+		}
+
+		/* (3) publish on the head page */
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		finish_head(page, g, dst, src, nmoves, newn);
+		GenericXLogFinish(state);
+
+		for (s = 1; s < g->nsegments; s++)
+			UnlockReleaseBuffer(sbufs[s]);
+	}
+
+	pfree(dead);
+	return newn;
+}
+
+/* Point the list's insertion hint back at blkno if it still reads 'from'. */
+static void
+lower_hint(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
+		   uint32 list, BlockNumber from, BlockNumber blkno)
+{
+	uint32		slot;
+	Buffer		dirbuf = ReadBuffer(index, ivf_directory_block(meta, g, list, &slot));
+
+	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+	if (ivf_directory_entries(BufferGetPage(dirbuf))[slot].insert == from)
+	{
+		GenericXLogState *state = GenericXLogStart(index);
+		Page		page = GenericXLogRegisterBuffer(state, dirbuf, 0);
+
+		ivf_directory_entries(page)[slot].insert = blkno;
+		GenericXLogFinish(state);
+	}
+	UnlockReleaseBuffer(dirbuf);
+}
+
+IndexBulkDeleteResult *
+ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+			   IndexBulkDeleteCallback callback, void *callback_state)
+{
+	Relation	index = info->index;
+	IvfMetaPageData meta;
+	IvfGeometry g;
+	MemoryContext tmp;
+	MemoryContext old;
+	uint32		*dst;
+	uint32		*src;
+	uint32		list;
+
+	if (stats == NULL)
+		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+
+	ivf_read_meta(index, &meta);
+	ivf_geometry(meta.dims, &g);
+
+	tmp = AllocSetContextCreate(CurrentMemoryContext, "ivfflat vacuum",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(tmp);
+	dst = palloc(sizeof(uint32) * g.vecs_per_group);
+	src = palloc(sizeof(uint32) * g.vecs_per_group);
+
+	for (list = 0; list < meta.nlists; list++)
+	{
+		IvfListEntry entry;
+		BlockNumber blkno;
+		BlockNumber first_free = InvalidBlockNumber;
+		bool		before_hint = true;
+
+		ivf_read_list_entry(index, &meta, list, &entry);
+		blkno = entry.head;
+		while (BlockNumberIsValid(blkno))
+		{
+			Buffer		buf;
+			Page		page;
+			IvfPageOpaque opaque;
+			uint32		n;
+
+			vacuum_delay_point();
+
+			buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+									 info->strategy);
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			page = BufferGetPage(buf);
+			opaque = IvfPageGetOpaque(page);
+			if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("index \"%s\": block %u is not a page of list %u",
+								RelationGetRelationName(index), blkno, list)));
+
+			n = vacuum_group(index, &g, buf, callback, callback_state, stats,
+							 dst, src);
+			if (n < g.vecs_per_group && !BlockNumberIsValid(first_free) &&
+				before_hint && blkno != entry.insert)
+				first_free = blkno;
+			if (blkno == entry.insert)
+				before_hint = false;
+
+			blkno = IvfPageGetOpaque(BufferGetPage(buf))->next;
+			UnlockReleaseBuffer(buf);
+			MemoryContextReset(tmp);
+			dst = palloc(sizeof(uint32) * g.vecs_per_group);
+			src = palloc(sizeof(uint32) * g.vecs_per_group);
+		}
+
+		/* let inserts refill the earliest group that now has room */
+		if (BlockNumberIsValid(first_free))
+			lower_hint(index, &meta, &g, list, entry.insert, first_free);
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return stats;
+}
+
+IndexBulkDeleteResult *
+ivf_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	if (info->analyze_only)
+		return stats;
+
+	if (stats == NULL)
+	{
+		/* nothing was deleted: no need to walk the index to count */
+		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+		stats->num_index_tuples = info->num_heap_tuples;
+		stats->estimated_count = info->estimated_count;
+	}
+	stats->num_pages = RelationGetNumberOfBlocks(info->index);
+	IndexFreeSpaceMapVacuum(info->index);
+	return stats;
+}

@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * kmeans.h
+ *	  k-means training of the IVF centroids, and exact nearest-centroid
+ *	  assignment through blocked GEMM.
+ *
+ * The algorithm is Faiss's Clustering::train (no subsampling: the caller
+ * has already sampled the training set): seeded random choice of k of the
+ * n points as initial centroids, then niter rounds of assign / recompute
+ * means / split empty clusters (Faiss's split_clusters) / optionally
+ * normalise.
+ *
+ * Nothing here allocates memory.  The caller passes a workspace of the size
+ * returned by the *_workspace_bytes() functions (any alignment), so a
+ * progress or interrupt callback that never returns (ereport(ERROR) inside
+ * PostgreSQL longjmps out) leaks nothing and needs no cleanup.
+ *
+ * Results are deterministic: the same inputs, seed and SIMD level give
+ * bit-identical centroids (own PRNG; every reduction in a fixed order).
+ * They do not depend on the BLAS library, its version or thread count,
+ * since GEMM only ever narrows the candidates of the exact assignment.
+ *
+ * Plain C with no PostgreSQL dependency, like distance.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IVF_KMEANS_H
+#define IVF_KMEANS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum IvfKmMetric
+{
+	/* nearest = smallest squared L2 distance, ivf_kernels.l2sq() */
+	IVF_KM_L2 = 0,
+	/* nearest = largest dot product, i.e. smallest -ivf_kernels.dot() */
+	IVF_KM_IP = 1
+} IvfKmMetric;
+
+typedef struct IvfKmeansParams
+{
+	/* number of assign/update rounds (Faiss default 25); 0 = init only */
+	int			niter;
+	/* seed of the PRNG that picks the initial centroids and split donors */
+	uint64_t	seed;
+	/*
+	 * Nonzero: scale every centroid to unit L2 norm after each update (and
+	 * after init), as Faiss's spherical k-means; use for cosine and inner
+	 * product.  A zero centroid stays zero.
+	 */
+	int			spherical;
+	/* distance used to assign points to centroids */
+	IvfKmMetric metric;
+	/*
+	 * Optional (may be NULL).  Called with iter = 1..niter after each round,
+	 * objective being that round's mean distance (see IvfKmeansStats), and
+	 * with iter = -1, objective 0, between GEMM blocks of the assignment as
+	 * an interrupt check.  It may longjmp out: nothing is left to free.
+	 */
+	void		(*progress) (void *arg, int iter, int niter, double objective);
+	/* passed through to progress */
+	void	   *progress_arg;
+} IvfKmeansParams;
+
+typedef struct IvfKmeansStats
+{
+	/* rounds run (niter, or 0 when k == n: the points are the centroids) */
+	int			iterations;
+	/*
+	 * Mean over the n points of the distance to the assigned centroid, as
+	 * measured by the assignment step of the first and the last round
+	 * (squared L2 for IVF_KM_L2, -dot for IVF_KM_IP), i.e. before that
+	 * round's update, as in Faiss's iteration_stats (which hold the sum).
+	 * With no round run: the identity assignment for k == n, else 0.
+	 */
+	double		objective_first;
+	double		objective;
+	/* empty clusters re-seeded by splitting a large one, over all rounds */
+	int64_t		splits;
+} IvfKmeansStats;
+
+/*
+ * Workspace for ivf_kmeans(n, d, k): about 8 n + 20 k + 8 d bytes plus
+ * ivf_assign_workspace_bytes(k, d).  0 if the size would overflow.
+ */
+extern size_t ivf_kmeans_workspace_bytes(size_t n, size_t d, size_t k);
+
+/*
+ * Train k centroids (k x d floats, written to centroids) on the n x d
+ * points x.  Requires 1 <= k <= n, d >= 1, n < 2^31, niter >= 0 and
+ * workspace of at least ivf_kmeans_workspace_bytes(n, d, k) bytes; returns
+ * -1 (touching nothing) otherwise, 0 on success.  stats may be NULL.
+ *
+ * k == n returns the points themselves (like Faiss; normalised if
+ * spherical) without iterating.
+ */
+extern int	ivf_kmeans(const float *x, size_t n, size_t d, size_t k,
+					   const IvfKmeansParams *params, void *workspace,
+					   float *centroids, IvfKmeansStats *stats);
+
+/*
+ * Workspace for ivf_assign() with k centroids: about 8 k bytes plus a
+ * fixed 2 MB distance block (less when k is small), independent of n and d.
+ */
+extern size_t ivf_assign_workspace_bytes(size_t k, size_t d);
+
+/*
+ * Nearest centroid of each of the n points x (n x d) among c (k x d):
+ * assign[i] = j minimising dist(x_i, c_j), ties to the lowest j, where
+ * dist is ivf_kernels.l2sq (IVF_KM_L2) or -ivf_kernels.dot (IVF_KM_IP) and a
+ * NaN distance counts as +inf.  dist (may be NULL) receives that distance.
+ *
+ * The result is exactly the one ivf_assign_bruteforce() gives (bit for
+ * bit, distances included) for the active SIMD level: GEMM only narrows
+ * the candidates, with a rigorous error bound, and the survivors are ranked
+ * with the pair kernel.
+ *
+ * cnorms: |c_j|^2 (k floats, e.g. from ivf_kernels.norm_sq_block), or NULL
+ * to compute them here; any value works for correctness as long as it is
+ * the norm computed by some float summation of c_j.  check (may be NULL)
+ * is called with check_arg between blocks (never from inside BLAS), and may
+ * longjmp out.  With n < 8 or k < 8 this simply is the brute force.
+ */
+extern void ivf_assign(const float *x, size_t n, const float *c,
+					   const float *cnorms, size_t k, size_t d,
+					   IvfKmMetric metric, void *workspace, int32_t *assign,
+					   float *dist, void (*check) (void *), void *check_arg);
+
+/* Like ivf_assign, but always through GEMM (tests, benchmarks). */
+extern void ivf_assign_gemm(const float *x, size_t n, const float *c,
+							const float *cnorms, size_t k, size_t d,
+							IvfKmMetric metric, void *workspace,
+							int32_t *assign, float *dist,
+							void (*check) (void *), void *check_arg);
+
+/*
+ * The reference rule: every pair through the pair kernel, lowest index
+ * wins ties.  Needs no workspace; cnorms is ignored (kept for symmetry).
+ * Used by ivf_assign for small problems and by single-vector inserts.
+ */
+extern void ivf_assign_bruteforce(const float *x, size_t n, const float *c,
+								  const float *cnorms, size_t k, size_t d,
+								  IvfKmMetric metric, int32_t *assign,
+								  float *dist, void (*check) (void *),
+								  void *check_arg);
+
+#endif							/* IVF_KMEANS_H */
