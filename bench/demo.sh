@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# ivf demo: build, install, load a real data set, run k-NN queries, check recall.
+# ivf demo: build, install, load a real data set, run exact k-NN queries, build
+# an ivfflat index, run the same queries through it at several nprobe values,
+# and print recall@k and speed for each.
 #
 #   bash bench/demo.sh
 #
@@ -15,7 +17,7 @@
 # queries, exact ground truth computed here).
 #
 # Environment: IVF_DATA_DIR, IVF_DEMO_N (Fashion-MNIST base size),
-# IVF_DEMO_K (default 10), IVF_SKIP_DEPS=1, IVF_SKIP_BUILD=1 (use the
+# IVF_DEMO_K (default 10), IVF_DEMO_LISTS (default 100), IVF_SKIP_DEPS=1, IVF_SKIP_BUILD=1 (use the
 # installed extension), IVF_KEEP_TMP=1, PG_CONFIG.
 set -euo pipefail
 
@@ -26,6 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . test/lib/cluster.sh
 
 K="${IVF_DEMO_K:-10}"
+LISTS="${IVF_DEMO_LISTS:-100}"
 T_START="$(date +%s)"
 STEP=0
 step() {
@@ -136,14 +139,14 @@ run_queries() {
 	local label="$1" setup="${2:-}" t0 us q1
 	q1="$(head -n 1 "$WORK/queries.txt")"
 	echo "plan ($label):"
-	"$PSQL" -X -At -v ON_ERROR_STOP=1 -c "$setup" \
+	"$PSQL" -X -At -q -v ON_ERROR_STOP=1 -c "$setup" \
 		-c "EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <-> '$q1' LIMIT $K" |
 		sed 's/^/    /' | cut -c1-150
 	"$PSQL" -X -At -v ON_ERROR_STOP=1 -c "$setup" \
 		-c "SELECT id FROM items ORDER BY embedding <-> '$q1' LIMIT $K" >/dev/null # warm-up
 	t0="$(now_ns)"
 	{
-		printf '%s\n' "$setup"
+		[ -n "$setup" ] && printf '%s;\n' "$setup"
 		cat "$WORK/queries.sql"
 	} | "$PSQL" -X -At -q -v ON_ERROR_STOP=1 >"$WORK/results.$label"
 	us=$((($(now_ns) - t0) / 1000))
@@ -164,20 +167,17 @@ echo "query 0: $(printf '%s' "$q0" | cut -c1-90)..."
 	FROM items ORDER BY embedding <-> '$q0' LIMIT $K"
 echo "ground truth ids (top $K): $("$VECDATA" gtrow "$GT" 0 "$K")"
 
-# ---- index (a later step of the project) ----
-# When the ivfflat access method exists, build the index and rerun the same
-# queries; e.g.:
-#   "$PSQL" -X -v ON_ERROR_STOP=1 -c "CREATE INDEX ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 100)"
-#   run_queries ivfflat "SET ivfflat.probes = 10"
-if [ "$("$PSQL" -X -At -c "SELECT count(*) FROM pg_am WHERE amname = 'ivfflat'")" = 1 ]; then
-	step "ivfflat index"
-	t0="$(now_ns)"
-	"$PSQL" -X -q -v ON_ERROR_STOP=1 -c "CREATE INDEX items_embedding_ivfflat ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 100)"
-	echo "index built in $((($(now_ns) - t0) / 1000000)) ms"
-	for probes in 1 10; do
-		run_queries "ivfflat-probes$probes" "SET ivfflat.probes = $probes"
-	done
-fi
+step "ivfflat index: CREATE INDEX ... USING ivfflat (embedding vector_l2_ops) WITH (lists = $LISTS)"
+t0="$(now_ns)"
+"$PSQL" -X -q -v ON_ERROR_STOP=1 -c "CREATE INDEX items_embedding_ivfflat ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = $LISTS)"
+echo "index built in $((($(now_ns) - t0) / 1000000)) ms;" \
+	"size $("$PSQL" -X -At -c "SELECT pg_size_pretty(pg_relation_size('items_embedding_ivfflat'))")"
+"$PSQL" -X -v ON_ERROR_STOP=1 -c "SELECT metric, dims, lists, default_nprobe, trained_on, vectors, largest_list, pages
+	FROM ivf_index_info('items_embedding_ivfflat')"
+echo "ivf_check problems: $("$PSQL" -X -At -c "SELECT count(*) FROM ivf_check('items_embedding_ivfflat')")"
+for nprobe in 1 4 10 "$LISTS"; do
+	run_queries "ivfflat-nprobe$nprobe" "SET ivf.nprobe = $nprobe"
+done
 
 step "clean up"
 ivf_cleanup

@@ -191,5 +191,27 @@ is( $node->safe_psql(
 	'1,3,2,5',
 	'pgvector dump: ORDER BY <-> gives the expected order');
 
+# pgvector's ivfflat indexes in the dump are rebuilt by ivf's access method
+is( $node->safe_psql(
+		'pgv', q{SELECT string_agg(c.relname || ':' || am.amname || ':' || i.indisvalid, ',' ORDER BY c.relname)
+		 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+		 WHERE i.indrelid = 'public.items'::regclass AND NOT i.indisprimary}),
+	'items_embedding_idx:ivfflat:true,items_embedding_idx1:ivfflat:true',
+	'pgvector dump: ivfflat indexes restored and valid');
+is( $node->safe_psql(
+		'pgv', q{SELECT count(*) FROM ivf_check('public.items_embedding_idx')}),
+	0, 'pgvector dump: restored l2 index is sound');
+is( $node->safe_psql(
+		'pgv', q{SET enable_seqscan = off; SET ivfflat.probes = 2;
+		 SELECT string_agg(id::text, ',') FROM
+		 (SELECT id FROM public.items WHERE id <> 6 ORDER BY embedding <-> '[1,2,3]' LIMIT 4) s}),
+	'1,3,2,5',
+	'pgvector dump: index scan with ivfflat.probes gives the same order');
+like( $node->safe_psql(
+		'pgv', q{SET enable_seqscan = off;
+		 EXPLAIN (COSTS OFF) SELECT id FROM public.items ORDER BY embedding <=> '[1,2,3]' LIMIT 2}),
+	qr/Index Scan using items_embedding_idx1/,
+	'pgvector dump: cosine index used');
+
 $node->stop;
 done_testing();
