@@ -326,32 +326,35 @@ write_fixed_pages(Relation index, ForkNumber fork, const IvfGeometry *g,
 	}
 }
 
-/* the list pages of one group under construction */
+/*
+ * The pages of one group under construction.  They are filled in local
+ * memory and copied into their (pinned, not locked) buffers when the group
+ * is complete, so no buffer lock is held while tuples are read from the
+ * sort and query cancellation works throughout.
+ */
 typedef struct GroupWriter
 {
-	Buffer		head;
-	Buffer		segs[IVF_MAX_SEGMENTS];
+	Buffer		bufs[IVF_MAX_SEGMENTS]; /* [0] head, [s] segment s */
+	char	   *pages;			/* nsegments local page images */
 } GroupWriter;
+
+#define GROUP_PAGE(w, s) ((Page) ((w)->pages + (Size) (s) * BLCKSZ))
 
 static void
 group_begin(Relation index, const IvfGeometry *g, uint32 list, GroupWriter *w)
 {
-	Page		page;
 	uint32		s;
 
-	w->head = build_new_buffer(index, MAIN_FORKNUM);
-	page = BufferGetPage(w->head);
-	ivf_init_page(page, IVF_PAGE_LIST, list);
-	((PageHeader) page)->pd_lower = g->head_floats_off;
-	for (s = 1; s < g->nsegments; s++)
+	for (s = 0; s < g->nsegments; s++)
 	{
-		Page		sp;
+		Page		page = GROUP_PAGE(w, s);
 
-		w->segs[s] = build_new_buffer(index, MAIN_FORKNUM);
-		sp = BufferGetPage(w->segs[s]);
-		ivf_init_page(sp, IVF_PAGE_SEGMENT, list);
-		((PageHeader) sp)->pd_lower = g->seg_floats_off;
-		ivf_head_segblocks(page)[s - 1] = BufferGetBlockNumber(w->segs[s]);
+		w->bufs[s] = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW,
+										RBM_NORMAL, NULL);
+		ivf_init_page(page, s == 0 ? IVF_PAGE_LIST : IVF_PAGE_SEGMENT, list);
+		((PageHeader) page)->pd_lower = (s == 0) ? g->head_floats_off : g->seg_floats_off;
+		if (s > 0)
+			ivf_head_segblocks(GROUP_PAGE(w, 0))[s - 1] = BufferGetBlockNumber(w->bufs[s]);
 	}
 }
 
@@ -360,17 +363,20 @@ group_end(const IvfGeometry *g, GroupWriter *w, BlockNumber next)
 {
 	uint32		s;
 
-	IvfPageGetOpaque(BufferGetPage(w->head))->next = next;
-	for (s = 1; s < g->nsegments; s++)
-		finish_page(w->segs[s]);
-	finish_page(w->head);
+	IvfPageGetOpaque(GROUP_PAGE(w, 0))->next = next;
+	for (s = 0; s < g->nsegments; s++)
+	{
+		LockBuffer(w->bufs[s], BUFFER_LOCK_EXCLUSIVE);
+		memcpy(BufferGetPage(w->bufs[s]), GROUP_PAGE(w, s), BLCKSZ);
+		finish_page(w->bufs[s]);
+	}
 }
 
 static void
 group_add(const IvfGeometry *g, GroupWriter *w, const float *vec,
 		  ItemPointer tid)
 {
-	Page		page = BufferGetPage(w->head);
+	Page		page = GROUP_PAGE(w, 0);
 	IvfPageOpaque opaque = IvfPageGetOpaque(page);
 	uint32		slot = opaque->nvec;
 	uint32		s;
@@ -382,7 +388,7 @@ group_add(const IvfGeometry *g, GroupWriter *w, const float *vec,
 	((PageHeader) page)->pd_lower += g->seg_dims * sizeof(float);
 	for (s = 1; s < g->nsegments; s++)
 	{
-		Page		sp = BufferGetPage(w->segs[s]);
+		Page		sp = GROUP_PAGE(w, s);
 
 		memcpy(ivf_page_floats(sp, g, false) + (Size) slot * g->seg_dims,
 			   vec + (Size) s * g->seg_dims, ivf_seg_dims(g, s) * sizeof(float));
@@ -400,9 +406,14 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 	const IvfGeometry *g = &bs->geo;
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(bs->sortdesc,
 													&TTSOpsMinimalTuple);
-	GroupWriter w = {0};
+	GroupWriter w;
+	GroupWriter nw;
 	int64		cur = -1;
 	double		written = 0;
+
+	/* two sets of page images: the group being finished and the next */
+	w.pages = palloc((Size) g->nsegments * BLCKSZ);
+	nw.pages = palloc((Size) g->nsegments * BLCKSZ);
 
 	while (tuplesort_gettupleslot(bs->sort, true, false, slot, NULL))
 	{
@@ -414,27 +425,25 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 
 		CHECK_FOR_INTERRUPTS();
 
-		if (list != cur || IvfPageGetOpaque(BufferGetPage(w.head))->nvec == g->vecs_per_group)
+		if (list != cur || IvfPageGetOpaque(GROUP_PAGE(&w, 0))->nvec == g->vecs_per_group)
 		{
-			BlockNumber prev_tail = InvalidBlockNumber;
-			GroupWriter nw;
+			char	   *spare;
 
+			/* allocate the next group first: its block links the current */
 			group_begin(bs->index, g, list, &nw);
-			if (list == cur)
-			{
-				prev_tail = BufferGetBlockNumber(w.head);
-				group_end(g, &w, BufferGetBlockNumber(nw.head));
-			}
-			else if (cur >= 0)
-				group_end(g, &w, InvalidBlockNumber);
+			if (cur >= 0)
+				group_end(g, &w, list == cur ? BufferGetBlockNumber(nw.bufs[0]) : InvalidBlockNumber);
 
 			if (list != cur)
-				dir[list].head = BufferGetBlockNumber(nw.head);
-			dir[list].tail = BufferGetBlockNumber(nw.head);
-			dir[list].insert = BufferGetBlockNumber(nw.head);
+				dir[list].head = BufferGetBlockNumber(nw.bufs[0]);
+			dir[list].tail = BufferGetBlockNumber(nw.bufs[0]);
+			dir[list].insert = BufferGetBlockNumber(nw.bufs[0]);
 			dir[list].ngroups++;
-			(void) prev_tail;
+
+			/* swap: nw becomes the current group, w's images are reused */
+			spare = w.pages;
 			w = nw;
+			nw.pages = spare;
 			cur = list;
 		}
 		group_add(g, &w, vec, tid);
@@ -447,6 +456,8 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 	}
 	if (cur >= 0)
 		group_end(g, &w, InvalidBlockNumber);
+	pfree(w.pages);
+	pfree(nw.pages);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) written);
 	ExecDropSingleTupleTableSlot(slot);
 }
