@@ -53,13 +53,15 @@ typedef struct IvfSelectStats
  * [min(k, n), n), is left in unspecified order.  The arrays stay a
  * permutation of the input (pairs are never split).  Returns min(k, n).
  *
- * Introselect: a partial quicksort (ninther / median-of-3 pivot, branchless
- * partition) that fully sorts only the pieces that fall inside the first k
- * and keeps narrowing the one straddling k.  Expected O(n + k log k); when
- * the partition nesting exceeds 2 log2 n it switches to heap select + heap
- * sort of the remaining range, so the worst case is O(n log n).  NaN
- * entries are first moved to the end (one linear scan, a no-op pass when
- * there are none) and, when they are needed, ordered by id with a heap.
+ * Introselect: a partial quicksort (ninther pivot, block partition; a
+ * sampled pivot and one sparse pass when only a small share of a large
+ * range is wanted) that fully sorts only the pieces inside the first k and
+ * keeps narrowing the one straddling k.  Expected O(n + k log k); when the
+ * partition nesting exceeds 2 log2 n the range is finished with heap
+ * select + heap sort, so the worst case is O(n log n).  NaN entries are
+ * first moved to the end (one scan, which finds none in the common case)
+ * and, when they are needed, ordered by id with a heap.  Deterministic: no
+ * randomness, no allocation.
  */
 extern size_t ivf_select_smallest(float *dist, int64_t *id, size_t n,
 								  size_t k);
@@ -82,6 +84,12 @@ extern size_t ivf_select_smallest_stats(float *dist, int64_t *id, size_t n,
  * runs out, the next chunk entries are selected from [ready, n) and chunk
  * doubles (saturating at SIZE_MAX, so it never overflows).
  *
+ * Cost: returning the first m entries costs O(n + m log m) expected, e.g.
+ * O(n) for a LIMIT 10, and draining all of them O(n log n).  Each
+ * selection's comparisons are charged to budget (2 n (log2 n + 1) at
+ * init); once it is spent, the next selection sorts all the rest, so even
+ * inputs that defeat every pivot cost O(n log n) in all.
+ *
  * stats is NULL after init; set it to count the stream's selection work.
  */
 typedef struct IvfSelectStream
@@ -92,6 +100,7 @@ typedef struct IvfSelectStream
 	size_t		next;			/* next entry to return */
 	size_t		ready;			/* end of the sorted, selected prefix */
 	size_t		chunk;			/* size of the next selection */
+	uint64_t	budget;			/* comparisons left before sorting the rest */
 	IvfSelectStats *stats;		/* optional work counters, or NULL */
 } IvfSelectStream;
 
