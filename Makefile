@@ -63,7 +63,8 @@ include $(PGXS)
 STANDALONE_CC ?= $(CC)
 STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc
 
-KERNEL_HDRS = src/distance.h src/distance_isa.h src/topk.h src/select.h src/kmeans.h
+KERNEL_HDRS = src/distance.h src/distance_isa.h src/topk.h src/select.h src/kmeans.h \
+	src/simd_baseline.h test/kernels/testutil.h
 
 test/kernels/%.o: src/%.c $(KERNEL_HDRS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -c -o $@ $<

@@ -48,6 +48,7 @@
  *-------------------------------------------------------------------------
  */
 #include "select.h"
+#include "simd_baseline.h"
 
 #include <math.h>
 #include <string.h>
@@ -469,26 +470,6 @@ partition(SelCtx *c, size_t lo, size_t hi)
 	return finish_lomuto(c, lo, l, r, l, pd, pid);
 }
 
-/* Is any of p[0..7] <= w? */
-static inline int
-any_le8(const float *p, float w)
-{
-#if defined(__x86_64__)
-	__m128		vw = _mm_set1_ps(w);
-
-	return _mm_movemask_ps(_mm_or_ps(_mm_cmple_ps(_mm_loadu_ps(p), vw),
-									 _mm_cmple_ps(_mm_loadu_ps(p + 4), vw))) != 0;
-#elif defined(__aarch64__)
-	float32x4_t vw = vdupq_n_f32(w);
-
-	return vmaxvq_u32(vorrq_u32(vcleq_f32(vld1q_f32(p), vw),
-								vcleq_f32(vld1q_f32(p + 4), vw))) != 0;
-#else
-	return (p[0] <= w) | (p[1] <= w) | (p[2] <= w) | (p[3] <= w) |
-		(p[4] <= w) | (p[5] <= w) | (p[6] <= w) | (p[7] <= w);
-#endif
-}
-
 static void partial_quicksort(SelCtx *c, size_t lo, size_t hi, size_t k,
 							  unsigned depth);
 
@@ -553,7 +534,7 @@ partition_sampled(SelCtx *c, size_t lo, size_t hi, size_t want,
 
 		if (hi - i >= 8)
 		{
-			if (!any_le8(d + i, pd))
+			if (!ivf_any_le8(d + i, pd))
 			{
 				i += 8;
 				continue;

@@ -11,11 +11,7 @@
  */
 #include "topk.h"
 
-#if defined(__x86_64__)
-#include <emmintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
+#include "simd_baseline.h"
 
 /* Does (d1, i1) rank after (d2, i2)?  Neither distance may be NaN. */
 #define TOPK_WORSE(d1, i1, d2, i2) \
@@ -93,30 +89,6 @@ ivf_topk_push(IvfTopK *h, float dist, int64_t id)
 	return 1;
 }
 
-/*
- * Is any of p[0..7] <= w?  (False for NaN.)  Most candidates of a scan are
- * rejected, so checking eight at a time with one branch is what makes
- * push_block cheap; SSE2 and NEON are baseline on their architectures.
- */
-static inline int
-any_le8(const float *p, float w)
-{
-#if defined(__x86_64__)
-	__m128		vw = _mm_set1_ps(w);
-
-	return _mm_movemask_ps(_mm_or_ps(_mm_cmple_ps(_mm_loadu_ps(p), vw),
-									 _mm_cmple_ps(_mm_loadu_ps(p + 4), vw))) != 0;
-#elif defined(__aarch64__)
-	float32x4_t vw = vdupq_n_f32(w);
-
-	return vmaxvq_u32(vorrq_u32(vcleq_f32(vld1q_f32(p), vw),
-								vcleq_f32(vld1q_f32(p + 4), vw))) != 0;
-#else
-	return (p[0] <= w) | (p[1] <= w) | (p[2] <= w) | (p[3] <= w) |
-		(p[4] <= w) | (p[5] <= w) | (p[6] <= w) | (p[7] <= w);
-#endif
-}
-
 void
 ivf_topk_push_block(IvfTopK *h, const float *dists, size_t n,
 					int64_t first_id)
@@ -150,7 +122,7 @@ ivf_topk_push_block(IvfTopK *h, const float *dists, size_t n,
 		}
 		if (n - i >= 8)
 		{
-			if (!any_le8(dists + i, worst))
+			if (!ivf_any_le8(dists + i, worst))
 			{
 				i += 8;
 				continue;
@@ -205,7 +177,7 @@ ivf_topk_push_block_ids(IvfTopK *h, const float *dists, const int64_t *ids,
 		}
 		if (n - i >= 8)
 		{
-			if (!any_le8(dists + i, worst))
+			if (!ivf_any_le8(dists + i, worst))
 			{
 				i += 8;
 				continue;

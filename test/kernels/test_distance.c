@@ -24,183 +24,11 @@
 
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-/* ---------------------------------------------------------------------
- * Check bookkeeping
- * ---------------------------------------------------------------------
- */
-static int	total_pass = 0;
-static int	total_fail = 0;
-static int	grp_pass = 0;
-static int	grp_fail = 0;
-static char grp_name[256];
-
-static void
-group_begin(const char *fmt,...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(grp_name, sizeof(grp_name), fmt, ap);
-	va_end(ap);
-	grp_pass = grp_fail = 0;
-}
-
-static void
-group_end(void)
-{
-	if (grp_fail == 0)
-		printf("ok    %-64s (%d checks)\n", grp_name, grp_pass);
-	else
-		printf("FAIL  %-64s (%d of %d checks failed)\n", grp_name,
-			   grp_fail, grp_pass + grp_fail);
-	fflush(stdout);
-}
-
-static int
-check(int cond, const char *fmt,...)
-{
-	if (cond)
-	{
-		grp_pass++;
-		total_pass++;
-		return 1;
-	}
-	grp_fail++;
-	total_fail++;
-	if (grp_fail <= 8)
-	{
-		va_list		ap;
-
-		printf("  [%s] ", grp_name);
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	return 0;
-}
-
-/* ---------------------------------------------------------------------
- * Deterministic PRNG (splitmix64)
- * ---------------------------------------------------------------------
- */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static void
-rng_seed(uint64_t s)
-{
-	rng_state = s;
-}
-
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-/* uniform in [lo, hi) */
-static float
-rng_float(float lo, float hi)
-{
-	return lo + (hi - lo) * (float) ((rng_next() >> 40) * (1.0 / 16777216.0));
-}
-
-/* integer in [lo, hi] */
-static int
-rng_int(int lo, int hi)
-{
-	return lo + (int) (rng_next() % (uint64_t) (hi - lo + 1));
-}
-
-static void
-fill_float(float *v, size_t n, float lo, float hi)
-{
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		v[i] = rng_float(lo, hi);
-}
-
-static void
-fill_int(float *v, size_t n, int lo, int hi)
-{
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		v[i] = (float) rng_int(lo, hi);
-}
-
-/* ---------------------------------------------------------------------
- * Guarded buffers: the data ends exactly where a PROT_NONE page begins.
- * ---------------------------------------------------------------------
- */
-typedef struct Guarded
-{
-	void	   *base;
-	size_t		len;
-	float	   *p;
-} Guarded;
-
-static void
-guarded_alloc(Guarded *g, size_t nfloats)
-{
-	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
-	size_t		bytes = nfloats * sizeof(float);
-	size_t		data_pages = (bytes + page - 1) / page;
-
-	if (data_pages == 0)
-		data_pages = 1;
-	g->len = (data_pages + 1) * page;
-	g->base = mmap(NULL, g->len, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (g->base == MAP_FAILED)
-	{
-		perror("mmap");
-		exit(2);
-	}
-	if (mprotect((char *) g->base + data_pages * page, page, PROT_NONE) != 0)
-	{
-		perror("mprotect");
-		exit(2);
-	}
-	g->p = (float *) ((char *) g->base + data_pages * page - bytes);
-}
-
-static void
-guarded_free(Guarded *g)
-{
-	munmap(g->base, g->len);
-}
-
-static void *
-xmalloc(size_t n)
-{
-	void	   *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "out of memory\n");
-		exit(2);
-	}
-	return p;
-}
-
-static int
-same_float(float a, float b)
-{
-	return memcmp(&a, &b, sizeof(float)) == 0 || (isnan(a) && isnan(b));
-}
+#include "testutil.h"
 
 /* ---------------------------------------------------------------------
  * Kernel vs reference
@@ -283,8 +111,8 @@ test_pair_kernels(const IvfKernels *k, int integer_inputs)
 					g3;
 		ExactSums	s;
 
-		guarded_alloc(&ga, d);
-		guarded_alloc(&gb, d);
+		guarded_alloc(&ga, d * sizeof(float), 0);
+		guarded_alloc(&gb, d * sizeof(float), 0);
 		a = ga.p;
 		b = gb.p;
 		if (integer_inputs)
@@ -304,7 +132,7 @@ test_pair_kernels(const IvfKernels *k, int integer_inputs)
 	do { \
 		float _g = (got), _r = (ref); \
 		if (integer_inputs) \
-			check(same_float(_g, _r), "%s d=%zu: got %.9g, reference %.9g", \
+			check(same_float(_g, _r, 1), "%s d=%zu: got %.9g, reference %.9g", \
 				  name, d, _g, _r); \
 		else \
 			check(close_enough(_g, _r, (abssum), d), \
@@ -359,8 +187,8 @@ test_block_kernels(const IvfKernels *k, int integer_inputs)
 			size_t		i;
 			int			kind;
 
-			guarded_alloc(&gq, d);
-			guarded_alloc(&gx, n * d);
+			guarded_alloc(&gq, d * sizeof(float), 0);
+			guarded_alloc(&gx, n * d * sizeof(float), 0);
 			q = gq.p;
 			x = gx.p;
 			if (integer_inputs)
@@ -404,7 +232,7 @@ test_block_kernels(const IvfKernels *k, int integer_inputs)
 					exact_sums(q, x + i * d, d, &s);
 					abssum = kind == 0 ? s.l2abs : kind == 1 ? s.dotabs : s.nb;
 					if (integer_inputs)
-						check(same_float(got[i], ref[i]),
+						check(same_float(got[i], ref[i], 1),
 							  "%s d=%zu n=%zu row %zu: got %.9g, reference %.9g",
 							  name, d, n, i, got[i], ref[i]);
 					else
@@ -416,7 +244,7 @@ test_block_kernels(const IvfKernels *k, int integer_inputs)
 					pair = kind == 0 ? k->l2sq(q, x + i * d, d) :
 						kind == 1 ? k->dot(q, x + i * d, d) :
 						k->norm_sq(x + i * d, d);
-					check(same_float(got[i], pair),
+					check(same_float(got[i], pair, 1),
 						  "%s d=%zu n=%zu row %zu: block %.9g != pair kernel %.9g",
 						  name, d, n, i, got[i], pair);
 				}
@@ -448,23 +276,27 @@ test_special_values(const IvfKernels *k)
 		{
 			Guarded		ga,
 						gb;
+			float	   *a,
+					   *b;
 			float		out[2];
 			size_t		at = pos == 0 ? 0 : d - 1;
 
-			guarded_alloc(&ga, d);
-			guarded_alloc(&gb, 2 * d);
-			fill_float(ga.p, d, -1.0f, 1.0f);
-			fill_float(gb.p, 2 * d, -1.0f, 1.0f);
-			ga.p[at] = NAN;
-			check(isnan(k->l2sq(ga.p, gb.p, d)), "l2sq NaN at %zu d=%zu", at, d);
-			check(isnan(k->dot(ga.p, gb.p, d)), "dot NaN at %zu d=%zu", at, d);
-			check(isnan(k->l1(ga.p, gb.p, d)), "l1 NaN at %zu d=%zu", at, d);
-			check(isnan(k->norm_sq(ga.p, d)), "norm_sq NaN at %zu d=%zu", at, d);
-			k->l2sq_block(ga.p, gb.p, 2, d, out);
+			guarded_alloc(&ga, d * sizeof(float), 0);
+			guarded_alloc(&gb, 2 * d * sizeof(float), 0);
+			a = ga.p;
+			b = gb.p;
+			fill_float(a, d, -1.0f, 1.0f);
+			fill_float(b, 2 * d, -1.0f, 1.0f);
+			a[at] = NAN;
+			check(isnan(k->l2sq(a, b, d)), "l2sq NaN at %zu d=%zu", at, d);
+			check(isnan(k->dot(a, b, d)), "dot NaN at %zu d=%zu", at, d);
+			check(isnan(k->l1(a, b, d)), "l1 NaN at %zu d=%zu", at, d);
+			check(isnan(k->norm_sq(a, d)), "norm_sq NaN at %zu d=%zu", at, d);
+			k->l2sq_block(a, b, 2, d, out);
 			check(isnan(out[0]) && isnan(out[1]), "l2sq_block NaN at %zu d=%zu", at, d);
-			ga.p[at] = INFINITY;
-			check(isinf(k->l2sq(ga.p, gb.p, d)), "l2sq inf at %zu d=%zu", at, d);
-			check(isinf(k->norm_sq(ga.p, d)), "norm_sq inf at %zu d=%zu", at, d);
+			a[at] = INFINITY;
+			check(isinf(k->l2sq(a, b, d)), "l2sq inf at %zu d=%zu", at, d);
+			check(isinf(k->norm_sq(a, d)), "norm_sq inf at %zu d=%zu", at, d);
 			guarded_free(&ga);
 			guarded_free(&gb);
 		}
@@ -809,59 +641,6 @@ test_knn(void)
  * Real data: siftsmall
  * ---------------------------------------------------------------------
  */
-
-/* Read a TEXMEX .fvecs/.ivecs file; returns rows, sets *dim. 4-byte items. */
-static void *
-read_vecs(const char *path, size_t *nrows, size_t *dim)
-{
-	FILE	   *f = fopen(path, "rb");
-	long		size;
-	unsigned char *buf;
-	unsigned char *out;
-	int32_t		d;
-	size_t		n,
-				i;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = xmalloc((size_t) size);
-	if (size < 4 || fread(buf, 1, (size_t) size, f) != (size_t) size)
-	{
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	memcpy(&d, buf, 4);
-	if (d <= 0 || (size_t) size % (4 + 4 * (size_t) d) != 0)
-	{
-		free(buf);
-		return NULL;
-	}
-	n = (size_t) size / (4 + 4 * (size_t) d);
-	out = xmalloc(n * (size_t) d * 4);
-	for (i = 0; i < n; i++)
-	{
-		int32_t		di;
-
-		memcpy(&di, buf + i * (4 + 4 * (size_t) d), 4);
-		if (di != d)
-		{
-			free(buf);
-			free(out);
-			return NULL;
-		}
-		memcpy(out + i * (size_t) d * 4, buf + i * (4 + 4 * (size_t) d) + 4,
-			   (size_t) d * 4);
-	}
-	free(buf);
-	*nrows = n;
-	*dim = (size_t) d;
-	return out;
-}
 
 static double
 l2_double(const float *a, const float *b, size_t d)
@@ -1263,6 +1042,5 @@ main(void)
 	else
 		printf("skip  siftsmall-128 real-data check (set IVF_DATA_DIR to run it)\n");
 
-	printf("%d passed, %d failed\n", total_pass, total_fail);
-	return total_fail == 0 ? 0 : 1;
+	return check_summary();
 }

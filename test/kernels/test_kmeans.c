@@ -28,197 +28,12 @@
 #include <float.h>
 #include <math.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
-/* ---------------------------------------------------------------------
- * Check bookkeeping
- * ---------------------------------------------------------------------
- */
-static int	total_pass = 0;
-static int	total_fail = 0;
-static int	grp_pass = 0;
-static int	grp_fail = 0;
-static char grp_name[256];
-
-static void
-group_begin(const char *fmt,...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(grp_name, sizeof(grp_name), fmt, ap);
-	va_end(ap);
-	grp_pass = grp_fail = 0;
-}
-
-static void
-group_end(void)
-{
-	if (grp_fail == 0)
-		printf("ok    %-64s (%d checks)\n", grp_name, grp_pass);
-	else
-		printf("FAIL  %-64s (%d of %d checks failed)\n", grp_name,
-			   grp_fail, grp_pass + grp_fail);
-	fflush(stdout);
-}
-
-static int
-check(int cond, const char *fmt,...)
-{
-	if (cond)
-	{
-		grp_pass++;
-		total_pass++;
-		return 1;
-	}
-	grp_fail++;
-	total_fail++;
-	if (grp_fail <= 8)
-	{
-		va_list		ap;
-
-		printf("  [%s] ", grp_name);
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	return 0;
-}
-
-/* ---------------------------------------------------------------------
- * Deterministic PRNG (splitmix64)
- * ---------------------------------------------------------------------
- */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static void
-rng_seed(uint64_t s)
-{
-	rng_state = s;
-}
-
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-/* uniform in [lo, hi) */
-static float
-rng_float(float lo, float hi)
-{
-	return lo + (hi - lo) * (float) ((rng_next() >> 40) * (1.0 / 16777216.0));
-}
-
-/* integer in [lo, hi] */
-static int
-rng_int(int lo, int hi)
-{
-	return lo + (int) (rng_next() % (uint64_t) (hi - lo + 1));
-}
-
-static void
-fill_float(float *v, size_t n, float lo, float hi)
-{
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		v[i] = rng_float(lo, hi);
-}
-
-static void
-fill_int(float *v, size_t n, int lo, int hi)
-{
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		v[i] = (float) rng_int(lo, hi);
-}
-
-static void *
-xmalloc(size_t n)
-{
-	void	   *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "out of memory\n");
-		exit(2);
-	}
-	return p;
-}
-
-static double
-now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-/* ---------------------------------------------------------------------
- * Guarded, poisoned workspaces: the buffer ends exactly where a PROT_NONE
- * page begins, and its start is whatever that leaves (often unaligned).
- * ---------------------------------------------------------------------
- */
-typedef struct Guarded
-{
-	void	   *base;
-	size_t		len;
-	void	   *p;
-	size_t		bytes;
-} Guarded;
-
-static void
-guarded_alloc(Guarded *g, size_t bytes, int poison)
-{
-	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
-	size_t		data_pages = (bytes + page - 1) / page;
-
-	if (data_pages == 0)
-		data_pages = 1;
-	g->len = (data_pages + 1) * page;
-	g->base = mmap(NULL, g->len, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (g->base == MAP_FAILED)
-	{
-		perror("mmap");
-		exit(2);
-	}
-	if (mprotect((char *) g->base + data_pages * page, page, PROT_NONE) != 0)
-	{
-		perror("mprotect");
-		exit(2);
-	}
-	g->p = (char *) g->base + data_pages * page - bytes;
-	g->bytes = bytes;
-	/* 0xFF bytes: NaN as float and double, -1 as integers */
-	memset(g->base, poison, data_pages * page);
-}
-
-static void
-guarded_free(Guarded *g)
-{
-	munmap(g->base, g->len);
-}
-
-static int
-same_float(float a, float b)
-{
-	return memcmp(&a, &b, sizeof(float)) == 0;
-}
+#include "testutil.h"
 
 static const char *
 metric_name(IvfKmMetric m)
@@ -271,7 +86,7 @@ assign_compare(const char *what, const float *x, size_t n, const float *c,
 							g.p, ag, dg, NULL, NULL);
 		guarded_free(&g);
 		for (i = 0; i < n; i++)
-			if (ag[i] != ab[i] || !same_float(dg[i], db[i]))
+			if (ag[i] != ab[i] || !same_float(dg[i], db[i], 0))
 			{
 				if (nbad++ == 0)
 					first = i;
@@ -297,7 +112,7 @@ assign_compare(const char *what, const float *x, size_t n, const float *c,
 			ivf_kernels.l2sq(x + i * d, c + (size_t) j * d, d);
 		if (isnan(v))
 			v = INFINITY;
-		if (!check(same_float(v, db[i]), "%s: brute dist of point %zu", what, i))
+		if (!check(same_float(v, db[i], 0), "%s: brute dist of point %zu", what, i))
 			break;
 	}
 	/* a few full verifications of minimality and the tie rule */
@@ -566,66 +381,13 @@ test_assign_adversarial(void)
  * ---------------------------------------------------------------------
  */
 
-/* Read a TEXMEX .fvecs file; returns rows, sets *dim. */
-static float *
-read_fvecs(const char *path, size_t *nrows, size_t *dim)
-{
-	FILE	   *f = fopen(path, "rb");
-	long		size;
-	unsigned char *buf;
-	float	   *out;
-	int32_t		d;
-	size_t		n,
-				i;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = xmalloc((size_t) size);
-	if (size < 4 || fread(buf, 1, (size_t) size, f) != (size_t) size)
-	{
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	memcpy(&d, buf, 4);
-	if (d <= 0 || (size_t) size % (4 + 4 * (size_t) d) != 0)
-	{
-		free(buf);
-		return NULL;
-	}
-	n = (size_t) size / (4 + 4 * (size_t) d);
-	out = xmalloc(n * (size_t) d * 4);
-	for (i = 0; i < n; i++)
-	{
-		int32_t		di;
-
-		memcpy(&di, buf + i * (4 + 4 * (size_t) d), 4);
-		if (di != d)
-		{
-			free(buf);
-			free(out);
-			return NULL;
-		}
-		memcpy(out + i * (size_t) d, buf + i * (4 + 4 * (size_t) d) + 4,
-			   (size_t) d * 4);
-	}
-	free(buf);
-	*nrows = n;
-	*dim = (size_t) d;
-	return out;
-}
-
 static float *
 load_siftsmall(const char *dir, size_t *n, size_t *d)
 {
 	char		path[4096];
 
 	snprintf(path, sizeof(path), "%s/siftsmall-128/siftsmall_base.fvecs", dir);
-	return read_fvecs(path, n, d);
+	return read_vecs(path, n, d);
 }
 
 /* nb points of base (all at the best level, fewer at the slower ones) */
@@ -1173,6 +935,5 @@ main(void)
 	time_assign(sift, nsift, dsift);
 
 	free(sift);
-	printf("%d passed, %d failed\n", total_pass, total_fail);
-	return total_fail == 0 ? 0 : 1;
+	return check_summary();
 }

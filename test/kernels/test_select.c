@@ -36,65 +36,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "check.h"
-
-/* ---------------------------------------------------------------------
- * Deterministic PRNG (splitmix64), timing, allocation
- * ---------------------------------------------------------------------
- */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static void
-rng_seed(uint64_t s)
-{
-	rng_state = s;
-}
-
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-/* uniform in [lo, hi) */
-static float
-rng_float(float lo, float hi)
-{
-	return lo + (hi - lo) * (float) ((rng_next() >> 40) * (1.0 / 16777216.0));
-}
-
-/* integer in [lo, hi] */
-static int
-rng_int(int lo, int hi)
-{
-	return lo + (int) (rng_next() % (uint64_t) (hi - lo + 1));
-}
-
-static double
-now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-static void *
-xmalloc(size_t n)
-{
-	void	   *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "out of memory\n");
-		exit(2);
-	}
-	return p;
-}
+#include "testutil.h"
 
 static float
 bits_float(uint32_t u)
