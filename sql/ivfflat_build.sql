@@ -41,6 +41,13 @@ CREATE INDEX ON t USING ivfflat (v) WITH (nprobe = 0);
 CREATE INDEX ON t USING ivfflat (v) WITH (probes = 3);
 CREATE INDEX t_np ON t USING ivfflat (v) WITH (lists = 10, nprobe = 4, seed = 7);
 SELECT lists, default_nprobe, seed FROM ivf_index_info('t_np');
+-- the nprobe option applies at once; lists and seed at the next REINDEX
+ALTER INDEX t_np SET (nprobe = 2, lists = 20);
+SELECT lists, default_nprobe FROM ivf_index_info('t_np');
+ALTER INDEX t_np RESET (nprobe);
+SELECT lists, default_nprobe FROM ivf_index_info('t_np');
+REINDEX INDEX t_np;
+SELECT lists, default_nprobe FROM ivf_index_info('t_np');
 DROP INDEX t_np;
 
 -- things the access method cannot do

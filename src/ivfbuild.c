@@ -105,11 +105,10 @@ lists_for_rows(double rows)
 	return (uint32) Max(1, Min(IVF_MAX_LISTS, floor(lists)));
 }
 
+/* the default when the index has no nprobe option: round(sqrt(lists)) */
 static uint32
-default_nprobe(uint32 nlists, int reloption)
+default_nprobe(uint32 nlists)
 {
-	if (reloption > 0)
-		return Min((uint32) reloption, nlists);
 	return Max(1, (uint32) rint(sqrt((double) nlists)));
 }
 
@@ -688,7 +687,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.samples = NULL;
 	bs.nlists = k;
 	meta.nlists = k;
-	meta.default_nprobe = default_nprobe(k, opts->nprobe);
+	meta.default_nprobe = default_nprobe(k);
 
 	/* ---- 3. assign and sort ---- */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_ASSIGN);

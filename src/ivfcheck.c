@@ -516,7 +516,7 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	values[i++] = Int32GetDatum(cs.meta.lists_requested);
 	if (cs.meta.lists_requested == 0)
 		nulls[i - 1] = true;
-	values[i++] = Int32GetDatum(cs.meta.default_nprobe);
+	values[i++] = Int32GetDatum(ivf_index_default_nprobe(cs.index, &cs.meta));
 	values[i++] = Int64GetDatum((int64) cs.meta.seed);
 	values[i++] = Int64GetDatum((int64) cs.meta.ntrain);
 	values[i++] = Int64GetDatum((int64) cs.meta.nbuilt);

@@ -68,9 +68,10 @@ ivf_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	index = index_open(info->indexoid, NoLock);
 	ivf_read_meta(index, &meta);
+	nprobe = ivf_effective_nprobe((int) ivf_index_default_nprobe(index, &meta),
+								  (int) meta.nlists);
 	index_close(index, NoLock);
 
-	nprobe = ivf_effective_nprobe((int) meta.default_nprobe, (int) meta.nlists);
 	ratio = Min(1.0, nprobe / meta.nlists);
 
 	tuples = info->rel->tuples > 0 ? info->rel->tuples : info->tuples;

@@ -112,7 +112,8 @@ typedef struct IvfMetaPageData
 	uint32		dims;
 	uint32		nlists;			/* lists actually built */
 	uint32		lists_requested;	/* the reloption, 0 when chosen from rows */
-	uint32		default_nprobe; /* nprobe when ivf.nprobe is 0 */
+	uint32		default_nprobe; /* nprobe when neither ivf.nprobe nor the
+								 * index's nprobe option is set */
 	uint64		seed;			/* k-means seed */
 	uint64		ntrain;			/* vectors the centroids were trained on */
 	uint64		nbuilt;			/* vectors written at build */
@@ -229,6 +230,8 @@ extern int	ivf_effective_nprobe(int index_default, int nlists);
 extern void ivf_init_reloptions(void);
 extern bytea *ivf_options(Datum reloptions, bool validate);
 extern IvfOptions *ivf_get_options(Relation index);
+extern uint32 ivf_index_default_nprobe(Relation index,
+									   const IvfMetaPageData *meta);
 extern void ivf_geometry(uint32 dims, IvfGeometry *g);
 extern IvfMetric ivf_index_metric(Relation index);
 extern void ivf_init_page(Page page, uint16 flags, uint32 list);

@@ -118,7 +118,8 @@ ivf_scan_start(IndexScanDesc scan)
 		/* a zero cosine query has no direction: every distance is equal */
 	}
 
-	nprobe = ivf_effective_nprobe((int) meta.default_nprobe, (int) meta.nlists);
+	nprobe = ivf_effective_nprobe((int) ivf_index_default_nprobe(index, &meta),
+								  (int) meta.nlists);
 	lists = palloc(sizeof(int32) * nprobe);
 	ivf_nearest_lists(cache, so->query, nprobe, lists, NULL);
 	/* the cache may go away at the next invalidation: not used below */

@@ -124,6 +124,21 @@ ivf_get_options(Relation index)
 	return opts ? opts : &defaults;
 }
 
+/*
+ * The index's default nprobe: its nprobe option when set (read from the
+ * relcache, so ALTER INDEX ... SET (nprobe = n) applies at once), else what
+ * the meta page records.
+ */
+uint32
+ivf_index_default_nprobe(Relation index, const IvfMetaPageData *meta)
+{
+	IvfOptions *opts = ivf_get_options(index);
+
+	if (opts->nprobe > 0)
+		return Min((uint32) opts->nprobe, meta->nlists);
+	return meta->default_nprobe;
+}
+
 /* --------------------------------------------------------------- geometry */
 
 /*
