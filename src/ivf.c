@@ -36,6 +36,41 @@ static uint64 stamp_counter = 0;
 
 int			ivf_kmeans_iterations = 25;
 
+/* search knobs (see ivfflat.h); the iterative ones also have pgvector aliases */
+int			ivf_max_codes = 0;
+int			ivf_profile = IVF_PROFILE_EXACT;
+int			ivf_candidate_budget = 0;
+int			ivf_budget_strategy = IVF_BUDGET_UNIFORM;
+static int	ivf_iterative_setting = IVF_ITERATIVE_OFF;
+static int	ivf_iterative_alias_setting = IVF_ITERATIVE_OFF;
+static int	ivf_max_nprobe_setting = 0;
+static int	ivf_max_probes_alias_setting = 0;
+static uint64 iterative_stamp = 0;
+static uint64 iterative_alias_stamp = 0;
+static uint64 max_nprobe_stamp = 0;
+static uint64 max_probes_alias_stamp = 0;
+
+static const struct config_enum_entry profile_options[] = {
+	{"exact", IVF_PROFILE_EXACT, false},
+	{"approx_fast", IVF_PROFILE_FAST, false},
+	{"approx_balanced", IVF_PROFILE_BALANCED, false},
+	{"approx_quality", IVF_PROFILE_QUALITY, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry budget_strategy_options[] = {
+	{"uniform", IVF_BUDGET_UNIFORM, false},
+	{"distance_weighted", IVF_BUDGET_DISTANCE_WEIGHTED, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry iterative_options[] = {
+	{"off", IVF_ITERATIVE_OFF, false},
+	{"relaxed_order", IVF_ITERATIVE_RELAXED, false},
+	{"strict_order", IVF_ITERATIVE_STRICT, false},
+	{NULL, 0, false}
+};
+
 static const struct config_enum_entry simd_level_options[] = {
 	{"auto", IVF_SIMD_AUTO, false},
 	{"scalar", IVF_SIMD_SCALAR, false},
@@ -105,18 +140,91 @@ assign_probes_alias(int newval, void *extra)
 		probes_stamp = ++stamp_counter;
 }
 
+static void
+assign_iterative(int newval, void *extra)
+{
+	if (newval != IVF_ITERATIVE_OFF)
+		iterative_stamp = ++stamp_counter;
+}
+
+static void
+assign_iterative_alias(int newval, void *extra)
+{
+	if (newval != IVF_ITERATIVE_OFF)
+		iterative_alias_stamp = ++stamp_counter;
+}
+
+static void
+assign_max_nprobe(int newval, void *extra)
+{
+	if (newval > 0)
+		max_nprobe_stamp = ++stamp_counter;
+}
+
+static void
+assign_max_probes_alias(int newval, void *extra)
+{
+	if (newval > 0)
+		max_probes_alias_stamp = ++stamp_counter;
+}
+
+/*
+ * The value of a setting that has a pgvector alias: whichever of the two
+ * was set (to a non-default value) last.
+ */
+static int
+aliased(int value, uint64 stamp, int alias_value, uint64 alias_stamp,
+		int unset)
+{
+	if (value != unset && (alias_value == unset || stamp >= alias_stamp))
+		return value;
+	if (alias_value != unset)
+		return alias_value;
+	return unset;
+}
+
+int
+ivf_iterative_scan(void)
+{
+	return aliased(ivf_iterative_setting, iterative_stamp,
+				   ivf_iterative_alias_setting, iterative_alias_stamp,
+				   IVF_ITERATIVE_OFF);
+}
+
+int
+ivf_max_nprobe(void)
+{
+	return aliased(ivf_max_nprobe_setting, max_nprobe_stamp,
+				   ivf_max_probes_alias_setting, max_probes_alias_stamp, 0);
+}
+
+/* candidates per probe round: ivf.candidate_budget, else the profile's */
+int
+ivf_effective_budget(void)
+{
+	if (ivf_candidate_budget > 0)
+		return ivf_candidate_budget;
+	switch (ivf_profile)
+	{
+		case IVF_PROFILE_FAST:
+			return 32768;
+		case IVF_PROFILE_BALANCED:
+			return 65536;
+		case IVF_PROFILE_QUALITY:
+			return 131072;
+	}
+	return 0;
+}
+
 /* The number of lists a scan probes, 1 .. nlists. */
 int
 ivf_effective_nprobe(int index_default, int nlists)
 {
 	int			n;
 
-	if (ivf_nprobe_setting > 0 &&
-		(ivf_probes_alias_setting <= 0 || nprobe_stamp >= probes_stamp))
-		n = ivf_nprobe_setting;
-	else if (ivf_probes_alias_setting > 0)
-		n = ivf_probes_alias_setting;
-	else
+	n = aliased(ivf_nprobe_setting, nprobe_stamp,
+				ivf_probes_alias_setting, probes_stamp, 0);
+	if (n <= 0)
 		n = index_default;
 
 	return Max(1, Min(n, nlists));
@@ -177,6 +285,82 @@ _PG_init(void)
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomIntVariable("ivf.max_codes",
+							"Most vectors an ivfflat scan examines per probe round (0: no limit).",
+							"Lists are taken nearest first; the list that crosses the limit is cut exactly, as in Faiss.",
+							&ivf_max_codes,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("ivf.profile",
+							 "Candidate-budget preset of ivfflat scans.",
+							 "exact: no budget; approx_fast / approx_balanced / approx_quality: 32768 / 65536 / 131072 candidates per probe round, shared among the probed lists.",
+							 &ivf_profile,
+							 IVF_PROFILE_EXACT,
+							 profile_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ivf.candidate_budget",
+							"Candidates per probe round, shared among the probed lists (0: the profile's).",
+							NULL,
+							&ivf_candidate_budget,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("ivf.budget_strategy",
+							 "How a candidate budget is shared among probed lists.",
+							 "uniform: ceil(budget/nprobe) each; distance_weighted: in proportion to exp(-3 z), z the list's normalised centroid distance.",
+							 &ivf_budget_strategy,
+							 IVF_BUDGET_UNIFORM,
+							 budget_strategy_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("ivf.iterative_scan",
+							 "Probe further lists when a scan runs out of rows (for filtered queries).",
+							 "relaxed_order returns every further candidate; strict_order drops those nearer than a row already returned.",
+							 &ivf_iterative_setting,
+							 IVF_ITERATIVE_OFF,
+							 iterative_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, assign_iterative, NULL);
+
+	DefineCustomEnumVariable("ivfflat.iterative_scan",
+							 "Alias of ivf.iterative_scan accepted for pgvector compatibility.",
+							 NULL,
+							 &ivf_iterative_alias_setting,
+							 IVF_ITERATIVE_OFF,
+							 iterative_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, assign_iterative_alias, NULL);
+
+	DefineCustomIntVariable("ivf.max_nprobe",
+							"Most lists an iterative ivfflat scan probes (0: all).",
+							NULL,
+							&ivf_max_nprobe_setting,
+							0, 0, IVF_MAX_LISTS,
+							PGC_USERSET,
+							0,
+							NULL, assign_max_nprobe, NULL);
+
+	DefineCustomIntVariable("ivfflat.max_probes",
+							"Alias of ivf.max_nprobe accepted for pgvector compatibility.",
+							"0 means not set.",
+							&ivf_max_probes_alias_setting,
+							0, 0, IVF_MAX_LISTS,
+							PGC_USERSET,
+							0,
+							NULL, assign_max_probes_alias, NULL);
 
 	ivf_init_reloptions();
 

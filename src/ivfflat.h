@@ -220,11 +220,30 @@ typedef struct IvfOptions
 #define IVF_PHASE_ASSIGN	4
 #define IVF_PHASE_WRITE		5
 
-/* settings (ivf.c) */
+/* search settings (ivf.c) */
+#define IVF_PROFILE_EXACT		0
+#define IVF_PROFILE_FAST		1
+#define IVF_PROFILE_BALANCED	2
+#define IVF_PROFILE_QUALITY		3
+
+#define IVF_BUDGET_UNIFORM				0
+#define IVF_BUDGET_DISTANCE_WEIGHTED	1
+
+#define IVF_ITERATIVE_OFF		0
+#define IVF_ITERATIVE_RELAXED	1
+#define IVF_ITERATIVE_STRICT	2
+
 extern int	ivf_nprobe_setting;
 extern int	ivf_probes_alias_setting;
 extern int	ivf_kmeans_iterations;
+extern int	ivf_max_codes;
+extern int	ivf_profile;
+extern int	ivf_candidate_budget;
+extern int	ivf_budget_strategy;
 extern int	ivf_effective_nprobe(int index_default, int nlists);
+extern int	ivf_effective_budget(void);
+extern int	ivf_iterative_scan(void);
+extern int	ivf_max_nprobe(void);
 
 /* ivfutils.c */
 extern void ivf_init_reloptions(void);
@@ -292,9 +311,12 @@ typedef struct IvfCandidates
 
 extern void ivf_candidates_init(IvfCandidates *c, MemoryContext cxt,
 								size_t initial);
-extern void ivf_scan_list(Relation index, const IvfGeometry *g,
-						  IvfMetric metric, BlockNumber head, uint32 list,
-						  const float *q, IvfCandidates *out);
+extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
+							IvfMetric metric, BlockNumber head, uint32 list,
+							const float *q, uint64 limit,
+							IvfCandidates *out);
+extern void ivf_list_budgets(const float *cdist, uint32 n, uint64 budget,
+							 int strategy, uint64 *caps);
 
 static inline int64
 ivf_tid_to_id(ItemPointer tid)

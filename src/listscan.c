@@ -18,6 +18,8 @@
  */
 #include "compat.h"
 
+#include <math.h>
+
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -60,15 +62,19 @@ block_distances(IvfMetric metric, const float *q, const float *x, size_t n,
 }
 
 /*
- * Append (distance, tid) for every live slot of list 'list', whose first
- * group head is 'head', to out.  Distances are squared L2 for L2 and -dot
- * otherwise (smaller is nearer in both cases).
+ * Append (distance, tid) for the live slots among the first 'limit' slots
+ * of list 'list' (whose first group head is 'head') to out, in chain
+ * order; the group that crosses the limit is cut exactly.  Distances are
+ * squared L2 for L2 and -dot otherwise (smaller is nearer in both cases).
+ * Returns the number of slots examined.
  */
-void
+uint64
 ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
-			  BlockNumber head, uint32 list, const float *q,
+			  BlockNumber head, uint32 list, const float *q, uint64 limit,
 			  IvfCandidates *out)
 {
+	uint64		examined = 0;
+
 	BlockNumber blkno = head;
 	float	   *partial = NULL;
 	float	   *acc = NULL;
@@ -79,7 +85,7 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 		acc = palloc(sizeof(float) * g->vecs_per_group);
 	}
 
-	while (BlockNumberIsValid(blkno))
+	while (BlockNumberIsValid(blkno) && examined < limit)
 	{
 		Buffer		buf;
 		Buffer		segbufs[IVF_MAX_SEGMENTS];
@@ -105,6 +111,9 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 							RelationGetRelationName(index), blkno, list)));
 
 		nvec = opaque->nvec;
+		if (nvec > limit - examined)
+			nvec = (uint32) (limit - examined);
+		examined += nvec;
 		if (nvec > 0)
 		{
 			candidates_reserve(out, nvec);
@@ -169,5 +178,58 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 	{
 		pfree(partial);
 		pfree(acc);
+	}
+	return examined;
+}
+
+/*
+ * Per-list candidate caps for one probe round (torch-ivf's per-list
+ * budgets): the round's lists, nearest first, with their centroid
+ * distances cdist[0..n).  uniform: ceil(budget / n) each.
+ * distance_weighted: list i gets a share of the budget in proportion to
+ * exp(-3 z_i), z_i = (d_i - d_min) / (d_median - d_min) clamped to [0, 8],
+ * rounded up.  A list never yields more than it holds, so caps above its
+ * size cost nothing.
+ */
+void
+ivf_list_budgets(const float *cdist, uint32 n, uint64 budget, int strategy,
+				 uint64 *caps)
+{
+	uint32		i;
+
+	if (n == 0)
+		return;
+	if (strategy == IVF_BUDGET_UNIFORM)
+	{
+		uint64		each = (budget + n - 1) / n;
+
+		for (i = 0; i < n; i++)
+			caps[i] = each;
+	}
+	else
+	{
+		double		dmin = cdist[0];
+		double		dmed;
+		double		span;
+		double		sum = 0;
+		double	   *w = palloc(sizeof(double) * n);
+
+		/* cdist is ascending, so the median is in the middle */
+		dmed = (n % 2) ? cdist[n / 2] : 0.5 * ((double) cdist[n / 2 - 1] + cdist[n / 2]);
+		span = dmed - dmin;
+		for (i = 0; i < n; i++)
+		{
+			double		z = (span > 0) ? (cdist[i] - dmin) / span : 0.0;
+
+			if (!(z > 0))		/* also NaN */
+				z = 0;
+			if (z > 8)
+				z = 8;
+			w[i] = exp(-3.0 * z);
+			sum += w[i];
+		}
+		for (i = 0; i < n; i++)
+			caps[i] = (uint64) ceil((double) budget * w[i] / sum);
+		pfree(w);
 	}
 }

@@ -1,0 +1,96 @@
+-- ivfflat: candidate limits (max_codes, profiles, budgets) and iterative scans
+CREATE TABLE t (id int PRIMARY KEY, v vector(3), cat int);
+INSERT INTO t
+SELECT i, ARRAY[(i % 4) * 10 + sin(i)::real, (i % 3) * 10 + cos(i)::real, sin(i * 7)::real]::vector(3), i % 5
+FROM generate_series(1, 2000) i;
+CREATE INDEX t_idx ON t USING ivfflat (v) WITH (lists = 12);
+SET enable_seqscan = off;
+SET ivf.nprobe = 3;
+CREATE TEMP TABLE q AS SELECT '[12.5,9.5,0.1]'::vector AS q;
+CREATE FUNCTION n_returned() RETURNS bigint LANGUAGE sql AS
+  $$ SELECT count(*) FROM (SELECT id FROM t ORDER BY v <-> (SELECT q FROM q)) s $$;
+CREATE FUNCTION ordered() RETURNS bool LANGUAGE sql AS
+  $$ SELECT coalesce(bool_and(d >= prev), true) FROM
+     (SELECT d, lag(d, 1, 0::float8) OVER () AS prev FROM
+      (SELECT v <-> (SELECT q FROM q) AS d FROM t ORDER BY v <-> (SELECT q FROM q)) a) b $$;
+SELECT n_returned() AS unlimited \gset
+
+-- max_codes: at most that many vectors examined, the last list cut exactly
+SET ivf.max_codes = 100;
+SELECT n_returned(), ordered();
+SET ivf.max_codes = 1;
+SELECT n_returned();
+SET ivf.max_codes = 1000000;
+SELECT n_returned() = :unlimited AS same_as_unlimited;
+-- a budget keeps the nearest lists' candidates: a prefix of the unlimited scan's
+SET ivf.max_codes = 400;
+CREATE TEMP TABLE limited AS SELECT id, row_number() OVER () AS r FROM
+  (SELECT id FROM t ORDER BY v <-> (SELECT q FROM q)) s;
+RESET ivf.max_codes;
+SET ivf.nprobe = 1;
+SELECT count(*) AS nearest_list_size FROM (SELECT id FROM t ORDER BY v <-> (SELECT q FROM q)) s;
+SELECT bool_and(id IN (SELECT id FROM limited)) AS nearest_list_kept
+FROM (SELECT id FROM t ORDER BY v <-> (SELECT q FROM q)) s;
+SET ivf.nprobe = 3;
+RESET ivf.max_codes;
+SET ivf.max_codes = -1;
+
+-- profiles and per-list budgets
+SHOW ivf.profile;
+SET ivf.profile = approx_fast;        -- 32768 candidates: more than this table
+SELECT n_returned() = :unlimited AS same_as_unlimited;
+SET ivf.candidate_budget = 30;        -- overrides the profile: ceil(30/3) per list
+SELECT n_returned(), ordered();
+SET ivf.budget_strategy = distance_weighted;
+SELECT n_returned(), ordered();
+SET ivf.candidate_budget = 300;
+SELECT n_returned() <= 300 + 3 AS within_budget, ordered();
+RESET ivf.budget_strategy;
+RESET ivf.candidate_budget;
+SET ivf.profile = exact;
+SELECT n_returned() = :unlimited AS same_as_unlimited;
+SET ivf.profile = fastest;
+SET ivf.budget_strategy = nearest;
+SET ivf.candidate_budget = -5;
+RESET ivf.profile;
+
+-- iterative scans: rows of a far cluster (id % 12 = 6) are not in the
+-- nearest list, yet the filtered query still gets its LIMIT
+SET ivf.nprobe = 1;
+SELECT count(*) AS without_iterative FROM
+  (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) s;
+SET ivf.iterative_scan = relaxed_order;
+SELECT count(*) AS relaxed FROM
+  (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) s;
+-- the matching rows all live in one list, so the rows found are the exact answer
+SELECT array_agg(id ORDER BY id) = (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q), id LIMIT 10) e) AS exact_set
+FROM (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) s;
+SET ivf.iterative_scan = strict_order;
+SELECT count(*) AS strict, bool_and(d >= prev) AS ordered FROM
+  (SELECT d, lag(d, 1, 0::float8) OVER () AS prev FROM
+    (SELECT v <-> (SELECT q FROM q) AS d FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) a) b;
+-- ivf.max_nprobe bounds the lists an iterative scan visits
+SET ivf.iterative_scan = relaxed_order;
+SET ivf.max_nprobe = 2;
+SELECT n_returned() < :unlimited AS bounded;
+RESET ivf.max_nprobe;
+SELECT n_returned() AS all_rows;
+RESET ivf.iterative_scan;
+-- pgvector's names
+SET ivfflat.iterative_scan = relaxed_order;
+SET ivfflat.max_probes = 12;
+SELECT count(*) AS relaxed_alias FROM
+  (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) s;
+SET ivf.iterative_scan = off;
+SELECT count(*) AS alias_still_on FROM
+  (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) s;
+SET ivfflat.iterative_scan = off;
+SELECT count(*) < 10 AS off_again FROM
+  (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) s;
+SET ivfflat.iterative_scan = sideways;
+RESET ivfflat.max_probes;
+
+RESET ivf.nprobe;
+RESET enable_seqscan;
+DROP FUNCTION n_returned(), ordered();
+DROP TABLE t;
