@@ -94,3 +94,35 @@ RESET ivf.nprobe;
 RESET enable_seqscan;
 DROP FUNCTION n_returned(), ordered();
 DROP TABLE t;
+
+-- list_ordering = residual_norm_asc: each list is stored nearest to its
+-- centroid first, so a budget reads the likeliest neighbours first
+CREATE TABLE o (id int, v vector(2));
+INSERT INTO o SELECT i, ARRAY[(i % 2) * 100 + sin(i) * (i % 50), cos(i) * (i % 50)]::vector(2)
+FROM generate_series(1, 1000) i;
+CREATE INDEX o_plain ON o USING ivfflat (v) WITH (lists = 2);
+CREATE INDEX o_ord ON o USING ivfflat (v) WITH (lists = 2, list_ordering = residual_norm_asc);
+SELECT list_ordering, vectors FROM ivf_index_info('o_ord');
+SELECT * FROM ivf_check('o_ord');
+CREATE INDEX ON o USING ivfflat (v) WITH (list_ordering = random);
+SET enable_seqscan = off;
+SET ivf.nprobe = 1;
+SET ivf.max_codes = 20;
+-- the 20 vectors read from the ordered index are the 20 nearest to its
+-- centroid; from the other index, whichever came first in the table
+DROP INDEX o_plain;
+SELECT max(v <-> '[100,0]') < 10 AS near_centroid_first FROM (SELECT v FROM o ORDER BY v <-> '[100,0]') s;
+DROP INDEX o_ord;
+CREATE INDEX o_plain ON o USING ivfflat (v) WITH (lists = 2);
+SELECT max(v <-> '[100,0]') < 10 AS near_centroid_first FROM (SELECT v FROM o ORDER BY v <-> '[100,0]') s;
+-- rows inserted later go after the ordered part of their list: a budget
+-- that covers only the ordered prefix does not reach them
+DROP INDEX o_plain;
+CREATE INDEX o_ord ON o USING ivfflat (v) WITH (lists = 2, list_ordering = residual_norm_asc);
+INSERT INTO o VALUES (5000, '[100,0.01]');
+SELECT count(*) FILTER (WHERE id = 5000) AS new_row_within_20 FROM (SELECT id FROM o ORDER BY v <-> '[100,0]') s;
+RESET ivf.max_codes;
+SELECT id FROM o ORDER BY v <-> '[100,0]' LIMIT 1;
+RESET ivf.nprobe;
+RESET enable_seqscan;
+DROP TABLE o;

@@ -45,6 +45,9 @@
 #include "ivfflat.h"
 #include "kmeans.h"
 
+/* float4 '<' (pg_operator.oid 622; no symbolic name in pg_operator_d.h) */
+#define IVF_FLOAT4_LT_OPERATOR 622
+
 #define IVF_MIN_SAMPLE		10000
 #define IVF_SAMPLE_PER_LIST	256
 #define IVF_WARN_PER_LIST	39	/* Faiss warns below this many per centroid */
@@ -76,6 +79,8 @@ typedef struct IvfBuildState
 	float	   *batch;
 	ItemPointerData *batch_tids;
 	int32	   *batch_lists;
+	float	   *batch_dist;
+	bool		ordered;		/* list_ordering = residual_norm_asc */
 	Tuplesortstate *sort;
 	TupleDesc	sortdesc;
 	TupleTableSlot *slot;
@@ -181,7 +186,8 @@ flush_batch(IvfBuildState *bs)
 	ivf_assign(bs->batch, bs->nbatch, bs->centroids, bs->centroid_norms,
 			   bs->nlists, bs->dims,
 			   bs->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
-			   bs->assign_ws, bs->batch_lists, NULL, check_interrupts, NULL);
+			   bs->assign_ws, bs->batch_lists, bs->batch_dist,
+			   check_interrupts, NULL);
 
 	vbytes = palloc(VARHDRSZ + vlen);
 	SET_VARSIZE(vbytes, VARHDRSZ + vlen);
@@ -190,11 +196,14 @@ flush_batch(IvfBuildState *bs)
 		ExecClearTuple(bs->slot);
 		bs->slot->tts_values[0] = Int32GetDatum(bs->batch_lists[i]);
 		bs->slot->tts_isnull[0] = false;
-		bs->slot->tts_values[1] = PointerGetDatum(&bs->batch_tids[i]);
+		/* the distance to the centroid orders a list when asked to */
+		bs->slot->tts_values[1] = Float4GetDatum(bs->ordered ? bs->batch_dist[i] : 0.0f);
 		bs->slot->tts_isnull[1] = false;
-		memcpy(VARDATA(vbytes), bs->batch + i * bs->dims, vlen);
-		bs->slot->tts_values[2] = PointerGetDatum(vbytes);
+		bs->slot->tts_values[2] = PointerGetDatum(&bs->batch_tids[i]);
 		bs->slot->tts_isnull[2] = false;
+		memcpy(VARDATA(vbytes), bs->batch + i * bs->dims, vlen);
+		bs->slot->tts_values[3] = PointerGetDatum(vbytes);
+		bs->slot->tts_isnull[3] = false;
 		ExecStoreVirtualTuple(bs->slot);
 		tuplesort_puttupleslot(bs->sort, bs->slot);
 	}
@@ -418,8 +427,8 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 	{
 		bool		isnull;
 		int32		list = DatumGetInt32(slot_getattr(slot, 1, &isnull));
-		ItemPointer tid = (ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull));
-		bytea	   *vb = DatumGetByteaPP(slot_getattr(slot, 3, &isnull));
+		ItemPointer tid = (ItemPointer) DatumGetPointer(slot_getattr(slot, 3, &isnull));
+		bytea	   *vb = DatumGetByteaPP(slot_getattr(slot, 4, &isnull));
 		const float *vec = (const float *) VARDATA_ANY(vb);
 
 		CHECK_FOR_INTERRUPTS();
@@ -699,20 +708,25 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.batch = MemoryContextAllocHuge(buildCtx, bs.batch_max * dbytes);
 	bs.batch_tids = palloc(sizeof(ItemPointerData) * bs.batch_max);
 	bs.batch_lists = palloc(sizeof(int32) * bs.batch_max);
+	bs.batch_dist = palloc(sizeof(float) * bs.batch_max);
+	bs.ordered = (opts->list_ordering == IVF_ORDER_RESIDUAL);
+	if (bs.ordered)
+		meta.flags |= IVF_META_ORDERED;
 	{
-		AttrNumber	attnums[2] = {1, 2};
-		Oid			sortops[2] = {Int4LessOperator, TIDLessOperator};
-		Oid			colls[2] = {InvalidOid, InvalidOid};
-		bool		nullsfirst[2] = {false, false};
+		AttrNumber	attnums[3] = {1, 2, 3};
+		Oid			sortops[3] = {Int4LessOperator, IVF_FLOAT4_LT_OPERATOR, TIDLessOperator};
+		Oid			colls[3] = {InvalidOid, InvalidOid, InvalidOid};
+		bool		nullsfirst[3] = {false, false, false};
 		Size		used = (Size) k * (dbytes + sizeof(float)) +
 		ivf_assign_workspace_bytes(k, bs.dims) + bs.batch_max * dbytes;
 		int			sortmem = (int) Max(1024, ((mwm_bytes() > used) ? mwm_bytes() - used : 0) / 1024);
 
-		bs.sortdesc = CreateTemplateTupleDesc(3);
+		bs.sortdesc = CreateTemplateTupleDesc(4);
 		TupleDescInitEntry(bs.sortdesc, 1, "list", INT4OID, -1, 0);
-		TupleDescInitEntry(bs.sortdesc, 2, "tid", TIDOID, -1, 0);
-		TupleDescInitEntry(bs.sortdesc, 3, "vector", BYTEAOID, -1, 0);
-		bs.sort = tuplesort_begin_heap(bs.sortdesc, 2, attnums, sortops, colls,
+		TupleDescInitEntry(bs.sortdesc, 2, "residual", FLOAT4OID, -1, 0);
+		TupleDescInitEntry(bs.sortdesc, 3, "tid", TIDOID, -1, 0);
+		TupleDescInitEntry(bs.sortdesc, 4, "vector", BYTEAOID, -1, 0);
+		bs.sort = tuplesort_begin_heap(bs.sortdesc, 3, attnums, sortops, colls,
 									   nullsfirst, sortmem, NULL,
 									   IVF_TUPLESORT_NONE);
 		bs.slot = MakeSingleTupleTableSlot(bs.sortdesc, &TTSOpsVirtual);

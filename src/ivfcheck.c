@@ -493,8 +493,8 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	Oid			indexoid = PG_GETARG_OID(0);
 	TupleDesc	desc;
 	CheckState	cs;
-	Datum		values[14];
-	bool		nulls[14] = {0};
+	Datum		values[15];
+	bool		nulls[15] = {0};
 	int			i = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -526,6 +526,8 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(cs.max_list);
 	values[i++] = Int64GetDatum((int64) cs.nblocks);
 	values[i++] = Int32GetDatum(cs.g.vecs_per_group);
+	values[i++] = CStringGetTextDatum((cs.meta.flags & IVF_META_ORDERED) ?
+									  "residual_norm_asc" : "none");
 
 	close_check(&cs);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));

@@ -78,6 +78,8 @@ typedef enum IvfMetric
 
 /* meta flags */
 #define IVF_META_EMPTY_BUILD	0x0001	/* built from no rows: one list */
+#define IVF_META_ORDERED		0x0002	/* lists written nearest-to-centroid
+										 * first (list_ordering) */
 
 typedef struct IvfPageOpaqueData
 {
@@ -212,7 +214,12 @@ typedef struct IvfOptions
 	int			lists;			/* -1: choose from the row count */
 	int			nprobe;			/* -1: sqrt(lists) */
 	int			seed;
+	int			list_ordering;	/* IVF_ORDER_* */
 } IvfOptions;
+
+/* list_ordering option */
+#define IVF_ORDER_NONE			0
+#define IVF_ORDER_RESIDUAL		1	/* ascending distance to the centroid */
 
 /* build phases for pg_stat_progress_create_index */
 #define IVF_PHASE_SAMPLE	2

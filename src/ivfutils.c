@@ -30,6 +30,12 @@ extern Datum vector_negative_inner_product(PG_FUNCTION_ARGS);
 
 static relopt_kind ivf_relopt_kind;
 
+static relopt_enum_elt_def list_ordering_values[] = {
+	{"none", IVF_ORDER_NONE},
+	{"residual_norm_asc", IVF_ORDER_RESIDUAL},
+	{NULL, 0}
+};
+
 /* ---------------------------------------------------------------- handler */
 
 PG_FUNCTION_INFO_V1(ivfflat_handler);
@@ -99,6 +105,11 @@ ivf_init_reloptions(void)
 	add_int_reloption(ivf_relopt_kind, "seed",
 					  "Seed of the k-means initialisation",
 					  1234, 0, INT_MAX, AccessExclusiveLock);
+	add_enum_reloption(ivf_relopt_kind, "list_ordering",
+					   "Order of the vectors within each list at build",
+					   list_ordering_values, IVF_ORDER_NONE,
+					   "Valid values are \"none\" and \"residual_norm_asc\".",
+					   AccessExclusiveLock);
 }
 
 bytea *
@@ -108,6 +119,7 @@ ivf_options(Datum reloptions, bool validate)
 		{"lists", RELOPT_TYPE_INT, offsetof(IvfOptions, lists)},
 		{"nprobe", RELOPT_TYPE_INT, offsetof(IvfOptions, nprobe)},
 		{"seed", RELOPT_TYPE_INT, offsetof(IvfOptions, seed)},
+		{"list_ordering", RELOPT_TYPE_ENUM, offsetof(IvfOptions, list_ordering)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, ivf_relopt_kind,
@@ -119,7 +131,7 @@ IvfOptions *
 ivf_get_options(Relation index)
 {
 	IvfOptions *opts = (IvfOptions *) index->rd_options;
-	static IvfOptions defaults = {0, -1, -1, 1234};
+	static IvfOptions defaults = {0, -1, -1, 1234, IVF_ORDER_NONE};
 
 	return opts ? opts : &defaults;
 }
