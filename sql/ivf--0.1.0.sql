@@ -313,3 +313,12 @@ CREATE FUNCTION ivf_index_info(index regclass,
 	OUT empty_lists bigint, OUT largest_list bigint, OUT pages bigint,
 	OUT vectors_per_group int, OUT list_ordering text)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+-- Batch search: the k nearest rows of every query, as an index scan would
+-- return them one query at a time (same nprobe, max_codes, budgets).
+-- query is the 1-based position in the array; join tid back to the table:
+--   SELECT s.query, s.rank, t.* FROM ivf_search('idx', $1, 10) s
+--   JOIN items t ON t.ctid = s.tid;
+CREATE FUNCTION ivf_search(index regclass, queries vector[], k int, nprobe int DEFAULT NULL)
+	RETURNS TABLE (query int, rank int, tid tid, distance real)
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED ROWS 1000;

@@ -64,6 +64,13 @@ static const struct config_enum_entry budget_strategy_options[] = {
 	{NULL, 0, false}
 };
 
+static const struct config_enum_entry search_mode_options[] = {
+	{"auto", IVF_SEARCH_AUTO, false},
+	{"matrix", IVF_SEARCH_MATRIX, false},
+	{"csr", IVF_SEARCH_CSR, false},
+	{NULL, 0, false}
+};
+
 static const struct config_enum_entry iterative_options[] = {
 	{"off", IVF_ITERATIVE_OFF, false},
 	{"relaxed_order", IVF_ITERATIVE_RELAXED, false},
@@ -361,6 +368,16 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, assign_max_probes_alias, NULL);
+
+	DefineCustomEnumVariable("ivf.search_mode",
+							 "Path of batch search (ivf_search).",
+							 "matrix: query by query; csr: list by list, each list read once for all its queries; auto: csr when nq * nprobe >= lists.",
+							 &ivf_search_mode,
+							 IVF_SEARCH_AUTO,
+							 search_mode_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	ivf_init_reloptions();
 

@@ -41,6 +41,7 @@
 #include "utils/relcache.h"
 
 #include "select.h"
+#include "topk.h"
 
 #define IVF_MAGIC			0x49564631	/* "IVF1" */
 #define IVF_FORMAT_VERSION	1
@@ -240,6 +241,10 @@ typedef struct IvfOptions
 #define IVF_ITERATIVE_RELAXED	1
 #define IVF_ITERATIVE_STRICT	2
 
+#define IVF_SEARCH_AUTO			0
+#define IVF_SEARCH_MATRIX		1
+#define IVF_SEARCH_CSR			2
+
 extern int	ivf_nprobe_setting;
 extern int	ivf_probes_alias_setting;
 extern int	ivf_kmeans_iterations;
@@ -247,6 +252,7 @@ extern int	ivf_max_codes;
 extern int	ivf_profile;
 extern int	ivf_candidate_budget;
 extern int	ivf_budget_strategy;
+extern int	ivf_search_mode;
 extern int	ivf_effective_nprobe(int index_default, int nlists);
 extern int	ivf_effective_budget(void);
 extern int	ivf_iterative_scan(void);
@@ -324,6 +330,12 @@ extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfCandidates *out);
 extern void ivf_list_budgets(const float *cdist, uint32 n, uint64 budget,
 							 int strategy, uint64 *caps);
+extern void ivf_scan_list_multi(Relation index, const IvfGeometry *g,
+								IvfMetric metric, BlockNumber head,
+								uint32 list, const float *queries,
+								const int32 *qidx, const uint64 *limits,
+								uint32 nq, IvfTopK *heaps);
+extern uint64 ivf_list_slots(Relation index, BlockNumber head);
 
 static inline int64
 ivf_tid_to_id(ItemPointer tid)

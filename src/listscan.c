@@ -233,3 +233,131 @@ ivf_list_budgets(const float *cdist, uint32 n, uint64 budget, int strategy,
 		pfree(w);
 	}
 }
+
+/*
+ * The csr path of batch search: one pass over list 'list' serves every
+ * query that probes it.  For each group, each query j of qidx[0..nq)
+ * examines up to limits[j] slots of the list in chain order (the same
+ * prefix the single-query scanner would read), with the same block kernel
+ * straight from the buffer, and offers its live slots to heaps[qidx[j]].
+ * The group's floats stay in cache across the queries.
+ */
+void
+ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
+					BlockNumber head, uint32 list, const float *queries,
+					const int32 *qidx, const uint64 *limits, uint32 nq,
+					IvfTopK *heaps)
+{
+	BlockNumber blkno = head;
+	uint64	   *examined = palloc0(sizeof(uint64) * nq);
+	float	   *dist = palloc(sizeof(float) * g->vecs_per_group);
+	float	   *partial = palloc(sizeof(float) * g->vecs_per_group);
+	int64	   *ids = palloc(sizeof(int64) * g->vecs_per_group);
+	uint32		active = nq;
+
+	while (BlockNumberIsValid(blkno) && active > 0)
+	{
+		Buffer		buf;
+		Buffer		segbufs[IVF_MAX_SEGMENTS];
+		Page		segpages[IVF_MAX_SEGMENTS];
+		Page		page;
+		IvfPageOpaque opaque;
+		ItemPointerData *tids;
+		uint32		nvec;
+		uint32		s;
+		uint32		j;
+		uint32		i;
+
+		CHECK_FOR_INTERRUPTS();
+
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		opaque = IvfPageGetOpaque(page);
+		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list ||
+			opaque->nvec > g->vecs_per_group)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": block %u is not a page of list %u",
+							RelationGetRelationName(index), blkno, list)));
+		nvec = opaque->nvec;
+		tids = ivf_head_tids(page, g);
+		for (i = 0; i < nvec; i++)
+			ids[i] = ItemPointerIsValid(&tids[i]) ? ivf_tid_to_id(&tids[i]) : -1;
+
+		segpages[0] = page;
+		for (s = 1; s < g->nsegments; s++)
+		{
+			segbufs[s] = ReadBuffer(index, ivf_head_segblocks(page)[s - 1]);
+			LockBuffer(segbufs[s], BUFFER_LOCK_SHARE);
+			segpages[s] = BufferGetPage(segbufs[s]);
+		}
+
+		active = 0;
+		for (j = 0; j < nq; j++)
+		{
+			const float *q = queries + (Size) qidx[j] * g->dims;
+			uint32		n = nvec;
+
+			if (examined[j] >= limits[j])
+				continue;
+			if (n > limits[j] - examined[j])
+				n = (uint32) (limits[j] - examined[j]);
+			examined[j] += n;
+			if (examined[j] < limits[j])
+				active++;
+			if (n == 0)
+				continue;
+
+			block_distances(metric, q, ivf_page_floats(page, g, true), n,
+							ivf_seg_dims(g, 0), dist);
+			for (s = 1; s < g->nsegments; s++)
+			{
+				block_distances(metric, q + (Size) s * g->seg_dims,
+								ivf_page_floats(segpages[s], g, false), n,
+								ivf_seg_dims(g, s), partial);
+				for (i = 0; i < n; i++)
+					dist[i] += partial[i];
+			}
+			for (i = 0; i < n; i++)
+			{
+				if (ids[i] < 0)
+					continue;
+				ivf_topk_push(&heaps[qidx[j]],
+							  metric == IVF_METRIC_L2 ? dist[i] : -dist[i],
+							  ids[i]);
+			}
+		}
+
+		for (s = 1; s < g->nsegments; s++)
+			UnlockReleaseBuffer(segbufs[s]);
+		blkno = opaque->next;
+		UnlockReleaseBuffer(buf);
+	}
+
+	pfree(examined);
+	pfree(dist);
+	pfree(partial);
+	pfree(ids);
+}
+
+/* Slots in list 'list' (dead ones included), counted from the group heads. */
+uint64
+ivf_list_slots(Relation index, BlockNumber head)
+{
+	BlockNumber blkno = head;
+	uint64		n = 0;
+
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		IvfPageOpaque opaque;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		opaque = IvfPageGetOpaque(BufferGetPage(buf));
+		n += opaque->nvec;
+		blkno = opaque->next;
+		UnlockReleaseBuffer(buf);
+	}
+	return n;
+}
