@@ -28,15 +28,12 @@
  */
 #include "compat.h"
 
-#include <math.h>
-
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -51,34 +48,6 @@
 #define IVF_SEARCH_MAX_K	10000
 
 int			ivf_search_mode = IVF_SEARCH_AUTO;
-
-/* Open an ivfflat index for a user function, checking SELECT on its table. */
-static Relation
-open_ivfflat_for_read(Oid indexoid)
-{
-	Oid			heapoid = IndexGetRelation(indexoid, true);
-	Relation	index;
-
-	if (!OidIsValid(heapoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an index",
-						get_rel_name(indexoid) ? get_rel_name(indexoid) : "?")));
-	if (pg_class_aclcheck(heapoid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(heapoid))));
-
-	/* the table first, as everywhere else */
-	LockRelationOid(heapoid, AccessShareLock);
-	index = index_open(indexoid, AccessShareLock);
-	if (index->rd_indam->amgettuple != ivf_gettuple)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an ivfflat index",
-						RelationGetRelationName(index))));
-	return index;
-}
 
 /*
  * Per-query slot limits for its ranked lists, exactly as the index scan
@@ -108,21 +77,6 @@ query_limits(const float *pdist, const uint64 *sizes, uint32 nprobe,
 	}
 }
 
-static double
-orderby_value(IvfMetric metric, float d)
-{
-	switch (metric)
-	{
-		case IVF_METRIC_L2:
-			return sqrt((double) d);
-		case IVF_METRIC_IP:
-			return (double) d;
-		case IVF_METRIC_COSINE:
-			return 1.0 + (double) d;
-	}
-	return (double) d;
-}
-
 PG_FUNCTION_INFO_V1(ivf_search);
 Datum
 ivf_search(PG_FUNCTION_ARGS)
@@ -136,6 +90,7 @@ ivf_search(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Tuplestorestate *store;
 	Relation	index;
+	Relation	heap;
 	IvfCache   *cache;
 	IvfMetaPageData meta;
 	IvfGeometry g;
@@ -200,7 +155,7 @@ ivf_search(PG_FUNCTION_ARGS)
 								 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
 
-	index = open_ivfflat_for_read(indexoid);
+	index = ivf_open_for_user(indexoid, &heap);
 	cache = ivf_get_cache(index);
 	meta = cache->meta;
 	g = cache->geo;
@@ -362,12 +317,13 @@ ivf_search(PG_FUNCTION_ARGS)
 			values[0] = Int32GetDatum(qi + 1);
 			values[1] = Int32GetDatum((int32) r + 1);
 			values[2] = PointerGetDatum(&tid);
-			values[3] = Float4GetDatum((float4) orderby_value(metric, heaps[qi].dist[r]));
+			values[3] = Float4GetDatum((float4) ivf_distance_value(metric, heaps[qi].dist[r]));
 			tuplestore_putvalues(store, desc, values, nulls);
 		}
 	}
 
 	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);
 	return (Datum) 0;

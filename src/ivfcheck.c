@@ -407,27 +407,8 @@ run_check(CheckState *cs)
 static void
 open_for_check(CheckState *cs, Oid indexoid)
 {
-	Oid			heapoid;
-
 	memset(cs, 0, sizeof(*cs));
-	heapoid = IndexGetRelation(indexoid, true);
-	if (!OidIsValid(heapoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an index", get_rel_name(indexoid) ? get_rel_name(indexoid) : "?")));
-
-	/* the table first, as everywhere else */
-	cs->heap = table_open(heapoid, AccessShareLock);
-	cs->index = index_open(indexoid, AccessShareLock);
-	if (cs->index->rd_indam->amgettuple != ivf_gettuple)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an ivfflat index",
-						RelationGetRelationName(cs->index))));
-	if (pg_class_aclcheck(heapoid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(heapoid))));
+	cs->index = ivf_open_for_user(indexoid, &cs->heap);
 
 	/* line pointers are only meaningful for heap tables */
 	if (cs->heap->rd_rel->relam != HEAP_TABLE_AM_OID)

@@ -259,6 +259,7 @@ extern int	ivf_iterative_scan(void);
 extern int	ivf_max_nprobe(void);
 
 /* ivfutils.c */
+extern Relation ivf_open_for_user(Oid indexoid, Relation *heap);
 extern void ivf_init_reloptions(void);
 extern bytea *ivf_options(Datum reloptions, bool validate);
 extern IvfOptions *ivf_get_options(Relation index);
@@ -284,6 +285,7 @@ extern float *ivf_prepare_vector(Relation index, IvfMetric metric,
 extern void ivf_nearest_lists(const IvfCache *cache, const float *q,
 							  uint32 nprobe, int32 *lists, float *dists);
 extern const char *ivf_metric_name(IvfMetric metric);
+extern double ivf_distance_value(IvfMetric metric, float d);
 
 /* ivfbuild.c */
 extern IndexBuildResult *ivf_build(Relation heap, Relation index,

@@ -23,8 +23,6 @@
  */
 #include "compat.h"
 
-#include <math.h>
-
 #include "access/relscan.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -212,22 +210,6 @@ ivf_scan_start(IndexScanDesc scan)
 	pgstat_count_index_scan(index);
 }
 
-/* the value of the ORDER BY operator for an internal distance */
-static double
-ivf_orderby_value(IvfMetric metric, float d)
-{
-	switch (metric)
-	{
-		case IVF_METRIC_L2:
-			return sqrt((double) d);
-		case IVF_METRIC_IP:
-			return (double) d;
-		case IVF_METRIC_COSINE:
-			return 1.0 + (double) d;
-	}
-	return (double) d;
-}
-
 bool
 ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 {
@@ -268,7 +250,7 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 	scan->xs_recheckorderby = false;
 	if (scan->numberOfOrderBys > 0)
 	{
-		scan->xs_orderbyvals[0] = Float8GetDatum(ivf_orderby_value(so->metric, d));
+		scan->xs_orderbyvals[0] = Float8GetDatum(ivf_distance_value(so->metric, d));
 		scan->xs_orderbynulls[0] = so->null_query;
 	}
 	return true;

@@ -11,6 +11,11 @@
 #include <math.h>
 
 #include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "catalog/pg_type.h"
 #include "commands/vacuum.h"
 #include "fmgr.h"
@@ -88,6 +93,37 @@ ivfflat_handler(PG_FUNCTION_ARGS)
 	am->amparallelrescan = NULL;
 
 	PG_RETURN_POINTER(am);
+}
+
+/*
+ * Open an ivfflat index (and its table, AccessShareLock both, table
+ * first) for a user-called function, checking that it is one and that the
+ * caller may SELECT from the table.
+ */
+Relation
+ivf_open_for_user(Oid indexoid, Relation *heap)
+{
+	Oid			heapoid = IndexGetRelation(indexoid, true);
+	Relation	index;
+
+	if (!OidIsValid(heapoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an index",
+						get_rel_name(indexoid) ? get_rel_name(indexoid) : "?")));
+	if (pg_class_aclcheck(heapoid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(heapoid))));
+
+	*heap = table_open(heapoid, AccessShareLock);
+	index = index_open(indexoid, AccessShareLock);
+	if (index->rd_indam->amgettuple != ivf_gettuple)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an ivfflat index",
+						RelationGetRelationName(index))));
+	return index;
 }
 
 /* ------------------------------------------------------------- reloptions */
@@ -224,6 +260,26 @@ ivf_index_metric(Relation index)
 					RelationGetRelationName(index)),
 			 errhint("Use vector_l2_ops, vector_ip_ops or vector_cosine_ops.")));
 	return IVF_METRIC_L2;		/* keep compiler quiet */
+}
+
+/*
+ * The value of the ORDER BY operator (<->, <#>, <=>) for an internal
+ * distance: squared L2 for l2, -dot otherwise (vectors unit length for
+ * cosine).
+ */
+double
+ivf_distance_value(IvfMetric metric, float d)
+{
+	switch (metric)
+	{
+		case IVF_METRIC_L2:
+			return sqrt((double) d);
+		case IVF_METRIC_IP:
+			return (double) d;
+		case IVF_METRIC_COSINE:
+			return 1.0 + (double) d;
+	}
+	return (double) d;
 }
 
 const char *

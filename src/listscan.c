@@ -50,6 +50,28 @@ candidates_reserve(IvfCandidates *c, size_t more)
 	c->id = repalloc_huge(c->id, c->cap * sizeof(int64));
 }
 
+/*
+ * Read and share-lock the head page of a group of list 'list', checking
+ * that it is one.
+ */
+static Buffer
+read_group_head(Relation index, const IvfGeometry *g, BlockNumber blkno,
+				uint32 list)
+{
+	Buffer		buf = ReadBuffer(index, blkno);
+	IvfPageOpaque opaque;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	opaque = IvfPageGetOpaque(BufferGetPage(buf));
+	if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list ||
+		opaque->nvec > g->vecs_per_group)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a page of list %u",
+						RelationGetRelationName(index), blkno, list)));
+	return buf;
+}
+
 /* distance of q to each of the n vectors of one page's block: out[i] */
 static inline void
 block_distances(IvfMetric metric, const float *q, const float *x, size_t n,
@@ -98,17 +120,9 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 
 		CHECK_FOR_INTERRUPTS();
 
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		buf = read_group_head(index, g, blkno, list);
 		page = BufferGetPage(buf);
 		opaque = IvfPageGetOpaque(page);
-
-		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list ||
-			opaque->nvec > g->vecs_per_group)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\": block %u is not a page of list %u",
-							RelationGetRelationName(index), blkno, list)));
 
 		nvec = opaque->nvec;
 		if (nvec > limit - examined)
@@ -270,16 +284,9 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 
 		CHECK_FOR_INTERRUPTS();
 
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		buf = read_group_head(index, g, blkno, list);
 		page = BufferGetPage(buf);
 		opaque = IvfPageGetOpaque(page);
-		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list ||
-			opaque->nvec > g->vecs_per_group)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\": block %u is not a page of list %u",
-							RelationGetRelationName(index), blkno, list)));
 		nvec = opaque->nvec;
 		tids = ivf_head_tids(page, g);
 		for (i = 0; i < nvec; i++)
