@@ -1,0 +1,1384 @@
+#!/usr/bin/env python3
+"""ivf benchmark runner: ivf's ivfflat index in PostgreSQL against Faiss
+IndexIVFFlat on the same data, lists, nprobe, k and queries, in one run.
+
+Run it through bench/run.sh (which creates the venv and a throwaway cluster);
+it connects with libpq's environment (PGHOST, PGPORT, PGUSER, PGDATABASE).
+
+    bench/run.sh --dataset siftsmall [--lists N] [--nprobe 1,2,4] [--queries N] [--out DIR]
+
+What one run does (see bench/README.md for the meaning of every output):
+
+  1. load the data set (bench/datasets.py) and its exact ground truth;
+  2. CREATE DATABASE ivfbench, CREATE EXTENSION ivf, binary COPY of the base
+     vectors into items (id int4, embedding vector(d)), VACUUM (FREEZE, ANALYZE);
+  3. CREATE INDEX ... USING ivfflat (embedding vector_l2_ops) WITH (lists = N),
+     timed client-side; pg_relation_size; ivf_index_info; pg_prewarm of the
+     table, its TOAST table and the index;
+  4. Faiss IndexIVFFlat with the same lists, k-means iterations and seed:
+     train + add, timed;
+  5. for every sweep point (nprobe, and whatever else a point sets): ivf
+     through one psycopg connection with a server-side prepared statement
+     (binary vector parameter) after a warm-up pass, and Faiss one query per
+     search() call, both single-threaded: recall@k, QPS, p50/p99 latency;
+  6. batch search: Faiss index.search(xq[:nq]) for nq in 1, 10, 100, 1000;
+     ivf's ivf_search() when the SQL function exists (skipped otherwise);
+  7. a table on stdout, <out>/<dataset>-<timestamp>.jsonl and two SVG plots.
+
+With --mode profile it does steps 1-3, then a time breakdown of one query
+(client round trip, planning, executor, index scan startup vs tuple fetch,
+fixed vs per-list cost) and a `perf record` of the backend running prepared
+queries, printing the top symbols (bench/profile.sh).
+
+Extending the sweep: a sweep point is a label, the SQL it runs before being
+measured (e.g. "SET ivf.nprobe = 8") and the attributes it sets on the Faiss
+index (e.g. {"nprobe": 8}); build_points() makes them.  --max-codes already
+crosses nprobe with max_codes (ivf.max_codes when the server has that
+setting; skipped with a message otherwise).  --set GUC=VALUE adds a setting
+to every point on the ivf side (e.g. a budget profile).
+"""
+import os
+
+# Faiss (OpenMP) and the OpenBLAS that the Faiss wheel and numpy bundle must run
+# single-threaded: the variables must be set before either is imported;
+# faiss.omp_set_num_threads(1) follows the import below.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
+import faiss  # noqa: E402
+import psycopg  # noqa: E402
+from psycopg import rows as pgrows, sql as pgsql  # noqa: E402
+from pgvector.psycopg import register_vector  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import datasets  # noqa: E402
+
+faiss.omp_set_num_threads(1)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+INDEX = "items_embedding_idx"
+BENCH_DB = "ivfbench"
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def now():
+    return time.perf_counter()
+
+
+# ----------------------------------------------------------------- arguments
+
+
+def int_list(s):
+    return [int(x) for x in s.split(",") if x.strip()]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="ivf vs Faiss IVFFlat benchmark (run it through bench/run.sh)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="siftsmall", choices=datasets.NAMES)
+    p.add_argument("--lists", type=int, help="IVF lists (default per data set: %s)" % datasets.DEFAULT_LISTS)
+    p.add_argument("--nprobe", type=int_list,
+                   help="nprobe sweep, comma-separated (default 1,2,4,8,16,32; 1..64 for synth-1m)")
+    p.add_argument("--queries", type=int, help="use the first N queries (default: all of the data set's)")
+    p.add_argument("--rows", type=int, help="use the first N base vectors (ground truth is recomputed)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    p.add_argument("--data-dir", default=os.environ.get("IVF_DATA_DIR") or os.path.join(REPO, "..", "shared", "data"))
+    p.add_argument("--cache-dir", help="ground-truth cache (default OUT/cache)")
+    p.add_argument("--maintenance-work-mem", default="1GB")
+    p.add_argument("--min-time", type=float, default=2.0,
+                   help="seconds: each timed measurement repeats whole passes over the queries until this long")
+    p.add_argument("--warmup", type=int, default=1000, help="warm-up queries before each timed measurement")
+    p.add_argument("--rounds", type=int,
+                   help="measure the whole sweep this many times; QPS = median over rounds "
+                        "(default 3 for siftsmall and bigann10k, 1 otherwise)")
+    p.add_argument("--batch-nq", type=int_list, default=[1, 10, 100, 1000])
+    p.add_argument("--batch-nprobe", type=int,
+                   help="nprobe for batch search (default: smallest swept nprobe where Faiss recall >= 0.95)")
+    p.add_argument("--max-codes", type=int_list,
+                   help="also sweep max_codes (0 = unlimited), crossed with nprobe; needs ivf.max_codes on the server")
+    p.add_argument("--profiles", type=lambda s: [x for x in s.split(",") if x],
+                   help="also sweep ivf.profile (e.g. exact,approx_fast,approx_balanced,approx_quality), "
+                        "crossed with nprobe; ivf only (Faiss has no such budgets) except for exact")
+    p.add_argument("--set", action="append", default=[], metavar="GUC=VALUE",
+                   help="extra ivf setting at every sweep point (repeatable)")
+    p.add_argument("--index-with", action="append", default=[], metavar="OPTION=VALUE",
+                   help="extra CREATE INDEX ... WITH option, e.g. list_ordering=residual_norm_asc (repeatable)")
+    p.add_argument("--batch-modes", type=lambda s: [x for x in s.split(",") if x], default=["auto"],
+                   help="ivf.search_mode values to measure ivf_search() with (when the setting exists)")
+    p.add_argument("--faiss-niter", type=int,
+                   help="Faiss k-means iterations (default: the server's ivf.kmeans_iterations)")
+    p.add_argument("--pin", choices=["same", "split", "none"], default="same",
+                   help="CPU pinning: same = this process (client + Faiss) and the PostgreSQL backend on one "
+                        "CPU; split = client and backend on two different CPUs; none = leave it to the scheduler")
+    p.add_argument("--cpu", type=int, help="the CPU for --pin (default: the highest one we may use)")
+    p.add_argument("--skip-faiss", action="store_true", help="measure ivf only")
+    p.add_argument("--ivf-batch-sql",
+                   help="batch search statement returning (query 1-based, rank 1-based, id) rows; "
+                        "%%b = the vector[] of queries, %%d = k (default: ivf_search(index, %%b, k) "
+                        "joined to items on ctid)")
+    p.add_argument("--png", action="store_true", help="also write PNG copies of the plots")
+    p.add_argument("--replot", metavar="JSONL", help="only redraw the plots of an earlier run's JSONL")
+    p.add_argument("--keep-db", action="store_true", help="keep the ivfbench database (the cluster is still thrown away by run.sh)")
+    p.add_argument("--mode", choices=["bench", "profile"], default="bench")
+    p.add_argument("--profile-seconds", type=float, default=5.0,
+                   help="profile mode: seconds of prepared queries run under perf")
+    p.add_argument("--perf-freq", type=int, default=4999, help="profile mode: perf sampling frequency (Hz)")
+    a = p.parse_args(argv)
+    if a.lists is None:
+        a.lists = datasets.DEFAULT_LISTS[a.dataset]
+    if a.nprobe is None:
+        if a.mode == "profile":
+            a.nprobe = [1, 4, 16]
+        elif a.dataset == "synth-1m-128":
+            a.nprobe = [1, 2, 4, 8, 16, 32, 64]
+        else:
+            a.nprobe = [1, 2, 4, 8, 16, 32]
+    if a.rounds is None:
+        a.rounds = 3 if a.dataset in ("siftsmall", "bigann10k") else 1
+    if a.cache_dir is None:
+        a.cache_dir = os.path.join(a.out, "cache")
+    for opt, vals in (("--set", a.set), ("--index-with", a.index_with)):
+        for s in vals:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*=.+", s):
+                p.error(f"{opt} {s!r}: expected NAME=VALUE")
+    return a
+
+
+# --------------------------------------------------------------- JSONL output
+
+
+class Results:
+    def __init__(self, path):
+        self.path = path
+        self.records = []
+        self.f = open(path, "w", encoding="utf-8")
+
+    def add(self, rec):
+        self.records.append(rec)
+        self.f.write(json.dumps(rec, default=_json_default, sort_keys=False) + "\n")
+        self.f.flush()
+        return rec
+
+    def close(self):
+        self.f.close()
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# ---------------------------------------------------------------- environment
+
+
+def sh(cmd, cwd=None):
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def lscpu():
+    out = {}
+    for line in sh(["lscpu"]).splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def meminfo_kb(key="MemTotal"):
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def cpu_busy(seconds=1.0):
+    """Fraction of all CPUs' time spent non-idle over `seconds` (other
+    processes: we sleep meanwhile)."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        t0, i0 = snap()
+        time.sleep(seconds)
+        t1, i1 = snap()
+        return 1.0 - (i1 - i0) / max(1, t1 - t0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def sha256_file(path):
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def faiss_simd_level():
+    try:
+        return faiss.SIMDConfig.get_level_name()
+    except Exception:  # older wheels: one library per level
+        return getattr(faiss.loader, "loaded_library", None) or "unknown"
+
+
+def env_record(conn, args):
+    cpu = lscpu()
+    git = ["git", "-C", REPO]
+    commit = sh(git + ["rev-parse", "HEAD"])
+    dirty = bool(sh(git + ["status", "--porcelain", "--untracked-files=no"]))
+    untracked = len(sh(git + ["status", "--porcelain", "--untracked-files=normal"]).splitlines()) - \
+        len(sh(git + ["status", "--porcelain", "--untracked-files=no"]).splitlines())
+    pkglibdir = None
+    with conn.cursor() as cur:
+        cur.execute("SELECT version(), current_setting('server_version_num')")
+        version, version_num = cur.fetchone()
+        cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'ivf'")
+        extversion = cur.fetchone()[0]
+        cur.execute("SELECT ivf_simd_level(), ivf_simd_levels()")
+        simd, simd_levels = cur.fetchone()
+        cur.execute("SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'")
+        row = cur.fetchone()
+        pkglibdir = row[0] if row else None
+        # everything not at its built-in default, as the server sees it now
+        cur.execute("""SELECT name, setting, unit, source FROM pg_settings
+                       WHERE source NOT IN ('default', 'override') ORDER BY name""")
+        settings = {n: {"setting": s, "unit": u, "source": src} for n, s, u, src in cur.fetchall()}
+    so = os.path.join(pkglibdir, "ivf.so") if pkglibdir else None
+    so_mtime = None
+    if so and os.path.exists(so):
+        so_mtime = datetime.datetime.fromtimestamp(os.path.getmtime(so), datetime.timezone.utc).isoformat()
+    mods = {}
+    for m in ("psycopg", "pgvector", "matplotlib"):
+        try:
+            mod = __import__(m)
+            mods[m] = getattr(mod, "__version__", None)
+        except Exception:
+            mods[m] = None
+    try:
+        from importlib.metadata import version as pkgver
+        mods["pgvector"] = pkgver("pgvector")
+        mods["psycopg_binary"] = pkgver("psycopg-binary")
+    except Exception:
+        pass
+    governor = None
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") as f:
+            governor = f.read().strip()
+    except OSError:
+        pass
+    return {
+        "type": "env",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv[1:],
+        "hostname": platform.node(),
+        "cpu_model": cpu.get("Model name"),
+        "cpu_vendor": cpu.get("Vendor ID"),
+        "hypervisor": cpu.get("Hypervisor vendor"),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "threads_per_core": cpu.get("Thread(s) per core"),
+        "l2_cache": cpu.get("L2 cache"),
+        "l3_cache": cpu.get("L3 cache"),
+        "cpu_flags_avx": sorted(f for f in cpu.get("Flags", "").split() if f.startswith(("avx", "fma"))),
+        "scaling_governor": governor,
+        "memory_kb": meminfo_kb(),
+        "kernel": platform.release(),
+        "os": sh(["sh", "-c", ". /etc/os-release && echo \"$PRETTY_NAME\""]),
+        "pg_version": version,
+        "pg_version_num": int(version_num),
+        "pg_settings_non_default": settings,
+        "ivf_commit": commit,
+        "ivf_dirty": dirty,
+        "ivf_untracked_files": max(untracked, 0),
+        "ivf_extversion": extversion,
+        "ivf_so": so,
+        "ivf_so_sha256": sha256_file(so) if so else None,
+        "ivf_so_mtime": so_mtime,
+        "ivf_simd_level": simd,
+        "ivf_simd_levels": simd_levels,
+        "faiss_version": faiss.__version__,
+        "faiss_simd_level": faiss_simd_level(),
+        "faiss_compile_options": faiss.get_compile_options().strip(),
+        "faiss_omp_threads": faiss.omp_get_max_threads(),
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "client_modules": mods,
+        "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+        "loadavg": os.getloadavg(),
+        "cpu_busy_before": cpu_busy(),
+    }
+
+
+# ------------------------------------------------------------------- database
+
+
+def connect(dbname=None):
+    kw = {"autocommit": True}
+    if dbname:
+        kw["dbname"] = dbname
+    conn = psycopg.connect(**kw)
+    return conn
+
+
+def create_database():
+    with connect() as c:
+        c.execute("SET client_min_messages = warning")
+        c.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        c.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def drop_database():
+    with connect() as c:
+        c.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+
+
+def copy_rows_binary(conn, base, chunk=20000):
+    """COPY items (id, embedding) FROM STDIN (FORMAT BINARY), built with numpy:
+    per row int16 2 fields, int32 4, int32 id, int32 4+4d, int16 d, int16 0,
+    d big-endian float4 (the vector type's binary form)."""
+    n, d = base.shape
+    rec_t = np.dtype([("nf", ">i2"), ("l1", ">i4"), ("id", ">i4"), ("l2", ">i4"),
+                      ("dim", ">i2"), ("unused", ">i2"), ("v", ">f4", (d,))])
+    nbytes = 0
+    with conn.cursor() as cur:
+        with cur.copy("COPY items (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
+            head = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+            cp.write(head)
+            nbytes += len(head)
+            for s in range(0, n, chunk):
+                e = min(n, s + chunk)
+                rec = np.empty(e - s, dtype=rec_t)
+                rec["nf"] = 2
+                rec["l1"] = 4
+                rec["id"] = np.arange(s, e, dtype=np.int64)
+                rec["l2"] = 4 + 4 * d
+                rec["dim"] = d
+                rec["unused"] = 0
+                rec["v"] = base[s:e]
+                buf = rec.tobytes()
+                cp.write(buf)
+                nbytes += len(buf)
+            cp.write(struct.pack(">h", -1))
+    return nbytes + 2
+
+
+def one(conn, sql, params=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+        return row[0] if row and len(row) == 1 else row
+
+
+def setting_exists(conn, name):
+    return one(conn, "SELECT current_setting(%s, true) IS NOT NULL", (name,))
+
+
+def pin_cpus(conn, args, res):
+    """Pin this process and the backend serving `conn` (see --pin).  On a VM a
+    round trip between processes on two vCPUs pays for waking a halted vCPU
+    (tens of microseconds, varying from run to run); on one CPU it is a plain
+    context switch.  Recorded in the JSONL either way."""
+    backend = one(conn, "SELECT pg_backend_pid()")
+    rec = {"type": "pinning", "mode": args.pin, "backend_pid": backend}
+    if args.pin != "none":
+        cpus = sorted(os.sched_getaffinity(0))
+        cpu = args.cpu if args.cpu is not None else cpus[-1]
+        if args.pin == "same":
+            client, server = {cpu}, {cpu}
+        else:
+            others = [c for c in cpus if c != cpu]
+            if not others:
+                log("--pin split needs two CPUs; using --pin same")
+                client, server = {cpu}, {cpu}
+            else:
+                client, server = {others[-1]}, {cpu}
+        try:
+            os.sched_setaffinity(0, client)
+            os.sched_setaffinity(backend, server)
+        except OSError as e:
+            log(f"WARNING: could not pin CPUs ({e}); measuring unpinned")
+            rec["error"] = str(e)
+    rec["client_cpus"] = sorted(os.sched_getaffinity(0))
+    try:
+        rec["backend_cpus"] = sorted(os.sched_getaffinity(backend))
+    except OSError:
+        rec["backend_cpus"] = None
+    log(f"CPU pinning ({args.pin}): client + Faiss on CPUs {rec['client_cpus']}, "
+        f"backend {backend} on CPUs {rec['backend_cpus']}")
+    res.add(rec)
+
+
+def load_and_build(conn, ds, args, res):
+    """Steps 2 and 3: table, COPY, index, prewarm (the database exists)."""
+    register_vector(conn)
+    pin_cpus(conn, args, res)
+    conn.execute(f"CREATE TABLE items (id int4 NOT NULL, embedding vector({ds.d}) NOT NULL)")
+    t0 = now()
+    nbytes = copy_rows_binary(conn, ds.base)
+    load_s = now() - t0
+    t0 = now()
+    conn.execute("VACUUM (FREEZE, ANALYZE) items")
+    vacuum_s = now() - t0
+    table_bytes = one(conn, "SELECT pg_table_size('items')")
+    log(f"loaded {ds.n} rows ({nbytes / 1e6:.1f} MB binary COPY) in {load_s:.2f} s, "
+        f"VACUUM (FREEZE, ANALYZE) {vacuum_s:.2f} s; table + TOAST {table_bytes / 1e6:.1f} MB")
+    res.add({"type": "load", "rows": ds.n, "dims": ds.d, "copy_bytes": nbytes, "copy_s": load_s,
+             "vacuum_analyze_s": vacuum_s, "table_bytes": table_bytes})
+
+    conn.execute(pgsql.SQL("SET maintenance_work_mem = {}").format(pgsql.Literal(args.maintenance_work_mem)))
+    mwm = one(conn, "SHOW maintenance_work_mem")
+    kmeans_iter = int(one(conn, "SHOW ivf.kmeans_iterations"))
+    notices = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+    t0 = now()
+    with_opts = ", ".join([f"lists = {args.lists}"] + [
+        f"{o.split('=', 1)[0]} = {pgsql.quote(o.split('=', 1)[1])}" for o in args.index_with])
+    ddl = f"CREATE INDEX {INDEX} ON items USING ivfflat (embedding vector_l2_ops) WITH ({with_opts})"
+    conn.execute(ddl)
+    build_s = now() - t0
+    conn.execute("RESET maintenance_work_mem")
+    index_bytes = one(conn, "SELECT pg_relation_size(%s)", (INDEX,))
+    with conn.cursor(row_factory=pgrows.dict_row) as cur:
+        cur.execute("SELECT * FROM ivf_index_info(%s)", (INDEX,))
+        info = cur.fetchone()
+    problems = one(conn, "SELECT count(*) FROM ivf_check(%s)", (INDEX,))
+    log(f"ivf: CREATE INDEX (lists = {args.lists}, built {info['lists']}) in {build_s:.2f} s "
+        f"(maintenance_work_mem {mwm}, {kmeans_iter} k-means iterations, trained on {info['trained_on']} rows); "
+        f"index {index_bytes / 1e6:.1f} MB; ivf_check problems: {problems}")
+    for n in notices:
+        log(f"  NOTICE: {n}")
+    res.add({"type": "build", "engine": "ivf", "sql": ddl, "lists_requested": args.lists, "lists": info["lists"],
+             "seconds": build_s, "index_bytes": index_bytes, "maintenance_work_mem": mwm,
+             "kmeans_iterations": kmeans_iter, "index_info": info, "ivf_check_problems": problems,
+             "notices": notices})
+
+    # prewarm everything a query touches: index, heap (ids), TOAST (not read by
+    # the k-NN query, but cheap), and check it all fits in shared_buffers
+    toast = one(conn, "SELECT reltoastrelid::regclass::text FROM pg_class "
+                      "WHERE oid = 'items'::regclass AND reltoastrelid <> 0")
+    blocks = {}
+    for rel in [INDEX, "items"] + ([toast] if toast else []):
+        blocks[rel] = one(conn, "SELECT pg_prewarm(%s::regclass)", (rel,))
+    sb_blocks = int(one(conn, "SELECT setting FROM pg_settings WHERE name = 'shared_buffers'"))
+    total = sum(blocks.values())
+    log(f"pg_prewarm: {blocks} = {total} blocks; shared_buffers = {sb_blocks} blocks "
+        f"({one(conn, 'SHOW shared_buffers')})")
+    if blocks[INDEX] > sb_blocks:
+        log("WARNING: the index does not fit in shared_buffers; queries will read from the OS cache")
+    res.add({"type": "prewarm", "blocks": blocks, "shared_buffers_blocks": sb_blocks,
+             "index_fits": blocks[INDEX] <= sb_blocks, "all_fit": total <= sb_blocks})
+    return info, kmeans_iter, build_s
+
+
+# ------------------------------------------------------------------- sweeping
+
+
+@dataclass
+class Point:
+    """One sweep point.  variant groups points into curves ("" = plain
+    nprobe); ivf_sql runs on the benchmark connection before ivf is
+    measured; faiss holds attributes set on the Faiss index, or None when
+    Faiss has no equivalent (then only ivf is measured)."""
+    label: str
+    nprobe: int
+    variant: str
+    ivf_sql: list
+    faiss: dict
+    extra: dict = field(default_factory=dict)  # recorded as is
+
+
+# Settings a sweep may vary, in the order they are applied.  Each point sets
+# the ones it uses and RESETs the others (when the server has them), so
+# points never inherit settings from the point before.
+SWEEP_GUCS = ("ivf.max_codes", "ivf.profile")
+
+
+def build_points(args, conn, lists):
+    """The sweep: nprobe x max_codes x profiles (each only when asked for and
+    the server has the setting).  To sweep another setting, add it to
+    SWEEP_GUCS and to the product below."""
+    have = {g for g in SWEEP_GUCS if setting_exists(conn, g)}
+    max_codes = [None]
+    if args.max_codes:
+        if "ivf.max_codes" in have:
+            max_codes = args.max_codes
+        else:
+            log(f"--max-codes {args.max_codes}: skipped: this ivf has no setting ivf.max_codes")
+    profiles = [None]
+    if args.profiles:
+        if "ivf.profile" in have:
+            profiles = args.profiles
+        else:
+            log(f"--profiles {args.profiles}: skipped: this ivf has no setting ivf.profile")
+    extra_sql = [set_sql(s) for s in args.set]
+    points = []
+    for prof in profiles:
+        for mc in max_codes:
+            for nprobe in args.nprobe:
+                if nprobe > lists:
+                    continue
+                knobs = {"ivf.max_codes": mc, "ivf.profile": prof}
+                sql = [f"SET ivf.nprobe = {nprobe}"]
+                for g in SWEEP_GUCS:
+                    if g in have:
+                        sql.append(f"SET {g} = {pgsql.quote(str(knobs[g]))}" if knobs[g] is not None else f"RESET {g}")
+                sql += extra_sql
+                # the variant names what differs from a plain nprobe scan
+                # (max_codes 0 and profile exact are the defaults)
+                variant = ",".join(f"{g.split('.')[-1]}={v}" for g, v in knobs.items()
+                                   if v not in (None, 0, "exact"))
+                fa = {"nprobe": nprobe, "max_codes": mc or 0}
+                if prof not in (None, "exact"):
+                    fa = None  # Faiss has no candidate-budget profiles
+                extra = {g.split(".")[-1]: v for g, v in knobs.items() if v is not None}
+                label = f"nprobe={nprobe}" + (f",{variant}" if variant else "")
+                points.append(Point(label, nprobe, variant, sql, fa, extra))
+    skipped = [n for n in args.nprobe if n > lists]
+    if skipped:
+        log(f"nprobe {skipped} > lists {lists}: skipped")
+    return points
+
+
+def set_sql(s):
+    name, value = s.split("=", 1)
+    return pgsql.SQL("SET {} = {}").format(pgsql.Identifier(*name.split(".")), pgsql.Literal(value)).as_string(None)
+
+
+def recall_at(ids, gt, k):
+    """Mean |ids[:, :k] & gt[:, :k]| / k over queries."""
+    hits = 0
+    for r, g in zip(ids[:, :k], gt[:, :k]):
+        hits += len(np.intersect1d(r[r >= 0], g, assume_unique=False))
+    return hits / (k * len(gt))
+
+
+def recall_ties(ids, ds, k, block=256):
+    """Like recall@k, but a returned id counts when its exact distance is no
+    larger than the k-th true neighbour's (ties at the boundary)."""
+    hits = 0
+    for s in range(0, ds.nq, block):
+        e = min(ds.nq, s + block)
+        q = ds.queries[s:e].astype(np.float64)[:, None, :]
+        kth = ds.gt[s:e, k - 1]
+        dk = ((ds.base[kth].astype(np.float64) - q[:, 0, :]) ** 2).sum(1)
+        r = ids[s:e, :k]
+        valid = r >= 0
+        dr = ((ds.base[np.where(valid, r, 0)].astype(np.float64) - q) ** 2).sum(2)
+        hits += int(((dr <= dk[:, None] * (1 + 1e-12)) & valid).sum())
+    return hits / (k * ds.nq)
+
+
+def lat_stats(lat_ns):
+    a = np.asarray(lat_ns, dtype=np.float64) / 1e6
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+            "mean_ms": float(a.mean()), "min_ms": float(a.min()), "max_ms": float(a.max())}
+
+
+def timed_passes(one_query, nq, min_time):
+    """Run one_query(i) for i in 0..nq-1, whole passes, until min_time
+    seconds have passed.  Returns (latencies ns, wall seconds, passes)."""
+    lat = []
+    passes = 0
+    t_start = now()
+    while True:
+        for i in range(nq):
+            t0 = time.perf_counter_ns()
+            one_query(i)
+            lat.append(time.perf_counter_ns() - t0)
+        passes += 1
+        if now() - t_start >= min_time:
+            break
+    return lat, now() - t_start, passes
+
+
+def knn_sql(k):
+    return f"SELECT id FROM items ORDER BY embedding <-> %b LIMIT {k}"
+
+
+def explain(conn, q, k, analyze=True):
+    opts = "ANALYZE, BUFFERS, COSTS" if analyze else "COSTS"
+    with conn.cursor() as cur:
+        cur.execute(f"EXPLAIN ({opts}) " + knn_sql(k), (q,))
+        return [r[0] for r in cur.fetchall()]
+
+
+def measure_ivf(conn, ds, point, args):
+    for s in point.ivf_sql:
+        conn.execute(s)
+    k = args.k
+    plan = explain(conn, ds.queries[0], k)
+    index_scan = any(f"Index Scan using {INDEX}" in line for line in plan)
+    if not index_scan:
+        log(f"WARNING ({point.label}): the plan is not an index scan on {INDEX}:\n  " + "\n  ".join(plan))
+    sql = knn_sql(k)
+    cur = conn.cursor(binary=True)
+    xq = ds.queries
+    for i in range(min(args.warmup, ds.nq)):
+        cur.execute(sql, (xq[i],), prepare=True)
+        cur.fetchall()
+    ids = np.full((ds.nq, k), -1, dtype=np.int64)
+
+    def q(i):
+        cur.execute(sql, (xq[i],), prepare=True)
+        rows = cur.fetchall()
+        ids[i, : len(rows)] = [r[0] for r in rows]
+
+    lat, wall, passes = timed_passes(q, ds.nq, args.min_time)
+    cur.close()
+    return {"recall": recall_at(ids, ds.gt, k), "recall_ties": recall_ties(ids, ds, k),
+            "qps": len(lat) / wall, **lat_stats(lat), "executions": len(lat), "passes": passes,
+            "wall_s": wall, "index_scan": index_scan, "plan": [line[:200] for line in plan[:8]], "_lat": lat}
+
+
+def build_faiss(ds, lists, niter, res):
+    quantizer = faiss.IndexFlatL2(ds.d)
+    index = faiss.IndexIVFFlat(quantizer, ds.d, lists, faiss.METRIC_L2)
+    index.cp.niter = niter
+    t0 = now()
+    index.train(ds.base)
+    train_s = now() - t0
+    t0 = now()
+    index.add(ds.base)
+    add_s = now() - t0
+    mem = lists * ds.d * 4 + ds.n * (ds.d * 4 + 8)
+    sizes = np.array([index.invlists.list_size(i) for i in range(lists)])
+    log(f"faiss: IndexIVFFlat train {train_s:.2f} s + add {add_s:.2f} s = {train_s + add_s:.2f} s "
+        f"(lists {lists}, {niter} k-means iterations, seed {index.cp.seed}, "
+        f"trained on {min(ds.n, lists * index.cp.max_points_per_centroid)} rows); ~{mem / 1e6:.1f} MB")
+    res.add({"type": "build", "engine": "faiss", "lists": lists, "train_s": train_s, "add_s": add_s,
+             "seconds": train_s + add_s, "memory_bytes": mem, "kmeans_iterations": niter,
+             "seed": index.cp.seed, "max_points_per_centroid": index.cp.max_points_per_centroid,
+             "largest_list": int(sizes.max()), "empty_lists": int((sizes == 0).sum())})
+    return index, train_s + add_s
+
+
+def measure_faiss(index, ds, point, args):
+    for a, v in point.faiss.items():
+        setattr(index, a, v)
+    k = args.k
+    xq = ds.queries
+    for i in range(min(args.warmup, ds.nq)):
+        index.search(xq[i : i + 1], k)
+    ids = np.full((ds.nq, k), -1, dtype=np.int64)
+
+    def q(i):
+        _, I = index.search(xq[i : i + 1], k)
+        ids[i] = I[0]
+
+    lat, wall, passes = timed_passes(q, ds.nq, args.min_time)
+    return {"recall": recall_at(ids, ds.gt, k), "recall_ties": recall_ties(ids, ds, k),
+            "qps": len(lat) / wall, **lat_stats(lat), "executions": len(lat), "passes": passes,
+            "wall_s": wall, "params": dict(point.faiss), "_lat": lat}
+
+
+def measure_null(conn, ds, args):
+    """The floor under every ivf number: the same client, driver and prepared
+    statement machinery, one binary vector parameter, no index work."""
+    sql = "SELECT vector_dims(%b)"
+    cur = conn.cursor(binary=True)
+    xq = ds.queries
+    for i in range(min(args.warmup, ds.nq)):
+        cur.execute(sql, (xq[i],), prepare=True)
+        cur.fetchall()
+
+    def q(i):
+        cur.execute(sql, (xq[i],), prepare=True)
+        cur.fetchall()
+
+    lat, wall, passes = timed_passes(q, ds.nq, min(args.min_time, 1.0))
+    cur.close()
+    return {"sql": sql.replace("%b", "$1"), "qps": len(lat) / wall, **lat_stats(lat), "executions": len(lat),
+            "wall_s": wall, "_lat": lat}
+
+
+def combine_rounds(rounds):
+    """Merge the measurements of one point over rounds: QPS is the median of
+    the rounds' QPS (all listed in qps_rounds), latency percentiles are over
+    all executions of all rounds, recall is the first round's (the answers do
+    not change between rounds; recall_rounds lists them if they did)."""
+    out = {k: v for k, v in rounds[0].items() if not k.startswith("_")}
+    lat = [x for r in rounds for x in r["_lat"]]
+    out.update(lat_stats(lat))
+    qps = [r["qps"] for r in rounds]
+    out["qps"] = float(np.median(qps))
+    out["qps_rounds"] = qps
+    out["rounds"] = len(rounds)
+    out["executions"] = len(lat)
+    out["wall_s"] = sum(r["wall_s"] for r in rounds)
+    if "passes" in out:
+        out["passes"] = sum(r["passes"] for r in rounds)
+    recalls = sorted({r["recall"] for r in rounds if "recall" in r})
+    if len(recalls) > 1:
+        out["recall_rounds"] = [r["recall"] for r in rounds]
+    return out
+
+
+# --------------------------------------------------------------- batch search
+
+
+def tiled(xq, nq):
+    reps = (nq + len(xq) - 1) // len(xq)
+    return np.ascontiguousarray(np.tile(xq, (reps, 1))[:nq])
+
+
+def batch_query_set(ds, args):
+    """The queries every batch measurement answers: the first max(batch_nq)
+    queries (repeated when the data set has fewer), cut into calls of nq, so
+    that every nq answers the same queries."""
+    total = max(args.batch_nq)
+    Q = tiled(ds.queries, total)
+    gt = ds.gt[np.arange(total) % ds.nq]
+    return Q, gt
+
+
+def timed_batches(call, Q, nq, min_time):
+    """call(batch) -> ids (len(batch) x k) or None.  Calls of nq queries
+    walk through Q (and around again) until min_time has passed; a slow
+    engine may stop before the end of Q.  Returns (ids of the queries
+    answered in the first pass, queries answered, calls, wall seconds)."""
+    starts = list(range(0, len(Q), nq))
+    first = []
+    calls = 0
+    answered = 0
+    t0 = now()
+    while True:
+        s = starts[calls % len(starts)]
+        out = call(Q[s : s + nq])
+        if calls < len(starts):
+            first.append(out)
+        calls += 1
+        answered += len(Q[s : s + nq])
+        if now() - t0 >= min_time:
+            break
+    wall = now() - t0
+    ids = None if any(o is None for o in first) else np.vstack(first)
+    return ids, answered, calls, wall
+
+
+def batch_record(nq, ids, answered, calls, wall, gt, k):
+    rec = {"nq": nq, "qps": answered / wall, "calls": calls, "queries_answered": answered, "wall_s": wall,
+           "ms_per_call": wall / calls * 1e3, "queries": len(gt)}
+    rec["recall"] = recall_at(ids, gt[: len(ids)], k) if ids is not None else None
+    return rec
+
+
+def measure_faiss_batch(index, ds, nprobe, args):
+    index.nprobe = nprobe
+    index.max_codes = 0
+    Q, gt = batch_query_set(ds, args)
+    out = []
+    for nq in args.batch_nq:
+        index.search(Q[:nq], args.k)  # warm-up
+        r = timed_batches(lambda b: index.search(b, args.k)[1], Q, nq, min(args.min_time, 1.0))
+        out.append(batch_record(nq, *r, gt, args.k))
+    return out
+
+
+def ivf_search_signature(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname = 'ivf_search'")
+        return [r[0] for r in cur.fetchall()]
+
+
+def ivf_batch_variants(args):
+    """(name, SQL with %b = the vector[] of queries), each returning rows
+    (query 1-based, rank 1-based, id or tid):
+      join: ids through the join the README documents (t.ctid = s.tid);
+      tids: the function's own rows; ids looked up client-side (a dict from
+            ctid to id read once), so this is the search plus row transfer."""
+    call = f"ivf_search('{INDEX}'::regclass, %b, {args.k})"
+    join = args.ivf_batch_sql or f"SELECT s.query, s.rank, t.id FROM {call} s JOIN items t ON t.ctid = s.tid"
+    return [("join", join.replace("%d", str(args.k))), ("tids", f"SELECT s.query, s.rank, s.tid FROM {call} s")]
+
+
+def measure_ivf_batch(conn, ds, nprobe, args):
+    conn.execute(f"SET ivf.nprobe = {nprobe}")
+    for g in SWEEP_GUCS:
+        if setting_exists(conn, g):
+            conn.execute(f"RESET {g}")
+    modes = args.batch_modes if setting_exists(conn, "ivf.search_mode") else [None]
+    Q, gt = batch_query_set(ds, args)
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT ctid, id FROM items")
+        tidmap = dict(cur.fetchall())
+    out = []
+    for mode in modes:
+        if mode is not None:
+            conn.execute(f"SET ivf.search_mode = {pgsql.quote(mode)}")
+        for variant, sql in ivf_batch_variants(args):
+            cur = conn.cursor(binary=True)
+            with conn.cursor() as c2:
+                c2.execute("EXPLAIN " + sql.replace("%b", "ARRAY[]::vector[]"))
+                plan = [r[0][:200] for r in c2.fetchall()]
+
+            def call(b, sql=sql, variant=variant):
+                cur.execute(sql, (list(b),), prepare=True)
+                return _batch_ids(cur.fetchall(), len(b), args.k, tidmap if variant == "tids" else None)
+
+            for nq in args.batch_nq:
+                rec = {"variant": variant, "search_mode": mode, "sql": sql.replace("%b", "$1"), "plan": plan}
+                try:
+                    call(Q[:nq])  # warm-up (and prepare)
+                    r = timed_batches(call, Q, nq, min(args.min_time, 1.0))
+                except psycopg.Error as e:
+                    log(f"  ivf batch search ({variant}, nq={nq}): error: {str(e).strip()}")
+                    out.append({"nq": nq, **rec, "error": str(e).strip()})
+                    break
+                out.append({**batch_record(nq, *r, gt, args.k), **rec})
+            cur.close()
+    if modes != [None]:
+        conn.execute("RESET ivf.search_mode")
+    return out
+
+
+def _batch_ids(rows, nq, k, tidmap=None):
+    """rows (query 1-based, rank 1-based, id or tid) -> nq x k ids (-1 = missing)."""
+    ids = np.full((nq, k), -1, dtype=np.int64)
+    for r in rows:
+        q, rank = int(r[0]) - 1, int(r[1]) - 1
+        if 0 <= q < nq and 0 <= rank < k:
+            ids[q, rank] = tidmap.get(r[2], -1) if tidmap is not None else int(r[2])
+    return ids
+
+
+# ---------------------------------------------------------------------- plots
+
+
+def plots(ds, res, stem, title_extra, png=False):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
+    plt.rcParams["svg.hashsalt"] = "ivfbench"
+    plt.rcParams["svg.fonttype"] = "none"
+    files = []
+    search = [r for r in res.records if r["type"] == "search"]
+    env = next((r for r in res.records if r["type"] == "env"), {})
+    footer = (f"{env.get('cpu_model', '?')}, {env.get('cores', '?')} cores; "
+              f"{(env.get('pg_version') or 'PostgreSQL ?').split(' on ')[0]}; "
+              f"ivf {(env.get('ivf_commit') or '?')[:10]}{'+dirty' if env.get('ivf_dirty') else ''} "
+              f"({env.get('ivf_simd_level', '?')}); faiss-cpu {env.get('faiss_version', '?')} "
+              f"({env.get('faiss_simd_level', '?')}); {(env.get('date') or '')[:10]}")
+    thousands = FuncFormatter(lambda v, _: f"{v:,.0f}")
+
+    def finish(fig, ax):
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(thousands)
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        fig.text(0.01, 0.01, footer, fontsize=6.5, color="0.35")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+
+    def save(fig, name):
+        p = f"{stem}-{name}.svg"
+        fig.savefig(p, format="svg", metadata={"Date": None})
+        if png:
+            fig.savefig(p[:-4] + ".png", format="png", dpi=110)
+        plt.close(fig)
+        files.append(p)
+
+    colors = {"ivf": ["tab:blue", "tab:green", "tab:purple", "tab:cyan", "tab:olive", "navy"],
+              "faiss": ["tab:orange", "tab:red", "tab:brown", "tab:pink", "gold", "maroon"]}
+    names = {"ivf": "ivf (PostgreSQL, prepared SQL, 1 client)", "faiss": "Faiss IndexIVFFlat (1 thread)"}
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    for eng, marker in (("ivf", "o"), ("faiss", "s")):
+        variants = list(dict.fromkeys(r.get("variant", "") for r in search if r["engine"] == eng))
+        for vi, var in enumerate(variants):
+            pts = [r for r in search if r["engine"] == eng and r.get("variant", "") == var]
+            color = colors[eng][vi % len(colors[eng])]
+            ax.plot([r["recall"] for r in pts], [r["qps"] for r in pts], marker=marker, color=color,
+                    label=names[eng] + (f", {var}" if var else ""))
+            for r in pts:
+                ax.annotate(str(r["nprobe"]), (r["recall"], r["qps"]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=7, color=color)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"recall@{search[0]['k'] if search else 10}")
+    ax.set_ylabel("queries per second (single query)")
+    ax.set_title(f"{ds.name}: {ds.n:,} x {ds.d}, {title_extra}; labels = nprobe", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    finish(fig, ax)
+    save(fig, "qps-recall")
+
+    batch = [r for r in res.records if r["type"] == "batch" and "qps" in r]
+    if batch:
+        fig, ax = plt.subplots(figsize=(7, 4.6))
+        nprobe = batch[0]["nprobe"]
+        curves = list(dict.fromkeys((r["engine"], r.get("variant"), r.get("search_mode")) for r in batch))
+        ci = {"ivf": 0, "faiss": 0}
+        for eng, var, mode in curves:
+            pts = sorted((r for r in batch if (r["engine"], r.get("variant"), r.get("search_mode")) == (eng, var, mode)),
+                         key=lambda r: r["nq"])
+            color = colors[eng][ci[eng] % len(colors[eng])]
+            ci[eng] += 1
+            if eng == "faiss":
+                label = "Faiss search(xq[i:i+nq])"
+            else:
+                label = "ivf " + ("ivf_search() JOIN items (ids)" if var == "join" else "ivf_search() (tids)")
+                label += f", search_mode {mode}" if mode else ""
+            ax.plot([r["nq"] for r in pts], [r["qps"] for r in pts], marker="s" if eng == "faiss" else "o",
+                    color=color, linestyle="-" if var in (None, "join") else "--", label=label)
+        for eng, color in (("ivf", "tab:blue"), ("faiss", "tab:orange")):
+            single = [r for r in search if r["engine"] == eng and r["nprobe"] == nprobe and not r.get("variant")]
+            if single:
+                ax.axhline(single[0]["qps"], color=color, linestyle=":", linewidth=1,
+                           label=f"{eng} single-query loop")
+        skipped = [r for r in res.records if r["type"] == "batch" and r["engine"] == "ivf" and "skipped" in r]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("queries per call (nq)")
+        ax.set_ylabel("queries per second")
+        t = f"{ds.name}: batch search, nprobe {nprobe}, {title_extra}"
+        if skipped:
+            t += " (ivf_search: not in this build)"
+        ax.set_title(t, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.xaxis.set_major_formatter(thousands)
+        finish(fig, ax)
+        save(fig, "batch")
+    return files
+
+
+# ----------------------------------------------------------------------- main
+
+
+def fmt_qps(x):
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+
+
+def print_rows(hdr, lines):
+    w = [max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(hdr)]
+    log(" | ".join(h.rjust(w[i]) for i, h in enumerate(hdr)))
+    log("-+-".join("-" * x for x in w))
+    for line in lines:
+        log(" | ".join(c.rjust(w[i]) for i, c in enumerate(line)))
+
+
+def print_table(ds, lists, rows, build, floor, batch, k):
+    log("")
+    rounds = rows[0]["ivf"].get("rounds", 1) if rows else 1
+    log(f"=== {ds.name}: {ds.n:,} x {ds.d}, {ds.nq:,} queries, k = {k}, lists = {lists}; single-query QPS, "
+        f"1 client / 1 thread{f'; median of {rounds} rounds' if rounds > 1 else ''} ===")
+    plain = all(not r["variant"] for r in rows)
+    hdr = ["nprobe" if plain else "point", "ivf recall", "faiss recall", "ivf QPS", "faiss QPS", "ivf/faiss",
+           "ivf p50/p99 ms", "faiss p50/p99 ms"]
+    lines = []
+    for r in rows:
+        iv, fa = r.get("ivf"), r.get("faiss")
+        lines.append([
+            str(r["nprobe"]) if plain else r["point"],
+            f"{iv['recall']:.4f}" if iv else "-",
+            f"{fa['recall']:.4f}" if fa else "-",
+            fmt_qps(iv["qps"]) if iv else "-",
+            fmt_qps(fa["qps"]) if fa else "-",
+            f"{iv['qps'] / fa['qps']:.2f}" if iv and fa else "-",
+            f"{iv['p50_ms']:.3f}/{iv['p99_ms']:.3f}" if iv else "-",
+            f"{fa['p50_ms']:.3f}/{fa['p99_ms']:.3f}" if fa else "-",
+        ])
+    print_rows(hdr, lines)
+    ib, fb = build.get("ivf"), build.get("faiss")
+    s = f"build: ivf CREATE INDEX {ib:.2f} s"
+    if fb:
+        s += f", faiss train+add {fb:.2f} s, ivf/faiss {ib / fb:.2f}"
+    log(s)
+    if floor:
+        log(f"client floor (prepared '{floor['sql']}', same connection): p50 {floor['p50_ms']:.3f} ms, "
+            f"{fmt_qps(floor['qps'])} QPS")
+    ok = [b for b in batch if "qps" in b]
+    if ok:
+        nprobe = ok[0]["nprobe"]
+        cols = list(dict.fromkeys((b["engine"], b.get("variant"), b.get("search_mode")) for b in ok))
+        hdr = ["nq"] + [("faiss" if e == "faiss" else f"ivf {v}" + (f" {m}" if m and len(args_modes(ok)) > 1 else ""))
+                        + " QPS" for e, v, m in cols]
+        fa_col = next((i for i, c in enumerate(cols) if c[0] == "faiss"), None)
+        iv_col = next((i for i, c in enumerate(cols) if c[0] == "ivf" and c[1] == "join"), None)
+        if fa_col is not None and iv_col is not None:
+            hdr.append("ivf join/faiss")
+        lines = []
+        for nq in sorted({b["nq"] for b in ok}):
+            vals = []
+            for c in cols:
+                m = [b for b in ok if (b["engine"], b.get("variant"), b.get("search_mode")) == c and b["nq"] == nq]
+                vals.append(m[0]["qps"] if m else None)
+            line = [str(nq)] + [fmt_qps(v) if v else "-" for v in vals]
+            if len(hdr) > len(line):
+                a, b = vals[iv_col], vals[fa_col]
+                line.append(f"{a / b:.2f}" if a and b else "-")
+            lines.append(line)
+        log(f"batch search at nprobe {nprobe} (the same {ok[0]['queries']} queries in calls of nq):")
+        print_rows(hdr, lines)
+    for b in batch:
+        if "skipped" in b:
+            log(f"ivf batch search: skipped ({b['skipped']})")
+
+
+def args_modes(batch):
+    return {b.get("search_mode") for b in batch if b["engine"] == "ivf"}
+
+
+def run_bench(conn, args, ds, res, stem):
+    info, kmeans_iter, build_s = load_and_build(conn, ds, args, res)
+    lists = int(info["lists"])
+    index = None
+    build = {"ivf": build_s}
+    if not args.skip_faiss:
+        niter = args.faiss_niter or kmeans_iter
+        index, build["faiss"] = build_faiss(ds, lists, niter, res)
+
+    points = build_points(args, conn, lists)
+    # every round measures every point once (ivf, then Faiss), so slow drifts
+    # of the machine spread over all points instead of biasing some
+    meas = {pt.label: {"ivf": [], "faiss": []} for pt in points}
+    floors = []
+    for rnd in range(args.rounds):
+        log("")
+        fl = measure_null(conn, ds, args)
+        floors.append(fl)
+        log(f"round {rnd + 1}/{args.rounds}; client floor {fl['sql']}: p50 {fl['p50_ms']:.3f} ms, "
+            f"{fmt_qps(fl['qps'])} QPS")
+        for pt in points:
+            iv = measure_ivf(conn, ds, pt, args)
+            meas[pt.label]["ivf"].append(iv)
+            msg = (f"{pt.label:>12}: ivf recall {iv['recall']:.4f} {fmt_qps(iv['qps']):>8} QPS "
+                   f"p50 {iv['p50_ms']:.3f} ms p99 {iv['p99_ms']:.3f} ms")
+            if index is not None and pt.faiss is not None:
+                fa = measure_faiss(index, ds, pt, args)
+                meas[pt.label]["faiss"].append(fa)
+                msg += (f" | faiss recall {fa['recall']:.4f} {fmt_qps(fa['qps']):>8} QPS "
+                        f"p50 {fa['p50_ms']:.3f} ms | ivf/faiss {iv['qps'] / fa['qps']:.2f}")
+            log(msg)
+    floor = res.add({"type": "client_floor", **combine_rounds(floors)})
+    table = []
+    for pt in points:
+        row = {"point": pt.label, "nprobe": pt.nprobe, "variant": pt.variant}
+        common = {"point": pt.label, "variant": pt.variant, "nprobe": pt.nprobe, "k": args.k,
+                  "queries": ds.nq, **pt.extra}
+        iv = combine_rounds(meas[pt.label]["ivf"])
+        res.add({"type": "search", "engine": "ivf", **common, "settings": pt.ivf_sql, **iv})
+        row["ivf"] = iv
+        if meas[pt.label]["faiss"]:
+            fa = combine_rounds(meas[pt.label]["faiss"])
+            res.add({"type": "search", "engine": "faiss", **common,
+                     "settings": [f"{a}={v}" for a, v in pt.faiss.items()], **fa})
+            row["faiss"] = fa
+        table.append(row)
+
+    # batch search at one operating point
+    bn = args.batch_nprobe
+    if bn is None:
+        plain = [r for r in table if not r["variant"]]
+        key = "faiss" if any("faiss" in r for r in plain) else "ivf"
+        cand = [r for r in plain if key in r and r[key]["recall"] >= 0.95]
+        bn = cand[0]["nprobe"] if cand else max((r["nprobe"] for r in plain), default=1)
+    log("")
+    log(f"batch search at nprobe {bn}, nq in {args.batch_nq}:")
+    batch = []
+    if index is not None:
+        for r in measure_faiss_batch(index, ds, bn, args):
+            batch.append(res.add({"type": "batch", "engine": "faiss", "nprobe": bn, "k": args.k, **r}))
+            log(f"  faiss search(nq={r['nq']}): {fmt_qps(r['qps'])} QPS ({r['ms_per_call']:.3f} ms per call), "
+                f"recall {r['recall']:.4f}")
+    sig = ivf_search_signature(conn)
+    if not sig:
+        why = "SQL function ivf_search does not exist in this build of ivf"
+        log(f"  ivf batch search: skipped ({why})")
+        batch.append(res.add({"type": "batch", "engine": "ivf", "nprobe": bn, "skipped": why}))
+    else:
+        log(f"  ivf batch search: {', '.join(sig)}")
+        for r in measure_ivf_batch(conn, ds, bn, args):
+            batch.append(res.add({"type": "batch", "engine": "ivf", "nprobe": bn, "k": args.k, **r}))
+            if "qps" in r:
+                rc = f"{r['recall']:.4f}" if r["recall"] is not None else "n/a"
+                log(f"  ivf ivf_search {r['variant']}{' ' + r['search_mode'] if r['search_mode'] else ''} "
+                    f"nq={r['nq']}: {fmt_qps(r['qps'])} QPS ({r['ms_per_call']:.3f} ms per call), recall {rc}")
+
+    print_table(ds, lists, table, build, floor, batch, args.k)
+    summary = {"type": "summary", "lists": lists, "build_s": build, "loadavg_end": os.getloadavg(),
+               "cpu_busy_after": cpu_busy(),
+               "build_ratio_ivf_over_faiss": build["ivf"] / build["faiss"] if "faiss" in build else None,
+               "points": [{"point": r["point"],
+                           "ivf_recall": r["ivf"]["recall"], "ivf_qps": r["ivf"]["qps"],
+                           "ivf_p50_ms": r["ivf"]["p50_ms"], "ivf_p99_ms": r["ivf"]["p99_ms"],
+                           **({"faiss_recall": r["faiss"]["recall"], "faiss_qps": r["faiss"]["qps"],
+                               "qps_ratio_ivf_over_faiss": r["ivf"]["qps"] / r["faiss"]["qps"]}
+                              if "faiss" in r else {})} for r in table]}
+    res.add(summary)
+    files = plots(ds, res, stem, f"lists {lists}, k {args.k}", png=args.png)
+    for f in files:
+        # stable names for embedding (copy the one you want into the docs)
+        latest = re.sub(r"-\d{8}T\d{6}Z-", "-latest-", os.path.basename(f))
+        shutil.copyfile(f, os.path.join(os.path.dirname(f), latest))
+    res.add({"type": "files", "jsonl": res.path, "svg": files})
+    log("")
+    log(f"results: {res.path}")
+    for f in files:
+        log(f"plot:    {f}")
+
+
+# -------------------------------------------------------------------- profile
+
+
+def proc_cpu_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return int(parts[11]) + int(parts[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def explain_json(conn, q, k):
+    with conn.cursor() as cur:
+        cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + knn_sql(k), (q,))
+        return cur.fetchone()[0][0]
+
+
+def find_node(plan, node_type):
+    if plan.get("Node Type") == node_type:
+        return plan
+    for child in plan.get("Plans", []):
+        r = find_node(child, node_type)
+        if r:
+            return r
+    return None
+
+
+def run_profile(conn, args, ds, res, stem):
+    info, _, _ = load_and_build(conn, ds, args, res)
+    lists = int(info["lists"])
+    k = args.k
+    nprobes = [p for p in args.nprobe if p <= lists]
+    m = min(ds.nq, 300)
+    log("")
+    log(f"=== time breakdown of one query ({m} queries, k = {k}; means in ms; client wall over >= 1 s "
+        f"of repeated passes, server figures from {m} EXPLAIN ANALYZE runs) ===")
+    floor1 = {}
+    for name, sql, params in (("SELECT 1", "SELECT 1", None), ("SELECT vector_dims($1)", "SELECT vector_dims(%b)", "q")):
+        cur = conn.cursor(binary=True)
+
+        def q(i):
+            cur.execute(sql, (ds.queries[i],) if params else None, prepare=True)
+            cur.fetchall()
+        timed_passes(q, m, 0.2)  # warm-up
+        lat, _, _ = timed_passes(q, m, 1.0)
+        floor1[name] = lat_stats(lat)
+        cur.close()
+        log(f"client round trip, prepared {name:<22}: {floor1[name]['mean_ms']:.4f}")
+    res.add({"type": "profile_floor", **floor1})
+
+    rows = []
+    for nprobe in nprobes:
+        conn.execute(f"SET ivf.nprobe = {nprobe}")
+        cur = conn.cursor(binary=True)
+        sql = knn_sql(k)
+
+        def q(i):
+            cur.execute(sql, (ds.queries[i],), prepare=True)
+            cur.fetchall()
+        timed_passes(q, m, 0.2)  # warm-up
+        lat, _, _ = timed_passes(q, m, 1.0)
+        cur.close()
+        acc = {"planning": [], "execution": [], "scan_startup": [], "scan_total": [], "hit": [], "read": []}
+        for i in range(m):
+            pj = explain_json(conn, ds.queries[i], k)
+            node = find_node(pj["Plan"], "Index Scan")
+            acc["planning"].append(pj["Planning Time"])
+            acc["execution"].append(pj["Execution Time"])
+            if node:
+                acc["scan_startup"].append(node["Actual Startup Time"])
+                acc["scan_total"].append(node["Actual Total Time"])
+                acc["hit"].append(node.get("Shared Hit Blocks", 0))
+                acc["read"].append(node.get("Shared Read Blocks", 0))
+        mean = {a: float(np.mean(v)) if v else None for a, v in acc.items()}
+        wall = float(np.mean(lat)) / 1e6
+        row = {"nprobe": nprobe, "client_wall_ms": wall, **{f"{a}_mean": v for a, v in mean.items()}}
+        rows.append(row)
+        res.add({"type": "profile_breakdown", **row})
+    hdr = ("nprobe", "client wall", "server exec", "index scan", "  startup", "  fetch 10", "executor rest",
+           "client+proto", "planning*", "buffers hit/read")
+    log(" | ".join(hdr))
+    for r in rows:
+        st, tot = r["scan_startup_mean"] or 0, r["scan_total_mean"] or 0
+        log(" | ".join([
+            f"{r['nprobe']:>6}", f"{r['client_wall_ms']:11.4f}", f"{r['execution_mean']:11.4f}",
+            f"{tot:10.4f}", f"{st:9.4f}", f"{tot - st:10.4f}", f"{r['execution_mean'] - tot:13.4f}",
+            f"{r['client_wall_ms'] - r['execution_mean']:12.4f}", f"{r['planning_mean']:9.4f}",
+            f"{r['hit_mean']:.0f}/{r['read_mean']:.0f}"]))
+    log("(server exec, index scan: EXPLAIN ANALYZE means; startup = everything before the first row: "
+        "centroid distances, list scans, top-k selection; fetch 10 = returning the rows (heap fetches); "
+        "client+proto = client wall - server exec (driver, protocol, parameter input, parse/bind of "
+        "the prepared statement); *planning: EXPLAIN plans every time, a prepared statement with a "
+        "generic plan does not)")
+    if len(rows) >= 2:
+        x = np.array([r["nprobe"] for r in rows], dtype=float)
+        y = np.array([r["scan_startup_mean"] or 0 for r in rows])
+        slope, icpt = np.polyfit(x, y, 1)
+        n_per_list = ds.n / lists
+        log(f"linear fit of index-scan startup over nprobe: {icpt:.4f} ms fixed (centroid search over "
+            f"{lists} lists, setup) + {slope:.4f} ms per probed list (~{n_per_list:.0f} vectors x {ds.d} dims "
+            f"= {n_per_list * ds.d * 4 / 1e6:.2f} MB, {n_per_list * ds.d * 4 / 1e6 / slope if slope > 0 else 0:.1f} GB/s)")
+        res.add({"type": "profile_fit", "fixed_ms": icpt, "per_list_ms": slope, "vectors_per_list": n_per_list})
+
+    # perf
+    nprobe = nprobes[-1]
+    perf = shutil.which("perf")
+    if not perf:
+        log("perf not found (apt-get install linux-perf): skipping the symbol profile")
+        return
+    conn.execute(f"SET ivf.nprobe = {nprobe}")
+    pid = one(conn, "SELECT pg_backend_pid()")
+    data = f"{stem}-perf.data"
+    cur = conn.cursor(binary=True)
+    sql = knn_sql(k)
+    for i in range(min(ds.nq, 200)):
+        cur.execute(sql, (ds.queries[i],), prepare=True)
+        cur.fetchall()
+    pr = subprocess.Popen([perf, "record", "-F", str(args.perf_freq), "-p", str(pid), "-o", data],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    ticks0 = proc_cpu_ticks(pid)
+    t0 = now()
+    nexec = 0
+    while now() - t0 < args.profile_seconds:
+        cur.execute(sql, (ds.queries[nexec % ds.nq],), prepare=True)
+        cur.fetchall()
+        nexec += 1
+    wall = now() - t0
+    ticks1 = proc_cpu_ticks(pid)
+    pr.send_signal(signal.SIGINT)
+    _, perr = pr.communicate(timeout=120)
+    cur.close()
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = (ticks1 - ticks0) / hz / wall if ticks0 is not None and ticks1 is not None else None
+    log("")
+    log(f"=== perf: backend {pid}, {nexec} prepared queries at nprobe {nprobe} in {wall:.2f} s "
+        f"({nexec / wall:,.0f} QPS); backend on CPU {busy * 100 if busy else float('nan'):.0f}% "
+        f"of the wall time (the rest: waiting for the client) ===")
+    if pr.returncode not in (0, -signal.SIGINT, 130) and not os.path.exists(data):
+        log(f"perf record failed: {perr.strip()}")
+        return
+    report = {}
+    for sort, limit in (("dso", 0.5), ("dso,symbol", 0.3)):
+        out = subprocess.run([perf, "report", "-i", data, "--stdio", "--no-children", "--sort", sort,
+                              "--percent-limit", str(limit)], capture_output=True, text=True).stdout
+        lines = [line for line in out.splitlines() if line.strip() and not line.startswith("#")]
+        report[sort] = lines
+        log(f"-- top by {sort} (>= {limit}%) --")
+        for line in lines[:30]:
+            log("  " + line.rstrip())
+    txt = f"{stem}-perf.txt"
+    with open(txt, "w") as f:
+        for sort, lines in report.items():
+            f.write(f"# perf report --sort {sort}\n" + "\n".join(lines) + "\n")
+    res.add({"type": "profile_perf", "nprobe": nprobe, "queries": nexec, "wall_s": wall,
+             "backend_cpu_fraction": busy, "perf_data": data, "report": report})
+    log(f"perf data: {data} (perf report -i {data}); summary: {txt}")
+
+
+def replot(args):
+    """Redraw the SVGs (and PNGs with --png) of an earlier run from its JSONL."""
+    with open(args.replot, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    meta = next(r for r in records if r["type"] == "dataset")
+    lists = next((r["lists"] for r in records if r["type"] == "summary"), meta["lists"])
+
+    class _R:  # what plots() reads
+        pass
+    res = _R()
+    res.records = records
+    ds = _R()
+    ds.name, ds.n, ds.d = meta["dataset"], meta["rows"], meta["dims"]
+    stem = args.replot[: -len(".jsonl")] if args.replot.endswith(".jsonl") else args.replot
+    for f in plots(ds, res, stem, f"lists {lists}, k {meta['k']}", png=args.png):
+        log(f"plot: {f}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.replot:
+        return replot(args)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    suffix = "-profile" if args.mode == "profile" else ""
+    stem = os.path.join(os.path.abspath(args.out), f"{args.dataset}{suffix}-{stamp}")
+    res = Results(stem + ".jsonl")
+
+    data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
+    t0 = now()
+    ds = datasets.load(args.dataset, data_dir, args.cache_dir, k=args.k, rows=args.rows,
+                       queries=args.queries, log=log)
+    log(f"data set {ds.name}: {ds.n:,} x {ds.d}, {ds.nq:,} queries ({now() - t0:.1f} s); {ds.source}")
+    log(f"ground truth: {ds.gt_source}")
+    if args.k > ds.gt.shape[1]:
+        sys.exit(f"k = {args.k} > ground truth depth {ds.gt.shape[1]}")
+
+    create_database()
+    conn = connect(BENCH_DB)
+    conn.execute("CREATE EXTENSION ivf")
+    conn.execute("CREATE EXTENSION pg_prewarm")
+    env = env_record(conn, args)
+    res.add(env)
+    if env["cpu_busy_before"] is not None and env["cpu_busy_before"] > 0.15:
+        log(f"WARNING: the CPUs were {env['cpu_busy_before'] * 100:.0f}% busy before the run: something else "
+            f"is running; timings will be noisy")
+    log(f"env: {env['cpu_model']}, {env['cores']} cores, {env['memory_kb'] // 1024} MiB, kernel {env['kernel']}; "
+        f"{env['pg_version'].split(',')[0]}; ivf {env['ivf_commit'][:12]}{' (dirty)' if env['ivf_dirty'] else ''} "
+        f"simd {env['ivf_simd_level']}; faiss {env['faiss_version']} simd {env['faiss_simd_level']}, "
+        f"{env['faiss_omp_threads']} thread; numpy {env['numpy_version']}")
+    res.add({"type": "dataset", **ds.describe(), "lists": args.lists, "k": args.k})
+
+    try:
+        if args.mode == "profile":
+            run_profile(conn, args, ds, res, stem)
+        else:
+            run_bench(conn, args, ds, res, stem)
+    finally:
+        res.close()
+        conn.close()
+        if not args.keep_db:
+            try:
+                drop_database()
+            except psycopg.Error:
+                pass
+
+
+if __name__ == "__main__":
+    main()

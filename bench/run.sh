@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# ivf benchmark: ivf's ivfflat in PostgreSQL against Faiss IndexIVFFlat, one
+# data set per invocation, everything in one run (see bench/README.md).
+#
+#   bash bench/run.sh --dataset siftsmall|bigann10k|fashion-mnist|synth-1m-128|synth-100k-1536
+#                     [--lists N] [--nprobe 1,2,4,8,16,32] [--queries N] [--rows N] [--out DIR]
+#                     [--shared-buffers SIZE] [--pg-set NAME=VALUE]... [other ivfbench.py options]
+#   bash bench/run.sh --help           all options (ivfbench.py's included)
+#
+# It: checks/installs the dependencies (test/lib/install-deps.sh; as root,
+# apt-get only for what is missing), creates or reuses the virtual environment
+# bench/.venv with bench/requirements.txt (pinned; pip runs only when that
+# file changed), starts a throwaway PostgreSQL cluster (test/lib/cluster.sh:
+# a temp dir, unix socket only, as the `postgres` user when root), gives it
+# benchmark settings and restarts it, runs bench/ivfbench.py, and removes the
+# cluster at the end.  The installed extension is benchmarked: set
+# IVF_BUILD=1 to build and install the working tree first (as bench/demo.sh does).
+#
+# Options handled here (the rest go to ivfbench.py):
+#   --shared-buffers SIZE   default: 25% of RAM or 2GB, whichever is less
+#                           (or $IVF_BENCH_SHARED_BUFFERS)
+#   --pg-set NAME=VALUE     extra server setting (ALTER SYSTEM), repeatable
+# Server settings always applied: jit = off (JIT compile time would be charged
+# to single queries), max_parallel_workers_per_gather = 0 (one process per
+# query, like Faiss's one thread), max_wal_size = 8GB (loading without forced
+# checkpoints).  All non-default settings are recorded in the JSONL env record.
+#
+# Environment: IVF_DATA_DIR (default ../shared/data), IVF_SKIP_DEPS=1,
+# IVF_BUILD=1, IVF_KEEP_TMP=1 (keep the cluster's temp dir), IVF_BENCH_VENV
+# (default bench/.venv), IVF_BENCH_EXTRA_DEPS (more Debian packages), PG_CONFIG.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=test/lib/common.sh
+. test/lib/common.sh
+# shellcheck source=test/lib/cluster.sh
+. test/lib/cluster.sh
+
+T_START="$(date +%s)"
+VENV="${IVF_BENCH_VENV:-$IVF_REPO_ROOT/bench/.venv}"
+SHARED_BUFFERS="${IVF_BENCH_SHARED_BUFFERS:-}"
+PG_SETS=()
+PY_ARGS=()
+DATASET=siftsmall
+MODE=bench
+HELP=0
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--shared-buffers) SHARED_BUFFERS="${2:?--shared-buffers needs a size}"; shift 2 ;;
+	--shared-buffers=*) SHARED_BUFFERS="${1#*=}"; shift ;;
+	--pg-set) PG_SETS+=("${2:?--pg-set needs NAME=VALUE}"); shift 2 ;;
+	--pg-set=*) PG_SETS+=("${1#*=}"); shift ;;
+	--dataset) DATASET="${2:?--dataset needs a name}"; PY_ARGS+=("$1" "$2"); shift 2 ;;
+	--dataset=*) DATASET="${1#*=}"; PY_ARGS+=("$1"); shift ;;
+	--mode) MODE="${2:?}"; PY_ARGS+=("$1" "$2"); shift 2 ;;
+	--mode=*) MODE="${1#*=}"; PY_ARGS+=("$1"); shift ;;
+	-h | --help) HELP=1; shift ;;
+	*) PY_ARGS+=("$1"); shift ;;
+	esac
+done
+
+step() { ivf_header "bench: $*"; }
+
+pick_python() {
+	local py
+	for py in /usr/bin/python3 python3; do
+		if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import venv, ensurepip' 2>/dev/null; then
+			command -v "$py"
+			return 0
+		fi
+	done
+	return 1
+}
+
+setup_venv() {
+	local py stamp want
+	want="$(sha256sum bench/requirements.txt | cut -d' ' -f1)"
+	stamp="$VENV/.requirements.sha256"
+	if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+		py="$(pick_python)" || ivf_die "no python3 with venv/ensurepip (apt-get install python3-venv)"
+		echo "creating venv $VENV with $py ($("$py" --version))"
+		rm -rf "$VENV"
+		"$py" -m venv "$VENV"
+	fi
+	if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+		if [ -z "${PIP_CERT:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+			export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+		fi
+		echo "pip install -r bench/requirements.txt into $VENV"
+		PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+			"$VENV/bin/python" -m pip install -q -r bench/requirements.txt
+		printf '%s\n' "$want" >"$stamp"
+	else
+		echo "reusing venv $VENV (requirements unchanged)"
+	fi
+	"$VENV/bin/python" -m pip freeze 2>/dev/null |
+		grep -i -E '^(faiss-cpu|psycopg|psycopg-binary|numpy|pgvector|matplotlib)==' | tr '\n' ' '
+	echo
+}
+
+if [ "$HELP" = 1 ]; then
+	sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+	if [ -x "$VENV/bin/python" ]; then
+		echo
+		"$VENV/bin/python" bench/ivfbench.py --help
+	else
+		echo "(ivfbench.py's own options are listed once bench/.venv exists: run once, or see bench/README.md)"
+	fi
+	exit 0
+fi
+
+step "dependencies"
+if [ "${IVF_SKIP_DEPS:-0}" = 1 ]; then
+	echo "skipped (IVF_SKIP_DEPS=1)"
+else
+	extra=()
+	[ "$DATASET" = fashion-mnist ] && extra+=(dataset-fashion-mnist)
+	[ "$MODE" = profile ] && extra+=(linux-perf)
+	# shellcheck disable=SC2206 # word splitting intended
+	[ -n "${IVF_BENCH_EXTRA_DEPS:-}" ] && extra+=($IVF_BENCH_EXTRA_DEPS)
+	bash test/lib/install-deps.sh "${extra[@]}"
+fi
+PG_CONFIG="$(ivf_pg_config)" || ivf_die "pg_config not found"
+BINDIR="$(ivf_pg_bindir)"
+
+if [ "${IVF_BUILD:-0}" = 1 ]; then
+	step "build and install the extension (IVF_BUILD=1)"
+	make -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG"
+	if ivf_is_root; then
+		make -s install PG_CONFIG="$PG_CONFIG"
+	else
+		sudo -n make install PG_CONFIG="$PG_CONFIG" || ivf_die "make install needs root"
+	fi
+fi
+[ -f "$("$PG_CONFIG" --sharedir)/extension/ivf.control" ] ||
+	ivf_die "the ivf extension is not installed (make && make install, or IVF_BUILD=1)"
+
+step "python environment"
+setup_venv
+
+step "throwaway PostgreSQL cluster"
+if [ -z "$SHARED_BUFFERS" ]; then
+	mem_mb=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 1024))
+	sb=$((mem_mb / 4))
+	[ "$sb" -gt 2048 ] && sb=2048
+	SHARED_BUFFERS="${sb}MB"
+fi
+ivf_tmp_init
+trap ivf_cleanup EXIT
+trap 'exit 130' INT TERM
+ivf_cluster_start
+{
+	echo "ALTER SYSTEM SET shared_buffers = '$SHARED_BUFFERS';"
+	echo "ALTER SYSTEM SET jit = off;"
+	echo "ALTER SYSTEM SET max_parallel_workers_per_gather = 0;"
+	echo "ALTER SYSTEM SET max_wal_size = '8GB';"
+	for s in "${PG_SETS[@]}"; do
+		case "$s" in
+		*=*) echo "ALTER SYSTEM SET ${s%%=*} = '$(printf '%s' "${s#*=}" | sed "s/'/''/g")';" ;;
+		*) ivf_die "--pg-set $s: expected NAME=VALUE" ;;
+		esac
+	done
+} | "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1
+ivf_info "restarting with shared_buffers = $SHARED_BUFFERS${PG_SETS[*]:+, ${PG_SETS[*]}}"
+if ! ivf_as_pg "$BINDIR/pg_ctl" -D "$IVF_PGDATA" -l "$IVF_PGLOG" -w -t 120 restart >/dev/null; then
+	tail -n 30 "$IVF_PGLOG" >&2 || true
+	ivf_die "server did not restart with the benchmark settings"
+fi
+
+step "ivfbench.py ${PY_ARGS[*]}"
+"$VENV/bin/python" -u bench/ivfbench.py "${PY_ARGS[@]}"
+
+step "clean up"
+ivf_cleanup
+trap - EXIT
+echo "bench finished in $(ivf_elapsed "$T_START")"
