@@ -144,6 +144,8 @@ def parse_args(argv=None):
     p.add_argument("--mode", choices=["bench", "profile"], default="bench")
     p.add_argument("--profile-seconds", type=float, default=5.0,
                    help="profile mode: seconds of prepared queries run under perf")
+    p.add_argument("--profile-queries", type=int,
+                   help="profile mode: run exactly this many prepared queries under perf instead")
     p.add_argument("--perf-freq", type=int, default=4999, help="profile mode: perf sampling frequency (Hz)")
     a = p.parse_args(argv)
     if a.lists is None:
@@ -668,10 +670,14 @@ def measure_ivf(conn, ds, point, args):
             "wall_s": wall, "index_scan": index_scan, "plan": [line[:200] for line in plan[:8]], "_lat": lat}
 
 
-def build_faiss(ds, lists, niter, res):
+def build_faiss(ds, lists, niter, train_rows, res):
+    """Faiss IndexIVFFlat, k-means with ivf's iteration count and (about)
+    ivf's training-sample size: Faiss samples max_points_per_centroid x lists
+    rows, ivf max(256 x lists, 10,000); we set the former to match."""
     quantizer = faiss.IndexFlatL2(ds.d)
     index = faiss.IndexIVFFlat(quantizer, ds.d, lists, faiss.METRIC_L2)
     index.cp.niter = niter
+    index.cp.max_points_per_centroid = max(index.cp.max_points_per_centroid, -(-int(train_rows) // lists))
     t0 = now()
     index.train(ds.base)
     train_s = now() - t0
@@ -686,6 +692,7 @@ def build_faiss(ds, lists, niter, res):
     res.add({"type": "build", "engine": "faiss", "lists": lists, "train_s": train_s, "add_s": add_s,
              "seconds": train_s + add_s, "memory_bytes": mem, "kmeans_iterations": niter,
              "seed": index.cp.seed, "max_points_per_centroid": index.cp.max_points_per_centroid,
+             "trained_on": min(ds.n, lists * index.cp.max_points_per_centroid),
              "largest_list": int(sizes.max()), "empty_lists": int((sizes == 0).sum())})
     return index, train_s + add_s
 
@@ -1043,7 +1050,7 @@ def print_table(ds, lists, rows, build, floor, batch, k):
                 a, b = vals[iv_col], vals[fa_col]
                 line.append(f"{a / b:.2f}" if a and b else "-")
             lines.append(line)
-        log(f"batch search at nprobe {nprobe} (the same {ok[0]['queries']} queries in calls of nq):")
+        log(f"batch search at nprobe {nprobe} (the same {ok[0].get('queries', '?')} queries in calls of nq):")
         print_rows(hdr, lines)
     for b in batch:
         if "skipped" in b:
@@ -1061,7 +1068,7 @@ def run_bench(conn, args, ds, res, stem):
     build = {"ivf": build_s}
     if not args.skip_faiss:
         niter = args.faiss_niter or kmeans_iter
-        index, build["faiss"] = build_faiss(ds, lists, niter, res)
+        index, build["faiss"] = build_faiss(ds, lists, niter, info["trained_on"], res)
 
     points = build_points(args, conn, lists)
     # every round measures every point once (ivf, then Faiss), so slow drifts
@@ -1277,7 +1284,7 @@ def run_profile(conn, args, ds, res, stem):
     ticks0 = proc_cpu_ticks(pid)
     t0 = now()
     nexec = 0
-    while now() - t0 < args.profile_seconds:
+    while (nexec < args.profile_queries) if args.profile_queries else (now() - t0 < args.profile_seconds):
         cur.execute(sql, (ds.queries[nexec % ds.nq],), prepare=True)
         cur.fetchall()
         nexec += 1

@@ -14,7 +14,7 @@
 #      top shared objects and symbols (and the fraction of wall time the
 #      backend was on a CPU at all).
 #
-#   bash bench/profile.sh [--dataset siftsmall] [--nprobe 1,4,16] [--profile-seconds 5]
+#   bash bench/profile.sh [--dataset siftsmall] [--nprobe 1,4,16] [--profile-seconds 5 | --profile-queries N]
 #                         [--perf-freq 4999] [--pin same|split|none] [other run.sh options]
 #
 # Output: the breakdown and the perf top lists on stdout; under bench/results/

@@ -103,7 +103,7 @@ if [ "$HELP" = 1 ]; then
 	sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 	if [ -x "$VENV/bin/python" ]; then
 		echo
-		"$VENV/bin/python" bench/ivfbench.py --help
+		PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" bench/ivfbench.py --help
 	else
 		echo "(ivfbench.py's own options are listed once bench/.venv exists: run once, or see bench/README.md)"
 	fi
@@ -169,7 +169,7 @@ if ! ivf_as_pg "$BINDIR/pg_ctl" -D "$IVF_PGDATA" -l "$IVF_PGLOG" -w -t 120 resta
 fi
 
 step "ivfbench.py ${PY_ARGS[*]}"
-"$VENV/bin/python" -u bench/ivfbench.py "${PY_ARGS[@]}"
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -u bench/ivfbench.py "${PY_ARGS[@]}"
 
 step "clean up"
 ivf_cleanup
