@@ -113,21 +113,10 @@ ivf_search(PG_FUNCTION_ARGS)
 	int			qi;
 	uint32		i;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	desc = CreateTupleDescCopy(desc);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(old);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = desc;
+	store = ivf_srf_materialize(fcinfo, desc);
+	desc = rsinfo->setDesc;
 
 	/* NULL index, queries or k: no rows (nprobe NULL means the default) */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -216,7 +205,7 @@ ivf_search(PG_FUNCTION_ARGS)
 				{
 					IvfListEntry e;
 
-					ivf_read_list_entry(index, &meta, l, &e);
+					ivf_read_list_entry(index, &meta, &g, l, &e);
 					slots[l] = BlockNumberIsValid(e.head) ? (int64) ivf_list_slots(index, e.head) : 0;
 				}
 				sizes[(Size) qi * nprobe + i] = (uint64) slots[l];
@@ -268,7 +257,7 @@ ivf_search(PG_FUNCTION_ARGS)
 
 			if (n == 0)
 				continue;
-			ivf_read_list_entry(index, &meta, i, &e);
+			ivf_read_list_entry(index, &meta, &g, i, &e);
 			if (BlockNumberIsValid(e.head))
 				ivf_scan_list_multi(index, &g, metric, e.head, i, queries,
 									bylist_q + count[i], bylist_lim + count[i],
@@ -290,7 +279,7 @@ ivf_search(PG_FUNCTION_ARGS)
 				IvfListEntry e;
 				int32		l = plist[(Size) qi * nprobe + i];
 
-				ivf_read_list_entry(index, &meta, l, &e);
+				ivf_read_list_entry(index, &meta, &g, l, &e);
 				if (BlockNumberIsValid(e.head))
 					(void) ivf_scan_list(index, &g, metric, e.head, l,
 										 queries + (Size) qi * meta.dims,

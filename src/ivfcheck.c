@@ -432,22 +432,14 @@ ivf_check(PG_FUNCTION_ARGS)
 {
 	Oid			indexoid = PG_GETARG_OID(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext old;
 	CheckState	cs;
 	TupleDesc	desc;
 	Tuplestorestate *store;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	desc = CreateTemplateTupleDesc(1);
 	TupleDescInitEntry(desc, 1, "problem", TEXTOID, -1, 0);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(old);
+	store = ivf_srf_materialize(fcinfo, desc);
+	desc = rsinfo->setDesc;
 
 	open_for_check(&cs, indexoid);
 	cs.problems = store;
@@ -456,10 +448,6 @@ ivf_check(PG_FUNCTION_ARGS)
 	if (cs.nproblems > MAX_PROBLEMS)
 		problem(&cs, "... and %d more problems", cs.nproblems - MAX_PROBLEMS);
 	close_check(&cs);
-
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = desc;
 	return (Datum) 0;
 }
 

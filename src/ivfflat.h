@@ -39,6 +39,7 @@
 #include "storage/bufpage.h"
 #include "storage/itemptr.h"
 #include "utils/relcache.h"
+#include "utils/tuplestore.h"
 
 #include "select.h"
 #include "topk.h"
@@ -260,6 +261,8 @@ extern int	ivf_max_nprobe(void);
 
 /* ivfutils.c */
 extern Relation ivf_open_for_user(Oid indexoid, Relation *heap);
+extern Tuplestorestate *ivf_srf_materialize(FunctionCallInfo fcinfo,
+											TupleDesc desc);
 extern void ivf_init_reloptions(void);
 extern bytea *ivf_options(Datum reloptions, bool validate);
 extern IvfOptions *ivf_get_options(Relation index);
@@ -275,7 +278,8 @@ extern IvfCache *ivf_get_cache(Relation index);
 extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,
 							   float *dest);
 extern void ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
-								uint32 list, IvfListEntry *entry);
+								const IvfGeometry *g, uint32 list,
+								IvfListEntry *entry);
 extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
 									   const IvfGeometry *g, uint32 list,
 									   uint32 *slot);

@@ -243,7 +243,7 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	dirblk = ivf_directory_block(&meta, &g, list, &dirslot);
 
 restart:
-	ivf_read_list_entry(index, &meta, list, &entry);
+	ivf_read_list_entry(index, &meta, &g, list, &entry);
 	hint = BlockNumberIsValid(entry.insert) ? entry.insert : entry.head;
 
 	if (!BlockNumberIsValid(hint))

@@ -131,7 +131,7 @@ ivf_probe_round(IndexScanDesc scan)
 
 		if (caps && caps[i] < limit)
 			limit = caps[i];
-		ivf_read_list_entry(index, &so->meta, so->order[first + i], &entry);
+		ivf_read_list_entry(index, &so->meta, &so->geo, so->order[first + i], &entry);
 		if (BlockNumberIsValid(entry.head))
 			remaining -= ivf_scan_list(index, &so->geo, so->metric, entry.head,
 									   so->order[first + i], so->query, limit,

@@ -12,6 +12,7 @@
 
 #include "access/reloptions.h"
 #include "access/table.h"
+#include "funcapi.h"
 #include "catalog/index.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -124,6 +125,33 @@ ivf_open_for_user(Oid indexoid, Relation *heap)
 				 errmsg("\"%s\" is not an ivfflat index",
 						RelationGetRelationName(index))));
 	return index;
+}
+
+/*
+ * Set up a materialize-mode set-returning function: check the caller can
+ * take a set, and return a tuplestore (with a copy of desc) that lives for
+ * the query and is already handed to the executor.
+ */
+Tuplestorestate *
+ivf_srf_materialize(FunctionCallInfo fcinfo, TupleDesc desc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	rsinfo->setDesc = CreateTupleDescCopy(desc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	return store;
 }
 
 /* ------------------------------------------------------------- reloptions */
@@ -528,16 +556,14 @@ ivf_directory_entries(Page page)
 
 void
 ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
-					uint32 list, IvfListEntry *entry)
+					const IvfGeometry *g, uint32 list, IvfListEntry *entry)
 {
-	IvfGeometry g;
 	uint32		slot;
 	BlockNumber blkno;
 	Buffer		buf;
 	Page		page;
 
-	ivf_geometry(meta->dims, &g);
-	blkno = ivf_directory_block(meta, &g, list, &slot);
+	blkno = ivf_directory_block(meta, g, list, &slot);
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);

@@ -77,6 +77,17 @@ move_floats(Page page, const IvfGeometry *g, bool head, uint32 s,
 			   f + (Size) src[k] * g->seg_dims, sd * sizeof(float));
 }
 
+static void
+invalidate_dead(Page page, const IvfGeometry *g, const bool *dead, uint32 nvec)
+{
+	ItemPointerData *tids = ivf_head_tids(page, g);
+	uint32		i;
+
+	for (i = 0; i < nvec; i++)
+		if (dead[i])
+			ItemPointerSetInvalid(&tids[i]);
+}
+
 /* the final step on the head page: move TIDs and floats, lower nvec */
 static void
 finish_head(Page page, const IvfGeometry *g, const uint32 *dst,
@@ -141,11 +152,8 @@ vacuum_group(Relation index, const IvfGeometry *g, Buffer buf,
 	{
 		state = GenericXLogStart(index);
 		page = GenericXLogRegisterBuffer(state, buf, 0);
-		tids = ivf_head_tids(page, g);
-		for (i = 0; i < nvec; i++)
-			if (dead[i])
-				ItemPointerSetInvalid(&tids[i]);
-		newn = plan_compaction(tids, nvec, dst, src, &nmoves);
+		invalidate_dead(page, g, dead, nvec);
+		newn = plan_compaction(ivf_head_tids(page, g), nvec, dst, src, &nmoves);
 		finish_head(page, g, dst, src, nmoves, newn);
 		GenericXLogFinish(state);
 	}
@@ -159,10 +167,7 @@ vacuum_group(Relation index, const IvfGeometry *g, Buffer buf,
 		{
 			state = GenericXLogStart(index);
 			page = GenericXLogRegisterBuffer(state, buf, 0);
-			tids = ivf_head_tids(page, g);
-			for (i = 0; i < nvec; i++)
-				if (dead[i])
-					ItemPointerSetInvalid(&tids[i]);
+			invalidate_dead(page, g, dead, nvec);
 			GenericXLogFinish(state);
 			page = BufferGetPage(buf);
 			tids = ivf_head_tids(page, g);
@@ -259,7 +264,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		BlockNumber first_free = InvalidBlockNumber;
 		bool		before_hint = true;
 
-		ivf_read_list_entry(index, &meta, list, &entry);
+		ivf_read_list_entry(index, &meta, &g, list, &entry);
 		blkno = entry.head;
 		while (BlockNumberIsValid(blkno))
 		{
