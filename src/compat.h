@@ -35,4 +35,25 @@
 #define IVF_TUPLESORT_NONE false
 #endif
 
+/*
+ * ReadRecentBuffer() (PostgreSQL 14) pins a buffer whose id we remember
+ * without a buffer-mapping lookup; 16 keys it by RelFileLocator.
+ */
+#if PG_VERSION_NUM >= 160000
+#define IVF_HAVE_READ_RECENT_BUFFER 1
+#define IvfReadRecentBuffer(rel, blkno, buf) \
+	ReadRecentBuffer((rel)->rd_locator, MAIN_FORKNUM, (blkno), (buf))
+#elif PG_VERSION_NUM >= 140000
+#define IVF_HAVE_READ_RECENT_BUFFER 1
+#define IvfReadRecentBuffer(rel, blkno, buf) \
+	ReadRecentBuffer((rel)->rd_node, MAIN_FORKNUM, (blkno), (buf))
+#endif
+
+/* a read prefetch hint; a no-op where the compiler has none */
+#if defined(__GNUC__) || defined(__clang__)
+#define ivf_prefetch(addr) __builtin_prefetch((addr), 0, 3)
+#else
+#define ivf_prefetch(addr) ((void) (addr))
+#endif
+
 #endif							/* IVF_COMPAT_H */

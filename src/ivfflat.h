@@ -207,6 +207,14 @@ typedef struct IvfCache
 	IvfGeometry geo;
 	float	   *centroids;		/* nlists x dims */
 	float	   *centroid_norms; /* |c|^2 per list */
+
+	/*
+	 * Buffer last seen holding each block (InvalidBuffer: none), so that
+	 * list scans can pin pages with ReadRecentBuffer() instead of a
+	 * buffer-mapping lookup per page; a stale hint just falls back.
+	 */
+	Buffer	   *recent;
+	BlockNumber nrecent;
 } IvfCache;
 
 /* reloptions */
@@ -275,6 +283,7 @@ extern Buffer ivf_new_buffer(Relation index);
 extern void ivf_read_meta(Relation index, IvfMetaPageData *meta);
 extern void ivf_check_meta(Relation index, const IvfMetaPageData *meta);
 extern IvfCache *ivf_get_cache(Relation index);
+extern Buffer ivf_read_buffer(Relation index, BlockNumber blkno);
 extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,
 							   float *dest);
 extern void ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,

@@ -509,6 +509,8 @@ ivf_get_cache(Relation index)
 	{
 		pfree(cache->centroids);
 		pfree(cache->centroid_norms);
+		if (cache->recent)
+			pfree(cache->recent);
 		pfree(cache);
 		index->rd_amcache = NULL;
 	}
@@ -536,6 +538,56 @@ ivf_get_cache(Relation index)
 
 	index->rd_amcache = cache;
 	return cache;
+}
+
+/*
+ * ReadBuffer() for the pages a scan reads over and over: list pages.  With
+ * a cache (rd_amcache) in place, the buffer that last held the block is
+ * tried first with ReadRecentBuffer(), which checks the buffer's tag
+ * instead of looking the block up in the shared buffer-mapping table (a
+ * cache miss or two per page, the largest cost of scanning short pages).
+ * The hint is remembered per backend and dropped with the relcache entry.
+ */
+Buffer
+ivf_read_buffer(Relation index, BlockNumber blkno)
+{
+#ifdef IVF_HAVE_READ_RECENT_BUFFER
+	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+	Buffer		buf;
+
+	if (cache == NULL)
+		return ReadBuffer(index, blkno);
+	if (blkno < cache->nrecent && BufferIsValid(cache->recent[blkno]) &&
+		IvfReadRecentBuffer(index, blkno, cache->recent[blkno]))
+		return cache->recent[blkno];
+
+	buf = ReadBuffer(index, blkno);
+	if (blkno >= cache->nrecent && blkno < MaxBlockNumber / 2)
+	{
+		BlockNumber n = Max(Max(blkno + 1, cache->nrecent * 2), 1024);
+		MemoryContext cxt = GetMemoryChunkContext(cache);
+		Buffer	   *grown;
+
+		/* all-zero bytes are InvalidBuffer */
+		grown = MemoryContextAllocExtended(cxt, sizeof(Buffer) * n,
+										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO |
+										   MCXT_ALLOC_NO_OOM);
+		if (grown == NULL)
+			return buf;
+		if (cache->recent)
+		{
+			memcpy(grown, cache->recent, sizeof(Buffer) * cache->nrecent);
+			pfree(cache->recent);
+		}
+		cache->recent = grown;
+		cache->nrecent = n;
+	}
+	if (blkno < cache->nrecent)
+		cache->recent[blkno] = buf;
+	return buf;
+#else
+	return ReadBuffer(index, blkno);
+#endif
 }
 
 /* --------------------------------------------------------------- directory */
