@@ -671,9 +671,10 @@ def measure_ivf(conn, ds, point, args):
 
 
 def build_faiss(ds, lists, niter, train_rows, res):
-    """Faiss IndexIVFFlat, k-means with ivf's iteration count and (about)
-    ivf's training-sample size: Faiss samples max_points_per_centroid x lists
-    rows, ivf max(256 x lists, 10,000); we set the former to match."""
+    """Faiss IndexIVFFlat, k-means with ivf's iteration count; Faiss samples
+    max_points_per_centroid (default 256) x lists rows, raised to ivf's
+    sample when ivf trains on more (ivf: max(ivf.kmeans_points_per_list,
+    default 128, x lists, 10,000)), never lowered below Faiss's default."""
     quantizer = faiss.IndexFlatL2(ds.d)
     index = faiss.IndexIVFFlat(quantizer, ds.d, lists, faiss.METRIC_L2)
     index.cp.niter = niter

@@ -29,7 +29,15 @@ CREATE FUNCTION index_pages(idx regclass) RETURNS bytea[] LANGUAGE sql AS $$
   FROM generate_series(0, pg_relation_size(idx) / current_setting('block_size')::int - 1) b $$;
 SELECT index_pages('t_l2') = index_pages('t_l2_again') AS same_seed_same_pages,
        index_pages('t_l2') = index_pages('t_l2_seed') AS other_seed_same_pages;
-DROP INDEX t_auto, t_l2_again, t_l2_seed;
+-- the parallel assignment pass gives the same index as the serial one
+ALTER TABLE t SET (parallel_workers = 2);
+SET max_parallel_maintenance_workers = 2;
+CREATE INDEX t_l2_parallel ON t USING ivfflat (v) WITH (lists = 12);
+RESET max_parallel_maintenance_workers;
+ALTER TABLE t RESET (parallel_workers);
+SELECT index_pages('t_l2') = index_pages('t_l2_parallel') AS parallel_same_pages;
+SELECT * FROM ivf_check('t_l2_parallel');
+DROP INDEX t_auto, t_l2_again, t_l2_seed, t_l2_parallel;
 DROP FUNCTION index_pages;
 DROP EXTENSION pageinspect;
 

@@ -34,7 +34,8 @@ static uint64 nprobe_stamp = 0;
 static uint64 probes_stamp = 0;
 static uint64 stamp_counter = 0;
 
-int			ivf_kmeans_iterations = 25;
+int			ivf_kmeans_iterations = 10;
+int			ivf_kmeans_points_per_list = 128;
 
 /* search knobs (see ivfflat.h); the iterative ones also have pgvector aliases */
 int			ivf_max_codes = 0;
@@ -284,9 +285,20 @@ _PG_init(void)
 
 	DefineCustomIntVariable("ivf.kmeans_iterations",
 							"k-means iterations when building an ivfflat index.",
-							NULL,
+							"10, as Faiss's IndexIVF trains its coarse quantizer.",
 							&ivf_kmeans_iterations,
-							25, 1, 1000,
+							10, 1, 1000,
+							PGC_USERSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("ivf.kmeans_points_per_list",
+							"Training vectors sampled per list when building an ivfflat index.",
+							"The sample is this many per list, at least 10000 (all rows when fewer).  Faiss samples up to 256 per centroid and warns below 39.",
+							&ivf_kmeans_points_per_list,
+							128, 1, 65536,
 							PGC_USERSET,
 							0,
 							NULL,

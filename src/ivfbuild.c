@@ -7,14 +7,20 @@
  * 1. Sampling: one heap scan keeps a uniform reservoir sample (Algorithm R
  *    with our own seeded generator, and a non-synchronised scan, so the
  *    same table and seed always give the same sample) of
- *    max(256 * lists, 10000) vectors, fewer when maintenance_work_mem is
+ *    max(ivf.kmeans_points_per_list * lists, 10000) vectors, fewer when maintenance_work_mem is
  *    small.
  * 2. k-means (kmeans.c): Faiss's algorithm, assignment steps as blocked
  *    GEMM; spherical for the cosine and inner-product classes.
  * 3. Assignment: a second heap scan assigns vectors to their nearest
  *    centroid in GEMM batches, exactly as an insert would (kmeans.c
  *    re-ranks GEMM's shortlist with the pair kernel), and feeds
- *    (list, tid, vector) to a tuplesort bounded by maintenance_work_mem.
+ *    (list, residual, tid, vector) to a tuplesort bounded by
+ *    maintenance_work_mem.  With max_parallel_maintenance_workers > 0 this
+ *    pass is parallel, as nbtree's build is: workers and the leader each
+ *    scan part of the heap (a parallel table scan), assign their rows and
+ *    sort them into a run of a coordinated tuplesort, which the leader
+ *    merges.  The sort key (list, residual, tid) is total, so the index is
+ *    the same page for page whether the pass ran in parallel or not.
  * 4. Writing: the sorted stream becomes each list's groups, written
  *    consecutively so a list is one run of blocks; then the directory and
  *    the meta page.  Pages are built without WAL and logged at the end with
@@ -26,19 +32,30 @@
 
 #include <math.h>
 
+#include "access/parallel.h"
+#include "access/relscan.h"
+#include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "access/xloginsert.h"
 #include "catalog/index.h"
 #include "catalog/pg_operator_d.h"
 #include "catalog/pg_type_d.h"
 #include "commands/progress.h"
+#include "executor/instrument.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "optimizer/plancat.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "storage/condition_variable.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "portability/instr_time.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplesort.h"
 
 #include "distance.h"
@@ -49,7 +66,6 @@
 #define IVF_FLOAT4_LT_OPERATOR 622
 
 #define IVF_MIN_SAMPLE		10000
-#define IVF_SAMPLE_PER_LIST	256
 #define IVF_WARN_PER_LIST	39	/* Faiss warns below this many per centroid */
 
 typedef struct IvfBuildState
@@ -85,7 +101,59 @@ typedef struct IvfBuildState
 	TupleDesc	sortdesc;
 	TupleTableSlot *slot;
 	double		indtuples;
+	struct IvfLeader *leader;	/* parallel assignment, until the end */
 } IvfBuildState;
+
+/* ------------------------------------------------- parallel assignment */
+
+#define IVF_PARALLEL_KEY_SHARED		UINT64CONST(0xA1F0000000000001)
+#define IVF_PARALLEL_KEY_TUPLESORT	UINT64CONST(0xA1F0000000000002)
+#define IVF_PARALLEL_KEY_CENTROIDS	UINT64CONST(0xA1F0000000000003)
+#define IVF_PARALLEL_KEY_QUERY_TEXT	UINT64CONST(0xA1F0000000000004)
+#define IVF_PARALLEL_KEY_WAL_USAGE	UINT64CONST(0xA1F0000000000005)
+#define IVF_PARALLEL_KEY_BUFFER_USAGE UINT64CONST(0xA1F0000000000006)
+
+/*
+ * Centroids travel to the workers in the DSM segment; past this size the
+ * pass stays serial rather than ask for a huge segment (/dev/shm is often
+ * small in containers).
+ */
+#define IVF_PARALLEL_MAX_CENTROID_BYTES ((Size) 256 * 1024 * 1024)
+
+/* what every participant of the parallel pass reads (and the counters) */
+typedef struct IvfShared
+{
+	Oid			heaprelid;
+	Oid			indexrelid;
+	bool		isconcurrent;
+	bool		ordered;
+	uint32		nlists;
+	uint32		dims;
+	int			nparticipants;	/* tuplesorts: workers + leader */
+	int			sortmem;		/* kB per participant */
+
+	ConditionVariable workersdonecv;
+	slock_t		mutex;
+	int			nparticipantsdone;
+	double		indtuples;
+	/* a ParallelTableScanDescData follows at BUFFERALIGN(sizeof(IvfShared)) */
+} IvfShared;
+
+#define ParallelTableScanFromIvfShared(shared) \
+	((ParallelTableScanDesc) ((char *) (shared) + BUFFERALIGN(sizeof(IvfShared))))
+
+typedef struct IvfLeader
+{
+	ParallelContext *pcxt;
+	int			nparticipants;
+	IvfShared  *shared;
+	Sharedsort *sharedsort;
+	Snapshot	snapshot;
+	WalUsage   *walusage;
+	BufferUsage *bufferusage;
+} IvfLeader;
+
+PGDLLEXPORT void ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc);
 
 /* splitmix64: a small, well-mixed generator that we can seed */
 static uint64
@@ -549,6 +617,402 @@ memory_error(Relation index, Size need, const char *what)
 			 errhint("Increase maintenance_work_mem or use fewer lists.")));
 }
 
+/* DEBUG2 line with the seconds a build phase took */
+static void
+phase_done(Relation index, const char *phase, instr_time *start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, *start);
+	ereport(DEBUG2,
+			(errmsg_internal("ivfflat index \"%s\": %s took %.3f s",
+							 RelationGetRelationName(index), phase,
+							 INSTR_TIME_GET_DOUBLE(now))));
+	INSTR_TIME_SET_CURRENT(*start);
+}
+
+/* ---------------------------------------------------- phase 3 helpers */
+
+/* memory of one participant's assignment pass besides its sort */
+static Size
+assign_fixed_bytes(uint32 nlists, uint32 dims)
+{
+	Size		dbytes = sizeof(float) * dims;
+
+	return (Size) nlists * (dbytes + sizeof(float)) +
+		ivf_assign_workspace_bytes(nlists, dims) +
+		(Size) Max(1, Min(4096, (16 * 1024 * 1024) / dbytes)) * dbytes;
+}
+
+/* work_mem (kB) for a sort that shares 'bytes' with the assignment pass */
+static int
+sort_mem_kb(Size bytes, Size fixed)
+{
+	return (int) Max(1024, ((bytes > fixed) ? bytes - fixed : 0) / 1024);
+}
+
+/*
+ * Set up one participant's assignment: GEMM workspace, batch buffers and a
+ * tuplesort (serial, or a worker's part of a coordinated one).  The
+ * centroids and their norms are in bs already.
+ */
+static void
+assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
+{
+	Size		dbytes = sizeof(float) * bs->dims;
+	AttrNumber	attnums[3] = {1, 2, 3};
+	Oid			sortops[3] = {Int4LessOperator, IVF_FLOAT4_LT_OPERATOR, TIDLessOperator};
+	Oid			colls[3] = {InvalidOid, InvalidOid, InvalidOid};
+	bool		nullsfirst[3] = {false, false, false};
+
+	bs->assign_ws = MemoryContextAllocHuge(CurrentMemoryContext,
+										   ivf_assign_workspace_bytes(bs->nlists, bs->dims));
+	bs->batch_max = Max(1, Min(4096, (16 * 1024 * 1024) / dbytes));
+	bs->batch = MemoryContextAllocHuge(CurrentMemoryContext, bs->batch_max * dbytes);
+	bs->batch_tids = palloc(sizeof(ItemPointerData) * bs->batch_max);
+	bs->batch_lists = palloc(sizeof(int32) * bs->batch_max);
+	bs->batch_dist = palloc(sizeof(float) * bs->batch_max);
+
+	bs->sortdesc = CreateTemplateTupleDesc(4);
+	TupleDescInitEntry(bs->sortdesc, 1, "list", INT4OID, -1, 0);
+	TupleDescInitEntry(bs->sortdesc, 2, "residual", FLOAT4OID, -1, 0);
+	TupleDescInitEntry(bs->sortdesc, 3, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(bs->sortdesc, 4, "vector", BYTEAOID, -1, 0);
+	bs->sort = tuplesort_begin_heap(bs->sortdesc, 3, attnums, sortops, colls,
+									nullsfirst, sortmem, coordinate,
+									IVF_TUPLESORT_NONE);
+	bs->slot = MakeSingleTupleTableSlot(bs->sortdesc, &TTSOpsVirtual);
+}
+
+/* number of workers for the assignment pass (0: serial) */
+static int
+parallel_workers(Relation heap, Relation index, IndexInfo *indexInfo,
+				 uint32 nlists, uint32 dims)
+{
+	int			n;
+
+	if ((Size) nlists * dims * sizeof(float) > IVF_PARALLEL_MAX_CENTROID_BYTES)
+		return 0;
+#if PG_VERSION_NUM >= 170000
+	n = indexInfo->ii_ParallelWorkers;
+#else
+	/* before 17, index_build plans workers for btree only: ask ourselves */
+	n = plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index));
+#endif
+	return n;
+}
+
+/*
+ * A participant's share of the parallel pass: scan part of the heap,
+ * assign, sort into its run.  Counts go to the shared state.
+ */
+static void
+parallel_scan_and_sort(IvfBuildState *bs, IvfShared *shared,
+					   Sharedsort *sharedsort, bool progress)
+{
+	SortCoordinate coordinate = palloc0(sizeof(SortCoordinateData));
+	TableScanDesc scan;
+
+	coordinate->isWorker = true;
+	coordinate->nParticipants = -1;
+	coordinate->sharedsort = sharedsort;
+	assign_begin(bs, shared->sortmem, coordinate);
+
+	scan = table_beginscan_parallel(bs->heap, ParallelTableScanFromIvfShared(shared));
+	(void) table_index_build_scan(bs->heap, bs->index, bs->indexInfo, true,
+								  progress, assign_callback, bs, scan);
+	flush_batch(bs);
+	tuplesort_performsort(bs->sort);
+
+	SpinLockAcquire(&shared->mutex);
+	shared->nparticipantsdone++;
+	shared->indtuples += bs->indtuples;
+	SpinLockRelease(&shared->mutex);
+	ConditionVariableSignal(&shared->workersdonecv);
+
+	/* this run now lives in the shared fileset */
+	tuplesort_end(bs->sort);
+	bs->sort = NULL;
+	ExecDropSingleTupleTableSlot(bs->slot);
+	bs->slot = NULL;
+}
+
+/* Launch workers; NULL when none could be had (the caller goes serial). */
+static IvfLeader *
+parallel_begin(IvfBuildState *bs, int request)
+{
+	ParallelContext *pcxt;
+	Snapshot	snapshot;
+	Size		estshared;
+	Size		estsort;
+	Size		centroid_bytes = (Size) bs->nlists * bs->dims * sizeof(float);
+	IvfShared  *shared;
+	Sharedsort *sharedsort;
+	float	   *centroids;
+	IvfLeader  *leader;
+	int			nparticipants = request + 1;	/* the leader takes part */
+	int			querylen = 0;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("ivf", "ivf_parallel_build_main", request);
+
+	/* as in the serial scan: SnapshotAny, or an MVCC one for CONCURRENTLY */
+	if (!bs->indexInfo->ii_Concurrent)
+		snapshot = SnapshotAny;
+	else
+		snapshot = RegisterSnapshot(GetTransactionSnapshot());
+
+	estshared = add_size(BUFFERALIGN(sizeof(IvfShared)),
+						 table_parallelscan_estimate(bs->heap, snapshot));
+	shm_toc_estimate_chunk(&pcxt->estimator, estshared);
+	estsort = tuplesort_estimate_shared(nparticipants);
+	shm_toc_estimate_chunk(&pcxt->estimator, estsort);
+	shm_toc_estimate_chunk(&pcxt->estimator, centroid_bytes);
+	shm_toc_estimate_chunk(&pcxt->estimator,
+						   mul_size(sizeof(WalUsage), pcxt->nworkers));
+	shm_toc_estimate_chunk(&pcxt->estimator,
+						   mul_size(sizeof(BufferUsage), pcxt->nworkers));
+	shm_toc_estimate_keys(&pcxt->estimator, 5);
+	if (debug_query_string)
+	{
+		querylen = strlen(debug_query_string);
+		shm_toc_estimate_chunk(&pcxt->estimator, querylen + 1);
+		shm_toc_estimate_keys(&pcxt->estimator, 1);
+	}
+
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		if (IsMVCCSnapshot(snapshot))
+			UnregisterSnapshot(snapshot);
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return NULL;
+	}
+
+	shared = shm_toc_allocate(pcxt->toc, estshared);
+	shared->heaprelid = RelationGetRelid(bs->heap);
+	shared->indexrelid = RelationGetRelid(bs->index);
+	shared->isconcurrent = bs->indexInfo->ii_Concurrent;
+	shared->ordered = bs->ordered;
+	shared->nlists = bs->nlists;
+	shared->dims = bs->dims;
+	shared->nparticipants = nparticipants;
+	shared->sortmem = sort_mem_kb(mwm_bytes() / nparticipants,
+								  assign_fixed_bytes(bs->nlists, bs->dims));
+	ConditionVariableInit(&shared->workersdonecv);
+	SpinLockInit(&shared->mutex);
+	shared->nparticipantsdone = 0;
+	shared->indtuples = 0;
+	table_parallelscan_initialize(bs->heap, ParallelTableScanFromIvfShared(shared),
+								  snapshot);
+
+	sharedsort = shm_toc_allocate(pcxt->toc, estsort);
+	tuplesort_initialize_shared(sharedsort, nparticipants, pcxt->seg);
+
+	centroids = shm_toc_allocate(pcxt->toc, centroid_bytes);
+	memcpy(centroids, bs->centroids, centroid_bytes);
+
+	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_SHARED, shared);
+	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_TUPLESORT, sharedsort);
+	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_CENTROIDS, centroids);
+	if (debug_query_string)
+	{
+		char	   *sharedquery = shm_toc_allocate(pcxt->toc, querylen + 1);
+
+		memcpy(sharedquery, debug_query_string, querylen + 1);
+		shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_QUERY_TEXT, sharedquery);
+	}
+
+	leader = palloc0(sizeof(IvfLeader));
+	leader->walusage = shm_toc_allocate(pcxt->toc,
+										mul_size(sizeof(WalUsage), pcxt->nworkers));
+	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_WAL_USAGE, leader->walusage);
+	leader->bufferusage = shm_toc_allocate(pcxt->toc,
+										   mul_size(sizeof(BufferUsage), pcxt->nworkers));
+	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_BUFFER_USAGE, leader->bufferusage);
+
+	LaunchParallelWorkers(pcxt);
+	leader->pcxt = pcxt;
+	leader->shared = shared;
+	leader->sharedsort = sharedsort;
+	leader->snapshot = snapshot;
+	leader->nparticipants = pcxt->nworkers_launched + 1;
+	if (pcxt->nworkers_launched == 0)
+	{
+		/* nothing was built yet: tear down and let the caller go serial */
+		WaitForParallelWorkersToFinish(pcxt);
+		if (IsMVCCSnapshot(snapshot))
+			UnregisterSnapshot(snapshot);
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return NULL;
+	}
+
+	/* fewer workers than planned: the per-participant sorts stay as sized */
+	shared->nparticipants = leader->nparticipants;
+	WaitForParallelWorkersToAttach(pcxt);
+	return leader;
+}
+
+static void
+parallel_end(IvfLeader *leader)
+{
+	int			i;
+
+	WaitForParallelWorkersToFinish(leader->pcxt);
+	for (i = 0; i < leader->pcxt->nworkers_launched; i++)
+		InstrAccumParallelQuery(&leader->bufferusage[i], &leader->walusage[i]);
+	if (IsMVCCSnapshot(leader->snapshot))
+		UnregisterSnapshot(leader->snapshot);
+	DestroyParallelContext(leader->pcxt);
+	ExitParallelMode();
+}
+
+/*
+ * Phase 3: assign every row to its list and sort by (list, residual, tid),
+ * in parallel when workers can be had.  Leaves bs->sort sorted and ready
+ * to read, and bs->indtuples set.
+ */
+static void
+assign_and_sort(IvfBuildState *bs)
+{
+	int			request = parallel_workers(bs->heap, bs->index, bs->indexInfo,
+										   bs->nlists, bs->dims);
+	IvfLeader  *leader = NULL;
+	Size		fixed = assign_fixed_bytes(bs->nlists, bs->dims);
+
+	if (request > 0)
+		leader = parallel_begin(bs, request);
+
+	if (leader == NULL)
+	{
+		assign_begin(bs, sort_mem_kb(mwm_bytes(), fixed), NULL);
+		(void) table_index_build_scan(bs->heap, bs->index, bs->indexInfo,
+									  false, true, assign_callback, bs, NULL);
+		flush_batch(bs);
+		tuplesort_performsort(bs->sort);
+		return;
+	}
+
+	ereport(DEBUG1,
+			(errmsg_internal("ivfflat index \"%s\": assignment pass with %d parallel workers",
+							 RelationGetRelationName(bs->index),
+							 leader->pcxt->nworkers_launched)));
+
+	/* the leader scans its share too, reporting the scan's progress */
+	{
+		IvfBuildState part = *bs;
+
+		part.indtuples = 0;
+		part.nbatch = 0;
+		part.tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
+											"ivfflat build tuple",
+											ALLOCSET_DEFAULT_SIZES);
+		parallel_scan_and_sort(&part, leader->shared, leader->sharedsort, true);
+		pfree(part.batch);
+		pfree(part.assign_ws);
+	}
+
+	/* wait for every participant's run */
+	for (;;)
+	{
+		SpinLockAcquire(&leader->shared->mutex);
+		if (leader->shared->nparticipantsdone == leader->nparticipants)
+		{
+			bs->indtuples = leader->shared->indtuples;
+			SpinLockRelease(&leader->shared->mutex);
+			break;
+		}
+		SpinLockRelease(&leader->shared->mutex);
+		ConditionVariableSleep(&leader->shared->workersdonecv,
+							   WAIT_EVENT_PARALLEL_CREATE_INDEX_SCAN);
+	}
+	ConditionVariableCancelSleep();
+
+	/* the leader's sort merges the runs */
+	{
+		SortCoordinate coordinate = palloc0(sizeof(SortCoordinateData));
+
+		coordinate->isWorker = false;
+		coordinate->nParticipants = leader->nparticipants;
+		coordinate->sharedsort = leader->sharedsort;
+		assign_begin(bs, sort_mem_kb(mwm_bytes(), fixed), coordinate);
+		tuplesort_performsort(bs->sort);
+	}
+
+	/*
+	 * Workers are done with the shared state; the sort's fileset belongs to
+	 * the DSM segment, so the context stays until the runs are read: see
+	 * ivf_build, which ends it after writing the lists.
+	 */
+	bs->leader = leader;
+}
+
+/*
+ * Entry point of a parallel worker of the assignment pass (found by name
+ * through CreateParallelContext).
+ */
+void
+ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc)
+{
+	IvfShared  *shared;
+	Sharedsort *sharedsort;
+	char	   *sharedquery;
+	LOCKMODE	heapLockmode;
+	LOCKMODE	indexLockmode;
+	IvfBuildState bs;
+	WalUsage   *walusage;
+	BufferUsage *bufferusage;
+
+	sharedquery = shm_toc_lookup(toc, IVF_PARALLEL_KEY_QUERY_TEXT, true);
+	debug_query_string = sharedquery;
+	pgstat_report_activity(STATE_RUNNING, debug_query_string);
+
+	shared = shm_toc_lookup(toc, IVF_PARALLEL_KEY_SHARED, false);
+	/* the leader's locks, which the lock group lets us share */
+	if (!shared->isconcurrent)
+	{
+		heapLockmode = ShareLock;
+		indexLockmode = AccessExclusiveLock;
+	}
+	else
+	{
+		heapLockmode = ShareUpdateExclusiveLock;
+		indexLockmode = RowExclusiveLock;
+	}
+
+	memset(&bs, 0, sizeof(bs));
+	bs.heap = table_open(shared->heaprelid, heapLockmode);
+	bs.index = index_open(shared->indexrelid, indexLockmode);
+	bs.indexInfo = BuildIndexInfo(bs.index);
+	bs.indexInfo->ii_Concurrent = shared->isconcurrent;
+	bs.metric = ivf_index_metric(bs.index);
+	bs.dims = shared->dims;
+	ivf_geometry(bs.dims, &bs.geo);
+	bs.nlists = shared->nlists;
+	bs.ordered = shared->ordered;
+	bs.centroids = shm_toc_lookup(toc, IVF_PARALLEL_KEY_CENTROIDS, false);
+	bs.centroid_norms = palloc(sizeof(float) * bs.nlists);
+	ivf_kernels.norm_sq_block(bs.centroids, bs.nlists, bs.dims, bs.centroid_norms);
+	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "ivfflat build tuple",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	sharedsort = shm_toc_lookup(toc, IVF_PARALLEL_KEY_TUPLESORT, false);
+	tuplesort_attach_shared(sharedsort, seg);
+
+	InstrStartParallelQuery();
+	parallel_scan_and_sort(&bs, shared, sharedsort, false);
+	bufferusage = shm_toc_lookup(toc, IVF_PARALLEL_KEY_BUFFER_USAGE, false);
+	walusage = shm_toc_lookup(toc, IVF_PARALLEL_KEY_WAL_USAGE, false);
+	InstrEndParallelQuery(&bufferusage[ParallelWorkerNumber],
+						  &walusage[ParallelWorkerNumber]);
+
+	index_close(bs.index, indexLockmode);
+	table_close(bs.heap, heapLockmode);
+}
+
 IndexBuildResult *
 ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 {
@@ -563,7 +1027,9 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	uint32		k;
 	Size		dbytes;
 	BlockNumber nblocks;
+	instr_time	t;
 
+	INSTR_TIME_SET_CURRENT(t);
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data",
 			 RelationGetRelationName(index));
@@ -597,7 +1063,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
 		est_lists = lists_for_rows(tuples);
 	}
-	bs.max_samples = Max((Size) IVF_SAMPLE_PER_LIST * est_lists, IVF_MIN_SAMPLE);
+	bs.max_samples = Max((Size) ivf_kmeans_points_per_list * est_lists, IVF_MIN_SAMPLE);
 	{
 		/* centroids, their norms and the k-means workspace come first */
 		Size		fixed = (Size) est_lists * (dbytes + sizeof(float)) +
@@ -614,6 +1080,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.samples = MemoryContextAllocHuge(buildCtx, bs.max_samples * dbytes);
 	(void) table_index_build_scan(heap, index, indexInfo, false, true,
 								  sample_callback, &bs, NULL);
+	phase_done(index, "sampling", &t);
 
 	/* ---- 2. k-means ---- */
 	if (opts->lists > 0)
@@ -691,6 +1158,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 				 bs.nsamples, k);
 		pfree(ws);
 	}
+	phase_done(index, "k-means", &t);
 	meta.ntrain = bs.nsamples;
 	pfree(bs.samples);
 	bs.samples = NULL;
@@ -700,41 +1168,13 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	/* ---- 3. assign and sort ---- */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_ASSIGN);
-	bs.centroid_norms = palloc(sizeof(float) * k);
-	ivf_kernels.norm_sq_block(bs.centroids, k, bs.dims, bs.centroid_norms);
-	bs.assign_ws = MemoryContextAllocHuge(buildCtx,
-										  ivf_assign_workspace_bytes(k, bs.dims));
-	bs.batch_max = Max(1, Min(4096, (16 * 1024 * 1024) / dbytes));
-	bs.batch = MemoryContextAllocHuge(buildCtx, bs.batch_max * dbytes);
-	bs.batch_tids = palloc(sizeof(ItemPointerData) * bs.batch_max);
-	bs.batch_lists = palloc(sizeof(int32) * bs.batch_max);
-	bs.batch_dist = palloc(sizeof(float) * bs.batch_max);
 	bs.ordered = (opts->list_ordering == IVF_ORDER_RESIDUAL);
 	if (bs.ordered)
 		meta.flags |= IVF_META_ORDERED;
-	{
-		AttrNumber	attnums[3] = {1, 2, 3};
-		Oid			sortops[3] = {Int4LessOperator, IVF_FLOAT4_LT_OPERATOR, TIDLessOperator};
-		Oid			colls[3] = {InvalidOid, InvalidOid, InvalidOid};
-		bool		nullsfirst[3] = {false, false, false};
-		Size		used = (Size) k * (dbytes + sizeof(float)) +
-		ivf_assign_workspace_bytes(k, bs.dims) + bs.batch_max * dbytes;
-		int			sortmem = (int) Max(1024, ((mwm_bytes() > used) ? mwm_bytes() - used : 0) / 1024);
-
-		bs.sortdesc = CreateTemplateTupleDesc(4);
-		TupleDescInitEntry(bs.sortdesc, 1, "list", INT4OID, -1, 0);
-		TupleDescInitEntry(bs.sortdesc, 2, "residual", FLOAT4OID, -1, 0);
-		TupleDescInitEntry(bs.sortdesc, 3, "tid", TIDOID, -1, 0);
-		TupleDescInitEntry(bs.sortdesc, 4, "vector", BYTEAOID, -1, 0);
-		bs.sort = tuplesort_begin_heap(bs.sortdesc, 3, attnums, sortops, colls,
-									   nullsfirst, sortmem, NULL,
-									   IVF_TUPLESORT_NONE);
-		bs.slot = MakeSingleTupleTableSlot(bs.sortdesc, &TTSOpsVirtual);
-	}
-	(void) table_index_build_scan(heap, index, indexInfo, false, true,
-								  assign_callback, &bs, NULL);
-	flush_batch(&bs);
-	tuplesort_performsort(bs.sort);
+	bs.centroid_norms = palloc(sizeof(float) * k);
+	ivf_kernels.norm_sq_block(bs.centroids, k, bs.dims, bs.centroid_norms);
+	assign_and_sort(&bs);
+	phase_done(index, "assignment and sort", &t);
 
 	/* ---- 4. write ---- */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_WRITE);
@@ -758,10 +1198,16 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	write_directory(index, &meta, &bs.geo, dir);
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);
+	if (bs.leader)
+		parallel_end(bs.leader);
+	phase_done(index, "writing the lists", &t);
 
 	nblocks = RelationGetNumberOfBlocks(index);
 	if (RelationNeedsWAL(index))
+	{
 		log_newpage_range(index, MAIN_FORKNUM, 0, nblocks, true);
+		phase_done(index, "WAL-logging the pages", &t);
+	}
 
 	MemoryContextSwitchTo(old);
 

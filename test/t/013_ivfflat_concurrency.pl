@@ -9,8 +9,9 @@
 #   t_holes  built from 4 distinct vectors with 16 lists, so most lists are
 #            empty at build: first groups of many lists created concurrently
 #   t_wide   3000 dims: two-page groups
-#   t_cic    indexes built with CREATE INDEX CONCURRENTLY and REINDEX
-#            CONCURRENTLY while clients write, then a parallel VACUUM
+#   t_cic    indexes built with CREATE INDEX CONCURRENTLY (one with a
+#            parallel assignment pass) and REINDEX CONCURRENTLY while
+#            clients write, then a parallel VACUUM
 #
 # Phase 1 rebuilds t_empty and t_holes several times and lets 8 clients hit
 # the fresh indexes with inserts that check their own row is found through
@@ -322,10 +323,17 @@ my $dml = start_pgbench_here(
 	},
 	180);
 sleep(1);
+# the cosine index's assignment pass runs in parallel workers
 $node->safe_psql('postgres',
 	'CREATE INDEX CONCURRENTLY t_cic_idx ON t_cic USING ivfflat (v vector_l2_ops) WITH (lists = 20)');
-$node->safe_psql('postgres',
-	'CREATE INDEX CONCURRENTLY t_cic_cos ON t_cic USING ivfflat (v vector_cosine_ops) WITH (lists = 20)');
+my ($crc, $cout, $cerr) = $node->psql('postgres',
+	'ALTER TABLE t_cic SET (parallel_workers = 2); '
+	  . 'SET max_parallel_maintenance_workers = 2; SET client_min_messages = debug1; '
+	  . 'CREATE INDEX CONCURRENTLY t_cic_cos ON t_cic USING ivfflat (v vector_cosine_ops) WITH (lists = 20)');
+is($crc, 0, 'phase 3: parallel CREATE INDEX CONCURRENTLY under load succeeds')
+  or diag($cerr);
+like($cerr, qr/assignment pass with [12] parallel workers/,
+	'phase 3: the build assigned rows in parallel workers');
 $node->safe_psql('postgres', 'REINDEX INDEX CONCURRENTLY t_cic_idx');
 my ($vrc, $vout, $verr) = $node->psql('postgres',
 	'SET min_parallel_index_scan_size = 0; VACUUM (PARALLEL 2, VERBOSE, INDEX_CLEANUP ON) t_cic');
