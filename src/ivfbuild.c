@@ -657,14 +657,13 @@ sort_mem_kb(Size bytes, Size fixed)
  * tuplesort (serial, or a worker's part of a coordinated one).  The
  * centroids and their norms are in bs already.
  */
+static void sort_begin(IvfBuildState *bs, int sortmem,
+					   SortCoordinate coordinate);
+
 static void
 assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
 {
 	Size		dbytes = sizeof(float) * bs->dims;
-	AttrNumber	attnums[3] = {1, 2, 3};
-	Oid			sortops[3] = {Int4LessOperator, IVF_FLOAT4_LT_OPERATOR, TIDLessOperator};
-	Oid			colls[3] = {InvalidOid, InvalidOid, InvalidOid};
-	bool		nullsfirst[3] = {false, false, false};
 
 	bs->assign_ws = MemoryContextAllocHuge(CurrentMemoryContext,
 										   ivf_assign_workspace_bytes(bs->nlists, bs->dims));
@@ -673,6 +672,17 @@ assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
 	bs->batch_tids = palloc(sizeof(ItemPointerData) * bs->batch_max);
 	bs->batch_lists = palloc(sizeof(int32) * bs->batch_max);
 	bs->batch_dist = palloc(sizeof(float) * bs->batch_max);
+	sort_begin(bs, sortmem, coordinate);
+}
+
+/* the (list, residual, tid, vector) tuplesort and its input slot */
+static void
+sort_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
+{
+	AttrNumber	attnums[3] = {1, 2, 3};
+	Oid			sortops[3] = {Int4LessOperator, IVF_FLOAT4_LT_OPERATOR, TIDLessOperator};
+	Oid			colls[3] = {InvalidOid, InvalidOid, InvalidOid};
+	bool		nullsfirst[3] = {false, false, false};
 
 	bs->sortdesc = CreateTemplateTupleDesc(4);
 	TupleDescInitEntry(bs->sortdesc, 1, "list", INT4OID, -1, 0);
@@ -951,7 +961,7 @@ assign_and_sort(IvfBuildState *bs)
 		coordinate->isWorker = false;
 		coordinate->nParticipants = leader->nparticipants;
 		coordinate->sharedsort = leader->sharedsort;
-		assign_begin(bs, sort_mem_kb(mwm_bytes(), fixed), coordinate);
+		sort_begin(bs, sort_mem_kb(mwm_bytes(), 0), coordinate);
 		tuplesort_performsort(bs->sort);
 	}
 
