@@ -129,7 +129,6 @@ typedef struct IvfShared
 	bool		ordered;
 	uint32		nlists;
 	uint32		dims;
-	int			nparticipants;	/* tuplesorts: workers + leader */
 	int			sortmem;		/* kB per participant */
 
 	ConditionVariable workersdonecv;
@@ -634,6 +633,13 @@ phase_done(Relation index, const char *phase, instr_time *start)
 
 /* ---------------------------------------------------- phase 3 helpers */
 
+/* vectors assigned per GEMM batch: up to 4096, within 16 MB */
+static Size
+assign_batch_rows(uint32 dims)
+{
+	return Max(1, Min(4096, (16 * 1024 * 1024) / (sizeof(float) * dims)));
+}
+
 /* memory of one participant's assignment pass besides its sort */
 static Size
 assign_fixed_bytes(uint32 nlists, uint32 dims)
@@ -642,7 +648,7 @@ assign_fixed_bytes(uint32 nlists, uint32 dims)
 
 	return (Size) nlists * (dbytes + sizeof(float)) +
 		ivf_assign_workspace_bytes(nlists, dims) +
-		(Size) Max(1, Min(4096, (16 * 1024 * 1024) / dbytes)) * dbytes;
+		assign_batch_rows(dims) * dbytes;
 }
 
 /* work_mem (kB) for a sort that shares 'bytes' with the assignment pass */
@@ -650,29 +656,6 @@ static int
 sort_mem_kb(Size bytes, Size fixed)
 {
 	return (int) Max(1024, ((bytes > fixed) ? bytes - fixed : 0) / 1024);
-}
-
-/*
- * Set up one participant's assignment: GEMM workspace, batch buffers and a
- * tuplesort (serial, or a worker's part of a coordinated one).  The
- * centroids and their norms are in bs already.
- */
-static void sort_begin(IvfBuildState *bs, int sortmem,
-					   SortCoordinate coordinate);
-
-static void
-assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
-{
-	Size		dbytes = sizeof(float) * bs->dims;
-
-	bs->assign_ws = MemoryContextAllocHuge(CurrentMemoryContext,
-										   ivf_assign_workspace_bytes(bs->nlists, bs->dims));
-	bs->batch_max = Max(1, Min(4096, (16 * 1024 * 1024) / dbytes));
-	bs->batch = MemoryContextAllocHuge(CurrentMemoryContext, bs->batch_max * dbytes);
-	bs->batch_tids = palloc(sizeof(ItemPointerData) * bs->batch_max);
-	bs->batch_lists = palloc(sizeof(int32) * bs->batch_max);
-	bs->batch_dist = palloc(sizeof(float) * bs->batch_max);
-	sort_begin(bs, sortmem, coordinate);
 }
 
 /* the (list, residual, tid, vector) tuplesort and its input slot */
@@ -693,6 +676,26 @@ sort_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
 									nullsfirst, sortmem, coordinate,
 									IVF_TUPLESORT_NONE);
 	bs->slot = MakeSingleTupleTableSlot(bs->sortdesc, &TTSOpsVirtual);
+}
+
+/*
+ * Set up one participant's assignment: GEMM workspace, batch buffers and a
+ * tuplesort (serial, or a worker's part of a coordinated one).  The
+ * centroids and their norms are in bs already.
+ */
+static void
+assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
+{
+	Size		dbytes = sizeof(float) * bs->dims;
+
+	bs->assign_ws = MemoryContextAllocHuge(CurrentMemoryContext,
+										   ivf_assign_workspace_bytes(bs->nlists, bs->dims));
+	bs->batch_max = assign_batch_rows(bs->dims);
+	bs->batch = MemoryContextAllocHuge(CurrentMemoryContext, bs->batch_max * dbytes);
+	bs->batch_tids = palloc(sizeof(ItemPointerData) * bs->batch_max);
+	bs->batch_lists = palloc(sizeof(int32) * bs->batch_max);
+	bs->batch_dist = palloc(sizeof(float) * bs->batch_max);
+	sort_begin(bs, sortmem, coordinate);
 }
 
 /*
@@ -761,6 +764,20 @@ parallel_scan_and_sort(IvfBuildState *bs, IvfShared *shared,
 	bs->slot = NULL;
 }
 
+static void
+parallel_end(IvfLeader *leader)
+{
+	int			i;
+
+	WaitForParallelWorkersToFinish(leader->pcxt);
+	for (i = 0; i < leader->pcxt->nworkers_launched; i++)
+		InstrAccumParallelQuery(&leader->bufferusage[i], &leader->walusage[i]);
+	if (IsMVCCSnapshot(leader->snapshot))
+		UnregisterSnapshot(leader->snapshot);
+	DestroyParallelContext(leader->pcxt);
+	ExitParallelMode();
+}
+
 /* Launch workers; NULL when none could be had (the caller goes serial). */
 static IvfLeader *
 parallel_begin(IvfBuildState *bs, int request)
@@ -821,7 +838,6 @@ parallel_begin(IvfBuildState *bs, int request)
 	shared->ordered = bs->ordered;
 	shared->nlists = bs->nlists;
 	shared->dims = bs->dims;
-	shared->nparticipants = nparticipants;
 	shared->sortmem = sort_mem_kb(mwm_bytes() / nparticipants,
 								  assign_fixed_bytes(bs->nlists, bs->dims));
 	ConditionVariableInit(&shared->workersdonecv);
@@ -865,32 +881,12 @@ parallel_begin(IvfBuildState *bs, int request)
 	if (pcxt->nworkers_launched == 0)
 	{
 		/* nothing was built yet: tear down and let the caller go serial */
-		WaitForParallelWorkersToFinish(pcxt);
-		if (IsMVCCSnapshot(snapshot))
-			UnregisterSnapshot(snapshot);
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
+		parallel_end(leader);
 		return NULL;
 	}
 
-	/* fewer workers than planned: the per-participant sorts stay as sized */
-	shared->nparticipants = leader->nparticipants;
 	WaitForParallelWorkersToAttach(pcxt);
 	return leader;
-}
-
-static void
-parallel_end(IvfLeader *leader)
-{
-	int			i;
-
-	WaitForParallelWorkersToFinish(leader->pcxt);
-	for (i = 0; i < leader->pcxt->nworkers_launched; i++)
-		InstrAccumParallelQuery(&leader->bufferusage[i], &leader->walusage[i]);
-	if (IsMVCCSnapshot(leader->snapshot))
-		UnregisterSnapshot(leader->snapshot);
-	DestroyParallelContext(leader->pcxt);
-	ExitParallelMode();
 }
 
 /*
@@ -1013,7 +1009,6 @@ ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 	bs.indexInfo->ii_Concurrent = shared->isconcurrent;
 	bs.metric = ivf_index_metric(bs.index);
 	bs.dims = shared->dims;
-	ivf_geometry(bs.dims, &bs.geo);
 	bs.nlists = shared->nlists;
 	bs.ordered = shared->ordered;
 	bs.centroids = shm_toc_lookup(toc, IVF_PARALLEL_KEY_CENTROIDS, false);

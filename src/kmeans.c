@@ -12,7 +12,6 @@
  */
 #include "kmeans.h"
 #include "distance.h"
-#include "simd_baseline.h"
 
 #include <float.h>
 #include <limits.h>
@@ -775,7 +774,12 @@ kmeans_update(const float *x, size_t n, size_t d, size_t k, KmeansWs *w,
 		}
 		memset(w->acc, 0, d * sizeof(double));
 		for (i = start; i < end; i++)
-			ivf_accumulate_f64(w->acc, x + (size_t) perm[i] * d, d);
+		{
+			const float *xi = x + (size_t) perm[i] * d;
+
+			for (t = 0; t < d; t++)
+				w->acc[t] += (double) xi[t];
+		}
 		for (t = 0; t < d; t++)
 			cj[t] = (float) (w->acc[t] / (double) (end - start));
 	}

@@ -10,8 +10,6 @@
 #ifndef IVF_SIMD_BASELINE_H
 #define IVF_SIMD_BASELINE_H
 
-#include <stddef.h>
-
 #if defined(__x86_64__)
 #include <emmintrin.h>
 #elif defined(__aarch64__)
@@ -40,43 +38,6 @@ ivf_any_le8(const float *p, float w)
 	return (p[0] <= w) | (p[1] <= w) | (p[2] <= w) | (p[3] <= w) |
 		(p[4] <= w) | (p[5] <= w) | (p[6] <= w) | (p[7] <= w);
 #endif
-}
-
-/*
- * acc[t] += (double) x[t] for t < d.  Each element is one independent
- * addition, so the vector version gives bit-identical sums; it exists
- * because with -fno-strict-aliasing the compiler cannot prove acc and x
- * apart and leaves the loop scalar (k-means' update step, 15% of a build).
- */
-static inline void
-ivf_accumulate_f64(double *acc, const float *x, size_t d)
-{
-	size_t		t = 0;
-
-#if defined(__x86_64__)
-	for (; t + 4 <= d; t += 4)
-	{
-		__m128		v = _mm_loadu_ps(x + t);
-
-		_mm_storeu_pd(acc + t, _mm_add_pd(_mm_loadu_pd(acc + t),
-										  _mm_cvtps_pd(v)));
-		_mm_storeu_pd(acc + t + 2,
-					  _mm_add_pd(_mm_loadu_pd(acc + t + 2),
-								 _mm_cvtps_pd(_mm_movehl_ps(v, v))));
-	}
-#elif defined(__aarch64__)
-	for (; t + 4 <= d; t += 4)
-	{
-		float32x4_t v = vld1q_f32(x + t);
-
-		vst1q_f64(acc + t, vaddq_f64(vld1q_f64(acc + t),
-									 vcvt_f64_f32(vget_low_f32(v))));
-		vst1q_f64(acc + t + 2, vaddq_f64(vld1q_f64(acc + t + 2),
-										 vcvt_high_f64_f32(v)));
-	}
-#endif
-	for (; t < d; t++)
-		acc[t] += (double) x[t];
 }
 
 #endif							/* IVF_SIMD_BASELINE_H */
