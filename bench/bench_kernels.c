@@ -7,6 +7,9 @@
  *	 - pair kernels l2sq / dot on vectors in L1,
  *	 - block kernels l2sq_block / dot_block on a ~512 kB block (fits in L2)
  *	   and on a 256 MB block (streams from DRAM),
+ *	 - at d = 128 and 784, the SQ8 block kernels sq8_l2_block /
+ *	   sq8_dot_block on 8-bit codes of the same number of rows (a quarter
+ *	   of the bytes), so their ns/row compares directly with l2sq_block,
  * then ivf_gemm_l2sq (256 queries x 65536 vectors x 128) and ivf_knn_l2sq
  * with 1 and with all BLAS threads.  Memory bandwidth is measured in the
  * same run (best-of-N memcpy of 512 MB and a read-only sum), single
@@ -19,8 +22,10 @@
  *			  human-readable table then goes to stderr)
  *
  * FLOP counts: l2sq 3 per element (sub, mul, add), dot 2 per element,
- * GEMM 2 * nq * nx * d.  GB/s counts bytes of vector data read (memcpy:
- * bytes copied, i.e. read once and written once).
+ * sq8_l2 4 (a - step * code, then squared and added), sq8_dot 2, GEMM
+ * 2 * nq * nx * d.  GB/s counts bytes of vector data read: floats, or for
+ * SQ8 one byte of code per element (memcpy: bytes copied, i.e. read once
+ * and written once).
  *
  *-------------------------------------------------------------------------
  */
@@ -215,17 +220,25 @@ typedef enum BenchKind
 	BK_L2SQ,
 	BK_DOT,
 	BK_L2SQ_BLOCK,
-	BK_DOT_BLOCK
+	BK_DOT_BLOCK,
+	BK_SQ8_L2_BLOCK,
+	BK_SQ8_DOT_BLOCK
 } BenchKind;
 
 static const char *const bench_kind_names[] = {
-	"l2sq", "dot", "l2sq_block", "dot_block"
+	"l2sq", "dot", "l2sq_block", "dot_block", "sq8_l2_block", "sq8_dot_block"
 };
 
-/* One call of the kernel under test; returns something to sink. */
+#define BK_IS_SQ8(kind) ((kind) == BK_SQ8_L2_BLOCK || (kind) == BK_SQ8_DOT_BLOCK)
+
+/*
+ * One call of the kernel under test; returns something to sink.  The SQ8
+ * kernels read codes, with q as a (or w) and the first d floats of x as
+ * step.
+ */
 static float
 run_once(const IvfKernels *k, BenchKind kind, const float *q, const float *x,
-		 size_t n, size_t d, float *out)
+		 const uint8_t *codes, size_t n, size_t d, float *out)
 {
 	switch (kind)
 	{
@@ -239,6 +252,12 @@ run_once(const IvfKernels *k, BenchKind kind, const float *q, const float *x,
 		case BK_DOT_BLOCK:
 			k->dot_block(q, x, n, d, out);
 			return out[n - 1];
+		case BK_SQ8_L2_BLOCK:
+			k->sq8_l2_block(q, x, codes, n, d, out);
+			return out[n - 1];
+		case BK_SQ8_DOT_BLOCK:
+			k->sq8_dot_block(q, codes, n, d, out);
+			return out[n - 1];
 	}
 	return 0.0f;
 }
@@ -246,7 +265,8 @@ run_once(const IvfKernels *k, BenchKind kind, const float *q, const float *x,
 /* Best-of-trials nanoseconds per call. */
 static double
 time_kernel(const IvfKernels *k, BenchKind kind, const float *q,
-			const float *x, size_t n, size_t d, float *out)
+			const float *x, const uint8_t *codes, size_t n, size_t d,
+			float *out)
 {
 	double		best = 1e30;
 	size_t		iters = 1;
@@ -262,7 +282,7 @@ time_kernel(const IvfKernels *k, BenchKind kind, const float *q,
 
 		t0 = now_sec();
 		for (i = 0; i < iters; i++)
-			acc += run_once(k, kind, q, x, n, d, out);
+			acc += run_once(k, kind, q, x, codes, n, d, out);
 		t = now_sec() - t0;
 		if (t >= opts.min_time || iters >= ((size_t) 1 << 30))
 			break;
@@ -275,7 +295,7 @@ time_kernel(const IvfKernels *k, BenchKind kind, const float *q,
 
 		t0 = now_sec();
 		for (i = 0; i < iters; i++)
-			acc += run_once(k, kind, q, x, n, d, out);
+			acc += run_once(k, kind, q, x, codes, n, d, out);
 		t = (now_sec() - t0) / iters;
 		if (t < best)
 			best = t;
@@ -286,19 +306,26 @@ time_kernel(const IvfKernels *k, BenchKind kind, const float *q,
 
 static void
 report_kernel(const IvfKernels *k, BenchKind kind, const char *where,
-			  const float *q, const float *x, size_t n, size_t d, float *out)
+			  const float *q, const float *x, const uint8_t *codes, size_t n,
+			  size_t d, float *out)
 {
-	double		ns = time_kernel(k, kind, q, x, n, d, out);
+	double		ns = time_kernel(k, kind, q, x, codes, n, d, out);
 	size_t		rows = (kind == BK_L2SQ || kind == BK_DOT) ? 1 : n;
 	double		flops = (double) rows * d *
-		((kind == BK_L2SQ || kind == BK_L2SQ_BLOCK) ? 3.0 : 2.0);
-	/* pair: both vectors; block: the block (the query stays in L1) */
+		(kind == BK_SQ8_L2_BLOCK ? 4.0 :
+		 (kind == BK_L2SQ || kind == BK_L2SQ_BLOCK) ? 3.0 : 2.0);
+
+	/*
+	 * pair: both vectors; block: the block (the query, and for SQ8 a/w and
+	 * step, stay in L1)
+	 */
 	double		bytes = (kind == BK_L2SQ || kind == BK_DOT) ?
-		2.0 * d * sizeof(float) : (double) n * d * sizeof(float);
+		2.0 * d * sizeof(float) :
+		(double) n * d * (BK_IS_SQ8(kind) ? 1 : sizeof(float));
 	double		gflops = flops / ns;
 	double		gbps = bytes / ns;
 
-	fprintf(opts.table, "  %-7s %-11s %5zu %-9s %8zu %13.1f %9.2f %8.2f %8.1f",
+	fprintf(opts.table, "  %-7s %-13s %5zu %-9s %8zu %13.1f %9.2f %8.2f %8.1f",
 			ivf_simd_level_name(k->level), bench_kind_names[kind], d, where,
 			rows, ns, ns / rows, gflops, gbps);
 	if (strcmp(where, "dram") == 0 && mem_read_gbps > 0)
@@ -317,16 +344,21 @@ bench_kernels(void)
 	float	   *big = xmalloc(big_bytes);
 	float	   *q = xmalloc(2048 * sizeof(float));
 	float	   *out = xmalloc((big_bytes / (128 * sizeof(float)) + 1) * sizeof(float));
+	/* SQ8 codes: as many rows as the float blocks, one byte per element */
+	uint8_t    *codes = xmalloc(big_bytes / sizeof(float));
 	int			lvl;
-	size_t		di;
+	size_t		di,
+				i;
 
 	fill_random(big, big_bytes / sizeof(float));
 	fill_random(q, 2048);
+	for (i = 0; i < big_bytes / sizeof(float); i++)
+		codes[i] = (uint8_t) (rng_float() * 256.0f);
 
 	fprintf(opts.table, "kernels: pair on L1-resident vectors; block = one query vs n vectors,\n"
 			"  'l2' block = %zu kB (fits in L2), 'dram' block = %zu MB\n",
 			l2_bytes >> 10, big_bytes >> 20);
-	fprintf(opts.table, "  %-7s %-11s %5s %-9s %8s %13s %9s %8s %8s\n",
+	fprintf(opts.table, "  %-7s %-13s %5s %-9s %8s %13s %9s %8s %8s\n",
 			"level", "kernel", "d", "data", "rows", "ns/call", "ns/row",
 			"GFLOP/s", "GB/s");
 	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
@@ -342,18 +374,29 @@ bench_kernels(void)
 			size_t		n_big = big_bytes / (d * sizeof(float));
 
 			/* pair kernels on the first vectors of the big buffer (in L1) */
-			report_kernel(&k, BK_L2SQ, "l1", q, big, 1, d, out);
-			report_kernel(&k, BK_DOT, "l1", q, big, 1, d, out);
-			report_kernel(&k, BK_L2SQ_BLOCK, "l2", q, big, n_l2, d, out);
-			report_kernel(&k, BK_DOT_BLOCK, "l2", q, big, n_l2, d, out);
-			report_kernel(&k, BK_L2SQ_BLOCK, "dram", q, big, n_big, d, out);
-			report_kernel(&k, BK_DOT_BLOCK, "dram", q, big, n_big, d, out);
+			report_kernel(&k, BK_L2SQ, "l1", q, big, NULL, 1, d, out);
+			report_kernel(&k, BK_DOT, "l1", q, big, NULL, 1, d, out);
+			report_kernel(&k, BK_L2SQ_BLOCK, "l2", q, big, NULL, n_l2, d, out);
+			report_kernel(&k, BK_DOT_BLOCK, "l2", q, big, NULL, n_l2, d, out);
+			if (d == 128 || d == 784)
+			{
+				report_kernel(&k, BK_SQ8_L2_BLOCK, "l2", q, big, codes, n_l2, d, out);
+				report_kernel(&k, BK_SQ8_DOT_BLOCK, "l2", q, big, codes, n_l2, d, out);
+			}
+			report_kernel(&k, BK_L2SQ_BLOCK, "dram", q, big, NULL, n_big, d, out);
+			report_kernel(&k, BK_DOT_BLOCK, "dram", q, big, NULL, n_big, d, out);
+			if (d == 128 || d == 784)
+			{
+				report_kernel(&k, BK_SQ8_L2_BLOCK, "dram", q, big, codes, n_big, d, out);
+				report_kernel(&k, BK_SQ8_DOT_BLOCK, "dram", q, big, codes, n_big, d, out);
+			}
 		}
 	}
 	fprintf(opts.table, "\n");
 	free(big);
 	free(q);
 	free(out);
+	free(codes);
 }
 
 /* ---------------------------------------------------------------------

@@ -311,7 +311,7 @@ CREATE FUNCTION ivf_index_info(index regclass,
 	OUT default_nprobe int, OUT seed bigint, OUT trained_on bigint,
 	OUT built_vectors bigint, OUT vectors bigint, OUT dead_slots bigint,
 	OUT empty_lists bigint, OUT largest_list bigint, OUT pages bigint,
-	OUT vectors_per_group int, OUT list_ordering text)
+	OUT vectors_per_group int, OUT list_ordering text, OUT prefilter bool)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 -- Batch search: the k nearest rows of every query, as an index scan would

@@ -171,6 +171,136 @@ ivf_ref_norm_sq_block(const float *x, size_t n, size_t d, float *out)
 		out[i] = ivf_ref_norm_sq(x + i * d, d);
 }
 
+void
+ivf_ref_sq8_l2_block(const float *a, const float *step, const uint8_t *codes,
+					 size_t n, size_t d, float *out)
+{
+	size_t		i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		const uint8_t *c = codes + i * d;
+		float		s = 0.0f;
+
+		for (j = 0; j < d; j++)
+		{
+			float		t = a[j] - step[j] * (float) c[j];
+
+			s += t * t;
+		}
+		out[i] = s;
+	}
+}
+
+void
+ivf_ref_sq8_dot_block(const float *w, const uint8_t *codes, size_t n,
+					  size_t d, float *out)
+{
+	size_t		i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		const uint8_t *c = codes + i * d;
+		float		s = 0.0f;
+
+		for (j = 0; j < d; j++)
+			s += w[j] * (float) c[j];
+		out[i] = s;
+	}
+}
+
+
+/* ---------------------------------------------------------------------
+ * 8-bit scalar quantizer: training and encoding (build / insert time,
+ * once per vector, so plain scalar code)
+ * ---------------------------------------------------------------------
+ */
+
+void
+ivf_sq8_train(const float *x, size_t n, size_t d, float *lo, float *step)
+{
+	size_t		i,
+				j;
+
+	if (n == 0)
+	{
+		/* not a valid call; leave a harmless all-zero quantizer */
+		for (j = 0; j < d; j++)
+			lo[j] = step[j] = 0.0f;
+		return;
+	}
+
+	/* step holds the running max until the end: no scratch memory needed */
+	for (j = 0; j < d; j++)
+		lo[j] = step[j] = x[j];
+	/* row by row, so x is read sequentially whatever n and d */
+	for (i = 1; i < n; i++)
+	{
+		const float *row = x + i * d;
+
+		for (j = 0; j < d; j++)
+		{
+			float		v = row[j];
+
+			if (v < lo[j])
+				lo[j] = v;
+			if (v > step[j])
+				step[j] = v;
+		}
+	}
+	/* in double: max - min of finite floats can overflow float */
+	for (j = 0; j < d; j++)
+		step[j] = (float) (((double) step[j] - (double) lo[j]) / 255.0);
+}
+
+float
+ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
+			   uint8_t *codes)
+{
+	double		err = 0.0;
+	float		e;
+	size_t		j;
+
+	for (j = 0; j < d; j++)
+	{
+		double		v = 0.0;
+		double		t;
+
+		if (step[j] != 0.0f)
+		{
+			/*
+			 * In double, r - lo cannot overflow; the quotient may still be
+			 * huge (tiny step), so clamp before rint and the conversion,
+			 * which would be undefined out of range.  !(v > 0) also sends a
+			 * NaN to code 0.
+			 */
+			v = ((double) r[j] - (double) lo[j]) / (double) step[j];
+			if (!(v > 0.0))
+				v = 0.0;
+			else if (v > 255.0)
+				v = 255.0;
+			v = rint(v);
+		}
+		codes[j] = (uint8_t) v;
+
+		/* rhat in double: step * code (24 x 8 bits) is exact there */
+		t = (double) r[j] - ((double) lo[j] + (double) step[j] * v);
+		err += t * t;
+	}
+
+	/*
+	 * Round up, not to nearest: the caller subtracts this from a distance
+	 * to get a lower bound, so it must not understate the error.
+	 */
+	err = sqrt(err);
+	e = (float) err;
+	if ((double) e < err)
+		e = nextafterf(e, INFINITY);
+	return e;
+}
+
 
 /* ---------------------------------------------------------------------
  * Dispatch
@@ -187,7 +317,9 @@ ivf_ref_norm_sq_block(const float *x, size_t n, size_t d, float *out)
 		ivf_ref_cosine_parts, \
 		ivf_ref_l2sq_block, \
 		ivf_ref_dot_block, \
-		ivf_ref_norm_sq_block \
+		ivf_ref_norm_sq_block, \
+		ivf_ref_sq8_l2_block, \
+		ivf_ref_sq8_dot_block \
 	}
 
 /* Scalar until ivf_kernels_init(), so no caller ever sees a NULL pointer. */

@@ -53,6 +53,22 @@ typedef struct IvfKernels
 	/* out[i] = |x_i|^2 for a block */
 	void		(*norm_sq_block) (const float *x, size_t n, size_t d,
 								  float *out);
+
+	/*
+	 * 8-bit codes: row i of a block is codes + i * d (bytes, no alignment).
+	 * sq8_l2_block:  out[i] = sum_j (a[j] - step[j] * codes[i*d + j])^2
+	 * sq8_dot_block: out[i] = sum_j w[j] * codes[i*d + j]
+	 *
+	 * With a = (q - c) - lo and codes from ivf_sq8_encode(x - c), sqrt of
+	 * sq8_l2_block is |q - c - rhat|, and |q - x| >= that minus the encode
+	 * error (triangle inequality): a cheap lower bound from 1 byte per
+	 * dimension.  Nothing past codes + n * d is read, whatever d.
+	 */
+	void		(*sq8_l2_block) (const float *a, const float *step,
+								 const uint8_t *codes, size_t n, size_t d,
+								 float *out);
+	void		(*sq8_dot_block) (const float *w, const uint8_t *codes,
+								  size_t n, size_t d, float *out);
 } IvfKernels;
 
 /* The active table; valid after ivf_kernels_init(). */
@@ -91,6 +107,29 @@ extern void ivf_ref_dot_block(const float *q, const float *x, size_t n,
 							  size_t d, float *out);
 extern void ivf_ref_norm_sq_block(const float *x, size_t n, size_t d,
 								  float *out);
+extern void ivf_ref_sq8_l2_block(const float *a, const float *step,
+								 const uint8_t *codes, size_t n, size_t d,
+								 float *out);
+extern void ivf_ref_sq8_dot_block(const float *w, const uint8_t *codes,
+								  size_t n, size_t d, float *out);
+
+/*
+ * 8-bit scalar quantizer (SQ8), plain scalar code (build / insert time, not
+ * dispatched).
+ *
+ * ivf_sq8_train: per-dimension min (lo) and step = (max - min) / 255 over the
+ * n rows of x (n >= 1); step is 0 for a constant dimension.
+ *
+ * ivf_sq8_encode: codes[j] = clamp(rint((r[j] - lo[j]) / step[j]), 0, 255)
+ * (0 when step[j] == 0).  Returns |r - rhat|, rhat[j] = lo[j] + step[j] *
+ * codes[j], accumulated in double and rounded up to float: callers use it as
+ * the quantization error in a triangle-inequality bound, so it must not come
+ * out smaller than the true error.
+ */
+extern void ivf_sq8_train(const float *x, size_t n, size_t d, float *lo,
+						  float *step);
+extern float ivf_sq8_encode(const float *r, const float *lo, const float *step,
+							size_t d, uint8_t *codes);
 
 /*
  * Batched kernels through BLAS (cblas_sgemm), blocked so temporary memory is

@@ -300,6 +300,15 @@ ivf_kernels_fill_neon(IvfKernels *k)
 	k->l2sq_block = l2sq_block_neon;
 	k->dot_block = dot_block_neon;
 	k->norm_sq_block = norm_sq_block_neon;
+
+	/*
+	 * SQ8: the scalar references for now.  A NEON version (vmovl_u8 /
+	 * vmovl_u16 / vcvtq_f32_u32) is straightforward, but there is no ARM
+	 * machine to test it on, and an untested kernel feeding a lower bound
+	 * could silently drop true neighbours.
+	 */
+	k->sq8_l2_block = ivf_ref_sq8_l2_block;
+	k->sq8_dot_block = ivf_ref_sq8_dot_block;
 }
 
 #else

@@ -39,6 +39,7 @@ int			ivf_kmeans_points_per_list = 128;
 
 /* search knobs (see ivfflat.h); the iterative ones also have pgvector aliases */
 int			ivf_max_codes = 0;
+int			ivf_prefilter_k = 10;
 int			ivf_profile = IVF_PROFILE_EXACT;
 int			ivf_candidate_budget = 0;
 int			ivf_budget_strategy = IVF_BUDGET_UNIFORM;
@@ -310,6 +311,15 @@ _PG_init(void)
 							"Lists are taken nearest first; the list that crosses the limit is cut exactly, as in Faiss.",
 							&ivf_max_codes,
 							0, 0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ivf.prefilter_k",
+							"Rows an ivfflat scan reads in full while scanning, when the index has codes (0: read every row).",
+							"With the prefilter option, a scan reads a row's vector only when the bound from its code may put it among the nearest prefilter_k found so far; rows needed beyond those are read when the query asks for them.  Results are the same for every value; set it near the query's LIMIT.",
+							&ivf_prefilter_k,
+							10, 0, 100000,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

@@ -283,7 +283,8 @@ ivf_search(PG_FUNCTION_ARGS)
 				if (BlockNumberIsValid(e.head))
 					(void) ivf_scan_list(index, &g, metric, e.head, l,
 										 queries + (Size) qi * meta.dims,
-										 limits[(Size) qi * nprobe + i], &cands);
+										 limits[(Size) qi * nprobe + i], NULL,
+										 &cands);
 			}
 			m = ivf_select_smallest(cands.dist, cands.id, cands.n, (size_t) k);
 			ivf_topk_push_block_ids(&heaps[qi], cands.dist, cands.id, m);

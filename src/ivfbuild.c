@@ -87,8 +87,10 @@ typedef struct IvfBuildState
 
 	/* assignment */
 	uint32		nlists;
-	float	   *centroids;
+	float	   *centroids;		/* nlists rows, then lo and step with codes */
 	float	   *centroid_norms;
+	float	   *sq8_lo;			/* codes: quantizer rows, else NULL */
+	float	   *sq8_step;
 	void	   *assign_ws;
 	size_t		batch_max;
 	size_t		nbatch;
@@ -334,7 +336,7 @@ write_fixed_pages(Relation index, ForkNumber fork, const IvfGeometry *g,
 				  IvfMetaPageData *meta, const float *centroids)
 {
 	Buffer		metabuf;
-	Size		total = (Size) meta->nlists * meta->dims;
+	Size		total = ivf_centroid_rows(meta) * meta->dims;
 	Size		done = 0;
 	uint32		list = 0;
 	uint32		i;
@@ -448,13 +450,20 @@ group_end(const IvfGeometry *g, GroupWriter *w, BlockNumber next)
 }
 
 static void
-group_add(const IvfGeometry *g, GroupWriter *w, const float *vec,
-		  ItemPointer tid)
+group_add(const IvfBuildState *bs, GroupWriter *w, uint32 list,
+		  const float *vec, ItemPointer tid, float *scratch)
 {
+	const IvfGeometry *g = &bs->geo;
 	Page		page = GROUP_PAGE(w, 0);
 	IvfPageOpaque opaque = IvfPageGetOpaque(page);
 	uint32		slot = opaque->nvec;
 	uint32		s;
+
+	if (g->codes)
+		ivf_head_errs(page, g)[slot] =
+			ivf_encode_vector(vec, bs->centroids + (Size) list * g->dims,
+							  bs->sq8_lo, bs->sq8_step, g->dims, scratch,
+							  ivf_head_codes(page, g) + (Size) slot * g->dims);
 
 	memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims, vec,
 		   ivf_seg_dims(g, 0) * sizeof(float));
@@ -485,6 +494,7 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 	GroupWriter nw;
 	int64		cur = -1;
 	double		written = 0;
+	float	   *scratch = palloc(sizeof(float) * g->dims);
 
 	/* two sets of page images: the group being finished and the next */
 	w.pages = palloc((Size) g->nsegments * BLCKSZ);
@@ -521,7 +531,7 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 			nw.pages = spare;
 			cur = list;
 		}
-		group_add(g, &w, vec, tid);
+		group_add(bs, &w, (uint32) list, vec, tid, scratch);
 		dir[list].nbuilt++;
 
 		written += 1;
@@ -533,6 +543,7 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 		group_end(g, &w, InvalidBlockNumber);
 	pfree(w.pages);
 	pfree(nw.pages);
+	pfree(scratch);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) written);
 	ExecDropSingleTupleTableSlot(slot);
 }
@@ -629,6 +640,58 @@ phase_done(Relation index, const char *phase, instr_time *start)
 							 RelationGetRelationName(index), phase,
 							 INSTR_TIME_GET_DOUBLE(now))));
 	INSTR_TIME_SET_CURRENT(*start);
+}
+
+/*
+ * The prefilter's quantizer: per-dimension range of the training sample's
+ * residuals to their nearest centroid (the same rule inserts use), stored
+ * as two more rows after the k centroids.  Vectors outside the range are
+ * clamped when encoded; their larger error is recorded with them, so the
+ * bounds stay valid.  The sample is overwritten: it is not needed again.
+ * Leaves everything as it was when the dimensions are too many for codes.
+ */
+static void
+train_codes(IvfBuildState *bs, uint32 k, IvfMetaPageData *meta)
+{
+	IvfGeometry g;
+	int32	   *assign;
+	void	   *ws;
+	Size		i;
+	uint32		j;
+
+	ivf_geometry(bs->dims, true, &g);
+	if (!g.codes)
+		return;
+
+	assign = MemoryContextAllocHuge(CurrentMemoryContext,
+									sizeof(int32) * bs->nsamples);
+	ws = MemoryContextAllocHuge(CurrentMemoryContext,
+								ivf_assign_workspace_bytes(k, bs->dims));
+	ivf_assign(bs->samples, bs->nsamples, bs->centroids, NULL, k, bs->dims,
+			   bs->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP, ws,
+			   assign, NULL, check_interrupts, NULL);
+	for (i = 0; i < bs->nsamples; i++)
+	{
+		float	   *x = bs->samples + i * bs->dims;
+		const float *c = bs->centroids + (Size) assign[i] * bs->dims;
+
+		for (j = 0; j < bs->dims; j++)
+			x[j] -= c[j];
+	}
+	bs->centroids = repalloc_huge(bs->centroids,
+								  (Size) (k + 2) * bs->dims * sizeof(float));
+	bs->sq8_lo = bs->centroids + (Size) k * bs->dims;
+	bs->sq8_step = bs->sq8_lo + bs->dims;
+	ivf_sq8_train(bs->samples, bs->nsamples, bs->dims, bs->sq8_lo,
+				  bs->sq8_step);
+	pfree(assign);
+	pfree(ws);
+
+	bs->geo = g;
+	meta->flags |= IVF_META_CODES;
+	meta->nsegments = g.nsegments;
+	meta->seg_dims = g.seg_dims;
+	meta->vecs_per_group = g.vecs_per_group;
 }
 
 /* ---------------------------------------------------- phase 3 helpers */
@@ -1062,7 +1125,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.indexInfo = indexInfo;
 	bs.metric = ivf_index_metric(index);
 	bs.dims = index_dims(index);
-	ivf_geometry(bs.dims, &bs.geo);
+	ivf_geometry(bs.dims, false, &bs.geo);
 	bs.tmpCtx = AllocSetContextCreate(buildCtx, "ivfflat build tuple",
 									  ALLOCSET_DEFAULT_SIZES);
 	bs.prng = (uint64) opts->seed * UINT64CONST(0x2545F4914F6CDD1D) + 1;
@@ -1175,6 +1238,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 			elog(ERROR, "k-means failed for %zu vectors and %u lists",
 				 bs.nsamples, k);
 		pfree(ws);
+		if (opts->prefilter)
+			train_codes(&bs, k, &meta);
 	}
 	phase_done(index, "k-means", &t);
 	meta.ntrain = bs.nsamples;
@@ -1250,7 +1315,7 @@ ivf_buildempty(Relation index)
 	uint32		dims = index_dims(index);
 	float	   *zero = palloc0(sizeof(float) * dims);
 
-	ivf_geometry(dims, &g);
+	ivf_geometry(dims, false, &g);
 	init_meta(&meta, index, metric, dims, &g);
 	meta.flags |= IVF_META_EMPTY_BUILD;
 	meta.nlists = 1;

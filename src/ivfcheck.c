@@ -35,6 +35,7 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
+#include "distance.h"
 #include "ivfflat.h"
 
 typedef struct CheckState
@@ -57,6 +58,10 @@ typedef struct CheckState
 	int64		*tids;			/* packed, for the duplicate check */
 	int64		ntids;
 	int64		captids;
+	/* codes: the centroid stream (NULL if unreadable) and scratch space */
+	float	   *cstream;
+	float	   *residual;
+	uint8	   *code;
 } CheckState;
 
 #define MAX_PROBLEMS 1000
@@ -262,6 +267,20 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 			for (s = 0; s < nsegok && s < g->nsegments; s++)
 				check_floats(cs, ivf_page_floats(segpages[s], g, s == 0) + (Size) i * g->seg_dims,
 							 ivf_seg_dims(g, s), list, blkno, i, &normsq);
+			if (g->codes && cs->cstream)
+			{
+				float		err;
+
+				err = ivf_encode_vector(ivf_page_floats(page, g, true) + (Size) i * g->dims,
+										cs->cstream + (Size) list * g->dims,
+										cs->cstream + (Size) cs->meta.nlists * g->dims,
+										cs->cstream + (Size) (cs->meta.nlists + 1) * g->dims,
+										g->dims, cs->residual, cs->code);
+				if (memcmp(cs->code, ivf_head_codes(page, g) + (Size) i * g->dims, g->dims) != 0 ||
+					err != ivf_head_errs(page, g)[i])
+					problem(cs, "list %u: block %u slot %u: code or error does not match the vector",
+							list, blkno, i);
+			}
 			if (cs->meta.metric == IVF_METRIC_COSINE && nsegok == g->nsegments &&
 				fabs(normsq - 1.0) > 1e-3)
 				problem(cs, "list %u: block %u slot %u is not unit length (norm^2 %g) in a cosine index",
@@ -323,11 +342,11 @@ run_check(CheckState *cs)
 	cs->tids = palloc(sizeof(int64) * cs->captids);
 
 	ivf_read_meta(cs->index, &cs->meta);
-	ivf_geometry(cs->meta.dims, &cs->g);
+	ivf_meta_geometry(&cs->meta, &cs->g);
 	cs->seen[IVF_METAPAGE_BLKNO] = true;
 
 	/* centroid pages */
-	total = (Size) cs->meta.nlists * cs->meta.dims;
+	total = ivf_centroid_rows(&cs->meta) * cs->meta.dims;
 	for (i = 0; i < cs->meta.centroid_npages; i++)
 	{
 		BlockNumber blkno = cs->meta.centroid_start + i;
@@ -354,6 +373,13 @@ run_check(CheckState *cs)
 	}
 	if (done != total)
 		problem(cs, "centroid pages hold %zu floats, expected %zu", (size_t) done, (size_t) total);
+	else if (cs->g.codes)
+	{
+		cs->cstream = palloc_extended(total * sizeof(float), MCXT_ALLOC_HUGE);
+		ivf_load_centroids(cs->index, &cs->meta, cs->cstream);
+		cs->residual = palloc(sizeof(float) * cs->meta.dims);
+		cs->code = palloc(cs->meta.dims);
+	}
 
 	/* directory pages, then every list */
 	dir = palloc(sizeof(IvfListEntry) * cs->meta.nlists);
@@ -462,8 +488,8 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	Oid			indexoid = PG_GETARG_OID(0);
 	TupleDesc	desc;
 	CheckState	cs;
-	Datum		values[15];
-	bool		nulls[15] = {0};
+	Datum		values[16];
+	bool		nulls[16] = {0};
 	int			i = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -497,6 +523,7 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	values[i++] = Int32GetDatum(cs.g.vecs_per_group);
 	values[i++] = CStringGetTextDatum((cs.meta.flags & IVF_META_ORDERED) ?
 									  "residual_norm_asc" : "none");
+	values[i++] = BoolGetDatum((cs.meta.flags & IVF_META_CODES) != 0);
 
 	close_check(&cs);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));

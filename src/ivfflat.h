@@ -15,6 +15,17 @@
  *	                        vecs_per_group vectors of one list.  At build the
  *	                        groups of each list are written consecutively.
  *
+ * A one-page group is laid out as
+ *
+ *	header | TIDs[vpg] | errs[vpg] | codes[vpg][dims] | floats[vpg][dims]
+ *
+ * where errs and codes exist only with IVF_META_CODES (the prefilter
+ * option): codes[i] is the 8-bit scalar quantization of slot i's residual
+ * x - centroid(list) against the per-dimension lo/step rows stored after
+ * the centroids, and errs[i] is |residual - decoded residual|, so that a
+ * scan gets a guaranteed lower bound of every distance from the codes and
+ * reads floats[i] only when that bound does not rule the slot out.
+ *
  * Every page carries IvfPageOpaqueData in its special space with
  * IVF_PAGE_ID and a page-type flag, so pages identify themselves.  All data
  * lives between the page header and pd_lower (pd_upper == pd_special): the
@@ -82,6 +93,9 @@ typedef enum IvfMetric
 #define IVF_META_EMPTY_BUILD	0x0001	/* built from no rows: one list */
 #define IVF_META_ORDERED		0x0002	/* lists written nearest-to-centroid
 										 * first (list_ordering) */
+#define IVF_META_CODES			0x0004	/* groups hold 8-bit codes of the
+										 * residuals; the centroid stream
+										 * ends with their lo and step rows */
 
 typedef struct IvfPageOpaqueData
 {
@@ -159,7 +173,11 @@ typedef struct IvfGeometry
 	uint32		nsegments;
 	uint32		seg_dims;
 	uint32		vecs_per_group;
+	bool		codes;			/* slots carry codes and errs (one-page
+								 * groups only) */
 	uint32		head_tids_off;	/* offset of the TID array on a head page */
+	uint32		head_errs_off;	/* offset of the errs array (codes only) */
+	uint32		head_codes_off; /* offset of the code block (codes only) */
 	uint32		head_floats_off;	/* offset of the float block, head page */
 	uint32		seg_floats_off; /* offset of the float block, segment pages */
 	uint32		centroid_floats_per_page;
@@ -190,6 +208,27 @@ ivf_head_tids(Page page, const IvfGeometry *g)
 }
 
 static inline float *
+ivf_head_errs(Page page, const IvfGeometry *g)
+{
+	Assert(g->codes);
+	return (float *) ((char *) page + g->head_errs_off);
+}
+
+static inline uint8 *
+ivf_head_codes(Page page, const IvfGeometry *g)
+{
+	Assert(g->codes);
+	return (uint8 *) ((char *) page + g->head_codes_off);
+}
+
+/* rows of the centroid stream: the centroids, then lo and step with codes */
+static inline Size
+ivf_centroid_rows(const IvfMetaPageData *meta)
+{
+	return (Size) meta->nlists + ((meta->flags & IVF_META_CODES) ? 2 : 0);
+}
+
+static inline float *
 ivf_page_floats(Page page, const IvfGeometry *g, bool head)
 {
 	return (float *) ((char *) page +
@@ -207,6 +246,8 @@ typedef struct IvfCache
 	IvfGeometry geo;
 	float	   *centroids;		/* nlists x dims */
 	float	   *centroid_norms; /* |c|^2 per list */
+	float	   *sq8_lo;			/* codes: per-dimension lo, else NULL */
+	float	   *sq8_step;		/* codes: per-dimension step, else NULL */
 
 	/*
 	 * Buffer last seen holding each block (InvalidBuffer: none), so that
@@ -225,6 +266,7 @@ typedef struct IvfOptions
 	int			nprobe;			/* -1: sqrt(lists) */
 	int			seed;
 	int			list_ordering;	/* IVF_ORDER_* */
+	bool		prefilter;		/* store codes (IVF_META_CODES) */
 } IvfOptions;
 
 /* list_ordering option */
@@ -259,6 +301,7 @@ extern int	ivf_probes_alias_setting;
 extern int	ivf_kmeans_iterations;
 extern int	ivf_kmeans_points_per_list;
 extern int	ivf_max_codes;
+extern int	ivf_prefilter_k;
 extern int	ivf_profile;
 extern int	ivf_candidate_budget;
 extern int	ivf_budget_strategy;
@@ -277,8 +320,19 @@ extern bytea *ivf_options(Datum reloptions, bool validate);
 extern IvfOptions *ivf_get_options(Relation index);
 extern uint32 ivf_index_default_nprobe(Relation index,
 									   const IvfMetaPageData *meta);
-extern void ivf_geometry(uint32 dims, IvfGeometry *g);
+extern void ivf_geometry(uint32 dims, bool codes, IvfGeometry *g);
+extern float ivf_encode_vector(const float *vec, const float *centroid,
+							   const float *lo, const float *step,
+							   uint32 dims, float *scratch, uint8 *code);
 extern IvfMetric ivf_index_metric(Relation index);
+
+/* the geometry an index's meta page describes */
+static inline void
+ivf_meta_geometry(const IvfMetaPageData *meta, IvfGeometry *g)
+{
+	ivf_geometry(meta->dims, (meta->flags & IVF_META_CODES) != 0, g);
+}
+
 extern void ivf_init_page(Page page, uint16 flags, uint32 list);
 extern Buffer ivf_new_buffer(Relation index);
 extern void ivf_read_meta(Relation index, IvfMetaPageData *meta);
@@ -331,19 +385,69 @@ extern void ivf_endscan(IndexScanDesc scan);
 /* listscan.c: distances of a query to every vector of a list */
 typedef struct IvfCandidates
 {
+	/* candidates with their exact distance */
 	float	   *dist;
 	int64	   *id;				/* ItemPointer packed by ivf_tid_to_id */
 	size_t		n;
 	size_t		cap;
 	MemoryContext cxt;
+
+	/*
+	 * Prefilter (codes): slots whose floats were not read because a lower
+	 * bound of their distance, lb[i], already ruled them out of the k0
+	 * nearest seen so far.  loc[i] = block << 16 | slot, where the vector
+	 * was (VACUUM may move it within its group: found again by TID).
+	 */
+	float	   *lb;
+	int64	   *lb_id;
+	int64	   *loc;
+	size_t		nlb;
+	size_t		lbcap;
+	/* the k0 smallest exact distances so far, a max-heap */
+	float	   *kbest;
+	int			nkbest;
+	int			k0;
+	uint64		refined;		/* slots whose floats were read */
 } IvfCandidates;
+
+/*
+ * What a list scan needs to use a group's codes: the quantizer rows and
+ * the query in the forms the code kernels take (see ivf_prefilter_list).
+ */
+typedef struct IvfPrefilter
+{
+	IvfMetric	metric;
+	uint32		dims;
+	const float *lo;
+	const float *step;
+	float		qnorm;			/* |q| */
+	float		lonorm;			/* |lo| */
+	float		rmax;			/* |lo| + 255 |step|: no decoded residual is
+								 * longer */
+	float	   *w;				/* ip/cosine: q * step, per query */
+	float		qlo;			/* ip/cosine: q . lo */
+	/* per list, set by ivf_prefilter_list() */
+	float	   *a;				/* L2: (q - c) - lo */
+	float		cnorm;			/* |c| */
+	float		qc;				/* ip/cosine: q . c */
+	float		gamma;			/* relative rounding slack, see listscan.c */
+} IvfPrefilter;
 
 extern void ivf_candidates_init(IvfCandidates *c, MemoryContext cxt,
 								size_t initial);
+extern void ivf_candidates_reset(IvfCandidates *c, int k0);
+extern void ivf_prefilter_init(IvfPrefilter *pf, IvfMetric metric,
+							   uint32 dims, const float *q, const float *lo,
+							   const float *step);
+extern void ivf_prefilter_list(IvfPrefilter *pf, const float *q,
+							   const float *centroid);
 extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfMetric metric, BlockNumber head, uint32 list,
-							const float *q, uint64 limit,
+							const float *q, uint64 limit, IvfPrefilter *pf,
 							IvfCandidates *out);
+extern bool ivf_refine_slot(Relation index, const IvfGeometry *g,
+							IvfMetric metric, const float *q, int64 loc,
+							int64 id, float *dist);
 extern void ivf_list_budgets(const float *cdist, uint32 n, uint64 budget,
 							 int strategy, uint64 *caps);
 extern void ivf_scan_list_multi(Relation index, const IvfGeometry *g,

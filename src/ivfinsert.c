@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "distance.h"
 #include "ivfflat.h"
 
 /*
@@ -38,14 +39,22 @@ write_segment(Page spage, const IvfGeometry *g, uint32 s, uint32 slot,
 		((PageHeader) spage)->pd_lower = lower;
 }
 
-/* Write slot 'slot' (== nvec) of a head page and publish it. */
+/*
+ * Write slot 'slot' (== nvec) of a head page and publish it.  code and err
+ * are the slot's code and error when the index has codes (else unused).
+ */
 static void
 write_head(Page page, const IvfGeometry *g, uint32 slot, const float *vec,
-		   ItemPointer tid)
+		   ItemPointer tid, const uint8 *code, float err)
 {
 	IvfPageOpaque opaque = IvfPageGetOpaque(page);
 
 	Assert(opaque->nvec == slot);
+	if (g->codes)
+	{
+		memcpy(ivf_head_codes(page, g) + (Size) slot * g->dims, code, g->dims);
+		ivf_head_errs(page, g)[slot] = err;
+	}
 	memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims,
 		   vec, ivf_seg_dims(g, 0) * sizeof(float));
 	ivf_head_tids(page, g)[slot] = *tid;
@@ -95,7 +104,8 @@ log_segments(Relation index, const IvfGeometry *g, Buffer *sbufs,
  */
 static void
 add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
-		  Buffer dirbuf, uint32 dirslot, const float *vec, ItemPointer tid)
+		  Buffer dirbuf, uint32 dirslot, const float *vec, ItemPointer tid,
+		  const uint8 *code, float err)
 {
 	Buffer		headbuf;
 	Buffer		sbufs[IVF_MAX_SEGMENTS];
@@ -123,7 +133,7 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	if (g->nsegments > 1)
 		memcpy(ivf_head_segblocks(page), segblk,
 			   sizeof(BlockNumber) * (g->nsegments - 1));
-	write_head(page, g, 0, vec, tid);
+	write_head(page, g, 0, vec, tid, code, err);
 
 	for (s = first; s < g->nsegments; s++)
 	{
@@ -158,7 +168,7 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 /* Store vec in the free slot of an exclusively locked group head. */
 static void
 add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
-			 const float *vec, ItemPointer tid)
+			 const float *vec, ItemPointer tid, const uint8 *code, float err)
 {
 	Page		page = BufferGetPage(headbuf);
 	uint32		slot = IvfPageGetOpaque(page)->nvec;
@@ -188,7 +198,7 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 		write_segment(sp, g, s, slot, vec);
 	}
 	page = GenericXLogRegisterBuffer(state, headbuf, 0);
-	write_head(page, g, slot, vec, tid);
+	write_head(page, g, slot, vec, tid, code, err);
 	GenericXLogFinish(state);
 
 	for (s = 1; s < g->nsegments; s++)
@@ -238,9 +248,18 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	BlockNumber blkno;
 	uint32		dirslot;
 	BlockNumber dirblk;
+	uint8	   *code = NULL;
+	float		err = 0;
 
 	ivf_nearest_lists(cache, vec, 1, &list, NULL);
 	dirblk = ivf_directory_block(&meta, &g, list, &dirslot);
+	if (g.codes)
+	{
+		code = palloc(g.dims);
+		err = ivf_encode_vector(vec, cache->centroids + (Size) list * g.dims,
+								cache->sq8_lo, cache->sq8_step, g.dims,
+								palloc(sizeof(float) * g.dims), code);
+	}
 
 restart:
 	ivf_read_list_entry(index, &meta, &g, list, &entry);
@@ -258,7 +277,7 @@ restart:
 			UnlockReleaseBuffer(dirbuf);
 			goto restart;
 		}
-		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid);
+		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid, code, err);
 		UnlockReleaseBuffer(dirbuf);
 		return;
 	}
@@ -281,7 +300,7 @@ restart:
 
 		if (opaque->nvec < g.vecs_per_group)
 		{
-			add_to_group(index, &g, buf, vec, tid);
+			add_to_group(index, &g, buf, vec, tid, code, err);
 			UnlockReleaseBuffer(buf);
 			if (blkno != hint)
 				advance_hint(index, &meta, &g, list, hint, blkno);
@@ -303,7 +322,7 @@ restart:
 			Buffer		dirbuf = ReadBuffer(index, dirblk);
 
 			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid);
+			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid, code, err);
 			UnlockReleaseBuffer(dirbuf);
 		}
 		UnlockReleaseBuffer(buf);
@@ -325,6 +344,7 @@ ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	MemoryContext tmp;
 	MemoryContext old;
 	IvfCache   *cache;
+	Datum		value;
 	float	   *vec;
 	bool		skip;
 
@@ -336,9 +356,11 @@ ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
 
+	/* detoast before the cache: it may lock, and invalidations free it */
+	value = PointerGetDatum(PG_DETOAST_DATUM(values[0]));
 	cache = ivf_get_cache(index);
 	vec = ivf_prepare_vector(index, (IvfMetric) cache->meta.metric,
-							 cache->meta.dims, values[0], &skip);
+							 cache->meta.dims, value, &skip);
 	if (!skip)
 		ivf_insert_vector(index, cache, vec, heap_tid);
 

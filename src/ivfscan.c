@@ -56,7 +56,23 @@ typedef struct IvfScanOpaqueData
 	float		last_dist;		/* strict_order: last distance returned */
 
 	IvfCandidates cands;
-	IvfSelectStream stream;
+	IvfSelectStream stream;		/* the round's exact candidates */
+	bool		have_e;			/* e_dist/e_id: the stream's next entry */
+	float		e_dist;
+	int64		e_id;
+
+	/* prefilter: the round's deferred candidates, by lower bound */
+	bool		use_pf;
+	IvfPrefilter pf;
+	int64	   *lb_idx;			/* stream ids: indexes into cands.lb_* */
+	IvfSelectStream lbstream;
+	bool		have_l;			/* l_lb/l_idx: lbstream's next entry */
+	float		l_lb;
+	int64		l_idx;
+	/* deferred candidates refined so far, a min-heap in (dist, id) order */
+	float	   *late_dist;
+	int64	   *late_id;
+	size_t		nlate;
 } IvfScanOpaqueData;
 
 typedef IvfScanOpaqueData *IvfScanOpaque;
@@ -102,7 +118,7 @@ ivf_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
  * no list is left.
  */
 static bool
-ivf_probe_round(IndexScanDesc scan)
+ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 {
 	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
@@ -123,25 +139,179 @@ ivf_probe_round(IndexScanDesc scan)
 						 ivf_budget_strategy, caps);
 	}
 
-	so->cands.n = 0;
+	/* the centroids never change, but the cache may have been rebuilt */
+	if (so->use_pf && cache == NULL)
+		cache = ivf_get_cache(index);
+
+	ivf_candidates_reset(&so->cands, so->use_pf ? ivf_prefilter_k : 0);
 	for (i = 0; i < n && remaining > 0; i++)
 	{
 		IvfListEntry entry;
 		uint64		limit = remaining;
+		int32		list = so->order[first + i];
 
 		if (caps && caps[i] < limit)
 			limit = caps[i];
-		ivf_read_list_entry(index, &so->meta, &so->geo, so->order[first + i], &entry);
-		if (BlockNumberIsValid(entry.head))
-			remaining -= ivf_scan_list(index, &so->geo, so->metric, entry.head,
-									   so->order[first + i], so->query, limit,
-									   &so->cands);
+		ivf_read_list_entry(index, &so->meta, &so->geo, list, &entry);
+		if (!BlockNumberIsValid(entry.head))
+			continue;
+		if (so->use_pf)
+			ivf_prefilter_list(&so->pf, so->query,
+							   cache->centroids + (Size) list * so->meta.dims);
+		remaining -= ivf_scan_list(index, &so->geo, so->metric, entry.head,
+								   list, so->query, limit,
+								   so->use_pf ? &so->pf : NULL, &so->cands);
 	}
 	so->probed = first + n;
 
 	ivf_select_stream_init(&so->stream, so->cands.dist, so->cands.id,
 						   so->cands.n, IVF_FIRST_CHUNK);
+	so->have_e = false;
+	so->have_l = false;
+	so->nlate = 0;
+	if (so->cands.nlb > 0)
+	{
+		size_t		j;
+
+		so->lb_idx = palloc_extended(sizeof(int64) * so->cands.nlb, MCXT_ALLOC_HUGE);
+		for (j = 0; j < so->cands.nlb; j++)
+			so->lb_idx[j] = (int64) j;
+		ivf_select_stream_init(&so->lbstream, so->cands.lb, so->lb_idx,
+							   so->cands.nlb, IVF_FIRST_CHUNK);
+		so->late_dist = palloc_extended(sizeof(float) * so->cands.nlb, MCXT_ALLOC_HUGE);
+		so->late_id = palloc_extended(sizeof(int64) * so->cands.nlb, MCXT_ALLOC_HUGE);
+	}
+	else
+		ivf_select_stream_init(&so->lbstream, NULL, NULL, 0, 1);
 	return true;
+}
+
+/* (dist, id) order of select.h: NaN last, ties by id */
+static inline bool
+cand_less(float d1, int64 i1, float d2, int64 i2)
+{
+	bool		n1 = isnan(d1);
+	bool		n2 = isnan(d2);
+
+	if (n1 || n2)
+		return (n1 != n2) ? n2 : i1 < i2;
+	if (d1 != d2)
+		return d1 < d2;
+	return i1 < i2;
+}
+
+static void
+late_push(IvfScanOpaque so, float d, int64 id)
+{
+	size_t		i = so->nlate++;
+
+	while (i > 0 && cand_less(d, id, so->late_dist[(i - 1) / 2], so->late_id[(i - 1) / 2]))
+	{
+		so->late_dist[i] = so->late_dist[(i - 1) / 2];
+		so->late_id[i] = so->late_id[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	so->late_dist[i] = d;
+	so->late_id[i] = id;
+}
+
+static void
+late_pop(IvfScanOpaque so)
+{
+	float		d = so->late_dist[--so->nlate];
+	int64		id = so->late_id[so->nlate];
+	size_t		i = 0;
+
+	for (;;)
+	{
+		size_t		l = 2 * i + 1;
+		size_t		m;
+
+		if (l >= so->nlate)
+			break;
+		m = (l + 1 < so->nlate &&
+			 cand_less(so->late_dist[l + 1], so->late_id[l + 1],
+					   so->late_dist[l], so->late_id[l])) ? l + 1 : l;
+		if (!cand_less(so->late_dist[m], so->late_id[m], d, id))
+			break;
+		so->late_dist[i] = so->late_dist[m];
+		so->late_id[i] = so->late_id[m];
+		i = m;
+	}
+	so->late_dist[i] = d;
+	so->late_id[i] = id;
+}
+
+/*
+ * The round's next candidate in (dist, id) order.  Exact candidates come
+ * from the stream and from the heap of refined deferred ones; a deferred
+ * candidate is refined (its vector read, see ivf_refine_slot) as soon as
+ * its lower bound is not above the best exact one, so nothing is returned
+ * before a deferred candidate that might be nearer.  Returns false when the
+ * round has nothing left.
+ */
+static bool
+next_candidate(IndexScanDesc scan, float *d, int64 *id)
+{
+	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
+
+	for (;;)
+	{
+		bool		from_late;
+		float		bd;
+		int64		bid;
+
+		if (!so->have_e)
+			so->have_e = ivf_select_stream_next(&so->stream, &so->e_dist, &so->e_id);
+		if (!so->have_l)
+			so->have_l = ivf_select_stream_next(&so->lbstream, &so->l_lb, &so->l_idx);
+
+		if (so->have_e && (so->nlate == 0 ||
+						   cand_less(so->e_dist, so->e_id, so->late_dist[0], so->late_id[0])))
+		{
+			from_late = false;
+			bd = so->e_dist;
+			bid = so->e_id;
+		}
+		else if (so->nlate > 0)
+		{
+			from_late = true;
+			bd = so->late_dist[0];
+			bid = so->late_id[0];
+		}
+		else if (!so->have_l)
+			return false;
+		else
+		{
+			from_late = false;
+			bd = NAN;			/* no exact candidate: refine */
+			bid = 0;
+		}
+
+		if (so->have_l && (!(so->have_e || so->nlate > 0) || !(bd < so->l_lb)))
+		{
+			size_t		j = (size_t) so->l_idx;
+			float		exact;
+			MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+			so->have_l = false;
+			if (ivf_refine_slot(scan->indexRelation, &so->geo, so->metric,
+								so->query, so->cands.loc[j], so->cands.lb_id[j],
+								&exact))
+				late_push(so, exact, so->cands.lb_id[j]);
+			so->cands.refined++;
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+
+		if (from_late)
+			late_pop(so);
+		else
+			so->have_e = false;
+		*d = bd;
+		*id = bid;
+		return true;
+	}
 }
 
 /* Rank the lists and scan the first round. */
@@ -151,17 +321,26 @@ ivf_scan_start(IndexScanDesc scan)
 	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
 	MemoryContext old = MemoryContextSwitchTo(so->cxt);
-	IvfCache   *cache = ivf_get_cache(index);
+	IvfCache   *cache;
+	Vector	   *q = NULL;
 	uint32		nlists;
 	bool		skip;
 
+	/*
+	 * Detoast the query first: that may take a lock, hence process
+	 * invalidations, which free the cache (used until the first round ends).
+	 */
+	if (scan->numberOfOrderBys > 0 &&
+		(scan->orderByData[0].sk_flags & SK_ISNULL) == 0)
+		q = DatumGetVector(scan->orderByData[0].sk_argument);
+
+	cache = ivf_get_cache(index);
 	so->meta = cache->meta;
 	so->geo = cache->geo;
 	so->metric = (IvfMetric) so->meta.metric;
 	nlists = so->meta.nlists;
 
-	if (scan->numberOfOrderBys == 0 ||
-		(scan->orderByData[0].sk_flags & SK_ISNULL))
+	if (q == NULL)
 	{
 		/* no query vector: return the probed lists in arbitrary order */
 		so->query = palloc0(sizeof(float) * so->meta.dims);
@@ -169,8 +348,6 @@ ivf_scan_start(IndexScanDesc scan)
 	}
 	else
 	{
-		Vector	   *q = DatumGetVector(scan->orderByData[0].sk_argument);
-
 		if (q->dim != (int) so->meta.dims)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -197,13 +374,25 @@ ivf_scan_start(IndexScanDesc scan)
 	so->order = palloc(sizeof(int32) * so->nranked);
 	so->order_dist = palloc(sizeof(float) * so->nranked);
 	ivf_nearest_lists(cache, so->query, so->nranked, so->order, so->order_dist);
-	/* the cache may go away at the next invalidation: not used below */
-	cache = NULL;
+
+	/* the prefilter: codes in the index, an ordering query, prefilter_k */
+	so->use_pf = so->geo.codes && !so->null_query && ivf_prefilter_k > 0;
+	if (so->use_pf)
+	{
+		Size		bytes = sizeof(float) * so->meta.dims;
+		float	   *lo = palloc(bytes);
+		float	   *step = palloc(bytes);
+
+		memcpy(lo, cache->sq8_lo, bytes);
+		memcpy(step, cache->sq8_step, bytes);
+		ivf_prefilter_init(&so->pf, so->metric, so->meta.dims, so->query,
+						   lo, step);
+	}
 
 	ivf_candidates_init(&so->cands, so->cxt, 1024);
 	so->probed = 0;
 	so->have_last = false;
-	(void) ivf_probe_round(scan);
+	(void) ivf_probe_round(scan, cache);
 	so->started = true;
 	MemoryContextSwitchTo(old);
 
@@ -222,7 +411,7 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 
 	for (;;)
 	{
-		if (ivf_select_stream_next(&so->stream, &d, &id))
+		if (next_candidate(scan, &d, &id))
 		{
 			/* strict order: never return a row nearer than one returned */
 			if (so->iterative == IVF_ITERATIVE_STRICT && so->have_last &&
@@ -235,7 +424,7 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 		else
 		{
 			MemoryContext old = MemoryContextSwitchTo(so->cxt);
-			bool		more = ivf_probe_round(scan);
+			bool		more = ivf_probe_round(scan, NULL);
 
 			MemoryContextSwitchTo(old);
 			if (!more)

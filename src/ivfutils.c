@@ -178,6 +178,9 @@ ivf_init_reloptions(void)
 					   list_ordering_values, IVF_ORDER_NONE,
 					   "Valid values are \"none\" and \"residual_norm_asc\".",
 					   AccessExclusiveLock);
+	add_bool_reloption(ivf_relopt_kind, "prefilter",
+					   "Store an 8-bit code of each vector, from which scans bound distances before reading the vector",
+					   true, AccessExclusiveLock);
 }
 
 bytea *
@@ -188,6 +191,7 @@ ivf_options(Datum reloptions, bool validate)
 		{"nprobe", RELOPT_TYPE_INT, offsetof(IvfOptions, nprobe)},
 		{"seed", RELOPT_TYPE_INT, offsetof(IvfOptions, seed)},
 		{"list_ordering", RELOPT_TYPE_ENUM, offsetof(IvfOptions, list_ordering)},
+		{"prefilter", RELOPT_TYPE_BOOL, offsetof(IvfOptions, prefilter)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, ivf_relopt_kind,
@@ -199,7 +203,7 @@ IvfOptions *
 ivf_get_options(Relation index)
 {
 	IvfOptions *opts = (IvfOptions *) index->rd_options;
-	static IvfOptions defaults = {0, -1, -1, 1234, IVF_ORDER_NONE};
+	static IvfOptions defaults = {0, -1, -1, 1234, IVF_ORDER_NONE, true};
 
 	return opts ? opts : &defaults;
 }
@@ -226,9 +230,13 @@ ivf_index_default_nprobe(Relation index, const IvfMetaPageData *meta)
  * vector slots on every one of its pages; page s holds dims
  * [s*seg_dims, ...) of each vector, so distances (sums over dimensions) are
  * computed page by page and added.  Up to ~2000 dims a group is one page.
+ * With 'codes', a one-page group also stores an error float and a code
+ * byte per dimension for every slot (src/README, "Prefilter"); when not
+ * even one slot fits that way (above ~1600 dims) the group gets no codes,
+ * which g->codes reports.
  */
 void
-ivf_geometry(uint32 dims, IvfGeometry *g)
+ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
 {
 	uint32		avail_floats;
 	uint32		s;
@@ -237,7 +245,36 @@ ivf_geometry(uint32 dims, IvfGeometry *g)
 	memset(g, 0, sizeof(*g));
 	g->dims = dims;
 
-	for (s = 1; s <= IVF_MAX_SEGMENTS; s++)
+	if (codes)
+	{
+		uint32		tids_off = IVF_PAGE_DATA_OFF;
+		uint32		per = dims * (sizeof(float) + 1) + sizeof(float) +
+			sizeof(ItemPointerData);
+		uint32		cap;
+
+		for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / per; cap > 0; cap--)
+		{
+			uint32		errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
+			uint32		codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + cap * sizeof(float));
+			uint32		floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, codes_off + cap * dims);
+
+			if (floats_off + (Size) cap * dims * sizeof(float) <= IVF_PAGE_SPECIAL_OFF)
+			{
+				g->codes = true;
+				g->nsegments = 1;
+				g->seg_dims = dims;
+				g->vecs_per_group = Min(cap, PG_UINT16_MAX);
+				g->head_tids_off = tids_off;
+				g->head_errs_off = errs_off;
+				g->head_codes_off = codes_off;
+				g->head_floats_off = floats_off;
+				g->seg_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, IVF_PAGE_DATA_OFF);
+				break;
+			}
+		}
+	}
+
+	for (s = 1; s <= IVF_MAX_SEGMENTS && !g->codes; s++)
 	{
 		uint32		seg_dims = (dims + s - 1) / s;
 		uint32		tids_off = IVF_PAGE_DATA_OFF + (s - 1) * sizeof(BlockNumber);
@@ -347,6 +384,23 @@ ivf_init_page(Page page, uint16 flags, uint32 list)
 }
 
 /*
+ * The code (dims bytes into 'code') and error of vector vec stored in the
+ * list with centroid 'centroid': the one place the residual is computed,
+ * so build, insert and ivf_check agree bit for bit.  scratch holds dims
+ * floats.
+ */
+float
+ivf_encode_vector(const float *vec, const float *centroid, const float *lo,
+				  const float *step, uint32 dims, float *scratch, uint8 *code)
+{
+	uint32		j;
+
+	for (j = 0; j < dims; j++)
+		scratch[j] = vec[j] - centroid[j];
+	return ivf_sq8_encode(scratch, lo, step, dims, code);
+}
+
+/*
  * A new, exclusively locked buffer: a page from the free space map if one
  * is there, else a new block at the end of the relation.  The caller
  * initialises the page (through GenericXLog with a full image).
@@ -418,9 +472,10 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 						RelationGetRelationName(index)),
 				 errdetail("dims %u, lists %u", meta->dims, meta->nlists)));
 
-	ivf_geometry(meta->dims, &g);
+	ivf_meta_geometry(meta, &g);
 	if (g.nsegments != meta->nsegments || g.seg_dims != meta->seg_dims ||
-		g.vecs_per_group != meta->vecs_per_group)
+		g.vecs_per_group != meta->vecs_per_group ||
+		g.codes != ((meta->flags & IVF_META_CODES) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" was built with a different page layout",
@@ -450,13 +505,13 @@ ivf_read_meta(Relation index, IvfMetaPageData *meta)
 }
 
 /*
- * Copy the centroid matrix (nlists x dims floats, one stream over the
- * centroid pages) into dest.
+ * Copy the centroid stream (ivf_centroid_rows() x dims floats: the
+ * centroids, then with codes the lo and step rows) into dest.
  */
 void
 ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 {
-	Size		total = (Size) meta->nlists * meta->dims;
+	Size		total = ivf_centroid_rows(meta) * meta->dims;
 	Size		done = 0;
 	BlockNumber blkno = meta->centroid_start;
 	uint32		i;
@@ -523,20 +578,25 @@ ivf_get_cache(Relation index)
 	 * Read into transient memory first, so an error while reading leaves
 	 * nothing behind in the long-lived index context.
 	 */
-	nfloats = (Size) meta.nlists * meta.dims;
+	nfloats = ivf_centroid_rows(&meta) * meta.dims;
 	centroids = palloc_extended(nfloats * sizeof(float), MCXT_ALLOC_HUGE);
 	ivf_load_centroids(index, &meta, centroids);
 
 	old = MemoryContextSwitchTo(index->rd_indexcxt);
 	cache = palloc0(sizeof(IvfCache));
 	cache->meta = meta;
-	ivf_geometry(meta.dims, &cache->geo);
+	ivf_meta_geometry(&meta, &cache->geo);
 	cache->centroids = palloc_extended(nfloats * sizeof(float), MCXT_ALLOC_HUGE);
 	cache->centroid_norms = palloc(meta.nlists * sizeof(float));
 	MemoryContextSwitchTo(old);
 
 	memcpy(cache->centroids, centroids, nfloats * sizeof(float));
 	pfree(centroids);
+	if (meta.flags & IVF_META_CODES)
+	{
+		cache->sq8_lo = cache->centroids + (Size) meta.nlists * meta.dims;
+		cache->sq8_step = cache->sq8_lo + meta.dims;
+	}
 	ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, meta.dims,
 							  cache->centroid_norms);
 

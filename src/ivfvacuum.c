@@ -100,6 +100,18 @@ finish_head(Page page, const IvfGeometry *g, const uint32 *dst,
 	move_floats(page, g, true, 0, dst, src, nmoves);
 	for (k = 0; k < nmoves; k++)
 		tids[dst[k]] = tids[src[k]];
+	if (g->codes)
+	{
+		float	   *errs = ivf_head_errs(page, g);
+		uint8	   *codes = ivf_head_codes(page, g);
+
+		for (k = 0; k < nmoves; k++)
+		{
+			errs[dst[k]] = errs[src[k]];
+			memcpy(codes + (Size) dst[k] * g->dims,
+				   codes + (Size) src[k] * g->dims, g->dims);
+		}
+	}
 	for (i = newn; i < IvfPageGetOpaque(page)->nvec; i++)
 		ItemPointerSetInvalid(&tids[i]);
 	IvfPageGetOpaque(page)->nvec = newn;
@@ -249,7 +261,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
 
 	ivf_read_meta(index, &meta);
-	ivf_geometry(meta.dims, &g);
+	ivf_meta_geometry(&meta, &g);
 
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "ivfflat vacuum",
 								ALLOCSET_DEFAULT_SIZES);

@@ -18,6 +18,7 @@
  */
 #include "compat.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "miscadmin.h"
@@ -30,11 +31,23 @@
 void
 ivf_candidates_init(IvfCandidates *c, MemoryContext cxt, size_t initial)
 {
+	memset(c, 0, sizeof(*c));
 	c->cxt = cxt;
-	c->n = 0;
 	c->cap = Max(initial, 64);
 	c->dist = MemoryContextAllocHuge(cxt, c->cap * sizeof(float));
 	c->id = MemoryContextAllocHuge(cxt, c->cap * sizeof(int64));
+}
+
+/* Empty the candidate set; k0 > 0 sizes the prefilter's threshold heap. */
+void
+ivf_candidates_reset(IvfCandidates *c, int k0)
+{
+	c->n = 0;
+	c->nlb = 0;
+	c->nkbest = 0;
+	if (k0 > c->k0)
+		c->kbest = MemoryContextAlloc(c->cxt, sizeof(float) * k0);
+	c->k0 = k0;
 }
 
 static void
@@ -48,6 +61,174 @@ candidates_reserve(IvfCandidates *c, size_t more)
 		c->cap *= 2;
 	c->dist = repalloc_huge(c->dist, c->cap * sizeof(float));
 	c->id = repalloc_huge(c->id, c->cap * sizeof(int64));
+}
+
+static void
+deferred_reserve(IvfCandidates *c, size_t more)
+{
+	size_t		want = c->nlb + more;
+
+	if (want <= c->lbcap)
+		return;
+	if (c->lbcap == 0)
+	{
+		c->lbcap = Max(want, 1024);
+		c->lb = MemoryContextAllocHuge(c->cxt, c->lbcap * sizeof(float));
+		c->lb_id = MemoryContextAllocHuge(c->cxt, c->lbcap * sizeof(int64));
+		c->loc = MemoryContextAllocHuge(c->cxt, c->lbcap * sizeof(int64));
+		return;
+	}
+	while (c->lbcap < want)
+		c->lbcap *= 2;
+	c->lb = repalloc_huge(c->lb, c->lbcap * sizeof(float));
+	c->lb_id = repalloc_huge(c->lb_id, c->lbcap * sizeof(int64));
+	c->loc = repalloc_huge(c->loc, c->lbcap * sizeof(int64));
+}
+
+/* Offer an exact distance to the k0-best max-heap (the prefilter's bar). */
+static inline void
+kbest_push(IvfCandidates *c, float d)
+{
+	float	   *h = c->kbest;
+	int			i;
+
+	if (c->nkbest < c->k0)
+	{
+		/* sift up */
+		i = c->nkbest++;
+		while (i > 0 && h[(i - 1) / 2] < d)
+		{
+			h[i] = h[(i - 1) / 2];
+			i = (i - 1) / 2;
+		}
+		h[i] = d;
+		return;
+	}
+	if (!(d < h[0]))
+		return;
+	/* replace the root and sift down */
+	i = 0;
+	for (;;)
+	{
+		int			l = 2 * i + 1;
+		int			m;
+
+		if (l >= c->nkbest)
+			break;
+		m = (l + 1 < c->nkbest && h[l + 1] > h[l]) ? l + 1 : l;
+		if (!(h[m] > d))
+			break;
+		h[i] = h[m];
+		i = m;
+	}
+	h[i] = d;
+}
+
+/* ------------------------------------------------------------- prefilter */
+
+/*
+ * Lower bounds from codes.  A slot's vector is x = c + r (c its list's
+ * centroid, r the residual); the group stores the code of r, decoded as
+ * rhat = lo + step * code, and err = |r - rhat|.  Then
+ *
+ *	L2:  |q - x| >= |(q - c) - rhat| - err          (triangle inequality)
+ *	ip:  -q.x    >= -q.c - q.lo - (q * step).code - |q| err   (Cauchy-Schwarz)
+ *
+ * and the code kernels compute |(q - c) - lo - step * code|^2 and
+ * (q * step).code.  All of it runs in float, so each bound is loosened by
+ * more than any rounding can account for: a relative slack gamma of
+ * (dims + 16) float epsilons (a sum of n products is off by at most about
+ * n epsilons of the sum of magnitudes) on every sum, and an absolute
+ * slack proportional to the magnitudes involved (|q|, |c|, |lo|, rmax).
+ * The exact distance the scan returns is computed by the same float kernel
+ * as without the prefilter, so a slot is skipped only when the bound is
+ * above what that kernel could return for it.  The slack is of order 1e-4
+ * of the distances, far below the gaps the bound has to clear.
+ */
+void
+ivf_prefilter_init(IvfPrefilter *pf, IvfMetric metric, uint32 dims,
+				   const float *q, const float *lo, const float *step)
+{
+	uint32		j;
+
+	memset(pf, 0, sizeof(*pf));
+	pf->metric = metric;
+	pf->dims = dims;
+	pf->lo = lo;
+	pf->step = step;
+	pf->qnorm = sqrtf(ivf_kernels.norm_sq(q, dims));
+	pf->lonorm = sqrtf(ivf_kernels.norm_sq(lo, dims));
+	pf->rmax = pf->lonorm + 255.0f * sqrtf(ivf_kernels.norm_sq(step, dims));
+	pf->gamma = (float) (dims + 16) * FLT_EPSILON;
+	pf->a = palloc(sizeof(float) * dims);
+	if (metric != IVF_METRIC_L2)
+	{
+		pf->w = palloc(sizeof(float) * dims);
+		for (j = 0; j < dims; j++)
+			pf->w[j] = q[j] * step[j];
+		pf->qlo = ivf_kernels.dot(q, lo, dims);
+	}
+}
+
+/* Prepare the query side for a list with centroid c. */
+void
+ivf_prefilter_list(IvfPrefilter *pf, const float *q, const float *c)
+{
+	uint32		j;
+
+	pf->cnorm = sqrtf(ivf_kernels.norm_sq(c, pf->dims));
+	if (pf->metric == IVF_METRIC_L2)
+	{
+		for (j = 0; j < pf->dims; j++)
+			pf->a[j] = (q[j] - c[j]) - pf->lo[j];
+	}
+	else
+		pf->qc = ivf_kernels.dot(q, c, pf->dims);
+}
+
+/*
+ * Lower bounds of the distances (in the scan's convention: squared L2, or
+ * -dot) of the n slots whose code-kernel results are raw[] and errors
+ * err[], into raw[] itself; -inf when not finite.  Plain float
+ * arithmetic in a branch-free loop the compiler vectorises: its own
+ * rounding (a few epsilons) is far inside the slack gamma >= 17 epsilons.
+ */
+static void
+prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
+				 const float *restrict err, uint32 n)
+{
+	float		g = pf->gamma;
+	float		k = 4 * FLT_EPSILON;
+	float		mag = pf->qnorm + pf->cnorm + pf->lonorm + pf->rmax;
+	uint32		i;
+
+	if (pf->metric == IVF_METRIC_L2)
+	{
+		for (i = 0; i < n; i++)
+		{
+			float		s = sqrtf(fmaxf(raw[i], 0.0f));
+			float		e = err[i];
+			float		b = s * (1 - g) - e * (1 + g) - k * (mag + s + e);
+
+			b = fmaxf(b, 0.0f);
+			b = b * b * (1 - 2 * g);
+			/* an overflowed code distance bounds nothing */
+			raw[i] = (s <= FLT_MAX) ? b : -INFINITY;
+		}
+	}
+	else
+	{
+		float		base = -pf->qc - pf->qlo;
+		float		qn = pf->qnorm;
+
+		for (i = 0; i < n; i++)
+		{
+			float		e = err[i];
+			float		b = base - raw[i] - qn * e - 4 * g * qn * (mag + e);
+
+			raw[i] = (b == b && fabsf(raw[i]) <= FLT_MAX) ? b : -INFINITY;
+		}
+	}
 }
 
 /*
@@ -90,16 +271,30 @@ read_group_head(Relation index, const IvfGeometry *g, BlockNumber blkno,
  * adjacent in shared memory); prefetching the whole page measured slower.
  */
 static inline void
-prefetch_group_head(Buffer buf, const IvfGeometry *g)
+prefetch_group_head(Buffer buf, const IvfGeometry *g, bool codes)
 {
 	const char *page = BufferGetPage(buf);
-	const char *floats = page + g->head_floats_off;
 	int			i;
 
 	ivf_prefetch(page + IVF_PAGE_SPECIAL_OFF);
 	ivf_prefetch(page + g->head_tids_off);
-	for (i = 0; i < 8; i++)
-		ivf_prefetch(floats + i * 64);
+	if (codes)
+	{
+		/* the whole code block: a page's codes are only ~25 lines */
+		const char *c = page + g->head_codes_off;
+		const char *end = c + (Size) g->vecs_per_group * g->dims;
+
+		ivf_prefetch(page + g->head_errs_off);
+		for (; c < end; c += 64)
+			ivf_prefetch(c);
+	}
+	else
+	{
+		const char *floats = page + g->head_floats_off;
+
+		for (i = 0; i < 8; i++)
+			ivf_prefetch(floats + i * 64);
+	}
 }
 
 /* distance of q to each of the n vectors of one page's block: out[i] */
@@ -114,17 +309,82 @@ block_distances(IvfMetric metric, const float *q, const float *x, size_t n,
 }
 
 /*
+ * The prefilter's pass over one locked one-page group: bounds from the
+ * codes of its first nvec slots, then exact distances only for the live
+ * slots whose bound is below the k0-th smallest exact distance so far; the
+ * others are deferred with their bound and location.  Scanning the lists
+ * nearest first makes that bar drop fast, so most slots are deferred and
+ * only their codes are read.
+ */
+static void
+scan_group_codes(const IvfGeometry *g, IvfPrefilter *pf, const float *q,
+				 Page page, BlockNumber blkno, uint32 nvec, float *bound,
+				 IvfCandidates *out)
+{
+	const ItemPointerData *tids = ivf_head_tids(page, g);
+	const float *floats = ivf_page_floats(page, g, true);
+	uint32		i;
+
+	if (pf->metric == IVF_METRIC_L2)
+		ivf_kernels.sq8_l2_block(pf->a, pf->step, ivf_head_codes(page, g),
+								 nvec, g->dims, bound);
+	else
+		ivf_kernels.sq8_dot_block(pf->w, ivf_head_codes(page, g), nvec,
+								  g->dims, bound);
+	prefilter_bounds(pf, bound, ivf_head_errs(page, g), nvec);
+
+	candidates_reserve(out, nvec);
+	deferred_reserve(out, nvec);
+	for (i = 0; i < nvec; i++)
+	{
+		float		bar;
+
+		if (!ItemPointerIsValid(&tids[i]))
+			continue;
+		bar = (out->nkbest < out->k0) ? INFINITY : out->kbest[0];
+		/* <=: every slot among the k0 nearest is read (ties included) */
+		if (bound[i] <= bar)
+		{
+			const float *x = floats + (Size) i * g->dims;
+			float		d;
+
+			if (pf->metric == IVF_METRIC_L2)
+				d = ivf_kernels.l2sq(q, x, g->dims);
+			else
+				d = -ivf_kernels.dot(q, x, g->dims);
+			out->dist[out->n] = d;
+			out->id[out->n] = ivf_tid_to_id((ItemPointer) &tids[i]);
+			out->n++;
+			out->refined++;
+			kbest_push(out, d);
+		}
+		else
+		{
+			out->lb[out->nlb] = bound[i];
+			out->lb_id[out->nlb] = ivf_tid_to_id((ItemPointer) &tids[i]);
+			out->loc[out->nlb] = ((int64) blkno << 16) | i;
+			out->nlb++;
+		}
+	}
+}
+
+/*
  * Append (distance, tid) for the live slots among the first 'limit' slots
  * of list 'list' (whose first group head is 'head') to out, in chain
  * order; the group that crosses the limit is cut exactly.  Distances are
  * squared L2 for L2 and -dot otherwise (smaller is nearer in both cases).
- * Returns the number of slots examined.
+ * With a prefilter (pf not NULL, ivf_prefilter_list() done for this list)
+ * and codes in the index, slots the codes rule out go to out's deferred
+ * set instead (see scan_group_codes).  Returns the number of slots
+ * examined.
  */
 uint64
 ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 			  BlockNumber head, uint32 list, const float *q, uint64 limit,
-			  IvfCandidates *out)
+			  IvfPrefilter *pf, IvfCandidates *out)
 {
+	bool		codes = (pf != NULL && g->codes);
+	float	   *bound = NULL;
 	uint64		examined = 0;
 	BlockNumber blkno = head;
 	Buffer		next = InvalidBuffer;
@@ -136,6 +396,8 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 		partial = palloc(sizeof(float) * g->vecs_per_group);
 		acc = palloc(sizeof(float) * g->vecs_per_group);
 	}
+	if (codes)
+		bound = palloc(sizeof(float) * g->vecs_per_group);
 
 	if (BlockNumberIsValid(blkno) && limit > 0)
 		next = ivf_read_buffer(index, blkno);
@@ -171,10 +433,13 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 		if (BlockNumberIsValid(blkno) && examined < limit)
 		{
 			next = ivf_read_buffer(index, blkno);
-			prefetch_group_head(next, g);
+			prefetch_group_head(next, g, codes);
 		}
 
-		if (nvec > 0)
+		if (nvec > 0 && codes)
+			scan_group_codes(g, pf, q, page, BufferGetBlockNumber(buf), nvec,
+							 bound, out);
+		else if (nvec > 0)
 		{
 			candidates_reserve(out, nvec);
 			dist = out->dist + out->n;
@@ -238,7 +503,59 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 		pfree(partial);
 		pfree(acc);
 	}
+	if (bound)
+		pfree(bound);
 	return examined;
+}
+
+/*
+ * The exact distance of a deferred candidate: the vector of heap TID 'id'
+ * that was in slot loc & 0xFFFF of the one-page group at block loc >> 16.
+ * VACUUM may since have moved it to another slot of that group (never out
+ * of it), so it is looked up by TID if the slot holds another.  Returns
+ * false when it is gone: VACUUM removed it, which it does only for rows no
+ * snapshot can see.
+ */
+bool
+ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
+				const float *q, int64 loc, int64 id, float *dist)
+{
+	BlockNumber blkno = (BlockNumber) (loc >> 16);
+	uint32		slot = (uint32) (loc & 0xFFFF);
+	Buffer		buf = ivf_read_buffer(index, blkno);
+	Page		page;
+	IvfPageOpaque opaque;
+	ItemPointerData *tids;
+	bool		found = false;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	opaque = IvfPageGetOpaque(page);
+	if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->nvec > g->vecs_per_group)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a list page",
+						RelationGetRelationName(index), blkno)));
+	tids = ivf_head_tids(page, g);
+	if (slot >= opaque->nvec || ivf_tid_to_id(&tids[slot]) != id)
+	{
+		uint32		i;
+
+		for (i = 0; i < opaque->nvec; i++)
+			if (ItemPointerIsValid(&tids[i]) && ivf_tid_to_id(&tids[i]) == id)
+				break;
+		slot = i;
+	}
+	if (slot < opaque->nvec)
+	{
+		const float *x = ivf_page_floats(page, g, true) + (Size) slot * g->dims;
+
+		*dist = (metric == IVF_METRIC_L2) ? ivf_kernels.l2sq(q, x, g->dims) :
+			-ivf_kernels.dot(q, x, g->dims);
+		found = true;
+	}
+	UnlockReleaseBuffer(buf);
+	return found;
 }
 
 /*

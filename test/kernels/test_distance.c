@@ -11,6 +11,11 @@
  * the dimension).  Inputs end right before a PROT_NONE page, so a kernel
  * that reads past the end of a vector crashes the test.
  *
+ * The SQ8 kernels are compared with double precision instead (relative
+ * 1e-5 of the sum of absolute terms), ivf_sq8_train / ivf_sq8_encode against
+ * their documented formulas, and the triangle-inequality lower bound the
+ * index builds from them is checked on random and adversarial vectors.
+ *
  * Set IVF_DATA_DIR (e.g. ../shared/data) to also check exact k-NN on the
  * real siftsmall vectors against brute force and the official ground truth.
  *
@@ -304,6 +309,487 @@ test_special_values(const IvfKernels *k)
 	/* d = 0 is harmless */
 	check(k->l2sq(NULL, NULL, 0) == 0.0f, "l2sq d=0");
 	check(k->dot(NULL, NULL, 0) == 0.0f, "dot d=0");
+	group_end();
+}
+
+/* ---------------------------------------------------------------------
+ * SQ8 kernels, training and encoding
+ * ---------------------------------------------------------------------
+ */
+
+static double l2_double(const float *a, const float *b, size_t d);
+
+/* d = 1..40 (every tail length of every level), then these */
+static const size_t sq8_extra_dims[] = {63, 64, 65, 127, 128, 129, 784, 1000, 1601};
+#define N_SQ8_DIMS (40 + sizeof(sq8_extra_dims) / sizeof(sq8_extra_dims[0]))
+
+static size_t
+sq8_dim(size_t idx)
+{
+	return idx < 40 ? idx + 1 : sq8_extra_dims[idx - 40];
+}
+
+static const size_t sq8_rows[] = {0, 1, 3, 17};
+#define N_SQ8_ROWS (sizeof(sq8_rows) / sizeof(sq8_rows[0]))
+
+/* the kernels' contract: within 1e-5 of double, relative to sum |terms| */
+#define SQ8_REL_TOL 1e-5
+
+static void
+test_sq8_kernels(const IvfKernels *k)
+{
+	size_t		di,
+				ri;
+
+	group_begin("%s: sq8_l2_block / sq8_dot_block vs double, guarded codes",
+				ivf_simd_level_name(k->level));
+	rng_seed(7001);
+	for (di = 0; di < N_SQ8_DIMS; di++)
+	{
+		for (ri = 0; ri < N_SQ8_ROWS; ri++)
+		{
+			size_t		d = sq8_dim(di);
+			size_t		n = sq8_rows[ri];
+			Guarded		ga,
+						gs,
+						gw,
+						gc;
+			float	   *a,
+					   *step,
+					   *w;
+			uint8_t    *codes;
+			float	   *out = xmalloc((n + 1) * sizeof(float));
+			float	   *ref = xmalloc((n + 1) * sizeof(float));
+			size_t		i,
+						j;
+			int			kind;
+
+			/*
+			 * Every operand ends right before a PROT_NONE page, the codes
+			 * exactly n * d bytes: reading one byte past the last row
+			 * faults.  The poison (0xFF: NaN floats, code 255) makes a read
+			 * before the start show up in the results.
+			 */
+			guarded_alloc(&ga, d * sizeof(float), 0xFF);
+			guarded_alloc(&gs, d * sizeof(float), 0xFF);
+			guarded_alloc(&gw, d * sizeof(float), 0xFF);
+			guarded_alloc(&gc, n * d, 0xFF);
+			a = ga.p;
+			step = gs.p;
+			w = gw.p;
+			codes = gc.p;
+			fill_float(a, d, -1.0f, 1.0f);
+			fill_float(w, d, -1.0f, 1.0f);
+			for (j = 0; j < d; j++)
+				step[j] = j % 7 == 3 ? 0.0f : rng_float(0.0f, 2.0f / 255.0f);
+			for (i = 0; i < n * d; i++)
+				codes[i] = (uint8_t) rng_int(0, 255);
+			/* 0 and 255 in every row, at both ends; whole rows of each */
+			for (i = 0; i < n; i++)
+			{
+				codes[i * d] = i % 2 ? 0 : 255;
+				codes[i * d + d - 1] = i % 2 ? 255 : 0;
+			}
+			if (n >= 3)
+			{
+				memset(codes + 1 * d, 255, d);
+				memset(codes + 2 * d, 0, d);
+			}
+
+			for (kind = 0; kind < 2; kind++)
+			{
+				const char *name = kind == 0 ? "sq8_l2_block" : "sq8_dot_block";
+
+				/* sentinel past n must survive (n = 0: nothing written) */
+				out[n] = ref[n] = -12345.0f;
+				if (kind == 0)
+				{
+					k->sq8_l2_block(a, step, codes, n, d, out);
+					ivf_ref_sq8_l2_block(a, step, codes, n, d, ref);
+				}
+				else
+				{
+					k->sq8_dot_block(w, codes, n, d, out);
+					ivf_ref_sq8_dot_block(w, codes, n, d, ref);
+				}
+				check(out[n] == -12345.0f, "%s d=%zu n=%zu: wrote past out[n-1]",
+					  name, d, n);
+				for (i = 0; i < n; i++)
+				{
+					const uint8_t *c = codes + i * d;
+					double		exact = 0.0,
+								abssum = 0.0,
+								tol;
+
+					for (j = 0; j < d; j++)
+					{
+						double		t;
+
+						if (kind == 0)
+						{
+							t = (double) a[j] - (double) step[j] * c[j];
+							t *= t;
+						}
+						else
+							t = (double) w[j] * c[j];
+						exact += t;
+						abssum += fabs(t);
+					}
+					tol = SQ8_REL_TOL * abssum + 1e-30;
+					check(fabs((double) out[i] - exact) <= tol,
+						  "%s d=%zu n=%zu row %zu: got %.9g, double %.9g",
+						  name, d, n, i, out[i], exact);
+					check(fabs((double) ref[i] - exact) <= tol,
+						  "ref %s d=%zu n=%zu row %zu: got %.9g, double %.9g",
+						  name, d, n, i, ref[i], exact);
+				}
+			}
+			guarded_free(&ga);
+			guarded_free(&gs);
+			guarded_free(&gw);
+			guarded_free(&gc);
+			free(out);
+			free(ref);
+		}
+	}
+	group_end();
+}
+
+/* The documented encoding, computed independently in double. */
+static uint8_t
+sq8_expected_code(float r, float lo, float step)
+{
+	double		v;
+
+	if (step == 0.0f)
+		return 0;
+	v = rint(((double) r - lo) / step);
+	return v < 0.0 ? 0 : v > 255.0 ? 255 : (uint8_t) v;
+}
+
+/* |r - rhat| in double, rhat[j] = lo[j] + step[j] * codes[j]. */
+static double
+sq8_error_double(const float *r, const float *lo, const float *step,
+				 const uint8_t *codes, size_t d)
+{
+	double		s = 0.0;
+	size_t		j;
+
+	for (j = 0; j < d; j++)
+	{
+		double		t = (double) r[j] - ((double) lo[j] + (double) step[j] * codes[j]);
+
+		s += t * t;
+	}
+	return sqrt(s);
+}
+
+/* The returned error is the double norm rounded up to float. */
+static int
+sq8_error_ok(float got, double exact)
+{
+	return (double) got >= exact &&
+		got <= nextafterf((float) exact, INFINITY);
+}
+
+static void
+test_sq8_train_encode(void)
+{
+	size_t		n = 50,
+				d = 37;
+	float	   *x = xmalloc(n * d * sizeof(float));
+	float	   *lo = xmalloc(d * sizeof(float));
+	float	   *step = xmalloc(d * sizeof(float));
+	float	   *r = xmalloc(d * sizeof(float));
+	uint8_t    *codes = xmalloc(d);
+	size_t		i,
+				j;
+	float		err;
+
+	group_begin("sq8: train (min, step, constant dims), encode (range, clamping, error)");
+	rng_seed(7101);
+	fill_float(x, n * d, -3.0f, 2.0f);
+	for (i = 0; i < n; i++)
+	{
+		x[i * d + 5] = 1.25f;	/* constant: step 0 */
+		x[i * d + 6] = i % 2 ? -1e30f : 1e30f;	/* wide but finite */
+		x[i * d + 7] = i % 2 ? -3e38f : 3e38f;	/* max - min overflows float */
+	}
+	ivf_sq8_train(x, n, d, lo, step);
+	for (j = 0; j < d; j++)
+	{
+		float		mn = x[j],
+					mx = x[j];
+
+		for (i = 1; i < n; i++)
+		{
+			mn = x[i * d + j] < mn ? x[i * d + j] : mn;
+			mx = x[i * d + j] > mx ? x[i * d + j] : mx;
+		}
+		check(lo[j] == mn, "train dim %zu: lo %.9g, min %.9g", j, lo[j], mn);
+		check(step[j] == (float) (((double) mx - mn) / 255.0) && isfinite(step[j]),
+			  "train dim %zu: step %.9g, want %.9g", j, step[j],
+			  (float) (((double) mx - mn) / 255.0));
+	}
+	check(step[5] == 0.0f, "constant dimension: step %.9g", step[5]);
+
+	/* the training rows: codes as documented, min -> 0, max -> 255, small error */
+	for (i = 0; i < n; i++)
+	{
+		const float *row = x + i * d;
+		double		bound = 0.0;
+		int			ok = 1;
+
+		err = ivf_sq8_encode(row, lo, step, d, codes);
+		for (j = 0; j < d; j++)
+		{
+			ok &= codes[j] == sq8_expected_code(row[j], lo[j], step[j]);
+			if (row[j] == lo[j])
+				ok &= codes[j] == 0;
+			if (step[j] > 0.0f && row[j] == lo[j] + 255.0f * step[j])
+				ok &= codes[j] == 255;
+			/* in range: at most half a step off (plus rounding of rhat) */
+			bound += ((double) step[j] * 0.5 * (1.0 + 1e-6)) *
+				((double) step[j] * 0.5 * (1.0 + 1e-6));
+		}
+		check(ok, "row %zu: codes differ from the documented formula", i);
+		check(sq8_error_ok(err, sq8_error_double(row, lo, step, codes, d)),
+			  "row %zu: error %.9g, double %.17g", i, err,
+			  sq8_error_double(row, lo, step, codes, d));
+		check((double) err <= sqrt(bound) * (1.0 + 1e-6),
+			  "row %zu: error %.9g above half a step per dim %.9g", i, err, sqrt(bound));
+	}
+	/* each extreme of the wide dimensions maps to 0 / 255 exactly */
+	ivf_sq8_encode(x, lo, step, d, codes);
+	check(codes[6] == 255 && codes[7] == 255, "row 0 wide dims: %d %d", codes[6], codes[7]);
+	ivf_sq8_encode(x + d, lo, step, d, codes);
+	check(codes[6] == 0 && codes[7] == 0, "row 1 wide dims: %d %d", codes[6], codes[7]);
+
+	/* clamping: below lo, above lo + 255 step, far out; step-0 dims give 0 */
+	for (i = 0; i < 6; i++)
+	{
+		int			ok = 1;
+
+		for (j = 0; j < d; j++)
+		{
+			float		top = lo[j] + 255.0f * step[j];
+
+			switch (i)
+			{
+				case 0:
+					r[j] = lo[j] - 10.0f * step[j] - 0.5f;
+					break;
+				case 1:
+					r[j] = top + 10.0f * step[j] + 0.5f;
+					break;
+				case 2:
+					r[j] = -3.4e38f;
+					break;
+				case 3:
+					r[j] = 3.4e38f;
+					break;
+				case 4:
+					/* alternate below / above */
+					r[j] = j % 2 ? -1e20f : 1e20f;
+					break;
+				default:
+					r[j] = rng_float(-100.0f, 100.0f);
+					break;
+			}
+		}
+		err = ivf_sq8_encode(r, lo, step, d, codes);
+		for (j = 0; j < d; j++)
+		{
+			uint8_t		want = sq8_expected_code(r[j], lo[j], step[j]);
+
+			ok &= codes[j] == want;
+			if (step[j] == 0.0f)
+				ok &= codes[j] == 0;
+			else if (r[j] < lo[j])
+				ok &= codes[j] == 0;
+			else if ((double) r[j] > (double) lo[j] + 255.0 * step[j] * (1.0 + 1e-6))
+				ok &= codes[j] == 255;
+		}
+		check(ok, "clamp case %zu: wrong codes", i);
+		check(sq8_error_ok(err, sq8_error_double(r, lo, step, codes, d)),
+			  "clamp case %zu: error %.9g, double %.17g", i, err,
+			  sq8_error_double(r, lo, step, codes, d));
+	}
+
+	/*
+	 * Tiny steps make huge quotients: must clamp, not overflow the
+	 * conversion.  (|r| small enough that the error itself stays finite; an
+	 * error beyond FLT_MAX comes back as +inf, which is still an upper
+	 * bound.)
+	 */
+	for (j = 0; j < d; j++)
+	{
+		lo[j] = 0.0f;
+		step[j] = j % 3 == 0 ? 1e-45f : j % 3 == 1 ? 1e-30f : 0.0f;
+		r[j] = j % 2 ? 1e37f : -1e37f;
+	}
+	err = ivf_sq8_encode(r, lo, step, d, codes);
+	{
+		int			ok = 1;
+
+		for (j = 0; j < d; j++)
+			ok &= codes[j] == (step[j] == 0.0f || r[j] < 0.0f ? 0 : 255);
+		check(ok, "tiny steps: wrong codes");
+	}
+	check(sq8_error_ok(err, sq8_error_double(r, lo, step, codes, d)) && isfinite(err),
+		  "tiny steps: error %.9g", err);
+
+	/* one row: lo is the row, every step 0, the row encodes with error 0 */
+	ivf_sq8_train(x, 1, d, lo, step);
+	{
+		int			ok = 1;
+
+		for (j = 0; j < d; j++)
+			ok &= lo[j] == x[j] && step[j] == 0.0f;
+		check(ok, "n = 1: lo must be the row and every step 0");
+	}
+	err = ivf_sq8_encode(x, lo, step, d, codes);
+	check(err == 0.0f, "n = 1: error of the row itself %.9g", err);
+	check(ivf_sq8_encode(x, lo, step, 0, codes) == 0.0f, "d = 0");
+
+	free(x);
+	free(lo);
+	free(step);
+	free(r);
+	free(codes);
+	group_end();
+}
+
+/*
+ * The bound the index relies on: with lo/step trained on residuals x - c,
+ * codes and err from encoding r = x - c, and a = (q - c) - lo, the kernel
+ * gives |q - c - rhat|^2, and |q - x| >= |q - c - rhat| - err.
+ */
+static void
+test_sq8_bound(const IvfKernels *k)
+{
+	static const size_t dims[] = {16, 128, 784};
+	size_t		di;
+
+	group_begin("%s: sq8 lower bound sqrt(sq8_l2) - err <= |q - x|",
+				ivf_simd_level_name(k->level));
+	rng_seed(7201);
+	for (di = 0; di < sizeof(dims) / sizeof(dims[0]); di++)
+	{
+		size_t		d = dims[di];
+		size_t		ns = 200,
+					nx = 48,
+					nq = 5;
+		float	   *c = xmalloc(d * sizeof(float));
+		float	   *spread = xmalloc(d * sizeof(float));
+		float	   *sample = xmalloc(ns * d * sizeof(float));
+		float	   *lo = xmalloc(d * sizeof(float));
+		float	   *step = xmalloc(d * sizeof(float));
+		float	   *q = xmalloc(d * sizeof(float));
+		float	   *a = xmalloc(d * sizeof(float));
+		float	   *x = xmalloc(nx * d * sizeof(float));
+		float	   *r = xmalloc(d * sizeof(float));
+		float	   *err = xmalloc(nx * sizeof(float));
+		float	   *out = xmalloc(nx * sizeof(float));
+		Guarded		gc;
+		uint8_t    *codes;
+		size_t		qi,
+					i,
+					j;
+
+		guarded_alloc(&gc, nx * d, 0xFF);
+		codes = gc.p;
+		fill_float(c, d, -1.0f, 1.0f);
+		/* per-dimension spreads, so steps differ; dimension 3 constant */
+		fill_float(spread, d, 0.05f, 0.5f);
+		spread[3] = 0.0f;
+		for (i = 0; i < ns; i++)
+		{
+			for (j = 0; j < d; j++)
+			{
+				float		xs = c[j] + rng_float(-spread[j], spread[j]);
+
+				sample[i * d + j] = xs - c[j];
+			}
+		}
+		ivf_sq8_train(sample, ns, d, lo, step);
+
+		for (qi = 0; qi < nq; qi++)
+		{
+			for (j = 0; j < d; j++)
+				q[j] = c[j] + rng_float(-spread[j], spread[j]);
+			for (i = 0; i < nx; i++)
+			{
+				float	   *xi = x + i * d;
+
+				for (j = 0; j < d; j++)
+				{
+					switch (i % 8)
+					{
+						case 0:
+							/* x == q */
+							xi[j] = q[j];
+							break;
+						case 1:
+							/* x very close to q */
+							xi[j] = q[j] + rng_float(-1e-6f, 1e-6f);
+							break;
+						case 2:
+							/* q moved by a third of a step in one dimension */
+							xi[j] = q[j] + (j == i % d ? step[j] / 3.0f : 0.0f);
+							break;
+						case 3:
+							/* outside the trained range: clamped codes */
+							xi[j] = c[j] + rng_float(-3.0f * spread[j] - 0.1f,
+													 3.0f * spread[j] + 0.1f);
+							break;
+						case 4:
+							/* the centroid itself */
+							xi[j] = c[j];
+							break;
+						default:
+							/* in range, independent of q */
+							xi[j] = c[j] + rng_float(-spread[j], spread[j]);
+							break;
+					}
+				}
+				for (j = 0; j < d; j++)
+					r[j] = xi[j] - c[j];
+				err[i] = ivf_sq8_encode(r, lo, step, d, codes + i * d);
+			}
+			/* what a caller does once per (query, list) */
+			for (j = 0; j < d; j++)
+				a[j] = (q[j] - c[j]) - lo[j];
+			k->sq8_l2_block(a, step, codes, nx, d, out);
+
+			for (i = 0; i < nx; i++)
+			{
+				double		exact = sqrt(l2_double(q, x + i * d, d));
+				double		lb = sqrt((double) out[i]) - err[i];
+
+				check(lb <= exact * (1.0 + 1e-4) + 1e-4,
+					  "d=%zu query %zu x %zu (kind %zu): bound %.9g > distance %.9g",
+					  d, qi, i, i % 8, lb, exact);
+				/* and not vacuous for independent in-range vectors */
+				if (i % 8 >= 5)
+					check(lb >= 0.9 * exact,
+						  "d=%zu query %zu x %zu: bound %.9g too loose for distance %.9g",
+						  d, qi, i, lb, exact);
+			}
+		}
+		guarded_free(&gc);
+		free(c);
+		free(spread);
+		free(sample);
+		free(lo);
+		free(step);
+		free(q);
+		free(a);
+		free(x);
+		free(r);
+		free(err);
+		free(out);
+	}
 	group_end();
 }
 
@@ -939,7 +1425,8 @@ test_dispatch_before_init(void)
 	check(ivf_kernels.l2sq != NULL && ivf_kernels.dot != NULL &&
 		  ivf_kernels.l1 != NULL && ivf_kernels.norm_sq != NULL &&
 		  ivf_kernels.cosine_parts != NULL && ivf_kernels.l2sq_block != NULL &&
-		  ivf_kernels.dot_block != NULL && ivf_kernels.norm_sq_block != NULL,
+		  ivf_kernels.dot_block != NULL && ivf_kernels.norm_sq_block != NULL &&
+		  ivf_kernels.sq8_l2_block != NULL && ivf_kernels.sq8_dot_block != NULL,
 		  "NULL pointer before init");
 	group_end();
 }
@@ -1027,6 +1514,8 @@ main(void)
 		test_block_kernels(&k, 1);
 		test_block_kernels(&k, 0);
 		test_special_values(&k);
+		test_sq8_kernels(&k);
+		test_sq8_bound(&k);
 
 		ivf_kernels_set_level((IvfSimdLevel) lvl);
 		test_gemm();
@@ -1035,6 +1524,7 @@ main(void)
 	}
 	ivf_kernels_init();
 
+	test_sq8_train_encode();
 	test_topk();
 
 	if (data_dir != NULL && data_dir[0] != '\0')

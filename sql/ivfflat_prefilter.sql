@@ -1,0 +1,96 @@
+-- The prefilter (index option, on by default): an 8-bit code of every
+-- vector's residual bounds its distance, and a scan reads the vector in
+-- full only when the bound does not rule it out.  Whatever ivf.prefilter_k
+-- is, the rows and their order must be exactly those of a full read
+-- (ivf.prefilter_k = 0), ties included.
+SET client_min_messages = warning;
+CREATE TABLE pf (id int, category int, v vector(24));
+INSERT INTO pf
+SELECT i, i % 5,
+       (SELECT array_agg(((i * 7919 + j * 104729) % 1000) / 100.0 + (i % 10) * 3)::real[]
+        FROM generate_series(1, 24) j)::vector
+FROM generate_series(1, 3000) i;
+-- exact duplicates: equal distances, ordered by TID
+INSERT INTO pf SELECT 3000 + id, category, v FROM pf WHERE id <= 300;
+CREATE INDEX pf_l2 ON pf USING ivfflat (v vector_l2_ops) WITH (lists = 20);
+CREATE INDEX pf_ip ON pf USING ivfflat (v vector_ip_ops) WITH (lists = 20);
+CREATE INDEX pf_cos ON pf USING ivfflat (v vector_cosine_ops) WITH (lists = 20);
+SELECT prefilter, vectors_per_group FROM ivf_index_info('pf_l2');
+SELECT count(*) AS problems FROM ivf_check('pf_l2');
+
+-- the scan output for every 97th row as query: "tid:distance" lists
+CREATE FUNCTION pf_run(op text, k int, lim int, filter text DEFAULT 'true')
+RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+	r text[] := '{}';
+	q record;
+	got text;
+BEGIN
+	PERFORM set_config('ivf.prefilter_k', k::text, true);
+	FOR q IN SELECT v FROM pf WHERE id % 97 = 0 ORDER BY id LOOP
+		EXECUTE format('SELECT string_agg(ctid::text || '':'' || d::text, '','') FROM
+			(SELECT ctid, v %s $1 AS d FROM pf WHERE %s ORDER BY v %s $1 LIMIT %s) s',
+			op, filter, op, lim) INTO got USING q.v;
+		r := r || got;
+	END LOOP;
+	RETURN r;
+END $$;
+
+SET enable_seqscan = off;
+SET ivf.nprobe = 3;
+SELECT op,
+       pf_run(op, 0, 10) = pf_run(op, 1, 10) AS limit10_k1,
+       pf_run(op, 0, 10) = pf_run(op, 10, 10) AS limit10_k10,
+       pf_run(op, 0, 200) = pf_run(op, 10, 200) AS limit200_k10,
+       pf_run(op, 0, 5000) = pf_run(op, 3, 5000) AS drain_k3
+FROM unnest(ARRAY['<->', '<#>', '<=>']) op;
+
+-- all lists probed: the same distances as a sequential scan
+SET ivf.nprobe = 20;
+SELECT array_agg(d) AS dists FROM (SELECT v <-> (SELECT v FROM pf WHERE id = 1) AS d
+	FROM pf ORDER BY v <-> (SELECT v FROM pf WHERE id = 1) LIMIT 100) s \gset idx_
+RESET enable_seqscan;
+SET enable_indexscan = off;
+SELECT array_agg(d)::text = :'idx_dists' AS same_as_seqscan FROM (SELECT v <-> (SELECT v FROM pf WHERE id = 1) AS d
+	FROM pf ORDER BY v <-> (SELECT v FROM pf WHERE id = 1) LIMIT 100) s;
+RESET enable_indexscan;
+SET enable_seqscan = off;
+
+-- iterative scans with a filter
+SET ivf.nprobe = 1;
+SET ivf.iterative_scan = strict_order;
+SELECT pf_run('<->', 0, 20, 'category = 3') = pf_run('<->', 10, 20, 'category = 3') AS strict_filtered;
+SET ivf.iterative_scan = relaxed_order;
+SELECT pf_run('<->', 0, 20, 'category = 3') = pf_run('<->', 10, 20, 'category = 3') AS relaxed_filtered;
+RESET ivf.iterative_scan;
+SET ivf.nprobe = 3;
+
+-- inserts after the build, some far outside the trained range (clamped
+-- codes, large errors), then VACUUM moving slots within their groups
+INSERT INTO pf SELECT 10000 + i, i % 5, (SELECT array_agg((i * j % 50) * 40.0)::real[] FROM generate_series(1, 24) j)::vector
+FROM generate_series(1, 200) i;
+DELETE FROM pf WHERE id % 7 = 0;
+VACUUM pf;
+SELECT count(*) AS problems FROM ivf_check('pf_l2');
+SELECT count(*) AS problems FROM ivf_check('pf_cos');
+SELECT op,
+       pf_run(op, 0, 10) = pf_run(op, 10, 10) AS limit10,
+       pf_run(op, 0, 300) = pf_run(op, 5, 300) AS limit300
+FROM unnest(ARRAY['<->', '<#>', '<=>']) op;
+
+-- prefilter = off: no codes, same results
+CREATE INDEX pf_off ON pf USING ivfflat (v vector_l2_ops) WITH (lists = 20, prefilter = off);
+SELECT prefilter FROM ivf_index_info('pf_off');
+DROP INDEX pf_l2;
+SELECT pf_run('<->', 0, 50) = pf_run('<->', 10, 50) AS off_same;
+DROP INDEX pf_off;
+
+-- vectors too wide for a code beside them on one page: no codes
+CREATE TABLE pf_wide (v vector(1700));
+INSERT INTO pf_wide SELECT array_fill(i::real, ARRAY[1700])::vector FROM generate_series(1, 20) i;
+CREATE INDEX ON pf_wide USING ivfflat (v) WITH (lists = 2);
+SELECT prefilter, vectors_per_group FROM ivf_index_info('pf_wide_v_idx');
+SELECT count(*) AS problems FROM ivf_check('pf_wide_v_idx');
+
+DROP TABLE pf, pf_wide;
+DROP FUNCTION pf_run;
