@@ -141,6 +141,12 @@ def parse_args(argv=None):
     p.add_argument("--png", action="store_true", help="also write PNG copies of the plots")
     p.add_argument("--replot", metavar="JSONL", help="only redraw the plots of an earlier run's JSONL")
     p.add_argument("--keep-db", action="store_true", help="keep the ivfbench database (the cluster is still thrown away by run.sh)")
+    p.add_argument("--storage", choices=["auto", "plain", "main", "external"], default="auto",
+                   help="storage of the embedding column (ALTER TABLE ... SET STORAGE); auto: plain when a "
+                        "vector fits a heap page (<= 2000 dims), else the type's default (external). Every "
+                        "row a query returns has its distance re-evaluated by the executor (the ORDER BY "
+                        "expression is in the target list), which with external storage is a TOAST fetch "
+                        "per row")
     p.add_argument("--mode", choices=["bench", "profile"], default="bench")
     p.add_argument("--profile-seconds", type=float, default=5.0,
                    help="profile mode: seconds of prepared queries run under perf")
@@ -453,6 +459,12 @@ def load_and_build(conn, ds, args, res):
     register_vector(conn)
     pin_cpus(conn, args, res)
     conn.execute(f"CREATE TABLE items (id int4 NOT NULL, embedding vector({ds.d}) NOT NULL)")
+    storage = args.storage
+    if storage == "auto":
+        storage = "plain" if ds.d <= 2000 else "external"
+    conn.execute(f"ALTER TABLE items ALTER COLUMN embedding SET STORAGE {storage}")
+    res.add({"type": "storage", "embedding": storage})
+    log(f"embedding column storage: {storage}")
     t0 = now()
     nbytes = copy_rows_binary(conn, ds.base)
     load_s = now() - t0
