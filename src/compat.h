@@ -56,4 +56,27 @@
 #define ivf_prefetch(addr) ((void) (addr))
 #endif
 
+/*
+ * The build writes list pages straight to the relation file, as nbtree's
+ * sorted build does: the SMgrRelation accessor (15; RelationOpenSmgr
+ * before) and log_newpages' relation key (RelFileLocator from 16).
+ */
+#include "storage/smgr.h"
+#include "utils/rel.h"
+#if PG_VERSION_NUM >= 150000
+#define IvfRelationGetSmgr(rel) RelationGetSmgr(rel)
+#else
+static inline SMgrRelation
+IvfRelationGetSmgr(Relation rel)
+{
+	RelationOpenSmgr(rel);
+	return rel->rd_smgr;
+}
+#endif
+#if PG_VERSION_NUM >= 160000
+#define IvfRelFileKey(rel) (&(rel)->rd_locator)
+#else
+#define IvfRelFileKey(rel) (&(rel)->rd_node)
+#endif
+
 #endif							/* IVF_COMPAT_H */

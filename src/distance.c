@@ -263,30 +263,28 @@ ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
 	float		e;
 	size_t		j;
 
+	/*
+	 * Codes first, in float and branch-free so the compiler vectorises the
+	 * loop (it runs for every vector a build writes).  r - lo may overflow
+	 * and the quotient be huge (tiny step): both saturate to 255 by the
+	 * clamp, before the conversion, which would be undefined out of range;
+	 * a NaN fails both comparisons and becomes code 0.  Any code is a valid
+	 * one, since the error returned below is that of the code chosen.
+	 */
 	for (j = 0; j < d; j++)
 	{
-		double		v = 0.0;
-		double		t;
+		float		v = (step[j] != 0.0f) ? (r[j] - lo[j]) / step[j] : 0.0f;
 
-		if (step[j] != 0.0f)
-		{
-			/*
-			 * In double, r - lo cannot overflow; the quotient may still be
-			 * huge (tiny step), so clamp before rint and the conversion,
-			 * which would be undefined out of range.  !(v > 0) also sends a
-			 * NaN to code 0.
-			 */
-			v = ((double) r[j] - (double) lo[j]) / (double) step[j];
-			if (!(v > 0.0))
-				v = 0.0;
-			else if (v > 255.0)
-				v = 255.0;
-			v = rint(v);
-		}
-		codes[j] = (uint8_t) v;
+		v = (v > 0.0f) ? v : 0.0f;
+		v = (v < 255.0f) ? v : 255.0f;
+		codes[j] = (uint8_t) (int32_t) (v + 0.5f);
+	}
 
-		/* rhat in double: step * code (24 x 8 bits) is exact there */
-		t = (double) r[j] - ((double) lo[j] + (double) step[j] * v);
+	/* the error in double: step * code (24 x 8 bits) is exact there */
+	for (j = 0; j < d; j++)
+	{
+		double		t = (double) r[j] - ((double) lo[j] + (double) step[j] * codes[j]);
+
 		err += t * t;
 	}
 

@@ -23,8 +23,11 @@
  *    the same page for page whether the pass ran in parallel or not.
  * 4. Writing: the sorted stream becomes each list's groups, written
  *    consecutively so a list is one run of blocks; then the directory and
- *    the meta page.  Pages are built without WAL and logged at the end with
- *    log_newpage_range (full images, as any new relation file).
+ *    the meta page.  List pages are built in local memory and written
+ *    straight to the relation file with smgrextend, each group WAL-logged
+ *    as full images first (log_newpages), as nbtree's sorted build does;
+ *    the few fixed pages go through shared buffers and are logged with
+ *    log_newpage_range at the end, then the file is synced.
  *
  *-------------------------------------------------------------------------
  */
@@ -404,21 +407,24 @@ write_fixed_pages(Relation index, ForkNumber fork, const IvfGeometry *g,
 }
 
 /*
- * The pages of one group under construction.  They are filled in local
- * memory and copied into their (pinned, not locked) buffers when the group
- * is complete, so no buffer lock is held while tuples are read from the
- * sort and query cancellation works throughout.
+ * The pages of one group under construction, filled in local memory.
+ * Block numbers are handed out in order from *next_block when a group is
+ * started, and groups are finished in that order, so each group_end()
+ * appends its pages at the end of the file.  They bypass shared buffers:
+ * no buffer lookups, locks or dirty-page write-back for the bulk of the
+ * index, and no later pass reading them back to WAL-log them.
  */
 typedef struct GroupWriter
 {
-	Buffer		bufs[IVF_MAX_SEGMENTS]; /* [0] head, [s] segment s */
+	BlockNumber blknos[IVF_MAX_SEGMENTS];	/* [0] head, [s] segment s */
 	char	   *pages;			/* nsegments local page images */
 } GroupWriter;
 
 #define GROUP_PAGE(w, s) ((Page) ((w)->pages + (Size) (s) * BLCKSZ))
 
 static void
-group_begin(Relation index, const IvfGeometry *g, uint32 list, GroupWriter *w)
+group_begin(const IvfGeometry *g, uint32 list, BlockNumber *next_block,
+			GroupWriter *w)
 {
 	uint32		s;
 
@@ -426,26 +432,34 @@ group_begin(Relation index, const IvfGeometry *g, uint32 list, GroupWriter *w)
 	{
 		Page		page = GROUP_PAGE(w, s);
 
-		w->bufs[s] = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW,
-										RBM_NORMAL, NULL);
+		w->blknos[s] = (*next_block)++;
 		ivf_init_page(page, s == 0 ? IVF_PAGE_LIST : IVF_PAGE_SEGMENT, list);
 		((PageHeader) page)->pd_lower = (s == 0) ? g->head_floats_off : g->seg_floats_off;
 		if (s > 0)
-			ivf_head_segblocks(GROUP_PAGE(w, 0))[s - 1] = BufferGetBlockNumber(w->bufs[s]);
+			ivf_head_segblocks(GROUP_PAGE(w, 0))[s - 1] = w->blknos[s];
 	}
 }
 
 static void
-group_end(const IvfGeometry *g, GroupWriter *w, BlockNumber next)
+group_end(Relation index, const IvfGeometry *g, GroupWriter *w,
+		  BlockNumber next)
 {
+	SMgrRelation smgr = IvfRelationGetSmgr(index);
+	Page		pages[IVF_MAX_SEGMENTS];
 	uint32		s;
 
 	IvfPageGetOpaque(GROUP_PAGE(w, 0))->next = next;
 	for (s = 0; s < g->nsegments; s++)
+		pages[s] = GROUP_PAGE(w, s);
+	/* log first: log_newpages stamps the pages' LSNs */
+	if (RelationNeedsWAL(index))
+		log_newpages(IvfRelFileKey(index), MAIN_FORKNUM, g->nsegments,
+					 w->blknos, pages, true);
+	for (s = 0; s < g->nsegments; s++)
 	{
-		LockBuffer(w->bufs[s], BUFFER_LOCK_EXCLUSIVE);
-		memcpy(BufferGetPage(w->bufs[s]), GROUP_PAGE(w, s), BLCKSZ);
-		finish_page(w->bufs[s]);
+		Assert(w->blknos[s] == smgrnblocks(smgr, MAIN_FORKNUM));
+		PageSetChecksumInplace(pages[s], w->blknos[s]);
+		smgrextend(smgr, MAIN_FORKNUM, w->blknos[s], (char *) pages[s], true);
 	}
 }
 
@@ -495,6 +509,8 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 	int64		cur = -1;
 	double		written = 0;
 	float	   *scratch = palloc(sizeof(float) * g->dims);
+	BlockNumber next_block = smgrnblocks(IvfRelationGetSmgr(bs->index),
+										 MAIN_FORKNUM);
 
 	/* two sets of page images: the group being finished and the next */
 	w.pages = palloc((Size) g->nsegments * BLCKSZ);
@@ -515,14 +531,14 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 			char	   *spare;
 
 			/* allocate the next group first: its block links the current */
-			group_begin(bs->index, g, list, &nw);
+			group_begin(g, list, &next_block, &nw);
 			if (cur >= 0)
-				group_end(g, &w, list == cur ? BufferGetBlockNumber(nw.bufs[0]) : InvalidBlockNumber);
+				group_end(bs->index, g, &w, list == cur ? nw.blknos[0] : InvalidBlockNumber);
 
 			if (list != cur)
-				dir[list].head = BufferGetBlockNumber(nw.bufs[0]);
-			dir[list].tail = BufferGetBlockNumber(nw.bufs[0]);
-			dir[list].insert = BufferGetBlockNumber(nw.bufs[0]);
+				dir[list].head = nw.blknos[0];
+			dir[list].tail = nw.blknos[0];
+			dir[list].insert = nw.blknos[0];
 			dir[list].ngroups++;
 
 			/* swap: nw becomes the current group, w's images are reused */
@@ -540,7 +556,7 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 										 (int64) written);
 	}
 	if (cur >= 0)
-		group_end(g, &w, InvalidBlockNumber);
+		group_end(bs->index, g, &w, InvalidBlockNumber);
 	pfree(w.pages);
 	pfree(nw.pages);
 	pfree(scratch);
@@ -1107,7 +1123,6 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	uint32		est_lists;
 	uint32		k;
 	Size		dbytes;
-	BlockNumber nblocks;
 	instr_time	t;
 
 	INSTR_TIME_SET_CURRENT(t);
@@ -1285,11 +1300,18 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		parallel_end(bs.leader);
 	phase_done(index, "writing the lists", &t);
 
-	nblocks = RelationGetNumberOfBlocks(index);
+	/*
+	 * The fixed pages (meta, centroids, directory) are in shared buffers;
+	 * the list pages were logged as they were written.  Those bypassed the
+	 * buffer manager, so no checkpoint will sync them: do it now (with WAL
+	 * skipped, wal_level = minimal, the commit syncs the new file).
+	 */
 	if (RelationNeedsWAL(index))
 	{
-		log_newpage_range(index, MAIN_FORKNUM, 0, nblocks, true);
-		phase_done(index, "WAL-logging the pages", &t);
+		log_newpage_range(index, MAIN_FORKNUM, 0,
+						  meta.directory_start + meta.directory_npages, true);
+		smgrimmedsync(IvfRelationGetSmgr(index), MAIN_FORKNUM);
+		phase_done(index, "WAL-logging the fixed pages and syncing", &t);
 	}
 
 	MemoryContextSwitchTo(old);

@@ -463,8 +463,9 @@ sq8_expected_code(float r, float lo, float step)
 
 	if (step == 0.0f)
 		return 0;
-	v = rint(((double) r - lo) / step);
-	return v < 0.0 ? 0 : v > 255.0 ? 255 : (uint8_t) v;
+	v = ((double) r - lo) / step;
+	v = v < 0.0 ? 0.0 : v > 255.0 ? 255.0 : v;
+	return (uint8_t) floor(v + 0.5);	/* nearest, halves up (in double) */
 }
 
 /* |r - rhat| in double, rhat[j] = lo[j] + step[j] * codes[j]. */
