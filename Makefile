@@ -33,6 +33,11 @@ OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
 	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
 	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o
 
+# PGXS tracks no header dependencies: every object depends on the headers
+# (a struct that changes layout must never be compiled into half the objects)
+SRC_HDRS = $(wildcard src/*.h)
+$(OBJS): $(SRC_HDRS)
+
 SHLIB_LINK = -lopenblas -lm
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

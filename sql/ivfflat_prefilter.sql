@@ -19,7 +19,8 @@ SELECT prefilter, vectors_per_group FROM ivf_index_info('pf_l2');
 SELECT count(*) AS problems FROM ivf_check('pf_l2');
 
 -- the scan output for every 97th row as query: "tid:distance" lists
-CREATE FUNCTION pf_run(op text, k int, lim int, filter text DEFAULT 'true')
+CREATE FUNCTION pf_run(op text, k int, lim int, filter text DEFAULT 'true',
+					   tbl text DEFAULT 'pf')
 RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
 	r text[] := '{}';
@@ -27,10 +28,10 @@ DECLARE
 	got text;
 BEGIN
 	PERFORM set_config('ivf.prefilter_k', k::text, true);
-	FOR q IN SELECT v FROM pf WHERE id % 97 = 0 ORDER BY id LOOP
+	FOR q IN EXECUTE format('SELECT v FROM %I WHERE id %% 97 = 0 ORDER BY id', tbl) LOOP
 		EXECUTE format('SELECT string_agg(ctid::text || '':'' || d::text, '','') FROM
-			(SELECT ctid, v %s $1 AS d FROM pf WHERE %s ORDER BY v %s $1 LIMIT %s) s',
-			op, filter, op, lim) INTO got USING q.v;
+			(SELECT ctid, v %s $1 AS d FROM %I WHERE %s ORDER BY v %s $1 LIMIT %s) s',
+			op, tbl, filter, op, lim) INTO got USING q.v;
 		r := r || got;
 	END LOOP;
 	RETURN r;
@@ -85,12 +86,42 @@ DROP INDEX pf_l2;
 SELECT pf_run('<->', 0, 50) = pf_run('<->', 10, 50) AS off_same;
 DROP INDEX pf_off;
 
--- vectors too wide for a code beside them on one page: no codes
-CREATE TABLE pf_wide (v vector(1700));
-INSERT INTO pf_wide SELECT array_fill(i::real, ARRAY[1700])::vector FROM generate_series(1, 20) i;
-CREATE INDEX ON pf_wide USING ivfflat (v) WITH (lists = 2);
-SELECT prefilter, vectors_per_group FROM ivf_index_info('pf_wide_v_idx');
-SELECT count(*) AS problems FROM ivf_check('pf_wide_v_idx');
+-- codes up to the widest vector a float page holds (2036 dims); wider
+-- vectors are split across pages and get none
+CREATE TABLE pf_wide (v vector(2000), w vector(2100));
+INSERT INTO pf_wide SELECT array_fill(i::real, ARRAY[2000])::vector,
+	array_fill(i::real, ARRAY[2100])::vector FROM generate_series(1, 20) i;
+CREATE INDEX pf_wide_v ON pf_wide USING ivfflat (v) WITH (lists = 2);
+CREATE INDEX pf_wide_w ON pf_wide USING ivfflat (w) WITH (lists = 2);
+SELECT prefilter, vectors_per_group FROM ivf_index_info('pf_wide_v');
+SELECT prefilter, vectors_per_group FROM ivf_index_info('pf_wide_w');
+SELECT count(*) AS problems FROM ivf_check('pf_wide_v');
+SELECT count(*) AS problems FROM ivf_check('pf_wide_w');
+SET ivf.nprobe = 2;
+SET enable_seqscan = off;
+SELECT array_agg(x) AS nearest FROM (SELECT (v::real[])[1] AS x FROM pf_wide
+	ORDER BY v <-> array_fill(7.2::real, ARRAY[2000])::vector LIMIT 3) s;
 
-DROP TABLE pf, pf_wide;
+-- 64 lists or more: the lists are ranked from the centroids' own codes
+-- (with ivf.prefilter_k = 0, from every centroid's exact distance), and
+-- inserts choose their list the same way
+CREATE TABLE pfm (id int, v vector(16));
+INSERT INTO pfm SELECT i, (SELECT array_agg(((i * 31 + j * 17) % 97) / 7.0 + (i % 13))::real[]
+	FROM generate_series(1, 16) j)::vector FROM generate_series(1, 2000) i;
+-- far outliers widen the centroid codes' range: coarse codes, loose bounds
+INSERT INTO pfm SELECT 5000 + i, array_fill((i * 2500)::real, ARRAY[16])::vector
+FROM generate_series(1, 40) i;
+CREATE INDEX pfm_l2 ON pfm USING ivfflat (v vector_l2_ops) WITH (lists = 100);
+CREATE INDEX pfm_ip ON pfm USING ivfflat (v vector_ip_ops) WITH (lists = 100);
+INSERT INTO pfm SELECT 2000 + i, (SELECT array_agg(((i * 7 + j * 3) % 89) / 5.0)::real[]
+	FROM generate_series(1, 16) j)::vector FROM generate_series(1, 300) i;
+SELECT count(*) AS problems FROM ivf_check('pfm_l2');
+SET ivf.nprobe = 1;
+SELECT op, pf_run(op, 0, 10, 'true', 'pfm') = pf_run(op, 10, 10, 'true', 'pfm') AS nprobe1
+FROM unnest(ARRAY['<->', '<#>']) op;
+SET ivf.nprobe = 5;
+SELECT op, pf_run(op, 0, 30, 'true', 'pfm') = pf_run(op, 10, 30, 'true', 'pfm') AS nprobe5
+FROM unnest(ARRAY['<->', '<#>']) op;
+
+DROP TABLE pf, pf_wide, pfm;
 DROP FUNCTION pf_run;

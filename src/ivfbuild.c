@@ -434,7 +434,7 @@ group_begin(const IvfGeometry *g, uint32 list, BlockNumber *next_block,
 
 		w->blknos[s] = (*next_block)++;
 		ivf_init_page(page, s == 0 ? IVF_PAGE_LIST : IVF_PAGE_SEGMENT, list);
-		((PageHeader) page)->pd_lower = (s == 0) ? g->head_floats_off : g->seg_floats_off;
+		((PageHeader) page)->pd_lower = (s == 0) ? ivf_head_lower(g, 0) : g->seg_floats_off;
 		if (s > 0)
 			ivf_head_segblocks(GROUP_PAGE(w, 0))[s - 1] = w->blknos[s];
 	}
@@ -474,10 +474,21 @@ group_add(const IvfBuildState *bs, GroupWriter *w, uint32 list,
 	uint32		s;
 
 	if (g->codes)
+	{
+		Page		fp = GROUP_PAGE(w, 1 + ivf_slot_fpage(g, slot));
+
 		ivf_head_errs(page, g)[slot] =
 			ivf_encode_vector(vec, bs->centroids + (Size) list * g->dims,
 							  bs->sq8_lo, bs->sq8_step, g->dims, scratch,
 							  ivf_head_codes(page, g) + (Size) slot * g->dims);
+		ivf_head_tids(page, g)[slot] = *tid;
+		opaque->nvec = slot + 1;
+		((PageHeader) page)->pd_lower = ivf_head_lower(g, slot + 1);
+		memcpy(ivf_slot_floats(fp, g, slot), vec, g->dims * sizeof(float));
+		((PageHeader) fp)->pd_lower = (char *) ivf_slot_floats(fp, g, slot) +
+			g->dims * sizeof(float) - (char *) fp;
+		return;
+	}
 
 	memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims, vec,
 		   ivf_seg_dims(g, 0) * sizeof(float));

@@ -223,10 +223,10 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 					list, blkno, nvec, g->vecs_per_group);
 			nvec = g->vecs_per_group;
 		}
-		if (((PageHeader) page)->pd_lower != g->head_floats_off + nvec * g->seg_dims * sizeof(float))
+		if (((PageHeader) page)->pd_lower != ivf_head_lower(g, nvec))
 			problem(cs, "list %u: block %u has pd_lower %u, expected %u",
 					list, blkno, ((PageHeader) page)->pd_lower,
-					(unsigned) (g->head_floats_off + nvec * g->seg_dims * sizeof(float)));
+					(unsigned) ivf_head_lower(g, nvec));
 
 		segpages[0] = page;
 		for (s = 1; s < g->nsegments; s++)
@@ -249,7 +249,18 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 						list, sblk, s, blkno);
 				break;
 			}
-			if (((PageHeader) sp)->pd_lower < g->seg_floats_off + nvec * g->seg_dims * sizeof(float))
+			if (g->codes)
+			{
+				/* float page s - 1 holds slots [first, first + fpp) */
+				uint32		first = (s - 1) * g->floats_per_page;
+				uint32		used = (nvec > first) ? Min(nvec - first, g->floats_per_page) : 0;
+
+				if (used > 0 &&
+					((PageHeader) sp)->pd_lower < g->seg_floats_off + used * g->dims * sizeof(float))
+					problem(cs, "list %u: float block %u has pd_lower %u below its %u slots",
+							list, sblk, ((PageHeader) sp)->pd_lower, used);
+			}
+			else if (((PageHeader) sp)->pd_lower < g->seg_floats_off + nvec * g->seg_dims * sizeof(float))
 				problem(cs, "list %u: segment block %u has pd_lower %u below its %u slots",
 						list, sblk, ((PageHeader) sp)->pd_lower, nvec);
 		}
@@ -258,20 +269,28 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 		{
 			ItemPointer tid = &ivf_head_tids(page, g)[i];
 			double		normsq = 0;
+			bool		complete;
 
 			if (!ItemPointerIsValid(tid))
 			{
 				cs->dead_slots++;
 				continue;
 			}
-			for (s = 0; s < nsegok && s < g->nsegments; s++)
-				check_floats(cs, ivf_page_floats(segpages[s], g, s == 0) + (Size) i * g->seg_dims,
-							 ivf_seg_dims(g, s), list, blkno, i, &normsq);
-			if (g->codes && cs->cstream)
+			/* a float page that is not one was reported above */
+			complete = g->codes ? 1 + ivf_slot_fpage(g, i) < nsegok :
+				nsegok == g->nsegments;
+			if (g->codes && complete)
+				check_floats(cs, ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i),
+							 g->dims, list, blkno, i, &normsq);
+			else if (!g->codes)
+				for (s = 0; s < nsegok && s < g->nsegments; s++)
+					check_floats(cs, ivf_page_floats(segpages[s], g, s == 0) + (Size) i * g->seg_dims,
+								 ivf_seg_dims(g, s), list, blkno, i, &normsq);
+			if (g->codes && cs->cstream && complete)
 			{
 				float		err;
 
-				err = ivf_encode_vector(ivf_page_floats(page, g, true) + (Size) i * g->dims,
+				err = ivf_encode_vector(ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i),
 										cs->cstream + (Size) list * g->dims,
 										cs->cstream + (Size) cs->meta.nlists * g->dims,
 										cs->cstream + (Size) (cs->meta.nlists + 1) * g->dims,
@@ -281,7 +300,7 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 					problem(cs, "list %u: block %u slot %u: code or error does not match the vector",
 							list, blkno, i);
 			}
-			if (cs->meta.metric == IVF_METRIC_COSINE && nsegok == g->nsegments &&
+			if (cs->meta.metric == IVF_METRIC_COSINE && complete &&
 				fabs(normsq - 1.0) > 1e-3)
 				problem(cs, "list %u: block %u slot %u is not unit length (norm^2 %g) in a cosine index",
 						list, blkno, i, normsq);

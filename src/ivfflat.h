@@ -15,16 +15,19 @@
  *	                        vecs_per_group vectors of one list.  At build the
  *	                        groups of each list are written consecutively.
  *
- * A one-page group is laid out as
+ * With IVF_META_CODES (the prefilter option) a group is instead one head
+ * page holding every slot's TID, error and 8-bit code, and nsegments - 1
+ * "float pages" holding the slots' vectors, floats_per_page slots each:
  *
- *	header | TIDs[vpg] | errs[vpg] | codes[vpg][dims] | floats[vpg][dims]
+ *	head:        header | float page blocks | TIDs[vpg] | errs[vpg] | codes[vpg][dims]
+ *	float page f: header | floats of slots [f * fpp, (f + 1) * fpp)
  *
- * where errs and codes exist only with IVF_META_CODES (the prefilter
- * option): codes[i] is the 8-bit scalar quantization of slot i's residual
+ * codes[i] is the 8-bit scalar quantization of slot i's residual
  * x - centroid(list) against the per-dimension lo/step rows stored after
- * the centroids, and errs[i] is |residual - decoded residual|, so that a
- * scan gets a guaranteed lower bound of every distance from the codes and
- * reads floats[i] only when that bound does not rule the slot out.
+ * the centroids, and errs[i] is |residual - decoded residual|, so a scan
+ * gets a guaranteed lower bound of every distance from the head pages
+ * alone (dense codes, streamed like Faiss's lists) and reads a float page
+ * only for the few slots that bound does not rule out.
  *
  * Every page carries IvfPageOpaqueData in its special space with
  * IVF_PAGE_ID and a page-type flag, so pages identify themselves.  All data
@@ -65,6 +68,9 @@
 #define IVF_MAX_LISTS		32768
 #define IVF_MAX_SEGMENTS	16
 
+/* lists from which the cache keeps codes of the centroids */
+#define IVF_CENTROID_CODES_MIN_LISTS 64
+
 /* page types (IvfPageOpaqueData.flags) */
 #define IVF_PAGE_META		0x0001
 #define IVF_PAGE_CENTROID	0x0002
@@ -93,9 +99,10 @@ typedef enum IvfMetric
 #define IVF_META_EMPTY_BUILD	0x0001	/* built from no rows: one list */
 #define IVF_META_ORDERED		0x0002	/* lists written nearest-to-centroid
 										 * first (list_ordering) */
-#define IVF_META_CODES			0x0004	/* groups hold 8-bit codes of the
-										 * residuals; the centroid stream
-										 * ends with their lo and step rows */
+#define IVF_META_CODES			0x0008	/* the code layout of groups; the
+										 * centroid stream ends with the
+										 * codes' lo and step rows */
+#define IVF_META_KNOWN_FLAGS	(IVF_META_EMPTY_BUILD | IVF_META_ORDERED | IVF_META_CODES)
 
 typedef struct IvfPageOpaqueData
 {
@@ -173,8 +180,8 @@ typedef struct IvfGeometry
 	uint32		nsegments;
 	uint32		seg_dims;
 	uint32		vecs_per_group;
-	bool		codes;			/* slots carry codes and errs (one-page
-								 * groups only) */
+	bool		codes;			/* the code layout (see above) */
+	uint32		floats_per_page;	/* code layout: slots per float page */
 	uint32		head_tids_off;	/* offset of the TID array on a head page */
 	uint32		head_errs_off;	/* offset of the errs array (codes only) */
 	uint32		head_codes_off; /* offset of the code block (codes only) */
@@ -205,6 +212,32 @@ static inline ItemPointerData *
 ivf_head_tids(Page page, const IvfGeometry *g)
 {
 	return (ItemPointerData *) ((char *) page + g->head_tids_off);
+}
+
+/* pd_lower of a head page with nvec slots in use */
+static inline uint16
+ivf_head_lower(const IvfGeometry *g, uint32 nvec)
+{
+	if (g->codes)
+		return g->head_codes_off + nvec * g->dims;
+	return g->head_floats_off + nvec * g->seg_dims * sizeof(float);
+}
+
+/* code layout: index among the float pages of the one holding slot i */
+static inline uint32
+ivf_slot_fpage(const IvfGeometry *g, uint32 i)
+{
+	Assert(g->codes);
+	return i / g->floats_per_page;
+}
+
+/* code layout: slot i's floats, on its float page */
+static inline float *
+ivf_slot_floats(Page fpage, const IvfGeometry *g, uint32 i)
+{
+	Assert(g->codes);
+	return (float *) ((char *) fpage + g->seg_floats_off) +
+		(Size) (i % g->floats_per_page) * g->dims;
 }
 
 static inline float *
@@ -248,6 +281,16 @@ typedef struct IvfCache
 	float	   *centroid_norms; /* |c|^2 per list */
 	float	   *sq8_lo;			/* codes: per-dimension lo, else NULL */
 	float	   *sq8_step;		/* codes: per-dimension step, else NULL */
+
+	/*
+	 * The centroids' own 8-bit codes (computed when the cache is built,
+	 * for enough lists to pay off), so that ranking the lists reads a
+	 * quarter of the bytes: lo and step rows, codes, errors; or NULL.
+	 */
+	float	   *ccode_lo;
+	float	   *ccode_step;
+	uint8	   *ccodes;
+	float	   *ccode_err;
 
 	/*
 	 * Buffer last seen holding each block (InvalidBuffer: none), so that
@@ -441,6 +484,8 @@ extern void ivf_prefilter_init(IvfPrefilter *pf, IvfMetric metric,
 							   const float *step);
 extern void ivf_prefilter_list(IvfPrefilter *pf, const float *q,
 							   const float *centroid);
+extern void ivf_prefilter_bounds(const IvfPrefilter *pf, float *raw,
+								 const float *err, uint32 n);
 extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfMetric metric, BlockNumber head, uint32 list,
 							const float *q, uint64 limit, IvfPrefilter *pf,

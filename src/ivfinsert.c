@@ -29,12 +29,27 @@ static void
 write_segment(Page spage, const IvfGeometry *g, uint32 s, uint32 slot,
 			  const float *vec)
 {
-	uint32		sd = ivf_seg_dims(g, s);
-	float	   *dst = ivf_page_floats(spage, g, false) + (Size) slot * g->seg_dims;
-	uint16		lower = g->seg_floats_off + (slot + 1) * g->seg_dims * sizeof(float);
+	float	   *dst;
+	uint32		n;
+	uint16		lower;
 
-	memcpy(dst, vec + (Size) s * g->seg_dims, sd * sizeof(float));
+	if (g->codes)
+	{
+		/* the code layout: the whole vector, on its own float page only */
+		if (s - 1 != ivf_slot_fpage(g, slot))
+			return;
+		dst = ivf_slot_floats(spage, g, slot);
+		n = g->dims;
+	}
+	else
+	{
+		dst = ivf_page_floats(spage, g, false) + (Size) slot * g->seg_dims;
+		n = ivf_seg_dims(g, s);
+		vec += (Size) s * g->seg_dims;
+	}
+	memcpy(dst, vec, n * sizeof(float));
 	/* never shrink: slots below the head's nvec must stay under pd_lower */
+	lower = (char *) (dst + n) - (char *) spage;
 	if (((PageHeader) spage)->pd_lower < lower)
 		((PageHeader) spage)->pd_lower = lower;
 }
@@ -52,15 +67,16 @@ write_head(Page page, const IvfGeometry *g, uint32 slot, const float *vec,
 	Assert(opaque->nvec == slot);
 	if (g->codes)
 	{
+		/* the floats are on a float page (write_segment) */
 		memcpy(ivf_head_codes(page, g) + (Size) slot * g->dims, code, g->dims);
 		ivf_head_errs(page, g)[slot] = err;
 	}
-	memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims,
-		   vec, ivf_seg_dims(g, 0) * sizeof(float));
+	else
+		memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims,
+			   vec, ivf_seg_dims(g, 0) * sizeof(float));
 	ivf_head_tids(page, g)[slot] = *tid;
 	opaque->nvec = slot + 1;
-	((PageHeader) page)->pd_lower =
-		g->head_floats_off + (slot + 1) * g->seg_dims * sizeof(float);
+	((PageHeader) page)->pd_lower = ivf_head_lower(g, slot + 1);
 }
 
 /*
@@ -176,6 +192,23 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 	GenericXLogState *state;
 	uint32		first;
 	uint32		s;
+
+	if (g->codes)
+	{
+		/* one record: the slot's float page, then the head publishing it */
+		Buffer		fbuf;
+
+		s = 1 + ivf_slot_fpage(g, slot);
+		fbuf = ReadBuffer(index, ivf_head_segblocks(page)[s - 1]);
+		LockBuffer(fbuf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		write_segment(GenericXLogRegisterBuffer(state, fbuf, 0), g, s, slot, vec);
+		page = GenericXLogRegisterBuffer(state, headbuf, 0);
+		write_head(page, g, slot, vec, tid, code, err);
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(fbuf);
+		return;
+	}
 
 	for (s = 1; s < g->nsegments; s++)
 	{

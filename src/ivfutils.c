@@ -230,10 +230,10 @@ ivf_index_default_nprobe(Relation index, const IvfMetaPageData *meta)
  * vector slots on every one of its pages; page s holds dims
  * [s*seg_dims, ...) of each vector, so distances (sums over dimensions) are
  * computed page by page and added.  Up to ~2000 dims a group is one page.
- * With 'codes', a one-page group also stores an error float and a code
- * byte per dimension for every slot (src/README, "Prefilter"); when not
- * even one slot fits that way (above ~1600 dims) the group gets no codes,
- * which g->codes reports.
+ * With 'codes', the code layout instead (ivfflat.h): a head page with
+ * every slot's TID, error and code, and float pages with the vectors;
+ * when a vector does not fit a page (above 2036 dims) the group gets no
+ * codes, which g->codes reports.
  */
 void
 ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
@@ -247,30 +247,48 @@ ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
 
 	if (codes)
 	{
-		uint32		tids_off = IVF_PAGE_DATA_OFF;
-		uint32		per = dims * (sizeof(float) + 1) + sizeof(float) +
-			sizeof(ItemPointerData);
-		uint32		cap;
+		uint32		seg_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, IVF_PAGE_DATA_OFF);
+		uint32		fpp = (IVF_PAGE_SPECIAL_OFF - seg_floats_off) / (dims * sizeof(float));
+		uint32		f;
 
-		for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / per; cap > 0; cap--)
+		/*
+		 * The fewest float pages f that hold the slots the head can then
+		 * describe (each float page's block number takes head room too).
+		 */
+		for (f = 1; fpp > 0 && f < IVF_MAX_SEGMENTS; f++)
 		{
-			uint32		errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
-			uint32		codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + cap * sizeof(float));
-			uint32		floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, codes_off + cap * dims);
+			uint32		tids_off = IVF_PAGE_DATA_OFF + f * sizeof(BlockNumber);
+			uint32		per = dims + sizeof(float) + sizeof(ItemPointerData);
+			uint32		cap;
+			uint32		errs_off = 0;
+			uint32		codes_off = 0;
 
-			if (floats_off + (Size) cap * dims * sizeof(float) <= IVF_PAGE_SPECIAL_OFF)
+			for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / per; cap > 0; cap--)
 			{
-				g->codes = true;
-				g->nsegments = 1;
-				g->seg_dims = dims;
-				g->vecs_per_group = Min(cap, PG_UINT16_MAX);
-				g->head_tids_off = tids_off;
-				g->head_errs_off = errs_off;
-				g->head_codes_off = codes_off;
-				g->head_floats_off = floats_off;
-				g->seg_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, IVF_PAGE_DATA_OFF);
-				break;
+				errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
+				codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + cap * sizeof(float));
+				if (codes_off + (Size) cap * dims <= IVF_PAGE_SPECIAL_OFF)
+					break;
 			}
+			if (cap == 0)
+				break;
+			if (cap > f * fpp && f + 1 < IVF_MAX_SEGMENTS)
+				continue;
+			cap = Min(Min(cap, f * fpp), PG_UINT16_MAX);
+			errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
+			codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + cap * sizeof(float));
+
+			g->codes = true;
+			g->floats_per_page = fpp;
+			g->nsegments = 1 + (cap + fpp - 1) / fpp;
+			g->seg_dims = dims;
+			g->vecs_per_group = cap;
+			g->head_tids_off = tids_off;
+			g->head_errs_off = errs_off;
+			g->head_codes_off = codes_off;
+			g->head_floats_off = 0;	/* no floats on the head */
+			g->seg_floats_off = seg_floats_off;
+			break;
 		}
 	}
 
@@ -464,6 +482,13 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 						RelationGetRelationName(index), meta->version,
 						IVF_FORMAT_VERSION),
 				 errhint("REINDEX the index.")));
+	if (meta->flags & ~IVF_META_KNOWN_FLAGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" uses a page layout this build does not read",
+						RelationGetRelationName(index)),
+				 errdetail("Meta page flags are 0x%04X.", meta->flags),
+				 errhint("REINDEX the index.")));
 	if (meta->dims < 1 || meta->dims > IVF_MAX_DIM ||
 		meta->nlists < 1 || meta->nlists > IVF_MAX_LISTS)
 		ereport(ERROR,
@@ -568,6 +593,13 @@ ivf_get_cache(Relation index)
 	{
 		pfree(cache->centroids);
 		pfree(cache->centroid_norms);
+		if (cache->ccodes)
+		{
+			pfree(cache->ccode_lo);
+			pfree(cache->ccode_step);
+			pfree(cache->ccodes);
+			pfree(cache->ccode_err);
+		}
 		if (cache->recent)
 			pfree(cache->recent);
 		pfree(cache);
@@ -599,6 +631,26 @@ ivf_get_cache(Relation index)
 	}
 	ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, meta.dims,
 							  cache->centroid_norms);
+
+	if (meta.nlists >= IVF_CENTROID_CODES_MIN_LISTS)
+	{
+		uint32		d = meta.dims;
+		uint32		i;
+
+		old = MemoryContextSwitchTo(index->rd_indexcxt);
+		cache->ccode_lo = palloc(sizeof(float) * d);
+		cache->ccode_step = palloc(sizeof(float) * d);
+		cache->ccodes = palloc_extended((Size) meta.nlists * d, MCXT_ALLOC_HUGE);
+		cache->ccode_err = palloc(sizeof(float) * meta.nlists);
+		MemoryContextSwitchTo(old);
+
+		ivf_sq8_train(cache->centroids, meta.nlists, d, cache->ccode_lo,
+					  cache->ccode_step);
+		for (i = 0; i < meta.nlists; i++)
+			cache->ccode_err[i] = ivf_sq8_encode(cache->centroids + (Size) i * d,
+												 cache->ccode_lo, cache->ccode_step,
+												 d, cache->ccodes + (Size) i * d);
+	}
 
 	index->rd_amcache = cache;
 	return cache;
@@ -741,15 +793,10 @@ ivf_prepare_vector(Relation index, IvfMetric metric, uint32 dims,
 
 /* -------------------------------------------------------------- quantizer */
 
-/*
- * The nprobe lists whose centroids are nearest to q, nearest first; ties
- * go to the lower list number.  Inserts use nprobe = 1, so a vector is
- * stored in exactly the list a query probes first.  dists (may be NULL)
- * receives the metric's distance: squared L2 or -dot.
- */
-void
-ivf_nearest_lists(const IvfCache *cache, const float *q, uint32 nprobe,
-				  int32 *lists, float *dists)
+/* ivf_nearest_lists by computing every centroid distance */
+static void
+nearest_lists_exact(const IvfCache *cache, const float *q, uint32 nprobe,
+					int32 *lists, float *dists)
 {
 	uint32		nlists = cache->meta.nlists;
 	uint32		dims = cache->meta.dims;
@@ -794,4 +841,166 @@ ivf_nearest_lists(const IvfCache *cache, const float *q, uint32 nprobe,
 		pfree(ids);
 	}
 	pfree(d);
+}
+
+/* (dist, id) order of select.h: NaN last, ties by id */
+static inline bool
+dist_id_less(float d1, int64 i1, float d2, int64 i2)
+{
+	bool		n1 = isnan(d1);
+	bool		n2 = isnan(d2);
+
+	if (n1 || n2)
+		return (n1 != n2) ? n2 : i1 < i2;
+	if (d1 != d2)
+		return d1 < d2;
+	return i1 < i2;
+}
+
+/*
+ * The same lists as nearest_lists_exact, from the centroids' codes: lower
+ * bounds of every centroid distance (as a list scan bounds vector
+ * distances, with the centroid as its own residual), then exact distances
+ * in bound order until no remaining bound can beat the nprobe-th nearest
+ * found.  Reads a quarter of the centroid bytes plus a few centroids.
+ */
+static void
+nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
+					int32 *lists, float *dists)
+{
+	uint32		nlists = cache->meta.nlists;
+	uint32		dims = cache->meta.dims;
+	IvfMetric	metric = (IvfMetric) cache->meta.metric;
+	IvfPrefilter pf;
+	float	   *lb = palloc(sizeof(float) * nlists);
+	int64	   *ids = palloc(sizeof(int64) * nlists);
+	float	   *hd = palloc(sizeof(float) * nprobe);	/* max-heap of the best */
+	int64	   *hid = palloc(sizeof(int64) * nprobe);
+	uint32		nh = 0;
+	IvfSelectStream stream;
+	float		b;
+	int64		id;
+	uint32		i;
+
+	ivf_prefilter_init(&pf, metric, dims, q, cache->ccode_lo, cache->ccode_step);
+	pf.cnorm = 0;
+	if (metric == IVF_METRIC_L2)
+	{
+		for (i = 0; i < dims; i++)
+			pf.a[i] = q[i] - cache->ccode_lo[i];
+		ivf_kernels.sq8_l2_block(pf.a, pf.step, cache->ccodes, nlists, dims, lb);
+	}
+	else
+	{
+		pf.qc = 0;
+		ivf_kernels.sq8_dot_block(pf.w, cache->ccodes, nlists, dims, lb);
+	}
+	ivf_prefilter_bounds(&pf, lb, cache->ccode_err, nlists);
+	for (i = 0; i < nlists; i++)
+		ids[i] = i;
+
+	ivf_select_stream_init(&stream, lb, ids, nlists, Max(nprobe, 8));
+	while (ivf_select_stream_next(&stream, &b, &id))
+	{
+		const float *c = cache->centroids + (Size) id * dims;
+		float		d;
+		uint32		j;
+
+		/* a bound equal to the worst kept may still tie it with a lower id */
+		if (nh == nprobe && b > hd[0])
+			break;
+		d = (metric == IVF_METRIC_L2) ? ivf_kernels.l2sq(q, c, dims) :
+			-ivf_kernels.dot(q, c, dims);
+		if (nh == nprobe)
+		{
+			if (!dist_id_less(d, id, hd[0], hid[0]))
+				continue;
+			/* replace the worst, sift down */
+			j = 0;
+			for (;;)
+			{
+				uint32		l = 2 * j + 1;
+				uint32		m;
+
+				if (l >= nh)
+					break;
+				m = (l + 1 < nh && dist_id_less(hd[l], hid[l], hd[l + 1], hid[l + 1])) ? l + 1 : l;
+				if (!dist_id_less(d, id, hd[m], hid[m]))
+					break;
+				hd[j] = hd[m];
+				hid[j] = hid[m];
+				j = m;
+			}
+		}
+		else
+		{
+			/* sift up */
+			j = nh++;
+			while (j > 0 && dist_id_less(hd[(j - 1) / 2], hid[(j - 1) / 2], d, id))
+			{
+				hd[j] = hd[(j - 1) / 2];
+				hid[j] = hid[(j - 1) / 2];
+				j = (j - 1) / 2;
+			}
+		}
+		hd[j] = d;
+		hid[j] = id;
+	}
+
+	/* the kept ones, nearest first */
+	for (i = nh; i > 0; i--)
+	{
+		uint32		j = 0;
+		float		d = hd[i - 1];
+		int64		x = hid[i - 1];
+
+		lists[i - 1] = (int32) hid[0];
+		if (dists)
+			dists[i - 1] = hd[0];
+		/* pop the root: move the last entry down from the top */
+		for (;;)
+		{
+			uint32		l = 2 * j + 1;
+			uint32		m;
+
+			if (l >= i - 1)
+				break;
+			m = (l + 1 < i - 1 && dist_id_less(hd[l], hid[l], hd[l + 1], hid[l + 1])) ? l + 1 : l;
+			if (!dist_id_less(d, x, hd[m], hid[m]))
+				break;
+			hd[j] = hd[m];
+			hid[j] = hid[m];
+			j = m;
+		}
+		hd[j] = d;
+		hid[j] = x;
+	}
+
+	pfree(pf.a);
+	if (pf.w)
+		pfree(pf.w);
+	pfree(lb);
+	pfree(ids);
+	pfree(hd);
+	pfree(hid);
+}
+
+/*
+ * The nprobe lists whose centroids are nearest to q, nearest first; ties
+ * go to the lower list number.  Inserts use nprobe = 1, so a vector is
+ * stored in exactly the list a query probes first.  dists (may be NULL)
+ * receives the metric's distance: squared L2 or -dot.  From the
+ * centroids' codes when there are many lists and few are wanted (the
+ * result is the same).
+ */
+void
+ivf_nearest_lists(const IvfCache *cache, const float *q, uint32 nprobe,
+				  int32 *lists, float *dists)
+{
+	nprobe = Min(nprobe, cache->meta.nlists);
+	if (cache->ccodes != NULL && ivf_prefilter_k > 0 &&
+		(Size) nprobe * 8 <= cache->meta.nlists)
+		nearest_lists_codes(cache, q, nprobe, lists, dists);
+	else
+		nearest_lists_exact(cache, q, nprobe, lists, dists);
 }

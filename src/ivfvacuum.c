@@ -77,6 +77,32 @@ move_floats(Page page, const IvfGeometry *g, bool head, uint32 s,
 			   f + (Size) src[k] * g->seg_dims, sd * sizeof(float));
 }
 
+/*
+ * The code layout: the moves whose destination is on float page f (the
+ * registered copy fpage), each reading its source from the current
+ * contents of its own float page, which may be another one.  Sources are
+ * live slots and destinations dead ones, so no move reads what an
+ * earlier one wrote.
+ */
+static void
+move_floats_codes(Page fpage, uint32 f, const Buffer *fbufs,
+				  const IvfGeometry *g, const uint32 *dst, const uint32 *src,
+				  uint32 nmoves)
+{
+	uint32		k;
+
+	for (k = 0; k < nmoves; k++)
+	{
+		Page		sp;
+
+		if (ivf_slot_fpage(g, dst[k]) != f)
+			continue;
+		sp = BufferGetPage(fbufs[1 + ivf_slot_fpage(g, src[k])]);
+		memcpy(ivf_slot_floats(fpage, g, dst[k]), ivf_slot_floats(sp, g, src[k]),
+			   g->dims * sizeof(float));
+	}
+}
+
 static void
 invalidate_dead(Page page, const IvfGeometry *g, const bool *dead, uint32 nvec)
 {
@@ -97,7 +123,8 @@ finish_head(Page page, const IvfGeometry *g, const uint32 *dst,
 	uint32		k;
 	uint32		i;
 
-	move_floats(page, g, true, 0, dst, src, nmoves);
+	if (!g->codes)
+		move_floats(page, g, true, 0, dst, src, nmoves);
 	for (k = 0; k < nmoves; k++)
 		tids[dst[k]] = tids[src[k]];
 	if (g->codes)
@@ -115,8 +142,7 @@ finish_head(Page page, const IvfGeometry *g, const uint32 *dst,
 	for (i = newn; i < IvfPageGetOpaque(page)->nvec; i++)
 		ItemPointerSetInvalid(&tids[i]);
 	IvfPageGetOpaque(page)->nvec = newn;
-	((PageHeader) page)->pd_lower =
-		g->head_floats_off + newn * g->seg_dims * sizeof(float);
+	((PageHeader) page)->pd_lower = ivf_head_lower(g, newn);
 }
 
 /*
@@ -204,7 +230,10 @@ vacuum_group(Relation index, const IvfGeometry *g, Buffer buf,
 				{
 					Page		sp = GenericXLogRegisterBuffer(state, sbufs[j], 0);
 
-					move_floats(sp, g, false, j, dst, src, nmoves);
+					if (g->codes)
+						move_floats_codes(sp, j - 1, sbufs, g, dst, src, nmoves);
+					else
+						move_floats(sp, g, false, j, dst, src, nmoves);
 				}
 				GenericXLogFinish(state);
 			}

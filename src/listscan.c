@@ -193,9 +193,9 @@ ivf_prefilter_list(IvfPrefilter *pf, const float *q, const float *c)
  * arithmetic in a branch-free loop the compiler vectorises: its own
  * rounding (a few epsilons) is far inside the slack gamma >= 17 epsilons.
  */
-static void
-prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
-				 const float *restrict err, uint32 n)
+void
+ivf_prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
+					 const float *restrict err, uint32 n)
 {
 	float		g = pf->gamma;
 	float		k = 4 * FLT_EPSILON;
@@ -206,11 +206,16 @@ prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
 	{
 		for (i = 0; i < n; i++)
 		{
-			float		s = sqrtf(fmaxf(raw[i], 0.0f));
+			float		r = raw[i];
+			float		s;
 			float		e = err[i];
-			float		b = s * (1 - g) - e * (1 + g) - k * (mag + s + e);
+			float		b;
 
-			b = fmaxf(b, 0.0f);
+			/* (x > 0 ? x : 0), not fmaxf: a library call at -O2; NaN -> 0 */
+			r = (r > 0.0f) ? r : 0.0f;
+			s = sqrtf(r);
+			b = s * (1 - g) - e * (1 + g) - k * (mag + s + e);
+			b = (b > 0.0f) ? b : 0.0f;
 			b = b * b * (1 - 2 * g);
 			/* an overflowed code distance bounds nothing */
 			raw[i] = (s <= FLT_MAX) ? b : -INFINITY;
@@ -280,9 +285,9 @@ prefetch_group_head(Buffer buf, const IvfGeometry *g, bool codes)
 	ivf_prefetch(page + g->head_tids_off);
 	if (codes)
 	{
-		/* the whole code block: a page's codes are only ~25 lines */
+		/* the first lines of the code block; the kernel prefetches ahead */
 		const char *c = page + g->head_codes_off;
-		const char *end = c + (Size) g->vecs_per_group * g->dims;
+		const char *end = c + Min((Size) g->vecs_per_group * g->dims, 1024);
 
 		ivf_prefetch(page + g->head_errs_off);
 		for (; c < end; c += 64)
@@ -309,20 +314,38 @@ block_distances(IvfMetric metric, const float *q, const float *x, size_t n,
 }
 
 /*
- * The prefilter's pass over one locked one-page group: bounds from the
- * codes of its first nvec slots, then exact distances only for the live
- * slots whose bound is below the k0-th smallest exact distance so far; the
+ * The prefilter's pass over one locked group head: bounds from the codes
+ * of its first nvec slots, then exact distances (from the float pages)
+ * only for the live slots whose bound is not above the k0-th smallest
+ * exact distance so far; the
  * others are deferred with their bound and location.  Scanning the lists
  * nearest first makes that bar drop fast, so most slots are deferred and
  * only their codes are read.
  */
+/* Read and share-lock float page f of the group whose head is 'head'. */
+static Buffer
+read_float_page(Relation index, const IvfGeometry *g, Page head, uint32 f)
+{
+	BlockNumber blkno = ivf_head_segblocks(head)[f];
+	Buffer		buf = ivf_read_buffer(index, blkno);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	if ((IvfPageGetOpaque(BufferGetPage(buf))->flags & IVF_PAGE_SEGMENT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a float page",
+						RelationGetRelationName(index), blkno)));
+	return buf;
+}
+
 static void
-scan_group_codes(const IvfGeometry *g, IvfPrefilter *pf, const float *q,
-				 Page page, BlockNumber blkno, uint32 nvec, float *bound,
-				 IvfCandidates *out)
+scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
+				 const float *q, Page page, BlockNumber blkno, uint32 nvec,
+				 float *bound, IvfCandidates *out)
 {
 	const ItemPointerData *tids = ivf_head_tids(page, g);
-	const float *floats = ivf_page_floats(page, g, true);
+	Buffer		fbuf = InvalidBuffer;
+	uint32		fcur = 0;
 	uint32		i;
 
 	if (pf->metric == IVF_METRIC_L2)
@@ -331,7 +354,7 @@ scan_group_codes(const IvfGeometry *g, IvfPrefilter *pf, const float *q,
 	else
 		ivf_kernels.sq8_dot_block(pf->w, ivf_head_codes(page, g), nvec,
 								  g->dims, bound);
-	prefilter_bounds(pf, bound, ivf_head_errs(page, g), nvec);
+	ivf_prefilter_bounds(pf, bound, ivf_head_errs(page, g), nvec);
 
 	candidates_reserve(out, nvec);
 	deferred_reserve(out, nvec);
@@ -345,8 +368,18 @@ scan_group_codes(const IvfGeometry *g, IvfPrefilter *pf, const float *q,
 		/* <=: every slot among the k0 nearest is read (ties included) */
 		if (bound[i] <= bar)
 		{
-			const float *x = floats + (Size) i * g->dims;
+			const float *x;
 			float		d;
+
+			/* float pages are locked after the head, in slot order */
+			if (!BufferIsValid(fbuf) || fcur != ivf_slot_fpage(g, i))
+			{
+				if (BufferIsValid(fbuf))
+					UnlockReleaseBuffer(fbuf);
+				fcur = ivf_slot_fpage(g, i);
+				fbuf = read_float_page(index, g, page, fcur);
+			}
+			x = ivf_slot_floats(BufferGetPage(fbuf), g, i);
 
 			if (pf->metric == IVF_METRIC_L2)
 				d = ivf_kernels.l2sq(q, x, g->dims);
@@ -366,6 +399,8 @@ scan_group_codes(const IvfGeometry *g, IvfPrefilter *pf, const float *q,
 			out->nlb++;
 		}
 	}
+	if (BufferIsValid(fbuf))
+		UnlockReleaseBuffer(fbuf);
 }
 
 /*
@@ -453,8 +488,8 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 
 		if (nvec > 0 && codes)
 		{
-			scan_group_codes(g, pf, q, page, BufferGetBlockNumber(buf), nvec,
-							 bound, out);
+			scan_group_codes(index, g, pf, q, page, BufferGetBlockNumber(buf),
+							 nvec, bound, out);
 
 			/*
 			 * Codes are read so fast that one group of lookahead does not
@@ -482,7 +517,24 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 			dist = out->dist + out->n;
 			tids = ivf_head_tids(page, g);
 
-			if (g->nsegments == 1)
+			if (g->codes)
+			{
+				/* the code layout without the prefilter: every float page */
+				uint32		f;
+
+				for (f = 0; f * g->floats_per_page < nvec; f++)
+				{
+					uint32		first = f * g->floats_per_page;
+					Buffer		fbuf = read_float_page(index, g, page, f);
+
+					block_distances(metric, q,
+									ivf_slot_floats(BufferGetPage(fbuf), g, first),
+									Min(nvec - first, g->floats_per_page),
+									g->dims, dist + first);
+					UnlockReleaseBuffer(fbuf);
+				}
+			}
+			else if (g->nsegments == 1)
 				block_distances(metric, q, ivf_page_floats(page, g, true),
 								nvec, g->dims, dist);
 			else
@@ -548,7 +600,7 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 
 /*
  * The exact distance of a deferred candidate: the vector of heap TID 'id'
- * that was in slot loc & 0xFFFF of the one-page group at block loc >> 16.
+ * that was in slot loc & 0xFFFF of the group whose head is block loc >> 16.
  * VACUUM may since have moved it to another slot of that group (never out
  * of it), so it is looked up by TID if the slot holds another.  Returns
  * false when it is gone: VACUUM removed it, which it does only for rows no
@@ -586,10 +638,12 @@ ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
 	}
 	if (slot < opaque->nvec)
 	{
-		const float *x = ivf_page_floats(page, g, true) + (Size) slot * g->dims;
+		Buffer		fbuf = read_float_page(index, g, page, ivf_slot_fpage(g, slot));
+		const float *x = ivf_slot_floats(BufferGetPage(fbuf), g, slot);
 
 		*dist = (metric == IVF_METRIC_L2) ? ivf_kernels.l2sq(q, x, g->dims) :
 			-ivf_kernels.dot(q, x, g->dims);
+		UnlockReleaseBuffer(fbuf);
 		found = true;
 	}
 	UnlockReleaseBuffer(buf);
@@ -678,6 +732,7 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 		IvfPageOpaque opaque;
 		ItemPointerData *tids;
 		uint32		nvec;
+		uint32		nseg;
 		uint32		s;
 		uint32		j;
 		uint32		i;
@@ -693,10 +748,18 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 			ids[i] = ItemPointerIsValid(&tids[i]) ? ivf_tid_to_id(&tids[i]) : -1;
 
 		segpages[0] = page;
-		for (s = 1; s < g->nsegments; s++)
+		nseg = g->nsegments;
+		if (g->codes)			/* float pages in use only */
+			nseg = 1 + (nvec + g->floats_per_page - 1) / g->floats_per_page;
+		for (s = 1; s < nseg; s++)
 		{
-			segbufs[s] = ivf_read_buffer(index, ivf_head_segblocks(page)[s - 1]);
-			LockBuffer(segbufs[s], BUFFER_LOCK_SHARE);
+			if (g->codes)
+				segbufs[s] = read_float_page(index, g, page, s - 1);
+			else
+			{
+				segbufs[s] = ivf_read_buffer(index, ivf_head_segblocks(page)[s - 1]);
+				LockBuffer(segbufs[s], BUFFER_LOCK_SHARE);
+			}
 			segpages[s] = BufferGetPage(segbufs[s]);
 		}
 
@@ -716,9 +779,21 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 			if (n == 0)
 				continue;
 
-			block_distances(metric, q, ivf_page_floats(page, g, true), n,
-							ivf_seg_dims(g, 0), dist);
-			for (s = 1; s < g->nsegments; s++)
+			if (g->codes)
+			{
+				for (s = 1; s < nseg && (s - 1) * g->floats_per_page < n; s++)
+				{
+					uint32		first = (s - 1) * g->floats_per_page;
+
+					block_distances(metric, q, ivf_slot_floats(segpages[s], g, first),
+									Min(n - first, g->floats_per_page), g->dims,
+									dist + first);
+				}
+			}
+			else
+				block_distances(metric, q, ivf_page_floats(page, g, true), n,
+								ivf_seg_dims(g, 0), dist);
+			for (s = 1; s < g->nsegments && !g->codes; s++)
 			{
 				block_distances(metric, q + (Size) s * g->seg_dims,
 								ivf_page_floats(segpages[s], g, false), n,
@@ -736,7 +811,7 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 			}
 		}
 
-		for (s = 1; s < g->nsegments; s++)
+		for (s = 1; s < nseg; s++)
 			UnlockReleaseBuffer(segbufs[s]);
 		blkno = opaque->next;
 		UnlockReleaseBuffer(buf);
