@@ -732,7 +732,7 @@ ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
 	Page		page;
 
 	blkno = ivf_directory_block(meta, g, list, &slot);
-	buf = ReadBuffer(index, blkno);
+	buf = ivf_read_buffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if ((IvfPageGetOpaque(page)->flags & IVF_PAGE_DIRECTORY) == 0)

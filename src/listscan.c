@@ -285,9 +285,9 @@ prefetch_group_head(Buffer buf, const IvfGeometry *g, bool codes)
 	ivf_prefetch(page + g->head_tids_off);
 	if (codes)
 	{
-		/* the first lines of the code block; the kernel prefetches ahead */
+		/* the code block's first 2 kB; from there the kernel prefetches */
 		const char *c = page + g->head_codes_off;
-		const char *end = c + Min((Size) g->vecs_per_group * g->dims, 1024);
+		const char *end = c + Min((Size) g->vecs_per_group * g->dims, 2048);
 
 		ivf_prefetch(page + g->head_errs_off);
 		for (; c < end; c += 64)
@@ -500,8 +500,10 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 			 */
 			if (BufferIsValid(next) && examined < limit)
 			{
+				/* at its fixed offset: pd_special is on another line */
 				BlockNumber nn = ((volatile IvfPageOpaqueData *)
-								  IvfPageGetOpaque(BufferGetPage(next)))->next;
+								  ((char *) BufferGetPage(next) +
+								   IVF_PAGE_SPECIAL_OFF))->next;
 
 				if (BlockNumberIsValid(nn))
 				{
