@@ -678,11 +678,10 @@ phase_done(Relation index, const char *phase, instr_time *start)
  * Leaves everything as it was when the dimensions are too many for codes.
  */
 static void
-train_codes(IvfBuildState *bs, uint32 k, IvfMetaPageData *meta)
+train_codes(IvfBuildState *bs, uint32 k, const int32 *assign,
+			IvfMetaPageData *meta)
 {
 	IvfGeometry g;
-	int32	   *assign;
-	void	   *ws;
 	Size		i;
 	uint32		j;
 
@@ -690,18 +689,18 @@ train_codes(IvfBuildState *bs, uint32 k, IvfMetaPageData *meta)
 	if (!g.codes)
 		return;
 
-	assign = MemoryContextAllocHuge(CurrentMemoryContext,
-									sizeof(int32) * bs->nsamples);
-	ws = MemoryContextAllocHuge(CurrentMemoryContext,
-								ivf_assign_workspace_bytes(k, bs->dims));
-	ivf_assign(bs->samples, bs->nsamples, bs->centroids, NULL, k, bs->dims,
-			   bs->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP, ws,
-			   assign, NULL, check_interrupts, NULL);
+	/*
+	 * k-means' last assignment (before its last update) is close enough
+	 * for a range: any lo and step are valid, only less tight.
+	 */
 	for (i = 0; i < bs->nsamples; i++)
 	{
 		float	   *x = bs->samples + i * bs->dims;
-		const float *c = bs->centroids + (Size) assign[i] * bs->dims;
+		const float *c;
 
+		if (assign[i] < 0 || (uint32) assign[i] >= k)
+			continue;
+		c = bs->centroids + (Size) assign[i] * bs->dims;
 		for (j = 0; j < bs->dims; j++)
 			x[j] -= c[j];
 	}
@@ -711,8 +710,6 @@ train_codes(IvfBuildState *bs, uint32 k, IvfMetaPageData *meta)
 	bs->sq8_step = bs->sq8_lo + bs->dims;
 	ivf_sq8_train(bs->samples, bs->nsamples, bs->dims, bs->sq8_lo,
 				  bs->sq8_step);
-	pfree(assign);
-	pfree(ws);
 
 	bs->geo = g;
 	meta->flags |= IVF_META_CODES;
@@ -1133,6 +1130,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	MemoryContext old;
 	uint32		est_lists;
 	uint32		k;
+	int32	   *assign = NULL;
 	Size		dbytes;
 	instr_time	t;
 
@@ -1259,13 +1257,16 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		params.metric = (bs.metric == IVF_METRIC_L2) ? IVF_KM_L2 : IVF_KM_IP;
 		params.progress = kmeans_progress;
 		params.progress_arg = &bs;
+		if (opts->prefilter)
+			params.assign_out = assign = MemoryContextAllocHuge(buildCtx,
+																sizeof(int32) * bs.nsamples);
 		if (ivf_kmeans(bs.samples, bs.nsamples, bs.dims, k, &params, ws,
 					   bs.centroids, NULL) != 0)
 			elog(ERROR, "k-means failed for %zu vectors and %u lists",
 				 bs.nsamples, k);
 		pfree(ws);
 		if (opts->prefilter)
-			train_codes(&bs, k, &meta);
+			train_codes(&bs, k, assign, &meta);
 	}
 	phase_done(index, "k-means", &t);
 	meta.ntrain = bs.nsamples;

@@ -894,6 +894,9 @@ ivf_kmeans(const float *x, size_t n, size_t d, size_t k,
 		for (i = 0; i < n; i++)
 			sum += pair_dist(x + i * d, centroids + i * d, d, params->metric);
 		st.objective = st.objective_first = sum / (double) n;
+		if (params->assign_out != NULL)
+			for (i = 0; i < n; i++)
+				params->assign_out[i] = (int32_t) i;
 		if (stats != NULL)
 			*stats = st;
 		return 0;
@@ -945,6 +948,14 @@ ivf_kmeans(const float *x, size_t n, size_t d, size_t k,
 			params->progress(params->progress_arg, iter, params->niter, obj);
 	}
 
+	if (params->assign_out != NULL)
+	{
+		if (st.iterations > 0)
+			memcpy(params->assign_out, w.assign, n * sizeof(int32_t));
+		else
+			for (i = 0; i < n; i++)
+				params->assign_out[i] = -1;
+	}
 	if (stats != NULL)
 		*stats = st;
 	return 0;

@@ -61,6 +61,13 @@ typedef struct IvfKmeansParams
 	void		(*progress) (void *arg, int iter, int niter, double objective);
 	/* passed through to progress */
 	void	   *progress_arg;
+	/*
+	 * Optional (may be NULL): n entries receiving each point's cluster in
+	 * the last round's assignment (made before that round's update, so a
+	 * point may since be nearer another centroid); the identity when
+	 * k == n; -1 everywhere when niter is 0.  Free: the rounds compute it.
+	 */
+	int32_t    *assign_out;
 } IvfKmeansParams;
 
 typedef struct IvfKmeansStats

@@ -530,6 +530,68 @@ test_kmeans_determinism(void)
 	group_end();
 }
 
+/*
+ * assign_out holds round niter's assignment: exactly the brute-force
+ * assignment to the centroids a run of niter - 1 rounds ends with (runs are
+ * deterministic per seed); the identity when k == n; -1 with no round.
+ */
+static void
+test_kmeans_assign_out(void)
+{
+	size_t		n = 3000,
+				d = 24,
+				k = 40;
+	float	   *c0 = xmalloc(k * d * sizeof(float));
+	float	   *x = xmalloc(n * d * sizeof(float));
+	float	   *prev = xmalloc(n * d * sizeof(float));
+	float	   *cent = xmalloc(n * d * sizeof(float));
+	int32_t    *got = xmalloc(n * sizeof(int32_t));
+	int32_t    *want = xmalloc(n * sizeof(int32_t));
+	IvfKmeansParams p;
+	IvfKmeansStats st;
+	size_t		i;
+	int			m;
+
+	group_begin("kmeans: assign_out is the last round's assignment");
+	rng_seed(77);
+	fill_float(c0, k * d, -1.0f, 1.0f);
+	make_clustered(x, n, c0, k, d, 0.4f);
+	for (m = 0; m < 2; m++)
+	{
+		default_params(&p);
+		p.metric = (IvfKmMetric) m;
+		p.spherical = m;
+		p.niter = 6;
+		check(run_kmeans(x, n, d, k, &p, 0xFF, prev, &st) == 0, "run niter 6");
+		p.niter = 7;
+		p.assign_out = got;
+		check(run_kmeans(x, n, d, k, &p, 0x00, cent, &st) == 0, "run niter 7");
+		ivf_assign_bruteforce(x, n, prev, NULL, k, d, p.metric, want, NULL,
+							  NULL, NULL);
+		check(memcmp(got, want, n * sizeof(int32_t)) == 0,
+			  "%s: assign_out differs from the assignment to round 6's centroids",
+			  metric_name(p.metric));
+	}
+
+	default_params(&p);
+	p.assign_out = got;
+	check(run_kmeans(x, 50, d, 50, &p, 0xFF, cent, &st) == 0, "run k == n");
+	for (i = 0; i < 50; i++)
+		check(got[i] == (int32_t) i, "k == n: point %zu assigned %d", i, got[i]);
+	p.niter = 0;
+	check(run_kmeans(x, n, d, k, &p, 0xFF, cent, &st) == 0, "run niter 0");
+	for (i = 0; i < n; i++)
+		check(got[i] == -1, "niter 0: point %zu assigned %d", i, got[i]);
+
+	free(c0);
+	free(x);
+	free(prev);
+	free(cent);
+	free(got);
+	free(want);
+	group_end();
+}
+
 /* Mean squared L2 from each point to its nearest centroid, in double. */
 static double
 objective_l2(const float *x, size_t n, const float *c, size_t k, size_t d,
@@ -925,6 +987,7 @@ main(void)
 	ivf_kernels_init();
 
 	test_kmeans_determinism();
+	test_kmeans_assign_out();
 	test_kmeans_edges();
 	test_kmeans_interrupt();
 	if (sift != NULL)
