@@ -194,6 +194,32 @@ ivf_ref_sq8_l2_block(const float *a, const float *step, const uint8_t *codes,
 }
 
 void
+ivf_ref_sq8_l2_bounds(float *raw, const float *err, size_t n, float g,
+					  float k, float mag)
+{
+	float		g1 = 1.0f - g;
+	float		g2 = 1.0f + g;
+	float		g3 = 1.0f - 2.0f * g;
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		float		r = raw[i];
+		float		s;
+		float		e = err[i];
+		float		b;
+
+		/* the SIMD levels evaluate these operations, in this order */
+		r = (r > 0.0f) ? r : 0.0f;	/* NaN -> 0 */
+		s = sqrtf(r);
+		b = ((s * g1) - (e * g2)) - (k * ((mag + s) + e));
+		b = (b > 0.0f) ? b : 0.0f;
+		b = (b * b) * g3;
+		raw[i] = (s <= FLT_MAX) ? b : -INFINITY;
+	}
+}
+
+void
 ivf_ref_sq8_dot_block(const float *w, const uint8_t *codes, size_t n,
 					  size_t d, float *out)
 {
@@ -317,7 +343,8 @@ ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
 		ivf_ref_dot_block, \
 		ivf_ref_norm_sq_block, \
 		ivf_ref_sq8_l2_block, \
-		ivf_ref_sq8_dot_block \
+		ivf_ref_sq8_dot_block, \
+		ivf_ref_sq8_l2_bounds \
 	}
 
 /* Scalar until ivf_kernels_init(), so no caller ever sees a NULL pointer. */

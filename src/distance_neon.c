@@ -309,6 +309,7 @@ ivf_kernels_fill_neon(IvfKernels *k)
 	 */
 	k->sq8_l2_block = ivf_ref_sq8_l2_block;
 	k->sq8_dot_block = ivf_ref_sq8_dot_block;
+	k->sq8_l2_bounds = ivf_ref_sq8_l2_bounds;
 }
 
 #else

@@ -189,9 +189,9 @@ ivf_prefilter_list(IvfPrefilter *pf, const float *q, const float *c)
 /*
  * Lower bounds of the distances (in the scan's convention: squared L2, or
  * -dot) of the n slots whose code-kernel results are raw[] and errors
- * err[], into raw[] itself; -inf when not finite.  Plain float
- * arithmetic in a branch-free loop the compiler vectorises: its own
- * rounding (a few epsilons) is far inside the slack gamma >= 17 epsilons.
+ * err[], into raw[] itself; -inf when not finite.  Plain float arithmetic
+ * (the L2 one a SIMD kernel, for its square roots): its own rounding, a
+ * few epsilons, is far inside the slack gamma >= 17 epsilons.
  */
 void
 ivf_prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
@@ -203,24 +203,7 @@ ivf_prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
 	uint32		i;
 
 	if (pf->metric == IVF_METRIC_L2)
-	{
-		for (i = 0; i < n; i++)
-		{
-			float		r = raw[i];
-			float		s;
-			float		e = err[i];
-			float		b;
-
-			/* (x > 0 ? x : 0), not fmaxf: a library call at -O2; NaN -> 0 */
-			r = (r > 0.0f) ? r : 0.0f;
-			s = sqrtf(r);
-			b = s * (1 - g) - e * (1 + g) - k * (mag + s + e);
-			b = (b > 0.0f) ? b : 0.0f;
-			b = b * b * (1 - 2 * g);
-			/* an overflowed code distance bounds nothing */
-			raw[i] = (s <= FLT_MAX) ? b : -INFINITY;
-		}
-	}
+		ivf_kernels.sq8_l2_bounds(raw, err, n, g, k, mag);
 	else
 	{
 		float		base = -pf->qc - pf->qlo;

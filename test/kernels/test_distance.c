@@ -662,6 +662,76 @@ test_sq8_train_encode(void)
 }
 
 /*
+ * sq8_l2_bounds against the scalar reference, every length up to 70 and
+ * a few longer (the tails), with special values: NaN, +inf, 0, negatives
+ * in raw and infinite errors; results must agree within 1e-6 of the
+ * terms' size (fused multiply-adds may differ in the last bits) and in
+ * kind (-inf where the reference has it, never NaN).
+ */
+static void
+test_sq8_l2_bounds(const IvfKernels *k)
+{
+	static const size_t extra[] = {127, 128, 129, 1000};
+	size_t		ni;
+
+	group_begin("%s: sq8_l2_bounds vs reference", ivf_simd_level_name(k->level));
+	rng_seed(9302);
+	for (ni = 0; ni < 71 + sizeof(extra) / sizeof(extra[0]); ni++)
+	{
+		size_t		n = (ni < 71) ? ni : extra[ni - 71];
+		float	   *raw = xmalloc((n + 1) * sizeof(float));
+		float	   *want = xmalloc((n + 1) * sizeof(float));
+		float	   *err = xmalloc((n + 1) * sizeof(float));
+		float	   *in_raw = xmalloc((n + 1) * sizeof(float));
+		size_t		i;
+
+		for (i = 0; i < n; i++)
+		{
+			raw[i] = rng_float(-10.0f, 1e6f);
+			err[i] = rng_float(0.0f, 600.0f);
+			switch (i % 11)
+			{
+				case 3:
+					raw[i] = NAN;
+					break;
+				case 5:
+					raw[i] = INFINITY;
+					break;
+				case 7:
+					raw[i] = 0.0f;
+					break;
+				case 9:
+					err[i] = INFINITY;
+					break;
+			}
+		}
+		raw[n] = 12345.0f;		/* sentinel: never written */
+		memcpy(want, raw, (n + 1) * sizeof(float));
+		memcpy(in_raw, raw, (n + 1) * sizeof(float));
+		ivf_ref_sq8_l2_bounds(want, err, n, 1e-4f, 4.8e-7f, 3000.0f);
+		k->sq8_l2_bounds(raw, err, n, 1e-4f, 4.8e-7f, 3000.0f);
+		for (i = 0; i < n; i++)
+		{
+			/* b is a difference: its rounding scales with the terms' size */
+			double		in = (isfinite(err[i]) && in_raw[i] > 0) ? in_raw[i] : 0;
+			double		mag = sqrt(in) + (isfinite(err[i]) ? err[i] : 0);
+			int			same = (raw[i] == want[i]) ||
+				(isfinite(want[i]) &&
+				 fabs((double) raw[i] - want[i]) <= 1e-6 * (mag * mag + fabs(want[i])));
+
+			check(same && !isnan(raw[i]), "n %zu i %zu: %g, reference %g", n, i,
+				  (double) raw[i], (double) want[i]);
+		}
+		check(raw[n] == 12345.0f, "n %zu: wrote past the end", n);
+		free(raw);
+		free(want);
+		free(err);
+		free(in_raw);
+	}
+	group_end();
+}
+
+/*
  * The bound the index relies on: with lo/step trained on residuals x - c,
  * codes and err from encoding r = x - c, and a = (q - c) - lo, the kernel
  * gives |q - c - rhat|^2, and |q - x| >= |q - c - rhat| - err.
@@ -1516,6 +1586,7 @@ main(void)
 		test_block_kernels(&k, 0);
 		test_special_values(&k);
 		test_sq8_kernels(&k);
+		test_sq8_l2_bounds(&k);
 		test_sq8_bound(&k);
 
 		ivf_kernels_set_level((IvfSimdLevel) lvl);
