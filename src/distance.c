@@ -194,8 +194,8 @@ ivf_ref_sq8_l2_block(const float *a, const float *step, const uint8_t *codes,
 }
 
 void
-ivf_ref_sq8_l2_bounds(float *raw, const float *err, size_t n, float g,
-					  float k, float mag)
+ivf_ref_sq8_l2_bounds(float *raw, const float *err, const float *cn,
+					  size_t n, float asq, float g, float k, float mag)
 {
 	float		g1 = 1.0f - g;
 	float		g2 = 1.0f + g;
@@ -204,18 +204,19 @@ ivf_ref_sq8_l2_bounds(float *raw, const float *err, size_t n, float g,
 
 	for (i = 0; i < n; i++)
 	{
-		float		r = raw[i];
+		float		dd = raw[i];
+		float		r;
 		float		s;
 		float		e = err[i];
 		float		b;
 
 		/* the SIMD levels evaluate these operations, in this order */
+		r = ((asq - 2.0f * dd) + cn[i]) - g * ((asq + 2.0f * fabsf(dd)) + cn[i]);
 		r = (r > 0.0f) ? r : 0.0f;	/* NaN -> 0 */
 		s = sqrtf(r);
 		b = ((s * g1) - (e * g2)) - (k * ((mag + s) + e));
-		b = (b > 0.0f) ? b : 0.0f;
-		b = (b * b) * g3;
-		raw[i] = (s <= FLT_MAX) ? b : -INFINITY;
+		b = (b > 0.0f) ? b : 0.0f;	/* NaN -> 0 */
+		raw[i] = (b * b) * g3;
 	}
 }
 

@@ -71,15 +71,19 @@ typedef struct IvfKernels
 								  size_t n, size_t d, float *out);
 
 	/*
-	 * Squared-L2 lower bounds from sq8_l2_block results, in place: for
-	 * i < n, with s = sqrt(raw[i] > 0 ? raw[i] : 0) and e = err[i],
+	 * Squared-L2 lower bounds in place, from raw[i] = D = sq8_dot_block
+	 * with w = a * step, asq = |a|^2 and cn[i] = |step * code_i|^2, so that
+	 * |a - step * code_i|^2 = asq - 2 D + cn[i].  For i < n, with e = err[i]:
+	 *   h = ((asq - 2 D) + cn[i]) - g * ((asq + 2 |D|) + cn[i])
+	 *   s = sqrt(h > 0 ? h : 0)
 	 *   b = s * (1 - g) - e * (1 + g) - k * (mag + s + e)
-	 *   raw[i] = (b > 0 ? b * b * (1 - 2 g) : 0), or -inf when s is not
-	 *   finite.
-	 * Levels agree to a few float roundings (a compiler may fuse a multiply
-	 * and an add); callers' slack g is far larger.
+	 *   raw[i] = (b > 0 ? b * b * (1 - 2 g) : 0)
+	 * (NaN anywhere gives 0.)  Levels agree to a few float roundings (a
+	 * compiler may fuse a multiply and an add); callers' slack g is far
+	 * larger.
 	 */
-	void		(*sq8_l2_bounds) (float *raw, const float *err, size_t n,
+	void		(*sq8_l2_bounds) (float *raw, const float *err,
+								  const float *cn, size_t n, float asq,
 								  float g, float k, float mag);
 } IvfKernels;
 
@@ -122,7 +126,8 @@ extern void ivf_ref_norm_sq_block(const float *x, size_t n, size_t d,
 extern void ivf_ref_sq8_l2_block(const float *a, const float *step,
 								 const uint8_t *codes, size_t n, size_t d,
 								 float *out);
-extern void ivf_ref_sq8_l2_bounds(float *raw, const float *err, size_t n,
+extern void ivf_ref_sq8_l2_bounds(float *raw, const float *err,
+								  const float *cn, size_t n, float asq,
 								  float g, float k, float mag);
 extern void ivf_ref_sq8_dot_block(const float *w, const uint8_t *codes,
 								  size_t n, size_t d, float *out);

@@ -556,36 +556,42 @@ sq8_dot_block_avx2(const float *w, const uint8_t *codes, size_t n, size_t d,
  * same operations in the same order.
  */
 static void
-sq8_l2_bounds_avx2(float *raw, const float *err, size_t n, float g, float k,
-				   float mag)
+sq8_l2_bounds_avx2(float *raw, const float *err, const float *cn, size_t n,
+				   float asq, float g, float k, float mag)
 {
 	const __m256 zero = _mm256_setzero_ps();
+	const __m256 aa = _mm256_set1_ps(asq);
+	const __m256 two = _mm256_set1_ps(2.0f);
+	const __m256 gg = _mm256_set1_ps(g);
+	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
 	const __m256 g1 = _mm256_set1_ps(1.0f - g);
 	const __m256 g2 = _mm256_set1_ps(1.0f + g);
 	const __m256 g3 = _mm256_set1_ps(1.0f - 2.0f * g);
 	const __m256 kk = _mm256_set1_ps(k);
 	const __m256 mm = _mm256_set1_ps(mag);
-	const __m256 big = _mm256_set1_ps(FLT_MAX);
-	const __m256 ninf = _mm256_set1_ps(-INFINITY);
 	size_t		i = 0;
 
 	for (; i + 8 <= n; i += 8)
 	{
-		__m256		r = _mm256_loadu_ps(raw + i);
+		__m256		dd = _mm256_loadu_ps(raw + i);
+		__m256		c = _mm256_loadu_ps(cn + i);
 		__m256		e = _mm256_loadu_ps(err + i);
+		__m256		r;
 		__m256		s;
 		__m256		b;
 
+		r = _mm256_sub_ps(_mm256_add_ps(_mm256_sub_ps(aa, _mm256_mul_ps(two, dd)), c),
+						  _mm256_mul_ps(gg, _mm256_add_ps(_mm256_add_ps(aa,
+																		_mm256_mul_ps(two, _mm256_and_ps(dd, absmask))), c)));
 		r = _mm256_and_ps(r, _mm256_cmp_ps(r, zero, _CMP_GT_OQ));
 		s = _mm256_sqrt_ps(r);
 		b = _mm256_sub_ps(_mm256_sub_ps(_mm256_mul_ps(s, g1), _mm256_mul_ps(e, g2)),
 						  _mm256_mul_ps(kk, _mm256_add_ps(_mm256_add_ps(mm, s), e)));
 		b = _mm256_and_ps(b, _mm256_cmp_ps(b, zero, _CMP_GT_OQ));
 		b = _mm256_mul_ps(_mm256_mul_ps(b, b), g3);
-		b = _mm256_blendv_ps(ninf, b, _mm256_cmp_ps(s, big, _CMP_LE_OQ));
 		_mm256_storeu_ps(raw + i, b);
 	}
-	ivf_ref_sq8_l2_bounds(raw + i, err + i, n - i, g, k, mag);
+	ivf_ref_sq8_l2_bounds(raw + i, err + i, cn + i, n - i, asq, g, k, mag);
 }
 
 void

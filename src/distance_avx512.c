@@ -539,27 +539,34 @@ sq8_dot_block_avx512(const float *w, const uint8_t *codes, size_t n,
  * order.
  */
 static void
-sq8_l2_bounds_avx512(float *raw, const float *err, size_t n, float g,
-					 float k, float mag)
+sq8_l2_bounds_avx512(float *raw, const float *err, const float *cn, size_t n,
+					 float asq, float g, float k, float mag)
 {
 	const __m512 zero = _mm512_setzero_ps();
+	const __m512 aa = _mm512_set1_ps(asq);
+	const __m512 two = _mm512_set1_ps(2.0f);
+	const __m512 gg = _mm512_set1_ps(g);
+	const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
 	const __m512 g1 = _mm512_set1_ps(1.0f - g);
 	const __m512 g2 = _mm512_set1_ps(1.0f + g);
 	const __m512 g3 = _mm512_set1_ps(1.0f - 2.0f * g);
 	const __m512 kk = _mm512_set1_ps(k);
 	const __m512 mm = _mm512_set1_ps(mag);
-	const __m512 big = _mm512_set1_ps(FLT_MAX);
-	const __m512 ninf = _mm512_set1_ps(-INFINITY);
 	size_t		i;
 
 	for (i = 0; i < n; i += 16)
 	{
 		__mmask16	m = (n - i >= 16) ? (__mmask16) 0xFFFF : tail_mask(n - i);
-		__m512		r = _mm512_maskz_loadu_ps(m, raw + i);
+		__m512		dd = _mm512_maskz_loadu_ps(m, raw + i);
+		__m512		c = _mm512_maskz_loadu_ps(m, cn + i);
 		__m512		e = _mm512_maskz_loadu_ps(m, err + i);
+		__m512		r;
 		__m512		s;
 		__m512		b;
 
+		r = _mm512_sub_ps(_mm512_add_ps(_mm512_sub_ps(aa, _mm512_mul_ps(two, dd)), c),
+						  _mm512_mul_ps(gg, _mm512_add_ps(_mm512_add_ps(aa,
+																		_mm512_mul_ps(two, _mm512_and_ps(dd, absmask))), c)));
 		/* r > 0 ? r : 0 (ordered compare: NaN -> 0) */
 		r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), r);
 		s = _mm512_sqrt_ps(r);
@@ -567,7 +574,6 @@ sq8_l2_bounds_avx512(float *raw, const float *err, size_t n, float g,
 						  _mm512_mul_ps(kk, _mm512_add_ps(_mm512_add_ps(mm, s), e)));
 		b = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(b, zero, _CMP_GT_OQ), b);
 		b = _mm512_mul_ps(_mm512_mul_ps(b, b), g3);
-		b = _mm512_mask_mov_ps(ninf, _mm512_cmp_ps_mask(s, big, _CMP_LE_OQ), b);
 		_mm512_mask_storeu_ps(raw + i, m, b);
 	}
 }

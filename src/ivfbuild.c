@@ -480,7 +480,8 @@ group_add(const IvfBuildState *bs, GroupWriter *w, uint32 list,
 		ivf_head_errs(page, g)[slot] =
 			ivf_encode_vector(vec, bs->centroids + (Size) list * g->dims,
 							  bs->sq8_lo, bs->sq8_step, g->dims, scratch,
-							  ivf_head_codes(page, g) + (Size) slot * g->dims);
+							  ivf_head_codes(page, g) + (Size) slot * g->dims,
+							  &ivf_head_cnorms(page, g)[slot]);
 		ivf_head_tids(page, g)[slot] = *tid;
 		opaque->nvec = slot + 1;
 		((PageHeader) page)->pd_lower = ivf_head_lower(g, slot + 1);

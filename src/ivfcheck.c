@@ -289,15 +289,17 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 			if (g->codes && cs->cstream && complete)
 			{
 				float		err;
+				float		cnorm;
 
 				err = ivf_encode_vector(ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i),
 										cs->cstream + (Size) list * g->dims,
 										cs->cstream + (Size) cs->meta.nlists * g->dims,
 										cs->cstream + (Size) (cs->meta.nlists + 1) * g->dims,
-										g->dims, cs->residual, cs->code);
+										g->dims, cs->residual, cs->code, &cnorm);
 				if (memcmp(cs->code, ivf_head_codes(page, g) + (Size) i * g->dims, g->dims) != 0 ||
-					err != ivf_head_errs(page, g)[i])
-					problem(cs, "list %u: block %u slot %u: code or error does not match the vector",
+					err != ivf_head_errs(page, g)[i] ||
+					cnorm != ivf_head_cnorms(page, g)[i])
+					problem(cs, "list %u: block %u slot %u: code, error or code norm does not match the vector",
 							list, blkno, i);
 			}
 			if (cs->meta.metric == IVF_METRIC_COSINE && complete &&

@@ -19,12 +19,13 @@
  * page holding every slot's TID, error and 8-bit code, and nsegments - 1
  * "float pages" holding the slots' vectors, floats_per_page slots each:
  *
- *	head:        header | float page blocks | TIDs[vpg] | errs[vpg] | codes[vpg][dims]
+ *	head:        header | float page blocks | TIDs[vpg] | errs[vpg] | cnorms[vpg] | codes[vpg][dims]
  *	float page f: header | floats of slots [f * fpp, (f + 1) * fpp)
  *
  * codes[i] is the 8-bit scalar quantization of slot i's residual
  * x - centroid(list) against the per-dimension lo/step rows stored after
- * the centroids, and errs[i] is |residual - decoded residual|, so a scan
+ * the centroids, errs[i] is |residual - decoded residual| and cnorms[i] is
+ * |step * codes[i]|^2 (which turns the L2 bound into a dot product), so a scan
  * gets a guaranteed lower bound of every distance from the head pages
  * alone (dense codes, streamed like Faiss's lists) and reads a float page
  * only for the few slots that bound does not rule out.
@@ -184,6 +185,7 @@ typedef struct IvfGeometry
 	uint32		floats_per_page;	/* code layout: slots per float page */
 	uint32		head_tids_off;	/* offset of the TID array on a head page */
 	uint32		head_errs_off;	/* offset of the errs array (codes only) */
+	uint32		head_cnorms_off;	/* offset of the cnorms array (codes) */
 	uint32		head_codes_off; /* offset of the code block (codes only) */
 	uint32		head_floats_off;	/* offset of the float block, head page */
 	uint32		seg_floats_off; /* offset of the float block, segment pages */
@@ -247,6 +249,14 @@ ivf_head_errs(Page page, const IvfGeometry *g)
 	return (float *) ((char *) page + g->head_errs_off);
 }
 
+/* |step * code|^2 of each slot, for the L2 bound as a dot product */
+static inline float *
+ivf_head_cnorms(Page page, const IvfGeometry *g)
+{
+	Assert(g->codes);
+	return (float *) ((char *) page + g->head_cnorms_off);
+}
+
 static inline uint8 *
 ivf_head_codes(Page page, const IvfGeometry *g)
 {
@@ -291,6 +301,7 @@ typedef struct IvfCache
 	float	   *ccode_step;
 	uint8	   *ccodes;
 	float	   *ccode_err;
+	float	   *ccode_cnorm;
 
 	/*
 	 * Buffer last seen holding each block (InvalidBuffer: none), so that
@@ -366,7 +377,8 @@ extern uint32 ivf_index_default_nprobe(Relation index,
 extern void ivf_geometry(uint32 dims, bool codes, IvfGeometry *g);
 extern float ivf_encode_vector(const float *vec, const float *centroid,
 							   const float *lo, const float *step,
-							   uint32 dims, float *scratch, uint8 *code);
+							   uint32 dims, float *scratch, uint8 *code,
+							   float *cnorm);
 extern IvfMetric ivf_index_metric(Relation index);
 
 /* the geometry an index's meta page describes */
@@ -467,10 +479,12 @@ typedef struct IvfPrefilter
 	float		lonorm;			/* |lo| */
 	float		rmax;			/* |lo| + 255 |step|: no decoded residual is
 								 * longer */
-	float	   *w;				/* ip/cosine: q * step, per query */
+	float	   *w;				/* ip/cosine: q * step, per query; L2: a *
+								 * step, per list */
 	float		qlo;			/* ip/cosine: q . lo */
 	/* per list, set by ivf_prefilter_list() */
 	float	   *a;				/* L2: (q - c) - lo */
+	float		asq;			/* L2: |a|^2 */
 	float		cnorm;			/* |c| */
 	float		qc;				/* ip/cosine: q . c */
 	float		gamma;			/* relative rounding slack, see listscan.c */
@@ -485,7 +499,8 @@ extern void ivf_prefilter_init(IvfPrefilter *pf, IvfMetric metric,
 extern void ivf_prefilter_list(IvfPrefilter *pf, const float *q,
 							   const float *centroid);
 extern void ivf_prefilter_bounds(const IvfPrefilter *pf, float *raw,
-								 const float *err, uint32 n);
+								 const float *err, const float *cnorm,
+								 uint32 n);
 extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfMetric metric, BlockNumber head, uint32 list,
 							const float *q, uint64 limit, IvfPrefilter *pf,

@@ -60,7 +60,7 @@ write_segment(Page spage, const IvfGeometry *g, uint32 s, uint32 slot,
  */
 static void
 write_head(Page page, const IvfGeometry *g, uint32 slot, const float *vec,
-		   ItemPointer tid, const uint8 *code, float err)
+		   ItemPointer tid, const uint8 *code, float err, float cnorm)
 {
 	IvfPageOpaque opaque = IvfPageGetOpaque(page);
 
@@ -70,6 +70,7 @@ write_head(Page page, const IvfGeometry *g, uint32 slot, const float *vec,
 		/* the floats are on a float page (write_segment) */
 		memcpy(ivf_head_codes(page, g) + (Size) slot * g->dims, code, g->dims);
 		ivf_head_errs(page, g)[slot] = err;
+		ivf_head_cnorms(page, g)[slot] = cnorm;
 	}
 	else
 		memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims,
@@ -121,7 +122,7 @@ log_segments(Relation index, const IvfGeometry *g, Buffer *sbufs,
 static void
 add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 		  Buffer dirbuf, uint32 dirslot, const float *vec, ItemPointer tid,
-		  const uint8 *code, float err)
+		  const uint8 *code, float err, float cnorm)
 {
 	Buffer		headbuf;
 	Buffer		sbufs[IVF_MAX_SEGMENTS];
@@ -149,7 +150,7 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	if (g->nsegments > 1)
 		memcpy(ivf_head_segblocks(page), segblk,
 			   sizeof(BlockNumber) * (g->nsegments - 1));
-	write_head(page, g, 0, vec, tid, code, err);
+	write_head(page, g, 0, vec, tid, code, err, cnorm);
 
 	for (s = first; s < g->nsegments; s++)
 	{
@@ -184,7 +185,7 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 /* Store vec in the free slot of an exclusively locked group head. */
 static void
 add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
-			 const float *vec, ItemPointer tid, const uint8 *code, float err)
+			 const float *vec, ItemPointer tid, const uint8 *code, float err, float cnorm)
 {
 	Page		page = BufferGetPage(headbuf);
 	uint32		slot = IvfPageGetOpaque(page)->nvec;
@@ -204,7 +205,7 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 		state = GenericXLogStart(index);
 		write_segment(GenericXLogRegisterBuffer(state, fbuf, 0), g, s, slot, vec);
 		page = GenericXLogRegisterBuffer(state, headbuf, 0);
-		write_head(page, g, slot, vec, tid, code, err);
+		write_head(page, g, slot, vec, tid, code, err, cnorm);
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(fbuf);
 		return;
@@ -231,7 +232,7 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 		write_segment(sp, g, s, slot, vec);
 	}
 	page = GenericXLogRegisterBuffer(state, headbuf, 0);
-	write_head(page, g, slot, vec, tid, code, err);
+	write_head(page, g, slot, vec, tid, code, err, cnorm);
 	GenericXLogFinish(state);
 
 	for (s = 1; s < g->nsegments; s++)
@@ -283,6 +284,7 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	BlockNumber dirblk;
 	uint8	   *code = NULL;
 	float		err = 0;
+	float		cnorm = 0;
 
 	ivf_nearest_lists(cache, vec, 1, &list, NULL);
 	dirblk = ivf_directory_block(&meta, &g, list, &dirslot);
@@ -291,7 +293,7 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 		code = palloc(g.dims);
 		err = ivf_encode_vector(vec, cache->centroids + (Size) list * g.dims,
 								cache->sq8_lo, cache->sq8_step, g.dims,
-								palloc(sizeof(float) * g.dims), code);
+								palloc(sizeof(float) * g.dims), code, &cnorm);
 	}
 
 restart:
@@ -310,7 +312,7 @@ restart:
 			UnlockReleaseBuffer(dirbuf);
 			goto restart;
 		}
-		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid, code, err);
+		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid, code, err, cnorm);
 		UnlockReleaseBuffer(dirbuf);
 		return;
 	}
@@ -333,7 +335,7 @@ restart:
 
 		if (opaque->nvec < g.vecs_per_group)
 		{
-			add_to_group(index, &g, buf, vec, tid, code, err);
+			add_to_group(index, &g, buf, vec, tid, code, err, cnorm);
 			UnlockReleaseBuffer(buf);
 			if (blkno != hint)
 				advance_hint(index, &meta, &g, list, hint, blkno);
@@ -355,7 +357,7 @@ restart:
 			Buffer		dirbuf = ReadBuffer(index, dirblk);
 
 			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid, code, err);
+			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid, code, err, cnorm);
 			UnlockReleaseBuffer(dirbuf);
 		}
 		UnlockReleaseBuffer(buf);

@@ -258,7 +258,7 @@ ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
 		for (f = 1; fpp > 0 && f < IVF_MAX_SEGMENTS; f++)
 		{
 			uint32		tids_off = IVF_PAGE_DATA_OFF + f * sizeof(BlockNumber);
-			uint32		per = dims + sizeof(float) + sizeof(ItemPointerData);
+			uint32		per = dims + 2 * sizeof(float) + sizeof(ItemPointerData);
 			uint32		cap;
 			uint32		errs_off = 0;
 			uint32		codes_off = 0;
@@ -266,7 +266,7 @@ ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
 			for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / per; cap > 0; cap--)
 			{
 				errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
-				codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + cap * sizeof(float));
+				codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + 2 * cap * sizeof(float));
 				if (codes_off + (Size) cap * dims <= IVF_PAGE_SPECIAL_OFF)
 					break;
 			}
@@ -276,7 +276,7 @@ ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
 				continue;
 			cap = Min(Min(cap, f * fpp), PG_UINT16_MAX);
 			errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
-			codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + cap * sizeof(float));
+			codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + 2 * cap * sizeof(float));
 
 			g->codes = true;
 			g->floats_per_page = fpp;
@@ -285,6 +285,7 @@ ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
 			g->vecs_per_group = cap;
 			g->head_tids_off = tids_off;
 			g->head_errs_off = errs_off;
+			g->head_cnorms_off = errs_off + cap * sizeof(float);
 			g->head_codes_off = codes_off;
 			g->head_floats_off = 0;	/* no floats on the head */
 			g->seg_floats_off = seg_floats_off;
@@ -402,20 +403,31 @@ ivf_init_page(Page page, uint16 flags, uint32 list)
 }
 
 /*
- * The code (dims bytes into 'code') and error of vector vec stored in the
- * list with centroid 'centroid': the one place the residual is computed,
- * so build, insert and ivf_check agree bit for bit.  scratch holds dims
- * floats.
+ * The code (dims bytes into 'code'), error and |step * code|^2 (*cnorm)
+ * of vector vec stored in the list with centroid 'centroid': the one place
+ * the residual is computed, so build, insert and ivf_check agree bit for
+ * bit.  scratch holds dims floats.
  */
 float
 ivf_encode_vector(const float *vec, const float *centroid, const float *lo,
-				  const float *step, uint32 dims, float *scratch, uint8 *code)
+				  const float *step, uint32 dims, float *scratch, uint8 *code,
+				  float *cnorm)
 {
 	uint32		j;
+	float		err;
+	double		c = 0;
 
 	for (j = 0; j < dims; j++)
 		scratch[j] = vec[j] - centroid[j];
-	return ivf_sq8_encode(scratch, lo, step, dims, code);
+	err = ivf_sq8_encode(scratch, lo, step, dims, code);
+	for (j = 0; j < dims; j++)
+	{
+		double		t = (double) step[j] * code[j];
+
+		c += t * t;
+	}
+	*cnorm = (float) c;
+	return err;
 }
 
 /*
@@ -599,6 +611,7 @@ ivf_get_cache(Relation index)
 			pfree(cache->ccode_step);
 			pfree(cache->ccodes);
 			pfree(cache->ccode_err);
+			pfree(cache->ccode_cnorm);
 		}
 		if (cache->recent)
 			pfree(cache->recent);
@@ -636,20 +649,29 @@ ivf_get_cache(Relation index)
 	{
 		uint32		d = meta.dims;
 		uint32		i;
+		float	   *zero;
+		float	   *scratch;
 
 		old = MemoryContextSwitchTo(index->rd_indexcxt);
 		cache->ccode_lo = palloc(sizeof(float) * d);
 		cache->ccode_step = palloc(sizeof(float) * d);
 		cache->ccodes = palloc_extended((Size) meta.nlists * d, MCXT_ALLOC_HUGE);
 		cache->ccode_err = palloc(sizeof(float) * meta.nlists);
+		cache->ccode_cnorm = palloc(sizeof(float) * meta.nlists);
 		MemoryContextSwitchTo(old);
 
 		ivf_sq8_train(cache->centroids, meta.nlists, d, cache->ccode_lo,
 					  cache->ccode_step);
+		zero = palloc0(sizeof(float) * d);
+		scratch = palloc(sizeof(float) * d);
 		for (i = 0; i < meta.nlists; i++)
-			cache->ccode_err[i] = ivf_sq8_encode(cache->centroids + (Size) i * d,
-												 cache->ccode_lo, cache->ccode_step,
-												 d, cache->ccodes + (Size) i * d);
+			cache->ccode_err[i] = ivf_encode_vector(cache->centroids + (Size) i * d,
+													zero, cache->ccode_lo,
+													cache->ccode_step, d, scratch,
+													cache->ccodes + (Size) i * d,
+													&cache->ccode_cnorm[i]);
+		pfree(zero);
+		pfree(scratch);
 	}
 
 	index->rd_amcache = cache;
@@ -884,18 +906,10 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 
 	ivf_prefilter_init(&pf, metric, dims, q, cache->ccode_lo, cache->ccode_step);
 	pf.cnorm = 0;
-	if (metric == IVF_METRIC_L2)
-	{
-		for (i = 0; i < dims; i++)
-			pf.a[i] = q[i] - cache->ccode_lo[i];
-		ivf_kernels.sq8_l2_block(pf.a, pf.step, cache->ccodes, nlists, dims, lb);
-	}
-	else
-	{
-		pf.qc = 0;
-		ivf_kernels.sq8_dot_block(pf.w, cache->ccodes, nlists, dims, lb);
-	}
-	ivf_prefilter_bounds(&pf, lb, cache->ccode_err, nlists);
+	/* the centroid is its own residual: the "list centroid" is 0 */
+	ivf_prefilter_list(&pf, q, NULL);
+	ivf_kernels.sq8_dot_block(pf.w, cache->ccodes, nlists, dims, lb);
+	ivf_prefilter_bounds(&pf, lb, cache->ccode_err, cache->ccode_cnorm, nlists);
 	for (i = 0; i < nlists; i++)
 		ids[i] = i;
 

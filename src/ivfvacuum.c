@@ -130,11 +130,13 @@ finish_head(Page page, const IvfGeometry *g, const uint32 *dst,
 	if (g->codes)
 	{
 		float	   *errs = ivf_head_errs(page, g);
+		float	   *cnorms = ivf_head_cnorms(page, g);
 		uint8	   *codes = ivf_head_codes(page, g);
 
 		for (k = 0; k < nmoves; k++)
 		{
 			errs[dst[k]] = errs[src[k]];
+			cnorms[dst[k]] = cnorms[src[k]];
 			memcpy(codes + (Size) dst[k] * g->dims,
 				   codes + (Size) src[k] * g->dims, g->dims);
 		}

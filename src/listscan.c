@@ -134,12 +134,16 @@ kbest_push(IvfCandidates *c, float d)
  *	L2:  |q - x| >= |(q - c) - rhat| - err          (triangle inequality)
  *	ip:  -q.x    >= -q.c - q.lo - (q * step).code - |q| err   (Cauchy-Schwarz)
  *
- * and the code kernels compute |(q - c) - lo - step * code|^2 and
- * (q * step).code.  All of it runs in float, so each bound is loosened by
- * more than any rounding can account for: a relative slack gamma of
- * (dims + 16) float epsilons (a sum of n products is off by at most about
- * n epsilons of the sum of magnitudes) on every sum, and an absolute
- * slack proportional to the magnitudes involved (|q|, |c|, |lo|, rmax).
+ * where |(q - c) - rhat|^2 = |a|^2 - 2 (a * step).code + |step * code|^2
+ * with a = (q - c) - lo: both metrics cost one dot product of the codes
+ * (sq8_dot_block), |step * code|^2 being stored with each slot.  All of it
+ * runs in float, so each bound is loosened by more than any rounding can
+ * account for: a relative slack gamma of (dims + 16) float epsilons (a sum
+ * of n products is off by at most about n epsilons of the sum of
+ * magnitudes) on every sum -- for L2 applied to |a|^2 + 2 |w.code| +
+ * |step * code|^2, which covers the cancellation of the expansion -- and
+ * an absolute slack proportional to the magnitudes involved (|q|, |c|,
+ * |lo|, rmax).
  * The exact distance the scan returns is computed by the same float kernel
  * as without the prefilter, so a slot is skipped only when the bound is
  * above what that kernel could return for it.  The slack is of order 1e-4
@@ -161,29 +165,38 @@ ivf_prefilter_init(IvfPrefilter *pf, IvfMetric metric, uint32 dims,
 	pf->rmax = pf->lonorm + 255.0f * sqrtf(ivf_kernels.norm_sq(step, dims));
 	pf->gamma = (float) (dims + 16) * FLT_EPSILON;
 	pf->a = palloc(sizeof(float) * dims);
+	pf->w = palloc(sizeof(float) * dims);
 	if (metric != IVF_METRIC_L2)
 	{
-		pf->w = palloc(sizeof(float) * dims);
 		for (j = 0; j < dims; j++)
 			pf->w[j] = q[j] * step[j];
 		pf->qlo = ivf_kernels.dot(q, lo, dims);
 	}
 }
 
-/* Prepare the query side for a list with centroid c. */
+/*
+ * Prepare the query side for a list with centroid c (NULL: the origin, for
+ * codes of the centroids themselves).  For L2, a = (q - c) - lo and the
+ * kernel's weights w = a * step: |a - step * code|^2 = |a|^2 - 2 w.code +
+ * |step * code|^2, the last term stored per slot.
+ */
 void
 ivf_prefilter_list(IvfPrefilter *pf, const float *q, const float *c)
 {
 	uint32		j;
 
-	pf->cnorm = sqrtf(ivf_kernels.norm_sq(c, pf->dims));
+	pf->cnorm = c ? sqrtf(ivf_kernels.norm_sq(c, pf->dims)) : 0.0f;
 	if (pf->metric == IVF_METRIC_L2)
 	{
 		for (j = 0; j < pf->dims; j++)
-			pf->a[j] = (q[j] - c[j]) - pf->lo[j];
+		{
+			pf->a[j] = (q[j] - (c ? c[j] : 0.0f)) - pf->lo[j];
+			pf->w[j] = pf->a[j] * pf->step[j];
+		}
+		pf->asq = ivf_kernels.norm_sq(pf->a, pf->dims);
 	}
 	else
-		pf->qc = ivf_kernels.dot(q, c, pf->dims);
+		pf->qc = c ? ivf_kernels.dot(q, c, pf->dims) : 0.0f;
 }
 
 /*
@@ -195,7 +208,8 @@ ivf_prefilter_list(IvfPrefilter *pf, const float *q, const float *c)
  */
 void
 ivf_prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
-					 const float *restrict err, uint32 n)
+					 const float *restrict err, const float *restrict cnorm,
+					 uint32 n)
 {
 	float		g = pf->gamma;
 	float		k = 4 * FLT_EPSILON;
@@ -203,7 +217,7 @@ ivf_prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
 	uint32		i;
 
 	if (pf->metric == IVF_METRIC_L2)
-		ivf_kernels.sq8_l2_bounds(raw, err, n, g, k, mag);
+		ivf_kernels.sq8_l2_bounds(raw, err, cnorm, n, pf->asq, g, k, mag);
 	else
 	{
 		float		base = -pf->qc - pf->qlo;
@@ -331,13 +345,10 @@ scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
 	uint32		fcur = 0;
 	uint32		i;
 
-	if (pf->metric == IVF_METRIC_L2)
-		ivf_kernels.sq8_l2_block(pf->a, pf->step, ivf_head_codes(page, g),
-								 nvec, g->dims, bound);
-	else
-		ivf_kernels.sq8_dot_block(pf->w, ivf_head_codes(page, g), nvec,
-								  g->dims, bound);
-	ivf_prefilter_bounds(pf, bound, ivf_head_errs(page, g), nvec);
+	ivf_kernels.sq8_dot_block(pf->w, ivf_head_codes(page, g), nvec, g->dims,
+							  bound);
+	ivf_prefilter_bounds(pf, bound, ivf_head_errs(page, g),
+						 ivf_head_cnorms(page, g), nvec);
 
 	candidates_reserve(out, nvec);
 	deferred_reserve(out, nvec);

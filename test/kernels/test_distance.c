@@ -663,10 +663,10 @@ test_sq8_train_encode(void)
 
 /*
  * sq8_l2_bounds against the scalar reference, every length up to 70 and
- * a few longer (the tails), with special values: NaN, +inf, 0, negatives
- * in raw and infinite errors; results must agree within 1e-6 of the
- * terms' size (fused multiply-adds may differ in the last bits) and in
- * kind (-inf where the reference has it, never NaN).
+ * a few longer (the tails), with special values: NaN and +inf dot
+ * products and code norms, zeros, infinite errors; results must agree
+ * within 1e-5 of the terms' size (fused multiply-adds may differ in the
+ * last bits) and never be NaN or negative.
  */
 static void
 test_sq8_l2_bounds(const IvfKernels *k)
@@ -682,13 +682,16 @@ test_sq8_l2_bounds(const IvfKernels *k)
 		float	   *raw = xmalloc((n + 1) * sizeof(float));
 		float	   *want = xmalloc((n + 1) * sizeof(float));
 		float	   *err = xmalloc((n + 1) * sizeof(float));
+		float	   *cn = xmalloc((n + 1) * sizeof(float));
 		float	   *in_raw = xmalloc((n + 1) * sizeof(float));
+		float		asq = rng_float(0.0f, 2e5f);
 		size_t		i;
 
 		for (i = 0; i < n; i++)
 		{
-			raw[i] = rng_float(-10.0f, 1e6f);
-			err[i] = rng_float(0.0f, 600.0f);
+			raw[i] = rng_float(-1e5f, 1e5f);
+			cn[i] = rng_float(0.0f, 3e5f);
+			err[i] = rng_float(0.0f, 60.0f);
 			switch (i % 11)
 			{
 				case 3:
@@ -697,8 +700,12 @@ test_sq8_l2_bounds(const IvfKernels *k)
 				case 5:
 					raw[i] = INFINITY;
 					break;
+				case 6:
+					cn[i] = INFINITY;
+					break;
 				case 7:
 					raw[i] = 0.0f;
+					cn[i] = 0.0f;
 					break;
 				case 9:
 					err[i] = INFINITY;
@@ -708,24 +715,25 @@ test_sq8_l2_bounds(const IvfKernels *k)
 		raw[n] = 12345.0f;		/* sentinel: never written */
 		memcpy(want, raw, (n + 1) * sizeof(float));
 		memcpy(in_raw, raw, (n + 1) * sizeof(float));
-		ivf_ref_sq8_l2_bounds(want, err, n, 1e-4f, 4.8e-7f, 3000.0f);
-		k->sq8_l2_bounds(raw, err, n, 1e-4f, 4.8e-7f, 3000.0f);
+		ivf_ref_sq8_l2_bounds(want, err, cn, n, asq, 1e-4f, 4.8e-7f, 3000.0f);
+		k->sq8_l2_bounds(raw, err, cn, n, asq, 1e-4f, 4.8e-7f, 3000.0f);
 		for (i = 0; i < n; i++)
 		{
-			/* b is a difference: its rounding scales with the terms' size */
-			double		in = (isfinite(err[i]) && in_raw[i] > 0) ? in_raw[i] : 0;
-			double		mag = sqrt(in) + (isfinite(err[i]) ? err[i] : 0);
+			/* h is a difference: its rounding scales with the terms' size */
+			double		t = (double) asq + 2 * fabs((double) in_raw[i]) + cn[i];
+			double		e = err[i];
 			int			same = (raw[i] == want[i]) ||
-				(isfinite(want[i]) &&
-				 fabs((double) raw[i] - want[i]) <= 1e-6 * (mag * mag + fabs(want[i])));
+				(isfinite(t) && isfinite(e) &&
+				 fabs((double) raw[i] - want[i]) <= 1e-5 * (t + e * e + 1));
 
-			check(same && !isnan(raw[i]), "n %zu i %zu: %g, reference %g", n, i,
+			check(same && raw[i] >= 0.0f, "n %zu i %zu: %g, reference %g", n, i,
 				  (double) raw[i], (double) want[i]);
 		}
 		check(raw[n] == 12345.0f, "n %zu: wrote past the end", n);
 		free(raw);
 		free(want);
 		free(err);
+		free(cn);
 		free(in_raw);
 	}
 	group_end();
@@ -846,6 +854,50 @@ test_sq8_bound(const IvfKernels *k)
 					check(lb >= 0.9 * exact,
 						  "d=%zu query %zu x %zu: bound %.9g too loose for distance %.9g",
 						  d, qi, i, lb, exact);
+			}
+
+			/*
+			 * The form the index uses: the dot kernel, stored code norms,
+			 * sq8_l2_bounds with the index's slack; the bound must never
+			 * exceed the squared distance the pair kernel computes.
+			 */
+			{
+				float		g = (float) (d + 16) * FLT_EPSILON;
+				float		qn = sqrtf(k->norm_sq(q, d));
+				float		cnm = sqrtf(k->norm_sq(c, d));
+				float		lon = sqrtf(k->norm_sq(lo, d));
+				float		rmax = lon + 255.0f * sqrtf(k->norm_sq(step, d));
+				float	   *w = xmalloc(d * sizeof(float));
+				float	   *cn = xmalloc(nx * sizeof(float));
+
+				for (j = 0; j < d; j++)
+					w[j] = a[j] * step[j];
+				for (i = 0; i < nx; i++)
+				{
+					double		t = 0;
+
+					for (j = 0; j < d; j++)
+						t += ((double) step[j] * codes[i * d + j]) *
+							((double) step[j] * codes[i * d + j]);
+					cn[i] = (float) t;
+				}
+				k->sq8_dot_block(w, codes, nx, d, out);
+				k->sq8_l2_bounds(out, err, cn, nx, k->norm_sq(a, d), g,
+								 4 * FLT_EPSILON, qn + cnm + lon + rmax);
+				for (i = 0; i < nx; i++)
+				{
+					float		exact = k->l2sq(q, x + i * d, d);
+
+					check(out[i] <= exact,
+						  "d=%zu query %zu x %zu (kind %zu): dot-form bound %.9g > l2sq %.9g",
+						  d, qi, i, i % 8, (double) out[i], (double) exact);
+					if (i % 8 >= 5)
+						check(out[i] >= 0.8f * exact,
+							  "d=%zu query %zu x %zu: dot-form bound %.9g too loose for %.9g",
+							  d, qi, i, (double) out[i], (double) exact);
+				}
+				free(w);
+				free(cn);
 			}
 		}
 		guarded_free(&gc);
