@@ -124,6 +124,15 @@ typedef IvfPageOpaqueData *IvfPageOpaque;
 #define IvfPageGetOpaque(page) ((IvfPageOpaque) PageGetSpecialPointer(page))
 
 /*
+ * The same where it is read for every page of a scan: ivf_init_page puts
+ * the special space at IVF_PAGE_SPECIAL_OFF on every page, and reading it
+ * there saves loading pd_special, a cache miss of its own on a page that
+ * was just pinned.
+ */
+#define IvfPageGetOpaqueAt(page) \
+	((IvfPageOpaque) ((char *) (page) + IVF_PAGE_SPECIAL_OFF))
+
+/*
  * The meta page.  Written at build; later changed in place only by
  * operations that bump 'generation' (and invalidate the relcache entry), so
  * backends may cache it together with the centroids.

@@ -244,7 +244,7 @@ lock_group_head(Relation index, const IvfGeometry *g, Buffer buf,
 	IvfPageOpaque opaque;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	opaque = IvfPageGetOpaque(BufferGetPage(buf));
+	opaque = IvfPageGetOpaqueAt(BufferGetPage(buf));
 	if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list ||
 		opaque->nvec > g->vecs_per_group)
 		ereport(ERROR,
@@ -327,7 +327,7 @@ read_float_page(Relation index, const IvfGeometry *g, Page head, uint32 f)
 	Buffer		buf = ivf_read_buffer(index, blkno);
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	if ((IvfPageGetOpaque(BufferGetPage(buf))->flags & IVF_PAGE_SEGMENT) == 0)
+	if ((IvfPageGetOpaqueAt(BufferGetPage(buf))->flags & IVF_PAGE_SEGMENT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\": block %u is not a float page",
@@ -454,7 +454,7 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 		next = InvalidBuffer;
 		lock_group_head(index, g, buf, blkno, list);
 		page = BufferGetPage(buf);
-		opaque = IvfPageGetOpaque(page);
+		opaque = IvfPageGetOpaqueAt(page);
 
 		nvec = opaque->nvec;
 		if (nvec > limit - examined)
@@ -494,10 +494,8 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 			 */
 			if (BufferIsValid(next) && examined < limit)
 			{
-				/* at its fixed offset: pd_special is on another line */
 				BlockNumber nn = ((volatile IvfPageOpaqueData *)
-								  ((char *) BufferGetPage(next) +
-								   IVF_PAGE_SPECIAL_OFF))->next;
+								  IvfPageGetOpaqueAt(BufferGetPage(next)))->next;
 
 				if (BlockNumberIsValid(nn))
 				{
