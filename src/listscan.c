@@ -417,8 +417,6 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 	uint64		examined = 0;
 	BlockNumber blkno = head;
 	Buffer		next = InvalidBuffer;
-	Buffer		ahead = InvalidBuffer;	/* codes: the group after next */
-	BlockNumber ahead_blk = InvalidBlockNumber;
 	float	   *partial = NULL;
 	float	   *acc = NULL;
 
@@ -463,48 +461,13 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 		blkno = opaque->next;
 		if (BlockNumberIsValid(blkno) && examined < limit)
 		{
-			if (BufferIsValid(ahead) && ahead_blk == blkno)
-				next = ahead;
-			else
-			{
-				if (BufferIsValid(ahead))
-					ReleaseBuffer(ahead);
-				next = ivf_read_buffer(index, blkno);
-				prefetch_group_head(next, g, codes);
-			}
-			ahead = InvalidBuffer;
-		}
-		else if (BufferIsValid(ahead))
-		{
-			ReleaseBuffer(ahead);
-			ahead = InvalidBuffer;
+			next = ivf_read_buffer(index, blkno);
+			prefetch_group_head(next, g, codes);
 		}
 
 		if (nvec > 0 && codes)
-		{
 			scan_group_codes(index, g, pf, q, page, BufferGetBlockNumber(buf),
 							 nvec, bound, out);
-
-			/*
-			 * Codes are read so fast that one group of lookahead does not
-			 * hide the memory latency: pin and prefetch the group after
-			 * next too.  Its block number is peeked from next's page
-			 * without a lock (its cache line has arrived by now); it is
-			 * only a hint, checked against next's link under next's lock.
-			 */
-			if (BufferIsValid(next) && examined < limit)
-			{
-				BlockNumber nn = ((volatile IvfPageOpaqueData *)
-								  IvfPageGetOpaqueAt(BufferGetPage(next)))->next;
-
-				if (BlockNumberIsValid(nn))
-				{
-					ahead = ivf_read_buffer(index, nn);
-					ahead_blk = nn;
-					prefetch_group_head(ahead, g, codes);
-				}
-			}
-		}
 		else if (nvec > 0)
 		{
 			candidates_reserve(out, nvec);
@@ -580,7 +543,6 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 
 		UnlockReleaseBuffer(buf);
 	}
-	Assert(!BufferIsValid(ahead));
 
 	if (partial)
 	{
