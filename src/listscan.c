@@ -202,7 +202,8 @@ ivf_prefilter_list(IvfPrefilter *pf, const float *q, const float *c)
 /*
  * Lower bounds of the distances (in the scan's convention: squared L2, or
  * -dot) of the n slots whose code-kernel results are raw[] and errors
- * err[], into raw[] itself; -inf when not finite.  Plain float arithmetic
+ * err[], into raw[] itself; where the inputs overflowed the bound is -inf
+ * or 0, which rules nothing out.  Plain float arithmetic
  * (the L2 one a SIMD kernel, for its square roots): its own rounding, a
  * few epsilons, is far inside the slack gamma >= 17 epsilons.
  */
@@ -590,6 +591,12 @@ ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
 		for (i = 0; i < opaque->nvec; i++)
 			if (ItemPointerIsValid(&tids[i]) && ivf_tid_to_id(&tids[i]) == id)
 				break;
+		/* rare (VACUUM ran meanwhile); the TAP test looks for these */
+		if (i < opaque->nvec)
+			elog(DEBUG2, "ivfflat: deferred candidate moved from slot %u to %u of block %u",
+				 slot, i, blkno);
+		else
+			elog(DEBUG2, "ivfflat: deferred candidate gone from block %u", blkno);
 		slot = i;
 	}
 	if (slot < opaque->nvec)
