@@ -7,9 +7,10 @@
  *	 - pair kernels l2sq / dot on vectors in L1,
  *	 - block kernels l2sq_block / dot_block on a ~512 kB block (fits in L2)
  *	   and on a 256 MB block (streams from DRAM),
- *	 - at d = 128 and 784, the SQ8 block kernels sq8_l2_block /
- *	   sq8_dot_block on 8-bit codes of the same number of rows (a quarter
- *	   of the bytes), so their ns/row compares directly with l2sq_block,
+ *	 - at d = 128 and 784, the SQ8 block kernel sq8_dot_block (what a
+ *	   prefilter scan runs for both metrics) on 8-bit codes of the same
+ *	   number of rows (a quarter of the bytes), so its ns/row compares
+ *	   directly with l2sq_block,
  * then ivf_gemm_l2sq (256 queries x 65536 vectors x 128) and ivf_knn_l2sq
  * with 1 and with all BLAS threads.  Memory bandwidth is measured in the
  * same run (best-of-N memcpy of 512 MB and a read-only sum), single
@@ -22,7 +23,7 @@
  *			  human-readable table then goes to stderr)
  *
  * FLOP counts: l2sq 3 per element (sub, mul, add), dot 2 per element,
- * sq8_l2 4 (a - step * code, then squared and added), sq8_dot 2, GEMM
+ * sq8_dot 2, GEMM
  * 2 * nq * nx * d.  GB/s counts bytes of vector data read: floats, or for
  * SQ8 one byte of code per element (memcpy: bytes copied, i.e. read once
  * and written once).
@@ -221,15 +222,14 @@ typedef enum BenchKind
 	BK_DOT,
 	BK_L2SQ_BLOCK,
 	BK_DOT_BLOCK,
-	BK_SQ8_L2_BLOCK,
 	BK_SQ8_DOT_BLOCK
 } BenchKind;
 
 static const char *const bench_kind_names[] = {
-	"l2sq", "dot", "l2sq_block", "dot_block", "sq8_l2_block", "sq8_dot_block"
+	"l2sq", "dot", "l2sq_block", "dot_block", "sq8_dot_block"
 };
 
-#define BK_IS_SQ8(kind) ((kind) == BK_SQ8_L2_BLOCK || (kind) == BK_SQ8_DOT_BLOCK)
+#define BK_IS_SQ8(kind) ((kind) == BK_SQ8_DOT_BLOCK)
 
 /*
  * One call of the kernel under test; returns something to sink.  The SQ8
@@ -251,9 +251,6 @@ run_once(const IvfKernels *k, BenchKind kind, const float *q, const float *x,
 			return out[n - 1];
 		case BK_DOT_BLOCK:
 			k->dot_block(q, x, n, d, out);
-			return out[n - 1];
-		case BK_SQ8_L2_BLOCK:
-			k->sq8_l2_block(q, x, codes, n, d, out);
 			return out[n - 1];
 		case BK_SQ8_DOT_BLOCK:
 			k->sq8_dot_block(q, codes, n, d, out);
@@ -312,8 +309,7 @@ report_kernel(const IvfKernels *k, BenchKind kind, const char *where,
 	double		ns = time_kernel(k, kind, q, x, codes, n, d, out);
 	size_t		rows = (kind == BK_L2SQ || kind == BK_DOT) ? 1 : n;
 	double		flops = (double) rows * d *
-		(kind == BK_SQ8_L2_BLOCK ? 4.0 :
-		 (kind == BK_L2SQ || kind == BK_L2SQ_BLOCK) ? 3.0 : 2.0);
+		((kind == BK_L2SQ || kind == BK_L2SQ_BLOCK) ? 3.0 : 2.0);
 
 	/*
 	 * pair: both vectors; block: the block (the query, and for SQ8 a/w and
@@ -380,14 +376,12 @@ bench_kernels(void)
 			report_kernel(&k, BK_DOT_BLOCK, "l2", q, big, NULL, n_l2, d, out);
 			if (d == 128 || d == 784)
 			{
-				report_kernel(&k, BK_SQ8_L2_BLOCK, "l2", q, big, codes, n_l2, d, out);
 				report_kernel(&k, BK_SQ8_DOT_BLOCK, "l2", q, big, codes, n_l2, d, out);
 			}
 			report_kernel(&k, BK_L2SQ_BLOCK, "dram", q, big, NULL, n_big, d, out);
 			report_kernel(&k, BK_DOT_BLOCK, "dram", q, big, NULL, n_big, d, out);
 			if (d == 128 || d == 784)
 			{
-				report_kernel(&k, BK_SQ8_L2_BLOCK, "dram", q, big, codes, n_big, d, out);
 				report_kernel(&k, BK_SQ8_DOT_BLOCK, "dram", q, big, codes, n_big, d, out);
 			}
 		}

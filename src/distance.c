@@ -172,28 +172,6 @@ ivf_ref_norm_sq_block(const float *x, size_t n, size_t d, float *out)
 }
 
 void
-ivf_ref_sq8_l2_block(const float *a, const float *step, const uint8_t *codes,
-					 size_t n, size_t d, float *out)
-{
-	size_t		i,
-				j;
-
-	for (i = 0; i < n; i++)
-	{
-		const uint8_t *c = codes + i * d;
-		float		s = 0.0f;
-
-		for (j = 0; j < d; j++)
-		{
-			float		t = a[j] - step[j] * (float) c[j];
-
-			s += t * t;
-		}
-		out[i] = s;
-	}
-}
-
-void
 ivf_ref_sq8_l2_bounds(float *raw, const float *err, const float *cn,
 					  size_t n, float asq, float g, float k, float mag)
 {
@@ -343,7 +321,6 @@ ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
 		ivf_ref_l2sq_block, \
 		ivf_ref_dot_block, \
 		ivf_ref_norm_sq_block, \
-		ivf_ref_sq8_l2_block, \
 		ivf_ref_sq8_dot_block, \
 		ivf_ref_sq8_l2_bounds \
 	}

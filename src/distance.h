@@ -56,17 +56,14 @@ typedef struct IvfKernels
 
 	/*
 	 * 8-bit codes: row i of a block is codes + i * d (bytes, no alignment).
-	 * sq8_l2_block:  out[i] = sum_j (a[j] - step[j] * codes[i*d + j])^2
 	 * sq8_dot_block: out[i] = sum_j w[j] * codes[i*d + j]
 	 *
-	 * With a = (q - c) - lo and codes from ivf_sq8_encode(x - c), sqrt of
-	 * sq8_l2_block is |q - c - rhat|, and |q - x| >= that minus the encode
-	 * error (triangle inequality): a cheap lower bound from 1 byte per
-	 * dimension.  Nothing past codes + n * d is read, whatever d.
+	 * With codes from ivf_sq8_encode(x - c) (x a vector, c its list's
+	 * centroid), this one dot product per vector gives lower bounds of both
+	 * metrics (see sq8_l2_bounds, and listscan.c for inner products): a
+	 * cheap filter from 1 byte per dimension.  Nothing past codes + n * d
+	 * is read, whatever d.
 	 */
-	void		(*sq8_l2_block) (const float *a, const float *step,
-								 const uint8_t *codes, size_t n, size_t d,
-								 float *out);
 	void		(*sq8_dot_block) (const float *w, const uint8_t *codes,
 								  size_t n, size_t d, float *out);
 
@@ -123,9 +120,6 @@ extern void ivf_ref_dot_block(const float *q, const float *x, size_t n,
 							  size_t d, float *out);
 extern void ivf_ref_norm_sq_block(const float *x, size_t n, size_t d,
 								  float *out);
-extern void ivf_ref_sq8_l2_block(const float *a, const float *step,
-								 const uint8_t *codes, size_t n, size_t d,
-								 float *out);
 extern void ivf_ref_sq8_l2_bounds(float *raw, const float *err,
 								  const float *cn, size_t n, float asq,
 								  float g, float k, float mag);

@@ -262,84 +262,6 @@ sq8_prefetch(const uint8_t *codes, size_t pf, size_t upto, size_t total)
 }
 
 IVF_ALWAYS_INLINE float
-sq8_l2_row(const float *a, const float *step, const uint8_t *c, size_t d)
-{
-	__m256		s0 = _mm256_setzero_ps();
-	__m256		s1 = _mm256_setzero_ps();
-	__m256		s2 = _mm256_setzero_ps();
-	__m256		s3 = _mm256_setzero_ps();
-	__m256		t0,
-				t1,
-				t2,
-				t3;
-	size_t		i = 0;
-
-	/* t = a - step * code in one rounding (fnmadd) */
-	for (; i + 32 <= d; i += 32)
-	{
-		t0 = _mm256_fnmadd_ps(_mm256_loadu_ps(step + i), codes8_ps(c + i),
-							  _mm256_loadu_ps(a + i));
-		t1 = _mm256_fnmadd_ps(_mm256_loadu_ps(step + i + 8), codes8_ps(c + i + 8),
-							  _mm256_loadu_ps(a + i + 8));
-		t2 = _mm256_fnmadd_ps(_mm256_loadu_ps(step + i + 16), codes8_ps(c + i + 16),
-							  _mm256_loadu_ps(a + i + 16));
-		t3 = _mm256_fnmadd_ps(_mm256_loadu_ps(step + i + 24), codes8_ps(c + i + 24),
-							  _mm256_loadu_ps(a + i + 24));
-		s0 = _mm256_fmadd_ps(t0, t0, s0);
-		s1 = _mm256_fmadd_ps(t1, t1, s1);
-		s2 = _mm256_fmadd_ps(t2, t2, s2);
-		s3 = _mm256_fmadd_ps(t3, t3, s3);
-	}
-	if (i + 8 <= d)
-	{
-		t0 = _mm256_fnmadd_ps(_mm256_loadu_ps(step + i), codes8_ps(c + i),
-							  _mm256_loadu_ps(a + i));
-		s0 = _mm256_fmadd_ps(t0, t0, s0);
-		i += 8;
-		if (i + 8 <= d)
-		{
-			t1 = _mm256_fnmadd_ps(_mm256_loadu_ps(step + i), codes8_ps(c + i),
-								  _mm256_loadu_ps(a + i));
-			s1 = _mm256_fmadd_ps(t1, t1, s1);
-			i += 8;
-			if (i + 8 <= d)
-			{
-				t2 = _mm256_fnmadd_ps(_mm256_loadu_ps(step + i), codes8_ps(c + i),
-									  _mm256_loadu_ps(a + i));
-				s2 = _mm256_fmadd_ps(t2, t2, s2);
-				i += 8;
-			}
-		}
-	}
-	if (i < d)
-	{
-		size_t		r = d - i;
-
-		/* a = step = 0 in the lanes not ours, so t is 0 there */
-		if (d >= 8)
-		{
-			/* the row's last 8 codes; keep only the top r lanes */
-			size_t		j = d - 8;
-			__m256i		m = last_mask(r);
-
-			t3 = _mm256_fnmadd_ps(_mm256_maskload_ps(step + j, m),
-								  codes8_ps(c + j),
-								  _mm256_maskload_ps(a + j, m));
-		}
-		else
-		{
-			__m256i		m = tail_mask(r);
-
-			t3 = _mm256_fnmadd_ps(_mm256_maskload_ps(step + i, m),
-								  codes_short_ps(c + i, r),
-								  _mm256_maskload_ps(a + i, m));
-		}
-		s3 = _mm256_fmadd_ps(t3, t3, s3);
-	}
-	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-}
-
-IVF_ALWAYS_INLINE float
 sq8_dot_row(const float *w, const uint8_t *c, size_t d)
 {
 	__m256		s0 = _mm256_setzero_ps();
@@ -522,21 +444,6 @@ norm_sq_block_avx2(const float *x, size_t n, size_t d, float *out)
 }
 
 static void
-sq8_l2_block_avx2(const float *a, const float *step, const uint8_t *codes,
-				  size_t n, size_t d, float *out)
-{
-	size_t		pf = IVF_SQ8_PREFETCH_BYTES;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-	{
-		pf = sq8_prefetch(codes, pf, (i + 1) * d + IVF_SQ8_PREFETCH_BYTES,
-						  n * d);
-		out[i] = sq8_l2_row(a, step, codes + i * d, d);
-	}
-}
-
-static void
 sq8_dot_block_avx2(const float *w, const uint8_t *codes, size_t n, size_t d,
 				   float *out)
 {
@@ -606,7 +513,6 @@ ivf_kernels_fill_avx2(IvfKernels *k)
 	k->l2sq_block = l2sq_block_avx2;
 	k->dot_block = dot_block_avx2;
 	k->norm_sq_block = norm_sq_block_avx2;
-	k->sq8_l2_block = sq8_l2_block_avx2;
 	k->sq8_dot_block = sq8_dot_block_avx2;
 	k->sq8_l2_bounds = sq8_l2_bounds_avx2;
 }

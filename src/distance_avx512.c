@@ -244,84 +244,6 @@ sq8_prefetch(const uint8_t *codes, size_t pf, size_t upto, size_t total)
 }
 
 IVF_ALWAYS_INLINE float
-sq8_l2_row(const float *a, const float *step, const uint8_t *c, size_t d)
-{
-	__m512		s0 = _mm512_setzero_ps();
-	__m512		s1 = _mm512_setzero_ps();
-	__m512		s2 = _mm512_setzero_ps();
-	__m512		s3 = _mm512_setzero_ps();
-	__m512		t0,
-				t1,
-				t2,
-				t3;
-	size_t		i = 0;
-
-	/* t = a - step * code in one rounding (fnmadd) */
-	for (; i + 64 <= d; i += 64)
-	{
-		t0 = _mm512_fnmadd_ps(_mm512_loadu_ps(step + i), codes16_ps(c + i),
-							  _mm512_loadu_ps(a + i));
-		t1 = _mm512_fnmadd_ps(_mm512_loadu_ps(step + i + 16), codes16_ps(c + i + 16),
-							  _mm512_loadu_ps(a + i + 16));
-		t2 = _mm512_fnmadd_ps(_mm512_loadu_ps(step + i + 32), codes16_ps(c + i + 32),
-							  _mm512_loadu_ps(a + i + 32));
-		t3 = _mm512_fnmadd_ps(_mm512_loadu_ps(step + i + 48), codes16_ps(c + i + 48),
-							  _mm512_loadu_ps(a + i + 48));
-		s0 = _mm512_fmadd_ps(t0, t0, s0);
-		s1 = _mm512_fmadd_ps(t1, t1, s1);
-		s2 = _mm512_fmadd_ps(t2, t2, s2);
-		s3 = _mm512_fmadd_ps(t3, t3, s3);
-	}
-	if (i + 16 <= d)
-	{
-		t0 = _mm512_fnmadd_ps(_mm512_loadu_ps(step + i), codes16_ps(c + i),
-							  _mm512_loadu_ps(a + i));
-		s0 = _mm512_fmadd_ps(t0, t0, s0);
-		i += 16;
-		if (i + 16 <= d)
-		{
-			t1 = _mm512_fnmadd_ps(_mm512_loadu_ps(step + i), codes16_ps(c + i),
-								  _mm512_loadu_ps(a + i));
-			s1 = _mm512_fmadd_ps(t1, t1, s1);
-			i += 16;
-			if (i + 16 <= d)
-			{
-				t2 = _mm512_fnmadd_ps(_mm512_loadu_ps(step + i), codes16_ps(c + i),
-									  _mm512_loadu_ps(a + i));
-				s2 = _mm512_fmadd_ps(t2, t2, s2);
-				i += 16;
-			}
-		}
-	}
-	if (i < d)
-	{
-		size_t		r = d - i;
-
-		if (d >= 16)
-		{
-			/* the row's last 16 codes; keep only the top r lanes */
-			size_t		j = d - 16;
-
-			t3 = _mm512_maskz_fnmadd_ps((__mmask16) ~tail_mask(16 - r),
-										_mm512_loadu_ps(step + j),
-										codes16_ps(c + j),
-										_mm512_loadu_ps(a + j));
-		}
-		else
-		{
-			/* a = step = 0 in the lanes past d, so t is 0 there */
-			__mmask16	m = tail_mask(r);
-
-			t3 = _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(m, step + i),
-								  codes_short_ps(c + i, r),
-								  _mm512_maskz_loadu_ps(m, a + i));
-		}
-		s3 = _mm512_fmadd_ps(t3, t3, s3);
-	}
-	return hsum512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-}
-
-IVF_ALWAYS_INLINE float
 sq8_dot_row(const float *w, const uint8_t *c, size_t d)
 {
 	__m512		s0 = _mm512_setzero_ps();
@@ -505,21 +427,6 @@ norm_sq_block_avx512(const float *x, size_t n, size_t d, float *out)
 }
 
 static void
-sq8_l2_block_avx512(const float *a, const float *step, const uint8_t *codes,
-					size_t n, size_t d, float *out)
-{
-	size_t		pf = IVF_SQ8_PREFETCH_BYTES;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-	{
-		pf = sq8_prefetch(codes, pf, (i + 1) * d + IVF_SQ8_PREFETCH_BYTES,
-						  n * d);
-		out[i] = sq8_l2_row(a, step, codes + i * d, d);
-	}
-}
-
-static void
 sq8_dot_block_avx512(const float *w, const uint8_t *codes, size_t n,
 					 size_t d, float *out)
 {
@@ -590,7 +497,6 @@ ivf_kernels_fill_avx512(IvfKernels *k)
 	k->l2sq_block = l2sq_block_avx512;
 	k->dot_block = dot_block_avx512;
 	k->norm_sq_block = norm_sq_block_avx512;
-	k->sq8_l2_block = sq8_l2_block_avx512;
 	k->sq8_dot_block = sq8_dot_block_avx512;
 	k->sq8_l2_bounds = sq8_l2_bounds_avx512;
 }

@@ -307,7 +307,6 @@ ivf_kernels_fill_neon(IvfKernels *k)
 	 * machine to test it on, and an untested kernel feeding a lower bound
 	 * could silently drop true neighbours.
 	 */
-	k->sq8_l2_block = ivf_ref_sq8_l2_block;
 	k->sq8_dot_block = ivf_ref_sq8_dot_block;
 	k->sq8_l2_bounds = ivf_ref_sq8_l2_bounds;
 }

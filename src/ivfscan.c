@@ -186,26 +186,12 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 	return true;
 }
 
-/* (dist, id) order of select.h: NaN last, ties by id */
-static inline bool
-cand_less(float d1, int64 i1, float d2, int64 i2)
-{
-	bool		n1 = isnan(d1);
-	bool		n2 = isnan(d2);
-
-	if (n1 || n2)
-		return (n1 != n2) ? n2 : i1 < i2;
-	if (d1 != d2)
-		return d1 < d2;
-	return i1 < i2;
-}
-
 static void
 late_push(IvfScanOpaque so, float d, int64 id)
 {
 	size_t		i = so->nlate++;
 
-	while (i > 0 && cand_less(d, id, so->late_dist[(i - 1) / 2], so->late_id[(i - 1) / 2]))
+	while (i > 0 && ivf_dist_id_less(d, id, so->late_dist[(i - 1) / 2], so->late_id[(i - 1) / 2]))
 	{
 		so->late_dist[i] = so->late_dist[(i - 1) / 2];
 		so->late_id[i] = so->late_id[(i - 1) / 2];
@@ -230,9 +216,9 @@ late_pop(IvfScanOpaque so)
 		if (l >= so->nlate)
 			break;
 		m = (l + 1 < so->nlate &&
-			 cand_less(so->late_dist[l + 1], so->late_id[l + 1],
+			 ivf_dist_id_less(so->late_dist[l + 1], so->late_id[l + 1],
 					   so->late_dist[l], so->late_id[l])) ? l + 1 : l;
-		if (!cand_less(so->late_dist[m], so->late_id[m], d, id))
+		if (!ivf_dist_id_less(so->late_dist[m], so->late_id[m], d, id))
 			break;
 		so->late_dist[i] = so->late_dist[m];
 		so->late_id[i] = so->late_id[m];
@@ -267,7 +253,7 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 			so->have_l = ivf_select_stream_next(&so->lbstream, &so->l_lb, &so->l_idx);
 
 		if (so->have_e && (so->nlate == 0 ||
-						   cand_less(so->e_dist, so->e_id, so->late_dist[0], so->late_id[0])))
+						   ivf_dist_id_less(so->e_dist, so->e_id, so->late_dist[0], so->late_id[0])))
 		{
 			from_late = false;
 			bd = so->e_dist;

@@ -865,20 +865,6 @@ nearest_lists_exact(const IvfCache *cache, const float *q, uint32 nprobe,
 	pfree(d);
 }
 
-/* (dist, id) order of select.h: NaN last, ties by id */
-static inline bool
-dist_id_less(float d1, int64 i1, float d2, int64 i2)
-{
-	bool		n1 = isnan(d1);
-	bool		n2 = isnan(d2);
-
-	if (n1 || n2)
-		return (n1 != n2) ? n2 : i1 < i2;
-	if (d1 != d2)
-		return d1 < d2;
-	return i1 < i2;
-}
-
 /*
  * The same lists as nearest_lists_exact, from the centroids' codes: lower
  * bounds of every centroid distance (as a list scan bounds vector
@@ -927,7 +913,7 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 			-ivf_kernels.dot(q, c, dims);
 		if (nh == nprobe)
 		{
-			if (!dist_id_less(d, id, hd[0], hid[0]))
+			if (!ivf_dist_id_less(d, id, hd[0], hid[0]))
 				continue;
 			/* replace the worst, sift down */
 			j = 0;
@@ -938,8 +924,8 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 
 				if (l >= nh)
 					break;
-				m = (l + 1 < nh && dist_id_less(hd[l], hid[l], hd[l + 1], hid[l + 1])) ? l + 1 : l;
-				if (!dist_id_less(d, id, hd[m], hid[m]))
+				m = (l + 1 < nh && ivf_dist_id_less(hd[l], hid[l], hd[l + 1], hid[l + 1])) ? l + 1 : l;
+				if (!ivf_dist_id_less(d, id, hd[m], hid[m]))
 					break;
 				hd[j] = hd[m];
 				hid[j] = hid[m];
@@ -950,7 +936,7 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 		{
 			/* sift up */
 			j = nh++;
-			while (j > 0 && dist_id_less(hd[(j - 1) / 2], hid[(j - 1) / 2], d, id))
+			while (j > 0 && ivf_dist_id_less(hd[(j - 1) / 2], hid[(j - 1) / 2], d, id))
 			{
 				hd[j] = hd[(j - 1) / 2];
 				hid[j] = hid[(j - 1) / 2];
@@ -979,8 +965,8 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 
 			if (l >= i - 1)
 				break;
-			m = (l + 1 < i - 1 && dist_id_less(hd[l], hid[l], hd[l + 1], hid[l + 1])) ? l + 1 : l;
-			if (!dist_id_less(d, x, hd[m], hid[m]))
+			m = (l + 1 < i - 1 && ivf_dist_id_less(hd[l], hid[l], hd[l + 1], hid[l + 1])) ? l + 1 : l;
+			if (!ivf_dist_id_less(d, x, hd[m], hid[m]))
 				break;
 			hd[j] = hd[m];
 			hid[j] = hid[m];

@@ -47,6 +47,20 @@ typedef struct IvfSelectStats
 	uint64_t	max_depth;		/* deepest partition nesting seen */
 } IvfSelectStats;
 
+/* a < b in the order above (NaN last, equal dists by id) */
+static inline int
+ivf_dist_id_less(float d1, int64_t i1, float d2, int64_t i2)
+{
+	int			n1 = (d1 != d1);
+	int			n2 = (d2 != d2);
+
+	if (n1 || n2)
+		return (n1 != n2) ? n2 : i1 < i2;
+	if (d1 != d2)
+		return d1 < d2;
+	return i1 < i2;
+}
+
 /*
  * Rearrange dist[0..n) / id[0..n) so that the min(k, n) smallest entries in
  * (dist, id) order occupy [0, min(k, n)) in ascending order; the rest,
