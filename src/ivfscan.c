@@ -278,8 +278,11 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 		{
 			size_t		j = (size_t) so->l_idx;
 			float		exact;
-			MemoryContext old = MemoryContextSwitchTo(so->cxt);
+			MemoryContext old;
 
+			/* many may be read before the next row: stay cancellable */
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(so->cxt);
 			so->have_l = false;
 			if (ivf_refine_slot(scan->indexRelation, &so->geo, so->metric,
 								so->query, so->cands.loc[j], so->cands.lb_id[j],
