@@ -134,10 +134,11 @@ extern void ivf_ref_sq8_dot_block(const float *w, const uint8_t *codes,
  * n rows of x (n >= 1); step is 0 for a constant dimension.
  *
  * ivf_sq8_encode: codes[j] = the nearest integer (halves up) to
- * clamp((r[j] - lo[j]) / step[j], 0, 255) (0 when step[j] == 0).  Returns |r - rhat|, rhat[j] = lo[j] + step[j] *
- * codes[j], accumulated in double and rounded up to float: callers use it as
- * the quantization error in a triangle-inequality bound, so it must not come
- * out smaller than the true error.
+ * clamp((r[j] - lo[j]) / step[j], 0, 255) (0 when step[j] == 0).  Returns
+ * |r - rhat|, rhat[j] = lo[j] + step[j] * codes[j], accumulated in double
+ * and rounded up to float: callers use it as the quantization error in a
+ * triangle-inequality bound, so it must not come out smaller than the true
+ * error.
  */
 extern void ivf_sq8_train(const float *x, size_t n, size_t d, float *lo,
 						  float *step);

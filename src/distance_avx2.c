@@ -484,12 +484,14 @@ sq8_l2_bounds_avx2(float *raw, const float *err, const float *cn, size_t n,
 		__m256		c = _mm256_loadu_ps(cn + i);
 		__m256		e = _mm256_loadu_ps(err + i);
 		__m256		r;
+		__m256		t;
 		__m256		s;
 		__m256		b;
 
-		r = _mm256_sub_ps(_mm256_add_ps(_mm256_sub_ps(aa, _mm256_mul_ps(two, dd)), c),
-						  _mm256_mul_ps(gg, _mm256_add_ps(_mm256_add_ps(aa,
-																		_mm256_mul_ps(two, _mm256_and_ps(dd, absmask))), c)));
+		/* h = ((asq - 2 D) + cn) - g ((asq + 2 |D|) + cn) */
+		r = _mm256_add_ps(_mm256_sub_ps(aa, _mm256_mul_ps(two, dd)), c);
+		t = _mm256_add_ps(_mm256_add_ps(aa, _mm256_mul_ps(two, _mm256_and_ps(dd, absmask))), c);
+		r = _mm256_sub_ps(r, _mm256_mul_ps(gg, t));
 		r = _mm256_and_ps(r, _mm256_cmp_ps(r, zero, _CMP_GT_OQ));
 		s = _mm256_sqrt_ps(r);
 		b = _mm256_sub_ps(_mm256_sub_ps(_mm256_mul_ps(s, g1), _mm256_mul_ps(e, g2)),

@@ -468,12 +468,14 @@ sq8_l2_bounds_avx512(float *raw, const float *err, const float *cn, size_t n,
 		__m512		c = _mm512_maskz_loadu_ps(m, cn + i);
 		__m512		e = _mm512_maskz_loadu_ps(m, err + i);
 		__m512		r;
+		__m512		t;
 		__m512		s;
 		__m512		b;
 
-		r = _mm512_sub_ps(_mm512_add_ps(_mm512_sub_ps(aa, _mm512_mul_ps(two, dd)), c),
-						  _mm512_mul_ps(gg, _mm512_add_ps(_mm512_add_ps(aa,
-																		_mm512_mul_ps(two, _mm512_and_ps(dd, absmask))), c)));
+		/* h = ((asq - 2 D) + cn) - g ((asq + 2 |D|) + cn) */
+		r = _mm512_add_ps(_mm512_sub_ps(aa, _mm512_mul_ps(two, dd)), c);
+		t = _mm512_add_ps(_mm512_add_ps(aa, _mm512_mul_ps(two, _mm512_and_ps(dd, absmask))), c);
+		r = _mm512_sub_ps(r, _mm512_mul_ps(gg, t));
 		/* r > 0 ? r : 0 (ordered compare: NaN -> 0) */
 		r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, zero, _CMP_GT_OQ), r);
 		s = _mm512_sqrt_ps(r);

@@ -185,7 +185,8 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 /* Store vec in the free slot of an exclusively locked group head. */
 static void
 add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
-			 const float *vec, ItemPointer tid, const uint8 *code, float err, float cnorm)
+			 const float *vec, ItemPointer tid, const uint8 *code, float err,
+			 float cnorm)
 {
 	Page		page = BufferGetPage(headbuf);
 	uint32		slot = IvfPageGetOpaque(page)->nvec;
@@ -312,7 +313,8 @@ restart:
 			UnlockReleaseBuffer(dirbuf);
 			goto restart;
 		}
-		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid, code, err, cnorm);
+		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid,
+				  code, err, cnorm);
 		UnlockReleaseBuffer(dirbuf);
 		return;
 	}
@@ -357,7 +359,8 @@ restart:
 			Buffer		dirbuf = ReadBuffer(index, dirblk);
 
 			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid, code, err, cnorm);
+			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid, code,
+					  err, cnorm);
 			UnlockReleaseBuffer(dirbuf);
 		}
 		UnlockReleaseBuffer(buf);
