@@ -197,15 +197,18 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 
 	if (g->codes)
 	{
-		/* one record: the slot's float page, then the head publishing it */
+		/* one record: the slot's float page, and the head publishing it */
 		Buffer		fbuf;
+		Page		fpage;
 
 		s = 1 + ivf_slot_fpage(g, slot);
 		fbuf = ReadBuffer(index, ivf_head_segblocks(page)[s - 1]);
 		LockBuffer(fbuf, BUFFER_LOCK_EXCLUSIVE);
 		state = GenericXLogStart(index);
-		write_segment(GenericXLogRegisterBuffer(state, fbuf, 0), g, s, slot, vec);
+		/* head first: redo locks in this order (see add_to_group's end) */
 		page = GenericXLogRegisterBuffer(state, headbuf, 0);
+		fpage = GenericXLogRegisterBuffer(state, fbuf, 0);
+		write_segment(fpage, g, s, slot, vec);
 		write_head(page, g, slot, vec, tid, code, err, cnorm);
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(fbuf);
@@ -225,14 +228,21 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 	first = log_segments(index, g, sbufs, Min(g->nsegments - 1, MAX_GENERIC_XLOG_PAGES - 1),
 						 slot, vec, false, 0);
 
+	/*
+	 * The head is registered before the segment pages: redo locks a
+	 * record's pages in registration order and holds them all to the end,
+	 * so a standby's redo must take them head first, as scans do (a scan
+	 * holding the head and waiting for a segment page would otherwise wait
+	 * forever on a redo holding the segment page and waiting for the head).
+	 */
 	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, headbuf, 0);
 	for (s = first; s < g->nsegments; s++)
 	{
 		Page		sp = GenericXLogRegisterBuffer(state, sbufs[s], 0);
 
 		write_segment(sp, g, s, slot, vec);
 	}
-	page = GenericXLogRegisterBuffer(state, headbuf, 0);
 	write_head(page, g, slot, vec, tid, code, err, cnorm);
 	GenericXLogFinish(state);
 
