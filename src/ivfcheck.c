@@ -288,14 +288,14 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 								 ivf_seg_dims(g, s), list, blkno, i, &normsq);
 			if (g->codes && cs->cstream && complete)
 			{
+				const float *lo = ivf_stream_sq8_lo(&cs->meta, cs->cstream);
 				float		err;
 				float		cnorm;
 
 				err = ivf_encode_vector(ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i),
 										cs->cstream + (Size) list * g->dims,
-										cs->cstream + (Size) cs->meta.nlists * g->dims,
-										cs->cstream + (Size) (cs->meta.nlists + 1) * g->dims,
-										g->dims, cs->residual, cs->code, &cnorm);
+										lo, lo + g->dims, g->dims, cs->residual,
+										cs->code, &cnorm);
 				if (memcmp(cs->code, ivf_head_codes(page, g) + (Size) i * g->dims, g->dims) != 0 ||
 					err != ivf_head_errs(page, g)[i] ||
 					cnorm != ivf_head_cnorms(page, g)[i])

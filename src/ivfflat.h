@@ -280,6 +280,14 @@ ivf_centroid_rows(const IvfMetaPageData *meta)
 	return (Size) meta->nlists + ((meta->flags & IVF_META_CODES) ? 2 : 0);
 }
 
+/* with codes: the lo row in a centroid stream, the step row after it */
+static inline float *
+ivf_stream_sq8_lo(const IvfMetaPageData *meta, float *stream)
+{
+	Assert(meta->flags & IVF_META_CODES);
+	return stream + (Size) meta->nlists * meta->dims;
+}
+
 static inline float *
 ivf_page_floats(Page page, const IvfGeometry *g, bool head)
 {
@@ -467,11 +475,8 @@ typedef struct IvfCandidates
 	int64	   *loc;
 	size_t		nlb;
 	size_t		lbcap;
-	/* the k0 smallest exact distances so far, a max-heap */
-	float	   *kbest;
-	int			nkbest;
-	int			k0;
-	uint64		refined;		/* slots whose floats were read */
+	/* the k0 nearest exact candidates so far: the prefilter's bar */
+	IvfTopK		kbest;
 } IvfCandidates;
 
 /*
@@ -514,6 +519,8 @@ extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfMetric metric, BlockNumber head, uint32 list,
 							const float *q, uint64 limit, IvfPrefilter *pf,
 							IvfCandidates *out);
+extern float ivf_pair_distance(IvfMetric metric, const float *q,
+							   const float *x, uint32 d);
 extern bool ivf_refine_slot(Relation index, const IvfGeometry *g,
 							IvfMetric metric, const float *q, int64 loc,
 							int64 id, float *dist);

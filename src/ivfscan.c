@@ -139,9 +139,17 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 						 ivf_budget_strategy, caps);
 	}
 
-	/* the centroids never change, but the cache may have been rebuilt */
-	if (so->use_pf && cache == NULL)
-		cache = ivf_get_cache(index);
+	/*
+	 * The centroids and the codes' rows never change, but the cache holding
+	 * them may have been rebuilt since the last round: point at it afresh.
+	 */
+	if (so->use_pf)
+	{
+		if (cache == NULL)
+			cache = ivf_get_cache(index);
+		so->pf.lo = cache->sq8_lo;
+		so->pf.step = cache->sq8_step;
+	}
 
 	ivf_candidates_reset(&so->cands, so->use_pf ? ivf_prefilter_k : 0);
 	for (i = 0; i < n && remaining > 0; i++)
@@ -288,7 +296,6 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 								so->query, so->cands.loc[j], so->cands.lb_id[j],
 								&exact))
 				late_push(so, exact, so->cands.lb_id[j]);
-			so->cands.refined++;
 			MemoryContextSwitchTo(old);
 			continue;
 		}
@@ -367,16 +374,8 @@ ivf_scan_start(IndexScanDesc scan)
 	/* the prefilter: codes in the index, an ordering query, prefilter_k */
 	so->use_pf = so->geo.codes && !so->null_query && ivf_prefilter_k > 0;
 	if (so->use_pf)
-	{
-		Size		bytes = sizeof(float) * so->meta.dims;
-		float	   *lo = palloc(bytes);
-		float	   *step = palloc(bytes);
-
-		memcpy(lo, cache->sq8_lo, bytes);
-		memcpy(step, cache->sq8_step, bytes);
 		ivf_prefilter_init(&so->pf, so->metric, so->meta.dims, so->query,
-						   lo, step);
-	}
+						   cache->sq8_lo, cache->sq8_step);
 
 	ivf_candidates_init(&so->cands, so->cxt, 1024);
 	so->probed = 0;

@@ -639,7 +639,7 @@ ivf_get_cache(Relation index)
 	pfree(centroids);
 	if (meta.flags & IVF_META_CODES)
 	{
-		cache->sq8_lo = cache->centroids + (Size) meta.nlists * meta.dims;
+		cache->sq8_lo = ivf_stream_sq8_lo(&meta, cache->centroids);
 		cache->sq8_step = cache->sq8_lo + meta.dims;
 	}
 	ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, meta.dims,
@@ -891,7 +891,6 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 	uint32		i;
 
 	ivf_prefilter_init(&pf, metric, dims, q, cache->ccode_lo, cache->ccode_step);
-	pf.cnorm = 0;
 	/* the centroid is its own residual: the "list centroid" is 0 */
 	ivf_prefilter_list(&pf, q, NULL);
 	ivf_kernels.sq8_dot_block(pf.w, cache->ccodes, nlists, dims, lb);
@@ -909,8 +908,7 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 		/* a bound equal to the worst kept may still tie it with a lower id */
 		if (nh == nprobe && b > hd[0])
 			break;
-		d = (metric == IVF_METRIC_L2) ? ivf_kernels.l2sq(q, c, dims) :
-			-ivf_kernels.dot(q, c, dims);
+		d = ivf_pair_distance(metric, q, c, dims);
 		if (nh == nprobe)
 		{
 			if (!ivf_dist_id_less(d, id, hd[0], hid[0]))
@@ -947,38 +945,17 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 		hid[j] = id;
 	}
 
-	/* the kept ones, nearest first */
-	for (i = nh; i > 0; i--)
+	/* the kept ones, nearest first, in the order select.h defines */
+	ivf_select_smallest(hd, hid, nh, nh);
+	for (i = 0; i < nh; i++)
 	{
-		uint32		j = 0;
-		float		d = hd[i - 1];
-		int64		x = hid[i - 1];
-
-		lists[i - 1] = (int32) hid[0];
+		lists[i] = (int32) hid[i];
 		if (dists)
-			dists[i - 1] = hd[0];
-		/* pop the root: move the last entry down from the top */
-		for (;;)
-		{
-			uint32		l = 2 * j + 1;
-			uint32		m;
-
-			if (l >= i - 1)
-				break;
-			m = (l + 1 < i - 1 && ivf_dist_id_less(hd[l], hid[l], hd[l + 1], hid[l + 1])) ? l + 1 : l;
-			if (!ivf_dist_id_less(d, x, hd[m], hid[m]))
-				break;
-			hd[j] = hd[m];
-			hid[j] = hid[m];
-			j = m;
-		}
-		hd[j] = d;
-		hid[j] = x;
+			dists[i] = hd[i];
 	}
 
 	pfree(pf.a);
-	if (pf.w)
-		pfree(pf.w);
+	pfree(pf.w);
 	pfree(lb);
 	pfree(ids);
 	pfree(hd);

@@ -38,16 +38,17 @@ ivf_candidates_init(IvfCandidates *c, MemoryContext cxt, size_t initial)
 	c->id = MemoryContextAllocHuge(cxt, c->cap * sizeof(int64));
 }
 
-/* Empty the candidate set; k0 > 0 sizes the prefilter's threshold heap. */
+/* Empty the candidate set; k0 > 0 sizes the prefilter's bar (kbest). */
 void
 ivf_candidates_reset(IvfCandidates *c, int k0)
 {
 	c->n = 0;
 	c->nlb = 0;
-	c->nkbest = 0;
-	if (k0 > c->k0)
-		c->kbest = MemoryContextAlloc(c->cxt, sizeof(float) * k0);
-	c->k0 = k0;
+	if ((size_t) k0 > c->kbest.k)
+		ivf_topk_init(&c->kbest, k0, MemoryContextAlloc(c->cxt, sizeof(float) * k0),
+					  MemoryContextAlloc(c->cxt, sizeof(int64) * k0));
+	c->kbest.k = k0;
+	ivf_topk_reset(&c->kbest);
 }
 
 static void
@@ -83,45 +84,6 @@ deferred_reserve(IvfCandidates *c, size_t more)
 	c->lb = repalloc_huge(c->lb, c->lbcap * sizeof(float));
 	c->lb_id = repalloc_huge(c->lb_id, c->lbcap * sizeof(int64));
 	c->loc = repalloc_huge(c->loc, c->lbcap * sizeof(int64));
-}
-
-/* Offer an exact distance to the k0-best max-heap (the prefilter's bar). */
-static inline void
-kbest_push(IvfCandidates *c, float d)
-{
-	float	   *h = c->kbest;
-	int			i;
-
-	if (c->nkbest < c->k0)
-	{
-		/* sift up */
-		i = c->nkbest++;
-		while (i > 0 && h[(i - 1) / 2] < d)
-		{
-			h[i] = h[(i - 1) / 2];
-			i = (i - 1) / 2;
-		}
-		h[i] = d;
-		return;
-	}
-	if (!(d < h[0]))
-		return;
-	/* replace the root and sift down */
-	i = 0;
-	for (;;)
-	{
-		int			l = 2 * i + 1;
-		int			m;
-
-		if (l >= c->nkbest)
-			break;
-		m = (l + 1 < c->nkbest && h[l + 1] > h[l]) ? l + 1 : l;
-		if (!(h[m] > d))
-			break;
-		h[i] = h[m];
-		i = m;
-	}
-	h[i] = d;
 }
 
 /* ------------------------------------------------------------- prefilter */
@@ -300,6 +262,16 @@ prefetch_group_head(Buffer buf, const IvfGeometry *g, bool codes)
 	}
 }
 
+/* distance of q to x in the scan's convention: squared L2, or -dot */
+float
+ivf_pair_distance(IvfMetric metric, const float *q, const float *x,
+				  uint32 d)
+{
+	if (metric == IVF_METRIC_L2)
+		return ivf_kernels.l2sq(q, x, d);
+	return -ivf_kernels.dot(q, x, d);
+}
+
 /* distance of q to each of the n vectors of one page's block: out[i] */
 static inline void
 block_distances(IvfMetric metric, const float *q, const float *x, size_t n,
@@ -312,14 +284,22 @@ block_distances(IvfMetric metric, const float *q, const float *x, size_t n,
 }
 
 /*
- * The prefilter's pass over one locked group head: bounds from the codes
- * of its first nvec slots, then exact distances (from the float pages)
- * only for the live slots whose bound is not above the k0-th smallest
- * exact distance so far; the
- * others are deferred with their bound and location.  Scanning the lists
- * nearest first makes that bar drop fast, so most slots are deferred and
- * only their codes are read.
+ * Code layout: distances of q to slots [0, n) of a group whose float
+ * pages are fpages[0 ..]: one block kernel call per float page.
  */
+static void
+float_page_distances(IvfMetric metric, const float *q, const IvfGeometry *g,
+					 const Page *fpages, uint32 n, float *out)
+{
+	uint32		first;
+
+	for (first = 0; first < n; first += g->floats_per_page)
+		block_distances(metric, q,
+						ivf_slot_floats(fpages[first / g->floats_per_page], g, first),
+						Min(n - first, g->floats_per_page), g->dims,
+						out + first);
+}
+
 /* Read and share-lock float page f of the group whose head is 'head'. */
 static Buffer
 read_float_page(Relation index, const IvfGeometry *g, Page head, uint32 f)
@@ -336,6 +316,14 @@ read_float_page(Relation index, const IvfGeometry *g, Page head, uint32 f)
 	return buf;
 }
 
+/*
+ * The prefilter's pass over one locked group head: bounds from the codes
+ * of its first nvec slots, then exact distances (from the float pages)
+ * only for the live slots whose bound is not above the k0-th smallest
+ * exact distance so far; the others are deferred with their bound and
+ * location.  Scanning the lists nearest first makes that bar drop fast, so
+ * most slots are deferred and only their codes are read.
+ */
 static void
 scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
 				 const float *q, Page page, BlockNumber blkno, uint32 nvec,
@@ -355,13 +343,10 @@ scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
 	deferred_reserve(out, nvec);
 	for (i = 0; i < nvec; i++)
 	{
-		float		bar;
-
 		if (!ItemPointerIsValid(&tids[i]))
 			continue;
-		bar = (out->nkbest < out->k0) ? INFINITY : out->kbest[0];
 		/* <=: every slot among the k0 nearest is read (ties included) */
-		if (bound[i] <= bar)
+		if (bound[i] <= ivf_topk_worst(&out->kbest))
 		{
 			const float *x;
 			float		d;
@@ -375,16 +360,11 @@ scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
 				fbuf = read_float_page(index, g, page, fcur);
 			}
 			x = ivf_slot_floats(BufferGetPage(fbuf), g, i);
-
-			if (pf->metric == IVF_METRIC_L2)
-				d = ivf_kernels.l2sq(q, x, g->dims);
-			else
-				d = -ivf_kernels.dot(q, x, g->dims);
+			d = ivf_pair_distance(pf->metric, q, x, g->dims);
 			out->dist[out->n] = d;
 			out->id[out->n] = ivf_tid_to_id((ItemPointer) &tids[i]);
+			ivf_topk_push(&out->kbest, d, out->id[out->n]);
 			out->n++;
-			out->refined++;
-			kbest_push(out, d);
 		}
 		else
 		{
@@ -478,19 +458,18 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 			if (g->codes)
 			{
 				/* the code layout without the prefilter: every float page */
+				uint32		nf = (nvec + g->floats_per_page - 1) / g->floats_per_page;
+				Page		fpages[IVF_MAX_SEGMENTS];
 				uint32		f;
 
-				for (f = 0; f * g->floats_per_page < nvec; f++)
+				for (f = 0; f < nf; f++)
 				{
-					uint32		first = f * g->floats_per_page;
-					Buffer		fbuf = read_float_page(index, g, page, f);
-
-					block_distances(metric, q,
-									ivf_slot_floats(BufferGetPage(fbuf), g, first),
-									Min(nvec - first, g->floats_per_page),
-									g->dims, dist + first);
-					UnlockReleaseBuffer(fbuf);
+					segbufs[f] = read_float_page(index, g, page, f);
+					fpages[f] = BufferGetPage(segbufs[f]);
 				}
+				float_page_distances(metric, q, g, fpages, nvec, dist);
+				for (f = 0; f < nf; f++)
+					UnlockReleaseBuffer(segbufs[f]);
 			}
 			else if (g->nsegments == 1)
 				block_distances(metric, q, ivf_page_floats(page, g, true),
@@ -604,8 +583,7 @@ ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
 		Buffer		fbuf = read_float_page(index, g, page, ivf_slot_fpage(g, slot));
 		const float *x = ivf_slot_floats(BufferGetPage(fbuf), g, slot);
 
-		*dist = (metric == IVF_METRIC_L2) ? ivf_kernels.l2sq(q, x, g->dims) :
-			-ivf_kernels.dot(q, x, g->dims);
+		*dist = ivf_pair_distance(metric, q, x, g->dims);
 		UnlockReleaseBuffer(fbuf);
 		found = true;
 	}
@@ -743,16 +721,7 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 				continue;
 
 			if (g->codes)
-			{
-				for (s = 1; s < nseg && (s - 1) * g->floats_per_page < n; s++)
-				{
-					uint32		first = (s - 1) * g->floats_per_page;
-
-					block_distances(metric, q, ivf_slot_floats(segpages[s], g, first),
-									Min(n - first, g->floats_per_page), g->dims,
-									dist + first);
-				}
-			}
+				float_page_distances(metric, q, g, segpages + 1, n, dist);
 			else
 				block_distances(metric, q, ivf_page_floats(page, g, true), n,
 								ivf_seg_dims(g, 0), dist);
