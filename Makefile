@@ -33,11 +33,6 @@ OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
 	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
 	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o
 
-# PGXS tracks no header dependencies: every object depends on the headers
-# (a struct that changes layout must never be compiled into half the objects)
-SRC_HDRS = $(wildcard src/*.h)
-$(OBJS): $(SRC_HDRS)
-
 SHLIB_LINK = -lopenblas -lm
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
@@ -62,6 +57,12 @@ EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/t
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: every object depends on the headers
+# (a struct that changes layout must never be compiled into half the
+# objects).  After the include, so that plain `make` still means `all`.
+SRC_HDRS = $(wildcard src/*.h)
+$(OBJS): $(SRC_HDRS)
 
 # ---- standalone programs (no server): kernel test, kernel bench, fuzzer ----
 
