@@ -123,5 +123,53 @@ SET ivf.nprobe = 5;
 SELECT op, pf_run(op, 0, 30, 'true', 'pfm') = pf_run(op, 10, 30, 'true', 'pfm') AS nprobe5
 FROM unnest(ARRAY['<->', '<#>']) op;
 
+-- a scan borrows the arrays of its deferred slots from a per-backend pool
+-- and gives them back when its context is reset or deleted: two scans open
+-- at once, rescans, and a scan ended by an error must each keep their own
+CREATE FUNCTION pf_two_cursors(q1 vector, q2 vector, n int) RETURNS boolean[]
+LANGUAGE plpgsql AS $$
+DECLARE
+	c1 refcursor;
+	c2 refcursor;
+	a int[] := '{}';
+	b int[] := '{}';
+	x int;
+	exact1 int[];
+	exact2 int[];
+BEGIN
+	PERFORM set_config('ivf.prefilter_k', '0', true);
+	SELECT array_agg(id) INTO exact1 FROM (SELECT id FROM pfm ORDER BY v <-> q1 LIMIT n) s;
+	SELECT array_agg(id) INTO exact2 FROM (SELECT id FROM pfm ORDER BY v <-> q2 LIMIT n) s;
+	PERFORM set_config('ivf.prefilter_k', '10', true);
+	OPEN c1 FOR SELECT id FROM pfm ORDER BY v <-> q1;
+	OPEN c2 FOR SELECT id FROM pfm ORDER BY v <-> q2;
+	FOR i IN 1..n LOOP
+		FETCH c1 INTO x;
+		a := a || x;
+		FETCH c2 INTO x;
+		b := b || x;
+	END LOOP;
+	CLOSE c1;
+	CLOSE c2;
+	RETURN ARRAY[a = exact1, b = exact2];
+END $$;
+SELECT pf_two_cursors((SELECT v FROM pfm WHERE id = 7), (SELECT v FROM pfm WHERE id = 1500), 60) AS two_cursors;
+CREATE FUNCTION pf_rescans(k int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	r text;
+BEGIN
+	PERFORM set_config('ivf.prefilter_k', k::text, true);
+	SELECT string_agg(q.id || ':' || (SELECT array_agg(id) FROM
+		(SELECT id FROM pfm ORDER BY v <-> q.v LIMIT 40) s)::text, ' ' ORDER BY q.id)
+	INTO r FROM pfm q WHERE q.id % 50 = 0;
+	RETURN r;
+END $$;
+SELECT pf_rescans(0) = pf_rescans(10) AS rescans;
+-- division by zero on the first row, after the first round deferred slots
+SELECT id, 1 / (id - 1000) FROM (SELECT id FROM pfm
+	ORDER BY v <-> (SELECT v FROM pfm WHERE id = 1000) LIMIT 300) s;
+SELECT pf_two_cursors((SELECT v FROM pfm WHERE id = 1000), (SELECT v FROM pfm WHERE id = 2100), 60) AS after_error;
+RESET ivf.prefilter_k;
+
 DROP TABLE pf, pf_wide, pfm;
-DROP FUNCTION pf_run;
+DROP FUNCTION pf_run, pf_two_cursors, pf_rescans;

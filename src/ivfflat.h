@@ -475,6 +475,8 @@ typedef struct IvfCandidates
 	int64	   *loc;
 	size_t		nlb;
 	size_t		lbcap;
+	float		lbmin;			/* smallest lb[i] (+inf when none) */
+	bool		lbnan;			/* some lb[i] is NaN */
 	/* the k0 nearest exact candidates so far: the prefilter's bar */
 	IvfTopK		kbest;
 } IvfCandidates;
@@ -515,6 +517,8 @@ extern void ivf_prefilter_list(IvfPrefilter *pf, const float *q,
 extern void ivf_prefilter_bounds(const IvfPrefilter *pf, float *raw,
 								 const float *err, const float *cnorm,
 								 uint32 n);
+extern void ivf_prefetch_list_head(Relation index, const IvfGeometry *g,
+								   BlockNumber head, bool codes);
 extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfMetric metric, BlockNumber head, uint32 list,
 							const float *q, uint64 limit, IvfPrefilter *pf,

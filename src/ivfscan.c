@@ -66,6 +66,8 @@ typedef struct IvfScanOpaqueData
 	IvfPrefilter pf;
 	int64	   *lb_idx;			/* stream ids: indexes into cands.lb_* */
 	IvfSelectStream lbstream;
+	bool		lb_pending;		/* lbstream not started: l_lb is the round's
+								 * smallest bound, l_idx meaningless */
 	bool		have_l;			/* l_lb/l_idx: lbstream's next entry */
 	float		l_lb;
 	int64		l_idx;
@@ -127,6 +129,7 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 	uint64		budget = (uint64) ivf_effective_budget();
 	uint64		remaining = ivf_max_codes > 0 ? (uint64) ivf_max_codes : PG_UINT64_MAX;
 	uint64	   *caps = NULL;
+	IvfListEntry next;
 	uint32		i;
 
 	if (n == 0)
@@ -152,15 +155,24 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 	}
 
 	ivf_candidates_reset(&so->cands, so->use_pf ? ivf_prefilter_k : 0);
+	ivf_read_list_entry(index, &so->meta, &so->geo, so->order[first], &next);
 	for (i = 0; i < n && remaining > 0; i++)
 	{
-		IvfListEntry entry;
+		IvfListEntry entry = next;
 		uint64		limit = remaining;
 		int32		list = so->order[first + i];
 
 		if (caps && caps[i] < limit)
 			limit = caps[i];
-		ivf_read_list_entry(index, &so->meta, &so->geo, list, &entry);
+		/* the next list's head warms up while this list is scanned */
+		if (i + 1 < n)
+		{
+			ivf_read_list_entry(index, &so->meta, &so->geo,
+								so->order[first + i + 1], &next);
+			if (BlockNumberIsValid(next.head))
+				ivf_prefetch_list_head(index, &so->geo, next.head,
+									   so->use_pf);
+		}
 		if (!BlockNumberIsValid(entry.head))
 			continue;
 		if (so->use_pf)
@@ -176,22 +188,43 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 						   so->cands.n, IVF_FIRST_CHUNK);
 	so->have_e = false;
 	so->have_l = false;
+	so->lb_pending = false;
 	so->nlate = 0;
+	ivf_select_stream_init(&so->lbstream, NULL, NULL, 0, 1);
 	if (so->cands.nlb > 0)
 	{
-		size_t		j;
-
-		so->lb_idx = palloc_extended(sizeof(int64) * so->cands.nlb, MCXT_ALLOC_HUGE);
-		for (j = 0; j < so->cands.nlb; j++)
-			so->lb_idx[j] = (int64) j;
-		ivf_select_stream_init(&so->lbstream, so->cands.lb, so->lb_idx,
-							   so->cands.nlb, IVF_FIRST_CHUNK);
-		so->late_dist = palloc_extended(sizeof(float) * so->cands.nlb, MCXT_ALLOC_HUGE);
-		so->late_id = palloc_extended(sizeof(int64) * so->cands.nlb, MCXT_ALLOC_HUGE);
+		/*
+		 * Selecting among tens of thousands of deferred slots costs about as
+		 * much as scanning them (branchy quickselect), and most scans never
+		 * need it: as long as the next exact candidate is nearer than the
+		 * smallest bound, that bound alone decides (lb_start when not).  A
+		 * NaN bound sorts last, but stands in as NaN, which nothing is
+		 * nearer than, so the stream starts as it always did.
+		 */
+		so->lb_pending = true;
+		so->have_l = true;
+		so->l_lb = so->cands.lbnan ? get_float4_nan() : so->cands.lbmin;
 	}
-	else
-		ivf_select_stream_init(&so->lbstream, NULL, NULL, 0, 1);
 	return true;
+}
+
+/* Start selecting the round's deferred slots by lower bound. */
+static void
+lb_start(IvfScanOpaque so)
+{
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+	size_t		j;
+
+	so->lb_idx = palloc_extended(sizeof(int64) * so->cands.nlb, MCXT_ALLOC_HUGE);
+	for (j = 0; j < so->cands.nlb; j++)
+		so->lb_idx[j] = (int64) j;
+	ivf_select_stream_init(&so->lbstream, so->cands.lb, so->lb_idx,
+						   so->cands.nlb, IVF_FIRST_CHUNK);
+	so->late_dist = palloc_extended(sizeof(float) * so->cands.nlb, MCXT_ALLOC_HUGE);
+	so->late_id = palloc_extended(sizeof(int64) * so->cands.nlb, MCXT_ALLOC_HUGE);
+	so->lb_pending = false;
+	so->have_l = ivf_select_stream_next(&so->lbstream, &so->l_lb, &so->l_idx);
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -284,9 +317,16 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 
 		if (so->have_l && (!(so->have_e || so->nlate > 0) || !(bd < so->l_lb)))
 		{
-			size_t		j = (size_t) so->l_idx;
+			size_t		j;
 			float		exact;
 			MemoryContext old;
+
+			if (so->lb_pending)
+			{
+				lb_start(so);
+				continue;
+			}
+			j = (size_t) so->l_idx;
 
 			/* many may be read before the next row: stay cancellable */
 			CHECK_FOR_INTERRUPTS();

@@ -22,6 +22,7 @@
 #include <math.h>
 
 #include "miscadmin.h"
+#include "utils/float.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -44,6 +45,8 @@ ivf_candidates_reset(IvfCandidates *c, int k0)
 {
 	c->n = 0;
 	c->nlb = 0;
+	c->lbmin = get_float4_infinity();
+	c->lbnan = false;
 	if ((size_t) k0 > c->kbest.k)
 		ivf_topk_init(&c->kbest, k0, MemoryContextAlloc(c->cxt, sizeof(float) * k0),
 					  MemoryContextAlloc(c->cxt, sizeof(int64) * k0));
@@ -64,6 +67,57 @@ candidates_reserve(IvfCandidates *c, size_t more)
 	c->id = repalloc_huge(c->id, c->cap * sizeof(int64));
 }
 
+/*
+ * The deferred arrays are borrowed from a per-backend pool instead of the
+ * scan's context: a scan over many lists defers tens of thousands of
+ * slots, and arrays that large come from fresh mmap'd or trimmed memory
+ * on every allocation, whose first touch page-faults (130 faults, a
+ * fifth of the time, per query at 32 lists of synth-1m-128).  The pool
+ * keeps the largest set returned, up to IVF_DEFERRED_KEEP bytes; the
+ * arrays go back when the scan's context is reset or deleted, errors
+ * included (a reset callback).
+ */
+#define IVF_DEFERRED_KEEP	((Size) 32 * 1024 * 1024)
+#define IVF_DEFERRED_BYTES	(sizeof(float) + 2 * sizeof(int64))
+
+static MemoryContext deferred_cxt = NULL;
+static float *pool_lb = NULL;
+static int64 *pool_lb_id = NULL;
+static int64 *pool_loc = NULL;
+static size_t pool_cap = 0;
+
+static void
+deferred_free(float *lb, int64 *lb_id, int64 *loc)
+{
+	pfree(lb);
+	pfree(lb_id);
+	pfree(loc);
+}
+
+/* reset callback of the candidate set's context: give the arrays back */
+static void
+deferred_return(void *arg)
+{
+	IvfCandidates *c = (IvfCandidates *) arg;
+
+	if (c->lbcap > pool_cap && c->lbcap * IVF_DEFERRED_BYTES <= IVF_DEFERRED_KEEP)
+	{
+		if (pool_cap > 0)
+			deferred_free(pool_lb, pool_lb_id, pool_loc);
+		pool_lb = c->lb;
+		pool_lb_id = c->lb_id;
+		pool_loc = c->loc;
+		pool_cap = c->lbcap;
+	}
+	else
+		deferred_free(c->lb, c->lb_id, c->loc);
+	c->lb = NULL;
+	c->lb_id = NULL;
+	c->loc = NULL;
+	c->lbcap = 0;
+	c->nlb = 0;
+}
+
 static void
 deferred_reserve(IvfCandidates *c, size_t more)
 {
@@ -73,11 +127,33 @@ deferred_reserve(IvfCandidates *c, size_t more)
 		return;
 	if (c->lbcap == 0)
 	{
-		c->lbcap = Max(want, 1024);
-		c->lb = MemoryContextAllocHuge(c->cxt, c->lbcap * sizeof(float));
-		c->lb_id = MemoryContextAllocHuge(c->cxt, c->lbcap * sizeof(int64));
-		c->loc = MemoryContextAllocHuge(c->cxt, c->lbcap * sizeof(int64));
-		return;
+		MemoryContextCallback *cb;
+
+		if (deferred_cxt == NULL)
+			deferred_cxt = AllocSetContextCreate(TopMemoryContext,
+												 "ivf deferred slots",
+												 ALLOCSET_DEFAULT_SIZES);
+		cb = MemoryContextAlloc(c->cxt, sizeof(MemoryContextCallback));
+		if (pool_cap > 0)
+		{
+			c->lb = pool_lb;
+			c->lb_id = pool_lb_id;
+			c->loc = pool_loc;
+			c->lbcap = pool_cap;
+			pool_cap = 0;
+		}
+		else
+		{
+			c->lbcap = Max(want, 1024);
+			c->lb = MemoryContextAllocHuge(deferred_cxt, c->lbcap * sizeof(float));
+			c->lb_id = MemoryContextAllocHuge(deferred_cxt, c->lbcap * sizeof(int64));
+			c->loc = MemoryContextAllocHuge(deferred_cxt, c->lbcap * sizeof(int64));
+		}
+		cb->func = deferred_return;
+		cb->arg = c;
+		MemoryContextRegisterResetCallback(c->cxt, cb);
+		if (want <= c->lbcap)
+			return;
 	}
 	while (c->lbcap < want)
 		c->lbcap *= 2;
@@ -228,38 +304,68 @@ read_group_head(Relation index, const IvfGeometry *g, BlockNumber blkno,
 }
 
 /*
- * Start loading a pinned (not yet locked) group head into the CPU cache:
- * its special space, the start of its TIDs and the first lines of its
- * float block.  Only a hint; the page is read for real under its lock
- * later.  Priming the first lines gets the hardware prefetcher going on
- * the next page while this one is computed (a list's pages need not be
- * adjacent in shared memory); prefetching the whole page measured slower.
+ * Start loading a group head into the CPU cache: its special space, its
+ * TIDs (and with codes its errs, cnorms and the first 2 kB of its code
+ * block; without, the first lines of its float block).  Only a hint; the
+ * page is read for real under its lock later.  The special space and the
+ * TIDs, one in each 4 kB half of the page, are loaded rather than
+ * prefetched: a software prefetch that misses the TLB may be dropped, and
+ * was, for about half of the heads on a 2 GB shared_buffers without huge
+ * pages (the lock then waited ~300 cycles for the special space); a load
+ * fills the TLB for the prefetches and for the kernel's own.  Priming the
+ * first lines gets the hardware prefetcher going on the next page while
+ * this one is computed; prefetching the whole page measured slower.
  */
 static inline void
-prefetch_group_head(Buffer buf, const IvfGeometry *g, bool codes)
+prefetch_group_page(const char *page, const IvfGeometry *g, bool codes)
 {
-	const char *page = BufferGetPage(buf);
-	int			i;
+	const char *c;
+	const char *end;
 
-	ivf_prefetch(page + IVF_PAGE_SPECIAL_OFF);
-	ivf_prefetch(page + g->head_tids_off);
+	(void) *(volatile const char *) (page + IVF_PAGE_SPECIAL_OFF);
+	(void) *(volatile const char *) (page + g->head_tids_off);
 	if (codes)
 	{
-		/* the code block's first 2 kB; from there the kernel prefetches */
-		const char *c = page + g->head_codes_off;
-		const char *end = c + Min((Size) g->vecs_per_group * g->dims, 2048);
-
-		ivf_prefetch(page + g->head_errs_off);
-		for (; c < end; c += 64)
-			ivf_prefetch(c);
+		c = page + g->head_tids_off;
+		end = page + g->head_codes_off +
+			Min((Size) g->vecs_per_group * g->dims, 2048);
 	}
 	else
 	{
-		const char *floats = page + g->head_floats_off;
-
-		for (i = 0; i < 8; i++)
-			ivf_prefetch(floats + i * 64);
+		c = page + g->head_floats_off;
+		end = c + 8 * 64;
 	}
+	for (; c < end; c += 64)
+		ivf_prefetch(c);
+}
+
+/* the same for a pinned (not yet locked) head */
+static inline void
+prefetch_group_head(Buffer buf, const IvfGeometry *g, bool codes)
+{
+	prefetch_group_page(BufferGetPage(buf), g, codes);
+}
+
+/*
+ * The same for the first head of the list to be scanned after this one,
+ * without a pin: through the buffer this backend last found block 'head'
+ * in (ivf_read_buffer's hint), if any.  The buffer may hold another page
+ * by now; shared buffers are always mapped, and a stale hint only warms
+ * the wrong lines.  Hides the first head's miss, which nothing else can
+ * (its block is known only from the list directory).
+ */
+void
+ivf_prefetch_list_head(Relation index, const IvfGeometry *g,
+					   BlockNumber head, bool codes)
+{
+#ifdef IVF_HAVE_READ_RECENT_BUFFER
+	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+
+	if (cache != NULL && head < cache->nrecent &&
+		BufferIsValid(cache->recent[head]))
+		prefetch_group_page(BufferGetBlock(cache->recent[head]), g,
+							codes && g->codes);
+#endif
 }
 
 /* distance of q to x in the scan's convention: squared L2, or -dot */
@@ -368,6 +474,10 @@ scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
 		}
 		else
 		{
+			if (bound[i] < out->lbmin)
+				out->lbmin = bound[i];
+			else if (isnan(bound[i]))
+				out->lbnan = true;
 			out->lb[out->nlb] = bound[i];
 			out->lb_id[out->nlb] = ivf_tid_to_id((ItemPointer) &tids[i]);
 			out->loc[out->nlb] = ((int64) blkno << 16) | i;
