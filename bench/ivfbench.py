@@ -233,6 +233,14 @@ def meminfo_kb(key="MemTotal"):
     return None
 
 
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def cpu_busy(seconds=1.0):
     """Fraction of all CPUs' time spent non-idle over `seconds` (other
     processes: we sleep meanwhile)."""
@@ -350,6 +358,17 @@ def env_record(conn, args):
         "python_version": platform.python_version(),
         "client_modules": mods,
         "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+        # huge pages: the server's shared memory (huge_pages, vm.nr_hugepages;
+        # reserved/total pages show whether the server took them) and this
+        # process's (Faiss, numpy) through glibc's hugetlb tunable
+        "huge_pages": {
+            "pg_huge_pages": settings.get("huge_pages", {}).get("setting", "try (default)"),
+            "hugepages_total": meminfo_kb("HugePages_Total"),
+            "hugepages_free": meminfo_kb("HugePages_Free"),
+            "hugepages_rsvd": meminfo_kb("HugePages_Rsvd"),
+            "thp_enabled": read_text("/sys/kernel/mm/transparent_hugepage/enabled"),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+        },
         "loadavg": os.getloadavg(),
         "cpu_busy_before": cpu_busy(),
     }
@@ -471,6 +490,10 @@ def load_and_build(conn, ds, args, res):
     t0 = now()
     conn.execute("VACUUM (FREEZE, ANALYZE) items")
     vacuum_s = now() - t0
+    # a cluster in steady state: the load's WAL segments become recyclable
+    # (the build reuses them instead of zero-filling new ones) and its dirty
+    # buffers are written now, not by a checkpoint during the measurements
+    conn.execute("CHECKPOINT")
     table_bytes = one(conn, "SELECT pg_table_size('items')")
     log(f"loaded {ds.n} rows ({nbytes / 1e6:.1f} MB binary COPY) in {load_s:.2f} s, "
         f"VACUUM (FREEZE, ANALYZE) {vacuum_s:.2f} s; table + TOAST {table_bytes / 1e6:.1f} MB")

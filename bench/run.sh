@@ -20,6 +20,13 @@
 #   --shared-buffers SIZE   default: 25% of RAM or 2GB, whichever is less
 #                           (or $IVF_BENCH_SHARED_BUFFERS)
 #   --pg-set NAME=VALUE     extra server setting (ALTER SYSTEM), repeatable
+#   --huge-pages            (root) reserve 2 MB huge pages for shared_buffers
+#                           (vm.nr_hugepages, restored at the end) and start the
+#                           server with huge_pages = on, as production servers
+#                           with large shared_buffers are set up; the client
+#                           and Faiss get transparent huge pages for their
+#                           arrays the same way (GLIBC_TUNABLES=glibc.malloc.hugetlb=1;
+#                           numpy asks for them itself)
 # Server settings always applied: jit = off (JIT compile time would be charged
 # to single queries), max_parallel_workers_per_gather = 0 (one process per
 # query, like Faiss's one thread), max_wal_size = 8GB (loading without forced
@@ -44,6 +51,8 @@ PY_ARGS=()
 DATASET=siftsmall
 MODE=bench
 HELP=0
+HUGE_PAGES=0
+HUGE_PAGES_OLD=
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -51,6 +60,7 @@ while [ $# -gt 0 ]; do
 	--shared-buffers=*) SHARED_BUFFERS="${1#*=}"; shift ;;
 	--pg-set) PG_SETS+=("${2:?--pg-set needs NAME=VALUE}"); shift 2 ;;
 	--pg-set=*) PG_SETS+=("${1#*=}"); shift ;;
+	--huge-pages) HUGE_PAGES=1; shift ;;
 	--dataset) DATASET="${2:?--dataset needs a name}"; PY_ARGS+=("$1" "$2"); shift 2 ;;
 	--dataset=*) DATASET="${1#*=}"; PY_ARGS+=("$1"); shift ;;
 	--mode) MODE="${2:?}"; PY_ARGS+=("$1" "$2"); shift 2 ;;
@@ -61,6 +71,43 @@ while [ $# -gt 0 ]; do
 done
 
 step() { ivf_header "bench: $*"; }
+
+# size in MB of a PostgreSQL memory setting such as 2GB, 512MB, 131072kB
+size_mb() {
+	local v="$1"
+	case "$v" in
+	*TB) echo $((${v%TB} * 1024 * 1024)) ;;
+	*GB) echo $((${v%GB} * 1024)) ;;
+	*MB) echo $((${v%MB})) ;;
+	*kB) echo $((${v%kB} / 1024)) ;;
+	*) ivf_die "--huge-pages: cannot size shared_buffers '$v' (use kB, MB, GB or TB)" ;;
+	esac
+}
+
+huge_pages_restore() {
+	if [ -n "$HUGE_PAGES_OLD" ]; then
+		echo "$HUGE_PAGES_OLD" >/proc/sys/vm/nr_hugepages || true
+		HUGE_PAGES_OLD=
+	fi
+}
+
+# reserve enough 2 MB pages for shared_buffers plus the rest of the
+# server's shared memory (a generous 10% + 64 MB)
+huge_pages_reserve() {
+	local sb_mb want have
+	ivf_is_root || ivf_die "--huge-pages needs root (it sets vm.nr_hugepages)"
+	[ "$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)" = 2048 ] ||
+		ivf_die "--huge-pages: this kernel's default huge page size is not 2 MB"
+	sb_mb="$(size_mb "$SHARED_BUFFERS")"
+	want=$(((sb_mb + sb_mb / 10 + 64) / 2))
+	HUGE_PAGES_OLD="$(cat /proc/sys/vm/nr_hugepages)"
+	echo $((HUGE_PAGES_OLD + want)) >/proc/sys/vm/nr_hugepages
+	have="$(cat /proc/sys/vm/nr_hugepages)"
+	[ "$have" -ge $((HUGE_PAGES_OLD + want)) ] ||
+		ivf_die "--huge-pages: the kernel reserved $have of $((HUGE_PAGES_OLD + want)) huge pages (memory too fragmented?)"
+	ivf_info "reserved $want huge pages of 2 MB for shared_buffers = $SHARED_BUFFERS"
+	PG_SETS+=("huge_pages=on")
+}
 
 pick_python() {
 	local py
@@ -147,8 +194,9 @@ if [ -z "$SHARED_BUFFERS" ]; then
 	SHARED_BUFFERS="${sb}MB"
 fi
 ivf_tmp_init
-trap ivf_cleanup EXIT
+trap 'ivf_cleanup; huge_pages_restore' EXIT
 trap 'exit 130' INT TERM
+[ "$HUGE_PAGES" = 1 ] && huge_pages_reserve
 ivf_cluster_start
 {
 	echo "ALTER SYSTEM SET shared_buffers = '$SHARED_BUFFERS';"
@@ -169,9 +217,14 @@ if ! ivf_as_pg "$BINDIR/pg_ctl" -D "$IVF_PGDATA" -l "$IVF_PGLOG" -w -t 120 resta
 fi
 
 step "ivfbench.py ${PY_ARGS[*]}"
+if [ "$HUGE_PAGES" = 1 ]; then
+	# only the client process (Faiss): the server has its own setting
+	export GLIBC_TUNABLES="glibc.malloc.hugetlb=1${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
+fi
 PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -u bench/ivfbench.py "${PY_ARGS[@]}"
 
 step "clean up"
 ivf_cleanup
+huge_pages_restore
 trap - EXIT
 echo "bench finished in $(ivf_elapsed "$T_START")"
