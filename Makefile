@@ -40,10 +40,14 @@ ifdef WERROR
 PG_CFLAGS += -Werror
 endif
 
-AVX2_FLAGS = -mavx2 -mfma
-AVX512_FLAGS = -mavx512f -mavx512dq -mavx2 -mfma
+# no implicit fusing of a multiply and an add: every level must round as the
+# scalar reference does where kernels promise bit-identical results
+AVX2_FLAGS = -mavx2 -mfma -ffp-contract=off
+AVX512_FLAGS = -mavx512f -mavx512dq -mavx2 -mfma -ffp-contract=off
 src/distance_avx2.o: CFLAGS += $(AVX2_FLAGS)
 src/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
+# the flags live here: a change to them must recompile
+src/distance_avx2.o src/distance_avx512.o src/distance_avx2.bc src/distance_avx512.bc: Makefile
 # the JIT bitcode of these files needs the same flags
 src/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
 src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
@@ -74,9 +78,9 @@ KERNEL_HDRS = src/distance.h src/distance_isa.h src/topk.h src/select.h src/kmea
 
 test/kernels/%.o: src/%.c $(KERNEL_HDRS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -c -o $@ $<
-test/kernels/distance_avx2.o: src/distance_avx2.c $(KERNEL_HDRS)
+test/kernels/distance_avx2.o: src/distance_avx2.c $(KERNEL_HDRS) Makefile
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
-test/kernels/distance_avx512.o: src/distance_avx512.c $(KERNEL_HDRS)
+test/kernels/distance_avx512.o: src/distance_avx512.c $(KERNEL_HDRS) Makefile
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
 
 STANDALONE_KERNEL_OBJS = $(patsubst src/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KERNEL_ISA_SRCS))

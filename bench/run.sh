@@ -29,8 +29,9 @@
 #                           numpy asks for them itself)
 # Server settings always applied: jit = off (JIT compile time would be charged
 # to single queries), max_parallel_workers_per_gather = 0 (one process per
-# query, like Faiss's one thread), max_wal_size = 8GB (loading without forced
-# checkpoints).  All non-default settings are recorded in the JSONL env record.
+# query, like Faiss's one thread), max_parallel_maintenance_workers = 0 (a
+# serial build, like Faiss's one thread), max_wal_size = 8GB (loading
+# without forced checkpoints).  All non-default settings are recorded in the JSONL env record.
 #
 # Environment: IVF_DATA_DIR (default ../shared/data), IVF_SKIP_DEPS=1,
 # IVF_BUILD=1, IVF_KEEP_TMP=1 (keep the cluster's temp dir), IVF_BENCH_VENV
@@ -202,6 +203,7 @@ ivf_cluster_start
 	echo "ALTER SYSTEM SET shared_buffers = '$SHARED_BUFFERS';"
 	echo "ALTER SYSTEM SET jit = off;"
 	echo "ALTER SYSTEM SET max_parallel_workers_per_gather = 0;"
+	echo "ALTER SYSTEM SET max_parallel_maintenance_workers = 0;"
 	echo "ALTER SYSTEM SET max_wal_size = '8GB';"
 	for s in "${PG_SETS[@]}"; do
 		case "$s" in

@@ -37,7 +37,29 @@ RESET max_parallel_maintenance_workers;
 ALTER TABLE t RESET (parallel_workers);
 SELECT index_pages('t_l2') = index_pages('t_l2_parallel') AS parallel_same_pages;
 SELECT * FROM ivf_check('t_l2_parallel');
-DROP INDEX t_auto, t_l2_again, t_l2_seed, t_l2_parallel;
+-- lists ordered by residual: the serial build orders its rows in memory,
+-- the parallel one through the tuplesort; the same index
+CREATE INDEX t_ord ON t USING ivfflat (v) WITH (lists = 12, list_ordering = residual_norm_asc);
+ALTER TABLE t SET (parallel_workers = 2);
+SET max_parallel_maintenance_workers = 2;
+CREATE INDEX t_ord_parallel ON t USING ivfflat (v) WITH (lists = 12, list_ordering = residual_norm_asc);
+RESET max_parallel_maintenance_workers;
+ALTER TABLE t RESET (parallel_workers);
+SELECT index_pages('t_ord') = index_pages('t_ord_parallel') AS ordered_parallel_same_pages;
+DROP INDEX t_auto, t_l2_again, t_l2_seed, t_l2_parallel, t_ord, t_ord_parallel;
+-- a serial build whose rows outgrow maintenance_work_mem moves them to the
+-- tuplesort (which spills to disk): the same index as in memory
+CREATE TABLE sp (id int, v vector(16));
+INSERT INTO sp SELECT i, (SELECT array_agg(((i * 37 + j * 101) % 113) / 9.0 + (i % 4) * 5)::real[]
+	FROM generate_series(1, 16) j)::vector FROM generate_series(1, 20000) i;
+SET maintenance_work_mem = '1MB';
+SET client_min_messages = debug1;
+CREATE INDEX sp_small ON sp USING ivfflat (v) WITH (lists = 4);
+RESET client_min_messages;
+RESET maintenance_work_mem;
+CREATE INDEX sp_big ON sp USING ivfflat (v) WITH (lists = 4);
+SELECT index_pages('sp_small') = index_pages('sp_big') AS spilled_same_pages;
+DROP TABLE sp;
 DROP FUNCTION index_pages;
 DROP EXTENSION pageinspect;
 

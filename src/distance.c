@@ -171,6 +171,64 @@ ivf_ref_norm_sq_block(const float *x, size_t n, size_t d, float *out)
 		out[i] = ivf_ref_norm_sq(x + i * d, d);
 }
 
+float
+ivf_ref_row_min_hi(const float *row, const float *q, float p, size_t n,
+				   float m)
+{
+	size_t		j;
+
+	for (j = 0; j < n; j++)
+	{
+		float		h = (p + q[j]) + row[j];
+
+		if (h < m)
+			m = h;
+	}
+	return m;
+}
+
+float
+ivf_ref_row_min_hi_ip(const float *row, const float *q, float p, float e,
+					  size_t n, float m)
+{
+	size_t		j;
+
+	for (j = 0; j < n; j++)
+	{
+		float		t = p * q[j];
+		float		h = row[j] + (t + e);
+
+		if (h < m)
+			m = h;
+	}
+	return m;
+}
+
+size_t
+ivf_ref_row_lo_pass(const float *row, const float *q, float p, float e,
+					int ip, size_t n, float thr, uint32_t *idx)
+{
+	size_t		j;
+	size_t		c = 0;
+
+	for (j = 0; j < n; j++)
+	{
+		float		lo;
+
+		if (ip)
+		{
+			float		t = p * q[j];
+
+			lo = row[j] - (t + e);
+		}
+		else
+			lo = (p + q[j]) + row[j];
+		if (!(lo > thr))
+			idx[c++] = (uint32_t) j;
+	}
+	return c;
+}
+
 void
 ivf_ref_sq8_l2_bounds(float *raw, const float *err, const float *cn,
 					  size_t n, float asq, float g, float k, float mag)
@@ -322,7 +380,10 @@ ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
 		ivf_ref_dot_block, \
 		ivf_ref_norm_sq_block, \
 		ivf_ref_sq8_dot_block, \
-		ivf_ref_sq8_l2_bounds \
+		ivf_ref_sq8_l2_bounds, \
+		ivf_ref_row_min_hi, \
+		ivf_ref_row_min_hi_ip, \
+		ivf_ref_row_lo_pass \
 	}
 
 /* Scalar until ivf_kernels_init(), so no caller ever sees a NULL pointer. */

@@ -82,6 +82,26 @@ typedef struct IvfKernels
 	void		(*sq8_l2_bounds) (float *raw, const float *err,
 								  const float *cn, size_t n, float asq,
 								  float g, float k, float mag);
+
+	/*
+	 * The GEMM assignment's row scans (kmeans.c), over a block row
+	 * row[j] = -2 x.c_j (L2) or -x.c_j (inner product) and per-centroid
+	 * terms q[j]:
+	 *   row_min_hi:    min(m, min_j (p + q[j]) + row[j])
+	 *   row_min_hi_ip: min(m, min_j row[j] + (p * q[j] + e))
+	 * NaN terms are ignored.  row_lo_pass writes to idx, ascending, every j
+	 * whose lower bound is not above thr (NaN passes) and returns how many:
+	 *   ip = 0: lo_j = (p + q[j]) + row[j];  ip = 1: lo_j = row[j] - (p * q[j] + e)
+	 * Every level evaluates these expressions in this order, without fused
+	 * multiply-adds, so the results are the same bit for bit.
+	 */
+	float		(*row_min_hi) (const float *row, const float *q, float p,
+							   size_t n, float m);
+	float		(*row_min_hi_ip) (const float *row, const float *q, float p,
+								  float e, size_t n, float m);
+	size_t		(*row_lo_pass) (const float *row, const float *q, float p,
+								float e, int ip, size_t n, float thr,
+								uint32_t *idx);
 } IvfKernels;
 
 /* The active table; valid after ivf_kernels_init(). */
@@ -123,6 +143,13 @@ extern void ivf_ref_norm_sq_block(const float *x, size_t n, size_t d,
 extern void ivf_ref_sq8_l2_bounds(float *raw, const float *err,
 								  const float *cn, size_t n, float asq,
 								  float g, float k, float mag);
+extern float ivf_ref_row_min_hi(const float *row, const float *q, float p,
+								size_t n, float m);
+extern float ivf_ref_row_min_hi_ip(const float *row, const float *q, float p,
+								   float e, size_t n, float m);
+extern size_t ivf_ref_row_lo_pass(const float *row, const float *q, float p,
+								  float e, int ip, size_t n, float thr,
+								  uint32_t *idx);
 extern void ivf_ref_sq8_dot_block(const float *w, const uint8_t *codes,
 								  size_t n, size_t d, float *out);
 

@@ -503,6 +503,157 @@ sq8_l2_bounds_avx2(float *raw, const float *err, const float *cn, size_t n,
 	ivf_ref_sq8_l2_bounds(raw + i, err + i, cn + i, n - i, asq, g, k, mag);
 }
 
+/*
+ * The assignment's row scans: ivf_ref_row_min_hi, _ip and ivf_ref_row_lo_pass,
+ * 8 lanes at a time; a tail is copied into padded lanes (NaN rows, ignored
+ * by minps, which keeps its second operand as the reference's "h < m"
+ * does; masked off in the pass).  Same operations, same order, never
+ * fused.
+ */
+IVF_ALWAYS_INLINE float
+min_lanes256(__m256 v, float m)
+{
+	float		t[8];
+	int			i;
+
+	_mm256_storeu_ps(t, v);
+	for (i = 0; i < 8; i++)
+		if (t[i] < m)
+			m = t[i];
+	return m;
+}
+
+/* the last n - j < 8 entries of row and q in 8 lanes: row NaN, q 0 beyond */
+IVF_ALWAYS_INLINE void
+row_tail256(const float *row, const float *q, size_t j, size_t n,
+			__m256 *r, __m256 *qq)
+{
+	float		rb[8];
+	float		qb[8];
+	size_t		i;
+
+	for (i = 0; i < 8; i++)
+	{
+		rb[i] = (j + i < n) ? row[j + i] : NAN;
+		qb[i] = (j + i < n) ? q[j + i] : 0.0f;
+	}
+	*r = _mm256_loadu_ps(rb);
+	*qq = _mm256_loadu_ps(qb);
+}
+
+static float
+row_min_hi_avx2(const float *row, const float *q, float p, size_t n, float m)
+{
+	const __m256 vp = _mm256_set1_ps(p);
+	__m256		m0 = _mm256_set1_ps(m);
+	__m256		m1 = m0;
+	size_t		j = 0;
+
+	for (; j + 16 <= n; j += 16)
+	{
+		__m256		h0 = _mm256_add_ps(_mm256_add_ps(vp, _mm256_loadu_ps(q + j)),
+									   _mm256_loadu_ps(row + j));
+		__m256		h1 = _mm256_add_ps(_mm256_add_ps(vp, _mm256_loadu_ps(q + j + 8)),
+									   _mm256_loadu_ps(row + j + 8));
+
+		m0 = _mm256_min_ps(h0, m0);
+		m1 = _mm256_min_ps(h1, m1);
+	}
+	for (; j < n; j += 8)
+	{
+		__m256		r;
+		__m256		qq;
+
+		if (n - j >= 8)
+		{
+			r = _mm256_loadu_ps(row + j);
+			qq = _mm256_loadu_ps(q + j);
+		}
+		else
+			row_tail256(row, q, j, n, &r, &qq);
+		m0 = _mm256_min_ps(_mm256_add_ps(_mm256_add_ps(vp, qq), r), m0);
+	}
+	return min_lanes256(_mm256_min_ps(m0, m1), m);
+}
+
+static float
+row_min_hi_ip_avx2(const float *row, const float *q, float p, float e,
+				   size_t n, float m)
+{
+	const __m256 vp = _mm256_set1_ps(p);
+	const __m256 ve = _mm256_set1_ps(e);
+	__m256		m0 = _mm256_set1_ps(m);
+	__m256		m1 = m0;
+	size_t		j = 0;
+
+	for (; j + 16 <= n; j += 16)
+	{
+		__m256		h0 = _mm256_add_ps(_mm256_loadu_ps(row + j),
+									   _mm256_add_ps(_mm256_mul_ps(vp, _mm256_loadu_ps(q + j)), ve));
+		__m256		h1 = _mm256_add_ps(_mm256_loadu_ps(row + j + 8),
+									   _mm256_add_ps(_mm256_mul_ps(vp, _mm256_loadu_ps(q + j + 8)), ve));
+
+		m0 = _mm256_min_ps(h0, m0);
+		m1 = _mm256_min_ps(h1, m1);
+	}
+	for (; j < n; j += 8)
+	{
+		__m256		r;
+		__m256		qq;
+
+		if (n - j >= 8)
+		{
+			r = _mm256_loadu_ps(row + j);
+			qq = _mm256_loadu_ps(q + j);
+		}
+		else
+			row_tail256(row, q, j, n, &r, &qq);
+		m0 = _mm256_min_ps(_mm256_add_ps(r, _mm256_add_ps(_mm256_mul_ps(vp, qq), ve)), m0);
+	}
+	return min_lanes256(_mm256_min_ps(m0, m1), m);
+}
+
+static size_t
+row_lo_pass_avx2(const float *row, const float *q, float p, float e, int ip,
+				 size_t n, float thr, uint32_t *idx)
+{
+	const __m256 vp = _mm256_set1_ps(p);
+	const __m256 ve = _mm256_set1_ps(e);
+	const __m256 vt = _mm256_set1_ps(thr);
+	size_t		c = 0;
+	size_t		j;
+
+	for (j = 0; j < n; j += 8)
+	{
+		__m256		r;
+		__m256		qq;
+		__m256		lo;
+		unsigned	pass;
+
+		if (n - j >= 8)
+		{
+			r = _mm256_loadu_ps(row + j);
+			qq = _mm256_loadu_ps(q + j);
+		}
+		else
+			row_tail256(row, q, j, n, &r, &qq);
+		if (ip)
+			lo = _mm256_sub_ps(r, _mm256_add_ps(_mm256_mul_ps(vp, qq), ve));
+		else
+			lo = _mm256_add_ps(_mm256_add_ps(vp, qq), r);
+		/* not greater, unordered: NaN passes */
+		pass = (unsigned) _mm256_movemask_ps(_mm256_cmp_ps(lo, vt, _CMP_NGT_UQ));
+		if (n - j < 8)
+			pass &= (1u << (n - j)) - 1;
+		while (pass != 0)
+		{
+			idx[c++] = (uint32_t) (j + __builtin_ctz(pass));
+			pass &= pass - 1;
+		}
+	}
+	return c;
+}
+
 void
 ivf_kernels_fill_avx2(IvfKernels *k)
 {
@@ -517,6 +668,9 @@ ivf_kernels_fill_avx2(IvfKernels *k)
 	k->norm_sq_block = norm_sq_block_avx2;
 	k->sq8_dot_block = sq8_dot_block_avx2;
 	k->sq8_l2_bounds = sq8_l2_bounds_avx2;
+	k->row_min_hi = row_min_hi_avx2;
+	k->row_min_hi_ip = row_min_hi_ip_avx2;
+	k->row_lo_pass = row_lo_pass_avx2;
 }
 
 #else

@@ -487,6 +487,123 @@ sq8_l2_bounds_avx512(float *raw, const float *err, const float *cn, size_t n,
 	}
 }
 
+/*
+ * The assignment's row scans: ivf_ref_row_min_hi, _ip and ivf_ref_row_lo_pass,
+ * 16 lanes at a time with masked tails; the same operations in the same
+ * order (intrinsics are never fused).  minps keeps its second operand when
+ * either is NaN, as the reference's "h < m" does.
+ */
+IVF_ALWAYS_INLINE float
+min_lanes512(__m512 v, float m)
+{
+	float		t[16];
+	int			i;
+
+	_mm512_storeu_ps(t, v);
+	for (i = 0; i < 16; i++)
+		if (t[i] < m)
+			m = t[i];
+	return m;
+}
+
+static float
+row_min_hi_avx512(const float *row, const float *q, float p, size_t n,
+				  float m)
+{
+	const __m512 vp = _mm512_set1_ps(p);
+	__m512		m0 = _mm512_set1_ps(m);
+	__m512		m1 = m0;
+	size_t		j = 0;
+
+	for (; j + 32 <= n; j += 32)
+	{
+		__m512		h0 = _mm512_add_ps(_mm512_add_ps(vp, _mm512_loadu_ps(q + j)),
+									   _mm512_loadu_ps(row + j));
+		__m512		h1 = _mm512_add_ps(_mm512_add_ps(vp, _mm512_loadu_ps(q + j + 16)),
+									   _mm512_loadu_ps(row + j + 16));
+
+		m0 = _mm512_min_ps(h0, m0);
+		m1 = _mm512_min_ps(h1, m1);
+	}
+	for (; j < n; j += 16)
+	{
+		__mmask16	k = (n - j >= 16) ? (__mmask16) 0xFFFF : tail_mask(n - j);
+		__m512		h = _mm512_add_ps(_mm512_add_ps(vp, _mm512_maskz_loadu_ps(k, q + j)),
+									  _mm512_maskz_loadu_ps(k, row + j));
+
+		m0 = _mm512_mask_min_ps(m0, k, h, m0);
+	}
+	return min_lanes512(_mm512_min_ps(m0, m1), m);
+}
+
+static float
+row_min_hi_ip_avx512(const float *row, const float *q, float p, float e,
+					 size_t n, float m)
+{
+	const __m512 vp = _mm512_set1_ps(p);
+	const __m512 ve = _mm512_set1_ps(e);
+	__m512		m0 = _mm512_set1_ps(m);
+	__m512		m1 = m0;
+	size_t		j = 0;
+
+	for (; j + 32 <= n; j += 32)
+	{
+		__m512		h0 = _mm512_add_ps(_mm512_loadu_ps(row + j),
+									   _mm512_add_ps(_mm512_mul_ps(vp, _mm512_loadu_ps(q + j)), ve));
+		__m512		h1 = _mm512_add_ps(_mm512_loadu_ps(row + j + 16),
+									   _mm512_add_ps(_mm512_mul_ps(vp, _mm512_loadu_ps(q + j + 16)), ve));
+
+		m0 = _mm512_min_ps(h0, m0);
+		m1 = _mm512_min_ps(h1, m1);
+	}
+	for (; j < n; j += 16)
+	{
+		__mmask16	k = (n - j >= 16) ? (__mmask16) 0xFFFF : tail_mask(n - j);
+		__m512		h = _mm512_add_ps(_mm512_maskz_loadu_ps(k, row + j),
+									  _mm512_add_ps(_mm512_mul_ps(vp, _mm512_maskz_loadu_ps(k, q + j)), ve));
+
+		m0 = _mm512_mask_min_ps(m0, k, h, m0);
+	}
+	return min_lanes512(_mm512_min_ps(m0, m1), m);
+}
+
+static size_t
+row_lo_pass_avx512(const float *row, const float *q, float p, float e,
+				   int ip, size_t n, float thr, uint32_t *idx)
+{
+	const __m512 vp = _mm512_set1_ps(p);
+	const __m512 ve = _mm512_set1_ps(e);
+	const __m512 vt = _mm512_set1_ps(thr);
+	const __m512i step = _mm512_set1_epi32(16);
+	__m512i		iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+										 12, 13, 14, 15);
+	size_t		c = 0;
+	size_t		j;
+
+	for (j = 0; j < n; j += 16)
+	{
+		__mmask16	k = (n - j >= 16) ? (__mmask16) 0xFFFF : tail_mask(n - j);
+		__m512		r = _mm512_maskz_loadu_ps(k, row + j);
+		__m512		qq = _mm512_maskz_loadu_ps(k, q + j);
+		__m512		lo;
+		__mmask16	pass;
+
+		if (ip)
+			lo = _mm512_sub_ps(r, _mm512_add_ps(_mm512_mul_ps(vp, qq), ve));
+		else
+			lo = _mm512_add_ps(_mm512_add_ps(vp, qq), r);
+		/* not greater, unordered: NaN passes */
+		pass = _mm512_mask_cmp_ps_mask(k, lo, vt, _CMP_NGT_UQ);
+		if (pass)
+		{
+			_mm512_mask_compressstoreu_epi32(idx + c, pass, iota);
+			c += (size_t) __builtin_popcount((unsigned) pass);
+		}
+		iota = _mm512_add_epi32(iota, step);
+	}
+	return c;
+}
+
 void
 ivf_kernels_fill_avx512(IvfKernels *k)
 {
@@ -501,6 +618,9 @@ ivf_kernels_fill_avx512(IvfKernels *k)
 	k->norm_sq_block = norm_sq_block_avx512;
 	k->sq8_dot_block = sq8_dot_block_avx512;
 	k->sq8_l2_bounds = sq8_l2_bounds_avx512;
+	k->row_min_hi = row_min_hi_avx512;
+	k->row_min_hi_ip = row_min_hi_ip_avx512;
+	k->row_lo_pass = row_lo_pass_avx512;
 }
 
 #else

@@ -309,6 +309,10 @@ ivf_kernels_fill_neon(IvfKernels *k)
 	 */
 	k->sq8_dot_block = ivf_ref_sq8_dot_block;
 	k->sq8_l2_bounds = ivf_ref_sq8_l2_bounds;
+	/* the assignment's row scans: the references, for the same reason */
+	k->row_min_hi = ivf_ref_row_min_hi;
+	k->row_min_hi_ip = ivf_ref_row_min_hi_ip;
+	k->row_lo_pass = ivf_ref_row_lo_pass;
 }
 
 #else

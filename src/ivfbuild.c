@@ -102,6 +102,7 @@ typedef struct IvfBuildState
 	int32	   *batch_lists;
 	float	   *batch_dist;
 	bool		ordered;		/* list_ordering = residual_norm_asc */
+	struct IvfRowStore *store;	/* serial: rows in memory, else NULL */
 	Tuplesortstate *sort;
 	TupleDesc	sortdesc;
 	TupleTableSlot *slot;
@@ -245,12 +246,247 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 /* ---------------------------------------------------------------- phase 3 */
 
+/*
+ * The assigned rows of a serial build stay in memory while they fit in
+ * what maintenance_work_mem leaves after the assignment's buffers, and are
+ * ordered by a counting sort on the list and a sort of each list on
+ * (residual, TID): the tuplesort's order, without forming, comparing and
+ * deforming a tuple per vector, which took ~0.9 s of a 9 s serial build
+ * of 1M x 128, most of it waiting for each tuple's memory as the sorted
+ * stream visited them.  Here the readout knows the rows ahead and loads
+ * them early.  Rows that outgrow the memory all move to the tuplesort,
+ * which spills to disk.  Chunks of ~8 MB: no reallocation as rows come.
+ */
+#define IVF_STORE_CHUNK_BYTES	((Size) 8 * 1024 * 1024)
+#define IVF_STORE_PREFETCH		4	/* rows loaded ahead of the readout */
+
+typedef struct IvfRowStore
+{
+	MemoryContext cxt;			/* the build's (rows arrive in a per-tuple one) */
+	Size		budget;			/* bytes the rows may take */
+	Size		row_bytes;		/* per row: vector, tid, list, residual,
+								 * order */
+	Size		chunk_rows;
+	uint32		dims;
+	uint64		n;
+	uint32		nchunks;
+	uint32		maxchunks;
+	float	  **vecs;			/* per chunk */
+	ItemPointerData **tids;
+	int32	  **lists;
+	float	  **dists;
+	uint64	   *order;			/* after store_sort: rows in index order */
+	uint64		next;			/* readout position in order */
+} IvfRowStore;
+
+#define STORE_CHUNK(st, r)	((r) / (st)->chunk_rows)
+#define STORE_POS(st, r)	((r) % (st)->chunk_rows)
+#define STORE_VEC(st, r) \
+	((st)->vecs[STORE_CHUNK(st, r)] + (Size) STORE_POS(st, r) * (st)->dims)
+#define STORE_TID(st, r)	(&(st)->tids[STORE_CHUNK(st, r)][STORE_POS(st, r)])
+#define STORE_LIST(st, r)	((st)->lists[STORE_CHUNK(st, r)][STORE_POS(st, r)])
+#define STORE_DIST(st, r)	((st)->dists[STORE_CHUNK(st, r)][STORE_POS(st, r)])
+
+static IvfRowStore *
+store_create(uint32 dims, uint32 nlists, Size budget)
+{
+	IvfRowStore *st = palloc0(sizeof(IvfRowStore));
+	Size		dbytes = sizeof(float) * dims;
+
+	st->cxt = CurrentMemoryContext;
+	st->dims = dims;
+	st->row_bytes = dbytes + sizeof(ItemPointerData) + sizeof(int32) +
+		sizeof(float) + sizeof(uint64);
+	st->chunk_rows = Max(1, IVF_STORE_CHUNK_BYTES / dbytes);
+	/* the counting sort's offsets come out of the budget too */
+	st->budget = budget > (Size) (nlists + 1) * sizeof(uint64) ?
+		budget - (Size) (nlists + 1) * sizeof(uint64) : 0;
+	st->maxchunks = 16;
+	st->vecs = palloc(sizeof(float *) * st->maxchunks);
+	st->tids = palloc(sizeof(ItemPointerData *) * st->maxchunks);
+	st->lists = palloc(sizeof(int32 *) * st->maxchunks);
+	st->dists = palloc(sizeof(float *) * st->maxchunks);
+	return st;
+}
+
+static void
+store_free(IvfRowStore *st)
+{
+	uint32		c;
+
+	for (c = 0; c < st->nchunks; c++)
+	{
+		if (st->vecs[c] == NULL)
+			continue;			/* already handed to the sort */
+		pfree(st->vecs[c]);
+		pfree(st->tids[c]);
+		pfree(st->lists[c]);
+		pfree(st->dists[c]);
+	}
+	pfree(st->vecs);
+	pfree(st->tids);
+	pfree(st->lists);
+	pfree(st->dists);
+	if (st->order)
+		pfree(st->order);
+	pfree(st);
+}
+
+/* Room for n more rows?  Adds chunks as needed; false past the budget. */
+static bool
+store_reserve(IvfRowStore *st, Size more)
+{
+	uint64		want = st->n + more;
+
+	if ((double) want * st->row_bytes > (double) st->budget)
+		return false;
+	while ((uint64) st->nchunks * st->chunk_rows < want)
+	{
+		uint32		c = st->nchunks;
+
+		if (c == st->maxchunks)
+		{
+			st->maxchunks *= 2;
+			st->vecs = repalloc(st->vecs, sizeof(float *) * st->maxchunks);
+			st->tids = repalloc(st->tids, sizeof(ItemPointerData *) * st->maxchunks);
+			st->lists = repalloc(st->lists, sizeof(int32 *) * st->maxchunks);
+			st->dists = repalloc(st->dists, sizeof(float *) * st->maxchunks);
+		}
+		st->vecs[c] = MemoryContextAllocHuge(st->cxt,
+											 st->chunk_rows * sizeof(float) * st->dims);
+		st->tids[c] = MemoryContextAllocHuge(st->cxt,
+											 st->chunk_rows * sizeof(ItemPointerData));
+		st->lists[c] = MemoryContextAllocHuge(st->cxt,
+											  st->chunk_rows * sizeof(int32));
+		st->dists[c] = MemoryContextAllocHuge(st->cxt,
+											  st->chunk_rows * sizeof(float));
+		st->nchunks++;
+	}
+	return true;
+}
+
+/* one row into the tuplesort: (list, residual, tid, vector bytes) */
+static void
+sort_put_row(IvfBuildState *bs, int32 list, float dist, ItemPointer tid,
+			 const float *vec, bytea *vbytes)
+{
+	ExecClearTuple(bs->slot);
+	bs->slot->tts_values[0] = Int32GetDatum(list);
+	bs->slot->tts_isnull[0] = false;
+	/* the distance to the centroid orders a list when asked to */
+	bs->slot->tts_values[1] = Float4GetDatum(bs->ordered ? dist : 0.0f);
+	bs->slot->tts_isnull[1] = false;
+	bs->slot->tts_values[2] = PointerGetDatum(tid);
+	bs->slot->tts_isnull[2] = false;
+	memcpy(VARDATA(vbytes), vec, sizeof(float) * bs->dims);
+	bs->slot->tts_values[3] = PointerGetDatum(vbytes);
+	bs->slot->tts_isnull[3] = false;
+	ExecStoreVirtualTuple(bs->slot);
+	tuplesort_puttupleslot(bs->sort, bs->slot);
+}
+
+static bytea *
+vector_bytes(uint32 dims)
+{
+	bytea	   *vbytes = palloc(VARHDRSZ + sizeof(float) * dims);
+
+	SET_VARSIZE(vbytes, VARHDRSZ + sizeof(float) * dims);
+	return vbytes;
+}
+
+/* The rows outgrew memory: hand them all to the tuplesort, in order. */
+static void
+store_spill(IvfBuildState *bs)
+{
+	IvfRowStore *st = bs->store;
+	bytea	   *vbytes = vector_bytes(bs->dims);
+	uint64		r;
+
+	ereport(DEBUG1,
+			(errmsg_internal("ivfflat index \"%s\": %llu assigned rows outgrew maintenance_work_mem, sorting externally",
+							 RelationGetRelationName(bs->index),
+							 (unsigned long long) st->n)));
+	for (r = 0; r < st->n; r++)
+	{
+		uint32		c = STORE_CHUNK(st, r);
+
+		sort_put_row(bs, STORE_LIST(st, r), STORE_DIST(st, r),
+					 STORE_TID(st, r), STORE_VEC(st, r), vbytes);
+		if (r % 4096 == 0)
+			CHECK_FOR_INTERRUPTS();
+		/* a chunk goes as soon as it is in the sort: memory stays level */
+		if (STORE_POS(st, r) == st->chunk_rows - 1 || r == st->n - 1)
+		{
+			pfree(st->vecs[c]);
+			pfree(st->tids[c]);
+			pfree(st->lists[c]);
+			pfree(st->dists[c]);
+			st->vecs[c] = NULL;
+		}
+	}
+	pfree(vbytes);
+	store_free(st);
+	bs->store = NULL;
+}
+
+/* (residual, TID) within a list, as the tuplesort's float4 and tid orders */
+static int
+store_row_cmp(const void *a, const void *b, void *arg)
+{
+	IvfRowStore *st = (IvfRowStore *) arg;
+	uint64		ra = *(const uint64 *) a;
+	uint64		rb = *(const uint64 *) b;
+	float		da = STORE_DIST(st, ra);
+	float		db = STORE_DIST(st, rb);
+
+	/* btfloat4cmp: NaN after everything, equal to itself */
+	if (isnan(da) || isnan(db))
+	{
+		if (!isnan(db))
+			return 1;
+		if (!isnan(da))
+			return -1;
+	}
+	else if (da != db)
+		return da < db ? -1 : 1;
+	return ItemPointerCompare(STORE_TID(st, ra), STORE_TID(st, rb));
+}
+
+/* Order the stored rows by (list, residual, tid) into st->order. */
+static void
+store_sort(IvfBuildState *bs)
+{
+	IvfRowStore *st = bs->store;
+	uint64	   *start = palloc0(sizeof(uint64) * (bs->nlists + 1));
+	uint64		r;
+	uint32		l;
+
+	for (r = 0; r < st->n; r++)
+		start[STORE_LIST(st, r) + 1]++;
+	for (l = 0; l < bs->nlists; l++)
+		start[l + 1] += start[l];
+	st->order = MemoryContextAllocHuge(st->cxt, Max(st->n, 1) * sizeof(uint64));
+	for (r = 0; r < st->n; r++)
+		st->order[start[STORE_LIST(st, r)]++] = r;
+	/* start[l] is now the end of list l */
+	for (l = 0; l < bs->nlists; l++)
+	{
+		uint64		b = (l == 0) ? 0 : start[l - 1];
+
+		if (start[l] - b > 1)
+			qsort_arg(st->order + b, start[l] - b, sizeof(uint64),
+					  store_row_cmp, st);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(start);
+	st->next = 0;
+}
+
 static void
 flush_batch(IvfBuildState *bs)
 {
 	size_t		i;
 	bytea	   *vbytes;
-	Size		vlen = sizeof(float) * bs->dims;
 
 	if (bs->nbatch == 0)
 		return;
@@ -261,24 +497,30 @@ flush_batch(IvfBuildState *bs)
 			   bs->assign_ws, bs->batch_lists, bs->batch_dist,
 			   check_interrupts, NULL);
 
-	vbytes = palloc(VARHDRSZ + vlen);
-	SET_VARSIZE(vbytes, VARHDRSZ + vlen);
-	for (i = 0; i < bs->nbatch; i++)
+	if (bs->store && !store_reserve(bs->store, bs->nbatch))
+		store_spill(bs);
+	if (bs->store)
 	{
-		ExecClearTuple(bs->slot);
-		bs->slot->tts_values[0] = Int32GetDatum(bs->batch_lists[i]);
-		bs->slot->tts_isnull[0] = false;
-		/* the distance to the centroid orders a list when asked to */
-		bs->slot->tts_values[1] = Float4GetDatum(bs->ordered ? bs->batch_dist[i] : 0.0f);
-		bs->slot->tts_isnull[1] = false;
-		bs->slot->tts_values[2] = PointerGetDatum(&bs->batch_tids[i]);
-		bs->slot->tts_isnull[2] = false;
-		memcpy(VARDATA(vbytes), bs->batch + i * bs->dims, vlen);
-		bs->slot->tts_values[3] = PointerGetDatum(vbytes);
-		bs->slot->tts_isnull[3] = false;
-		ExecStoreVirtualTuple(bs->slot);
-		tuplesort_puttupleslot(bs->sort, bs->slot);
+		IvfRowStore *st = bs->store;
+
+		for (i = 0; i < bs->nbatch; i++)
+		{
+			uint64		r = st->n++;
+
+			memcpy(STORE_VEC(st, r), bs->batch + i * bs->dims,
+				   sizeof(float) * bs->dims);
+			*STORE_TID(st, r) = bs->batch_tids[i];
+			STORE_LIST(st, r) = bs->batch_lists[i];
+			STORE_DIST(st, r) = bs->ordered ? bs->batch_dist[i] : 0.0f;
+		}
+		bs->nbatch = 0;
+		return;
 	}
+
+	vbytes = vector_bytes(bs->dims);
+	for (i = 0; i < bs->nbatch; i++)
+		sort_put_row(bs, bs->batch_lists[i], bs->batch_dist[i],
+					 &bs->batch_tids[i], bs->batch + i * bs->dims, vbytes);
 	pfree(vbytes);
 	bs->nbatch = 0;
 }
@@ -506,8 +748,46 @@ group_add(const IvfBuildState *bs, GroupWriter *w, uint32 list,
 	}
 }
 
+/* The next row in (list, residual, tid) order, from the store or the sort. */
+static bool
+next_sorted_row(IvfBuildState *bs, TupleTableSlot *slot, int32 *list,
+				ItemPointer *tid, const float **vec)
+{
+	IvfRowStore *st = bs->store;
+	bool		isnull;
+	uint64		r;
+
+	if (st != NULL)
+	{
+		if (st->next >= st->n)
+			return false;
+		if (st->next + IVF_STORE_PREFETCH < st->n)
+		{
+			uint64		a = st->order[st->next + IVF_STORE_PREFETCH];
+			const char *v = (const char *) STORE_VEC(st, a);
+			Size		off;
+
+			for (off = 0; off < sizeof(float) * st->dims; off += 64)
+				ivf_prefetch(v + off);
+			ivf_prefetch(STORE_TID(st, a));
+			ivf_prefetch(&STORE_LIST(st, a));
+		}
+		r = st->order[st->next++];
+		*list = STORE_LIST(st, r);
+		*tid = STORE_TID(st, r);
+		*vec = STORE_VEC(st, r);
+		return true;
+	}
+	if (!tuplesort_gettupleslot(bs->sort, true, false, slot, NULL))
+		return false;
+	*list = DatumGetInt32(slot_getattr(slot, 1, &isnull));
+	*tid = (ItemPointer) DatumGetPointer(slot_getattr(slot, 3, &isnull));
+	*vec = (const float *) VARDATA_ANY(DatumGetByteaPP(slot_getattr(slot, 4, &isnull)));
+	return true;
+}
+
 /*
- * Drain the tuplesort into list groups.  Groups are allocated just before
+ * Drain the sorted rows into list groups.  Groups are allocated just before
  * they are filled, so each list occupies consecutive blocks.
  */
 static void
@@ -528,14 +808,14 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 	w.pages = palloc((Size) g->nsegments * BLCKSZ);
 	nw.pages = palloc((Size) g->nsegments * BLCKSZ);
 
-	while (tuplesort_gettupleslot(bs->sort, true, false, slot, NULL))
+	for (;;)
 	{
-		bool		isnull;
-		int32		list = DatumGetInt32(slot_getattr(slot, 1, &isnull));
-		ItemPointer tid = (ItemPointer) DatumGetPointer(slot_getattr(slot, 3, &isnull));
-		bytea	   *vb = DatumGetByteaPP(slot_getattr(slot, 4, &isnull));
-		const float *vec = (const float *) VARDATA_ANY(vb);
+		int32		list;
+		ItemPointer tid;
+		const float *vec;
 
+		if (!next_sorted_row(bs, slot, &list, &tid, &vec))
+			break;
 		CHECK_FOR_INTERRUPTS();
 
 		if (list != cur || IvfPageGetOpaque(GROUP_PAGE(&w, 0))->nvec == g->vecs_per_group)
@@ -788,14 +1068,14 @@ assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
 
 /*
  * Below this many lists the parallel pass is not planned unless the table's
- * parallel_workers option asks for it: every vector then crosses a
- * temporary file twice (a worker's run, the leader's merge), which costs
- * about what the assignment GEMM saves at ~250 lists (Fashion-MNIST, 784
- * dims: 3.2 s serial, 4.8 s with two workers on a 2-core machine), while
- * at 1000 lists the GEMM dominates (1M x 128: 16.3 s serial, 13.7 s with
- * one worker).
+ * parallel_workers option asks for it.  In parallel every vector crosses a
+ * temporary file twice (a worker's run, the leader's merge), while a
+ * serial build keeps its rows in memory when they fit; the parallel pass
+ * only divides the assignment GEMM, whose cost grows with the lists.  On
+ * 2 cores, 1M x 128 at 1000 lists: 8.1 s serial, 10.2 s with two workers
+ * (the merge alone ~3 s); the GEMM is ~2 s per 1000 lists there.
  */
-#define IVF_PARALLEL_MIN_LISTS 512
+#define IVF_PARALLEL_MIN_LISTS 4096
 
 /* number of workers for the assignment pass (0: serial) */
 static int
@@ -995,11 +1275,17 @@ assign_and_sort(IvfBuildState *bs)
 
 	if (leader == NULL)
 	{
-		assign_begin(bs, sort_mem_kb(mwm_bytes(), fixed), NULL);
+		int			sortmem = sort_mem_kb(mwm_bytes(), fixed);
+
+		assign_begin(bs, sortmem, NULL);
+		bs->store = store_create(bs->dims, bs->nlists, (Size) sortmem * 1024);
 		(void) table_index_build_scan(bs->heap, bs->index, bs->indexInfo,
 									  false, true, assign_callback, bs, NULL);
 		flush_batch(bs);
-		tuplesort_performsort(bs->sort);
+		if (bs->store)
+			store_sort(bs);
+		else
+			tuplesort_performsort(bs->sort);
 		return;
 	}
 
@@ -1307,6 +1593,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	}
 	write_lists(&bs, dir);
 	write_directory(index, &meta, &bs.geo, dir);
+	if (bs.store)
+		store_free(bs.store);
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);
 	if (bs.leader)

@@ -20,10 +20,6 @@
 
 #include <cblas.h>
 
-#if defined(__x86_64__)
-#include <emmintrin.h>
-#endif
-
 /*
  * GEMM path blocking: IVF_ASSIGN_QB points x IVF_ASSIGN_CB centroids per
  * sgemm call, a 2 MB float block whatever n, k and d are.  Each row of the
@@ -258,6 +254,7 @@ typedef struct AssignWs
 	float	   *u;				/* per point: running min of hi */
 	float	   *bd;				/* per point: best exact distance so far */
 	int32_t    *bj;				/* per point: its centroid, -1 = none yet */
+	uint32_t   *cand;			/* a row's centroids that pass the lo test */
 	float	   *blk;			/* QB x min(k, CB) sgemm output */
 } AssignWs;
 
@@ -274,6 +271,7 @@ ivf_assign_workspace_bytes(size_t k, size_t d)
 	b = ws_add(b, ws_array(IVF_ASSIGN_QB, sizeof(float)));
 	b = ws_add(b, ws_array(IVF_ASSIGN_QB, sizeof(float)));
 	b = ws_add(b, ws_array(IVF_ASSIGN_QB, sizeof(int32_t)));
+	b = ws_add(b, ws_array(cb, sizeof(uint32_t)));
 	b = ws_add(b, ws_array((size_t) IVF_ASSIGN_QB * cb, sizeof(float)));
 	return b == SIZE_MAX ? 0 : b;
 }
@@ -291,6 +289,7 @@ assign_ws_carve(void *workspace, size_t k, AssignWs *w)
 	w->u = ws_take(&cur, IVF_ASSIGN_QB, sizeof(float));
 	w->bd = ws_take(&cur, IVF_ASSIGN_QB, sizeof(float));
 	w->bj = ws_take(&cur, IVF_ASSIGN_QB, sizeof(int32_t));
+	w->cand = ws_take(&cur, cb, sizeof(uint32_t));
 	w->blk = ws_take(&cur, (size_t) IVF_ASSIGN_QB * cb, sizeof(float));
 }
 
@@ -302,185 +301,55 @@ assign_gemm_possible(size_t k, size_t d)
 }
 
 /*
- * min(m, min_j (p + q[j]) + row[j]): the smallest upper bound hi_j of a
- * block row.  NaN terms are ignored: minps returns its second operand when
- * either is NaN, and the scalar tail does the same.
- */
-static float
-row_min_hi(const float *row, const float *q, float p, size_t n, float m)
-{
-	size_t		j = 0;
-
-#if defined(__x86_64__)
-	if (n >= 8)
-	{
-		__m128		vp = _mm_set1_ps(p);
-		__m128		m0 = _mm_set1_ps(m);
-		__m128		m1 = m0;
-		float		t[4];
-
-		for (; j + 8 <= n; j += 8)
-		{
-			__m128		h0 = _mm_add_ps(_mm_add_ps(vp, _mm_loadu_ps(q + j)),
-										_mm_loadu_ps(row + j));
-			__m128		h1 = _mm_add_ps(_mm_add_ps(vp, _mm_loadu_ps(q + j + 4)),
-										_mm_loadu_ps(row + j + 4));
-
-			m0 = _mm_min_ps(h0, m0);
-			m1 = _mm_min_ps(h1, m1);
-		}
-		_mm_storeu_ps(t, _mm_min_ps(m0, m1));
-		m = t[0] < m ? t[0] : m;
-		m = t[1] < m ? t[1] : m;
-		m = t[2] < m ? t[2] : m;
-		m = t[3] < m ? t[3] : m;
-	}
-#endif
-	for (; j < n; j++)
-	{
-		float		h = (p + q[j]) + row[j];
-
-		if (h < m)
-			m = h;
-	}
-	return m;
-}
-
-/* IP flavour: min over j of row[j] + (p * q[j] + eta), NaN ignored. */
-static float
-row_min_hi_ip(const float *row, const float *q, float p, float eta,
-			  size_t n, float m)
-{
-	size_t		j = 0;
-
-#if defined(__x86_64__)
-	if (n >= 8)
-	{
-		__m128		vp = _mm_set1_ps(p);
-		__m128		ve = _mm_set1_ps(eta);
-		__m128		m0 = _mm_set1_ps(m);
-		__m128		m1 = m0;
-		float		t[4];
-
-		for (; j + 8 <= n; j += 8)
-		{
-			__m128		h0 = _mm_add_ps(_mm_loadu_ps(row + j),
-										_mm_add_ps(_mm_mul_ps(vp, _mm_loadu_ps(q + j)), ve));
-			__m128		h1 = _mm_add_ps(_mm_loadu_ps(row + j + 4),
-										_mm_add_ps(_mm_mul_ps(vp, _mm_loadu_ps(q + j + 4)), ve));
-
-			m0 = _mm_min_ps(h0, m0);
-			m1 = _mm_min_ps(h1, m1);
-		}
-		_mm_storeu_ps(t, _mm_min_ps(m0, m1));
-		m = t[0] < m ? t[0] : m;
-		m = t[1] < m ? t[1] : m;
-		m = t[2] < m ? t[2] : m;
-		m = t[3] < m ? t[3] : m;
-	}
-#endif
-	for (; j < n; j++)
-	{
-		float		h = row[j] + (p * q[j] + eta);
-
-		if (h < m)
-			m = h;
-	}
-	return m;
-}
-
-/*
  * Second scan of a block row: re-rank exactly every centroid whose lower
  * bound lo_j is not above min(U, best exact so far).  A NaN lo_j passes.
- * c0 is the block's first centroid index.
+ * c0 is the block's first centroid index.  The kernel lists the centroids
+ * that pass against the threshold at the start; the threshold only drops
+ * as exact distances come in, so each is tested again before its re-rank
+ * (the same expression, so the same float), and the re-ranked set is
+ * exactly that of a scalar scan testing each in turn.
  */
 static void
 row_rerank(const float *row, const float *ch, const float *cl, float xh,
 		   float xl, float eta, float u, const float *xi, const float *c,
 		   size_t c0, size_t nc, size_t d, IvfKmMetric metric,
-		   float *bd_io, int32_t *bj_io)
+		   uint32_t *cand, float *bd_io, int32_t *bj_io)
 {
 	float		bd = *bd_io;
 	int32_t		bj = *bj_io;
 	float		thr = bd < u ? bd : u;
-	size_t		j = 0;
+	int			ip = (metric == IVF_KM_IP);
+	size_t		ncand;
+	size_t		i;
 
-#define IVF_RERANK_ONE(jj) \
-	do { \
-		float		v_ = pair_dist(xi, c + (c0 + (jj)) * d, d, metric); \
-		\
-		if (bj < 0 || v_ < bd) \
-		{ \
-			bd = v_; \
-			bj = (int32_t) (c0 + (jj)); \
-			thr = bd < u ? bd : u; \
-		} \
-	} while (0)
-
-	if (metric == IVF_KM_IP)
-	{
-		/* lo_j = row[j] - (xh * ch[j] + eta), xh = b |x|, ch = |c_j| */
-#if defined(__x86_64__)
-		__m128		vp = _mm_set1_ps(xh);
-		__m128		ve = _mm_set1_ps(eta);
-
-		for (; j + 4 <= nc; j += 4)
-		{
-			__m128		lo = _mm_sub_ps(_mm_loadu_ps(row + j),
-										_mm_add_ps(_mm_mul_ps(vp, _mm_loadu_ps(ch + j)), ve));
-			int			mask = _mm_movemask_ps(_mm_cmpngt_ps(lo, _mm_set1_ps(thr)));
-
-			while (mask != 0)
-			{
-				int			b = __builtin_ctz((unsigned) mask);
-
-				mask &= mask - 1;
-				/* thr may have dropped: test the lane again */
-				if (!(row[j + b] - (xh * ch[j + b] + eta) > thr))
-					IVF_RERANK_ONE(j + b);
-			}
-		}
-#endif
-		for (; j < nc; j++)
-		{
-			float		lo = row[j] - (xh * ch[j] + eta);
-
-			if (!(lo > thr))
-				IVF_RERANK_ONE(j);
-		}
-	}
+	if (ip)
+		ncand = ivf_kernels.row_lo_pass(row, ch, xh, eta, 1, nc, thr, cand);
 	else
+		ncand = ivf_kernels.row_lo_pass(row, cl, xl, 0.0f, 0, nc, thr, cand);
+	for (i = 0; i < ncand; i++)
 	{
-		/* lo_j = (xl + cl[j]) + row[j] */
-#if defined(__x86_64__)
-		__m128		vp = _mm_set1_ps(xl);
+		size_t		j = cand[i];
+		float		lo;
+		float		v;
 
-		for (; j + 4 <= nc; j += 4)
+		if (ip)
 		{
-			__m128		lo = _mm_add_ps(_mm_add_ps(vp, _mm_loadu_ps(cl + j)),
-										_mm_loadu_ps(row + j));
-			int			mask = _mm_movemask_ps(_mm_cmpngt_ps(lo, _mm_set1_ps(thr)));
+			float		t = xh * ch[j];
 
-			while (mask != 0)
-			{
-				int			b = __builtin_ctz((unsigned) mask);
-
-				mask &= mask - 1;
-				if (!((xl + cl[j + b]) + row[j + b] > thr))
-					IVF_RERANK_ONE(j + b);
-			}
+			lo = row[j] - (t + eta);
 		}
-#endif
-		for (; j < nc; j++)
+		else
+			lo = (xl + cl[j]) + row[j];
+		if (lo > thr)
+			continue;
+		v = pair_dist(xi, c + (c0 + j) * d, d, metric);
+		if (bj < 0 || v < bd)
 		{
-			float		lo = (xl + cl[j]) + row[j];
-
-			if (!(lo > thr))
-				IVF_RERANK_ONE(j);
+			bd = v;
+			bj = (int32_t) (c0 + j);
+			thr = bd < u ? bd : u;
 		}
 	}
-#undef IVF_RERANK_ONE
-
 	*bd_io = bd;
 	*bj_io = bj;
 }
@@ -579,13 +448,14 @@ ivf_assign_gemm(const float *x, size_t n, const float *c,
 				const float *row = w.blk + i * nc;
 
 				if (metric == IVF_KM_IP)
-					w.u[i] = row_min_hi_ip(row, w.ch + c0, w.xh[i], eta, nc,
-										   w.u[i]);
+					w.u[i] = ivf_kernels.row_min_hi_ip(row, w.ch + c0, w.xh[i],
+													   eta, nc, w.u[i]);
 				else
-					w.u[i] = row_min_hi(row, w.ch + c0, w.xh[i], nc, w.u[i]);
+					w.u[i] = ivf_kernels.row_min_hi(row, w.ch + c0, w.xh[i],
+													nc, w.u[i]);
 				row_rerank(row, w.ch + c0, w.cl + c0, w.xh[i], w.xl[i], eta,
 						   w.u[i], xq + i * d, c, c0, nc, d, metric,
-						   &w.bd[i], &w.bj[i]);
+						   w.cand, &w.bd[i], &w.bj[i]);
 			}
 			if (check != NULL)
 				check(check_arg);

@@ -723,6 +723,96 @@ test_sq8_l2_bounds(const IvfKernels *k)
 }
 
 /*
+ * The GEMM assignment's row scans against the scalar references: the
+ * levels must agree bit for bit (same operations, no fused multiply-add),
+ * at every length up to 70 and a few longer, with NaN and infinite terms,
+ * thresholds that pass nothing, some, or everything, and the candidates
+ * listed ascending with nothing written past their count.
+ */
+static void
+test_row_kernels(const IvfKernels *k)
+{
+	static const size_t extra[] = {127, 128, 129, 1000, 2048};
+	size_t		ni;
+
+	group_begin("%s: assignment row scans vs reference", ivf_simd_level_name(k->level));
+	rng_seed(4417);
+	for (ni = 0; ni < 71 + sizeof(extra) / sizeof(extra[0]); ni++)
+	{
+		size_t		n = (ni < 71) ? ni : extra[ni - 71];
+		float	   *row = xmalloc((n + 1) * sizeof(float));
+		float	   *q = xmalloc((n + 1) * sizeof(float));
+		uint32_t   *idx = xmalloc((n + 1) * sizeof(uint32_t));
+		uint32_t   *want = xmalloc((n + 1) * sizeof(uint32_t));
+		int			special;
+
+		for (special = 0; special < 2; special++)
+		{
+			float		p = rng_float(0.0f, 500.0f);
+			float		e = rng_float(0.0f, 1e-3f);
+			size_t		i;
+			int			ip;
+
+			for (i = 0; i < n; i++)
+			{
+				row[i] = rng_float(-1000.0f, 0.0f);
+				q[i] = rng_float(0.0f, 600.0f);
+				if (special && i % 13 == 4)
+					row[i] = NAN;
+				if (special && i % 17 == 6)
+					q[i] = INFINITY;
+				if (special && i % 19 == 8)
+					row[i] = -INFINITY;
+			}
+			for (ip = 0; ip < 2; ip++)
+			{
+				float		m = ip ? k->row_min_hi_ip(row, q, p, e, n, INFINITY) :
+					k->row_min_hi(row, q, p, n, INFINITY);
+				float		mr = ip ? ivf_ref_row_min_hi_ip(row, q, p, e, n, INFINITY) :
+					ivf_ref_row_min_hi(row, q, p, n, INFINITY);
+				float		m2 = ip ? k->row_min_hi_ip(row, q, p, e, n, -5000.0f) :
+					k->row_min_hi(row, q, p, n, -5000.0f);
+				float		thrs[4];
+				int			t;
+
+				check(m == mr || (isnan(m) && isnan(mr)),
+					  "n %zu ip %d special %d: min %.9g, reference %.9g", n, ip, special,
+					  (double) m, (double) mr);
+				check(m2 == -5000.0f || (n > 0 && m2 < -5000.0f),
+					  "n %zu ip %d: min below the carried m %.9g", n, ip, (double) m2);
+				thrs[0] = -INFINITY;
+				thrs[1] = mr;
+				thrs[2] = rng_float(-800.0f, 200.0f);
+				thrs[3] = INFINITY;
+				for (t = 0; t < 4; t++)
+				{
+					size_t		c;
+					size_t		cr;
+
+					idx[n] = 0xDEADBEEF;
+					c = k->row_lo_pass(row, q, p, e, ip, n, thrs[t], idx);
+					cr = ivf_ref_row_lo_pass(row, q, p, e, ip, n, thrs[t], want);
+					check(c == cr && memcmp(idx, want, c * sizeof(uint32_t)) == 0,
+						  "n %zu ip %d special %d thr %d: %zu candidates, reference %zu",
+						  n, ip, special, t, c, cr);
+					check(c == n || idx[c] != 0xDEADBEEF || c < n,
+						  "n %zu: count", n);
+					check(c < n + 1 && (c == n || idx[n] == 0xDEADBEEF),
+						  "n %zu thr %d: wrote past the count", n, t);
+					if (t == 3 && !special)
+						check(c == n, "n %zu: +inf threshold passes all (%zu)", n, c);
+				}
+			}
+		}
+		free(row);
+		free(q);
+		free(idx);
+		free(want);
+	}
+	group_end();
+}
+
+/*
  * The bound the index relies on: with lo/step trained on residuals x - c,
  * codes and err from encoding r = x - c, and a = (q - c) - lo, the kernel
  * gives |q - c - rhat|^2, and |q - x| >= |q - c - rhat| - err.
@@ -1634,6 +1724,7 @@ main(void)
 		test_special_values(&k);
 		test_sq8_kernels(&k);
 		test_sq8_l2_bounds(&k);
+		test_row_kernels(&k);
 		test_sq8_bound(&k);
 
 		ivf_kernels_set_level((IvfSimdLevel) lvl);
