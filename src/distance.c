@@ -320,9 +320,10 @@ ivf_sq8_train(const float *x, size_t n, size_t d, float *lo, float *step)
 
 float
 ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
-			   uint8_t *codes)
+			   uint8_t *codes, float *cnorm)
 {
 	double		err = 0.0;
+	double		c = 0.0;
 	float		e;
 	size_t		j;
 
@@ -343,12 +344,31 @@ ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
 		codes[j] = (uint8_t) (int32_t) (v + 0.5f);
 	}
 
-	/* the error in double: step * code (24 x 8 bits) is exact there */
-	for (j = 0; j < d; j++)
+	/*
+	 * The error in double: step * code (24 x 8 bits) is exact there.  With
+	 * |step * code|^2 in the same loop, two independent sums share the
+	 * latency of one (each still adds in index order).
+	 */
+	if (cnorm == NULL)
 	{
-		double		t = (double) r[j] - ((double) lo[j] + (double) step[j] * codes[j]);
+		for (j = 0; j < d; j++)
+		{
+			double		t = (double) r[j] - ((double) lo[j] + (double) step[j] * codes[j]);
 
-		err += t * t;
+			err += t * t;
+		}
+	}
+	else
+	{
+		for (j = 0; j < d; j++)
+		{
+			double		sc = (double) step[j] * codes[j];
+			double		t = (double) r[j] - ((double) lo[j] + sc);
+
+			err += t * t;
+			c += sc * sc;
+		}
+		*cnorm = (float) c;
 	}
 
 	/*

@@ -165,12 +165,13 @@ extern void ivf_ref_sq8_dot_block(const float *w, const uint8_t *codes,
  * |r - rhat|, rhat[j] = lo[j] + step[j] * codes[j], accumulated in double
  * and rounded up to float: callers use it as the quantization error in a
  * triangle-inequality bound, so it must not come out smaller than the true
- * error.
+ * error.  cnorm, if not NULL, gets |rhat - lo|^2 = sum (step[j] codes[j])^2,
+ * summed in double in index order and rounded to float.
  */
 extern void ivf_sq8_train(const float *x, size_t n, size_t d, float *lo,
 						  float *step);
 extern float ivf_sq8_encode(const float *r, const float *lo, const float *step,
-							size_t d, uint8_t *codes);
+							size_t d, uint8_t *codes, float *cnorm);
 
 /*
  * Batched kernels through BLAS (cblas_sgemm), blocked so temporary memory is

@@ -414,20 +414,10 @@ ivf_encode_vector(const float *vec, const float *centroid, const float *lo,
 				  float *cnorm)
 {
 	uint32		j;
-	float		err;
-	double		c = 0;
 
 	for (j = 0; j < dims; j++)
 		scratch[j] = vec[j] - centroid[j];
-	err = ivf_sq8_encode(scratch, lo, step, dims, code);
-	for (j = 0; j < dims; j++)
-	{
-		double		t = (double) step[j] * code[j];
-
-		c += t * t;
-	}
-	*cnorm = (float) c;
-	return err;
+	return ivf_sq8_encode(scratch, lo, step, dims, code, cnorm);
 }
 
 /*

@@ -524,7 +524,7 @@ test_sq8_train_encode(void)
 		double		bound = 0.0;
 		int			ok = 1;
 
-		err = ivf_sq8_encode(row, lo, step, d, codes);
+		err = ivf_sq8_encode(row, lo, step, d, codes, NULL);
 		for (j = 0; j < d; j++)
 		{
 			ok &= codes[j] == sq8_expected_code(row[j], lo[j], step[j]);
@@ -544,9 +544,9 @@ test_sq8_train_encode(void)
 			  "row %zu: error %.9g above half a step per dim %.9g", i, err, sqrt(bound));
 	}
 	/* each extreme of the wide dimensions maps to 0 / 255 exactly */
-	ivf_sq8_encode(x, lo, step, d, codes);
+	ivf_sq8_encode(x, lo, step, d, codes, NULL);
 	check(codes[6] == 255 && codes[7] == 255, "row 0 wide dims: %d %d", codes[6], codes[7]);
-	ivf_sq8_encode(x + d, lo, step, d, codes);
+	ivf_sq8_encode(x + d, lo, step, d, codes, NULL);
 	check(codes[6] == 0 && codes[7] == 0, "row 1 wide dims: %d %d", codes[6], codes[7]);
 
 	/* clamping: below lo, above lo + 255 step, far out; step-0 dims give 0 */
@@ -581,7 +581,25 @@ test_sq8_train_encode(void)
 					break;
 			}
 		}
-		err = ivf_sq8_encode(r, lo, step, d, codes);
+		err = ivf_sq8_encode(r, lo, step, d, codes, NULL);
+		{
+			/* with cnorm: the same codes and error, and |step * code|^2 */
+			uint8_t    *codes2 = xmalloc(d + 1);
+			float		cn;
+			double		c = 0.0;
+
+			check(ivf_sq8_encode(r, lo, step, d, codes2, &cn) == err &&
+				  memcmp(codes, codes2, d) == 0, "clamp case %zu: cnorm changed the codes", i);
+			for (j = 0; j < d; j++)
+			{
+				double		t = (double) step[j] * codes[j];
+
+				c += t * t;
+			}
+			check(cn == (float) c, "clamp case %zu: cnorm %.9g, want %.9g", i,
+				  (double) cn, c);
+			free(codes2);
+		}
 		for (j = 0; j < d; j++)
 		{
 			uint8_t		want = sq8_expected_code(r[j], lo[j], step[j]);
@@ -612,7 +630,7 @@ test_sq8_train_encode(void)
 		step[j] = j % 3 == 0 ? 1e-45f : j % 3 == 1 ? 1e-30f : 0.0f;
 		r[j] = j % 2 ? 1e37f : -1e37f;
 	}
-	err = ivf_sq8_encode(r, lo, step, d, codes);
+	err = ivf_sq8_encode(r, lo, step, d, codes, NULL);
 	{
 		int			ok = 1;
 
@@ -632,9 +650,9 @@ test_sq8_train_encode(void)
 			ok &= lo[j] == x[j] && step[j] == 0.0f;
 		check(ok, "n = 1: lo must be the row and every step 0");
 	}
-	err = ivf_sq8_encode(x, lo, step, d, codes);
+	err = ivf_sq8_encode(x, lo, step, d, codes, NULL);
 	check(err == 0.0f, "n = 1: error of the row itself %.9g", err);
-	check(ivf_sq8_encode(x, lo, step, 0, codes) == 0.0f, "d = 0");
+	check(ivf_sq8_encode(x, lo, step, 0, codes, NULL) == 0.0f, "d = 0");
 
 	free(x);
 	free(lo);
@@ -907,7 +925,7 @@ test_sq8_bound(const IvfKernels *k)
 				}
 				for (j = 0; j < d; j++)
 					r[j] = xi[j] - c[j];
-				err[i] = ivf_sq8_encode(r, lo, step, d, codes + i * d);
+				err[i] = ivf_sq8_encode(r, lo, step, d, codes + i * d, NULL);
 			}
 			/* what a caller does once per (query, list) */
 			for (j = 0; j < d; j++)
