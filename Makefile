@@ -46,8 +46,6 @@ AVX2_FLAGS = -mavx2 -mfma -ffp-contract=off
 AVX512_FLAGS = -mavx512f -mavx512dq -mavx2 -mfma -ffp-contract=off
 src/distance_avx2.o: CFLAGS += $(AVX2_FLAGS)
 src/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
-# the flags live here: a change to them must recompile
-src/distance_avx2.o src/distance_avx512.o src/distance_avx2.bc src/distance_avx512.bc: Makefile
 # the JIT bitcode of these files needs the same flags
 src/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
 src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
@@ -67,6 +65,8 @@ include $(PGXS)
 # objects).  After the include, so that plain `make` still means `all`.
 SRC_HDRS = $(wildcard src/*.h)
 $(OBJS): $(SRC_HDRS)
+# the ISA files' flags live here: a change to them must recompile
+src/distance_avx2.o src/distance_avx512.o src/distance_avx2.bc src/distance_avx512.bc: Makefile
 
 # ---- standalone programs (no server): kernel test, kernel bench, fuzzer ----
 

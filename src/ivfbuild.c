@@ -248,120 +248,155 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 /*
  * The assigned rows of a serial build stay in memory while they fit in
- * what maintenance_work_mem leaves after the assignment's buffers, and are
- * ordered by a counting sort on the list and a sort of each list on
- * (residual, TID): the tuplesort's order, without forming, comparing and
- * deforming a tuple per vector, which took ~0.9 s of a 9 s serial build
- * of 1M x 128, most of it waiting for each tuple's memory as the sorted
- * stream visited them.  Here the readout knows the rows ahead and loads
- * them early.  Rows that outgrow the memory all move to the tuplesort,
- * which spills to disk.  Chunks of ~8 MB: no reallocation as rows come.
+ * what maintenance_work_mem leaves after the assignment's buffers, each
+ * appended to its list's bucket (a chain of chunks) as it is assigned;
+ * the writer then sorts one list at a time on (residual, TID) and reads
+ * its rows from that list's chunks: the tuplesort's order, without
+ * forming, comparing and deforming a tuple per vector, and without its
+ * random walk over all the rows (which waited on memory for ~0.8 s of a
+ * 9 s serial build of 1M x 128).  Rows that outgrow the memory all move to
+ * the tuplesort, which spills to disk.  A list's chunks double from 16
+ * rows up to ~256 kB, so a short list wastes little.
  */
-#define IVF_STORE_CHUNK_BYTES	((Size) 8 * 1024 * 1024)
-#define IVF_STORE_PREFETCH		4	/* rows loaded ahead of the readout */
+#define IVF_STORE_FIRST_ROWS	16
+#define IVF_STORE_CHUNK_BYTES	((Size) 256 * 1024)
+
+typedef struct IvfRowChunk
+{
+	struct IvfRowChunk *next;
+	uint32		n;
+	uint32		cap;
+	ItemPointerData *tids;		/* cap each, after the header */
+	float	   *dists;
+	float	   *vecs;
+} IvfRowChunk;
+
+/* one row of the list being written, for sorting */
+typedef struct IvfStoreRow
+{
+	float		dist;
+	ItemPointerData tid;
+	const float *vec;
+} IvfStoreRow;
 
 typedef struct IvfRowStore
 {
 	MemoryContext cxt;			/* the build's (rows arrive in a per-tuple one) */
-	Size		budget;			/* bytes the rows may take */
-	Size		row_bytes;		/* per row: vector, tid, list, residual,
-								 * order */
-	Size		chunk_rows;
+	Size		budget;			/* bytes the chunks may take */
+	Size		used;
 	uint32		dims;
+	uint32		nlists;
+	Size		max_rows;		/* rows in the largest chunk */
 	uint64		n;
-	uint32		nchunks;
-	uint32		maxchunks;
-	float	  **vecs;			/* per chunk */
-	ItemPointerData **tids;
-	int32	  **lists;
-	float	  **dists;
-	uint64	   *order;			/* after store_sort: rows in index order */
-	uint64		next;			/* readout position in order */
+	IvfRowChunk **head;			/* per list */
+	IvfRowChunk **tail;
+	uint64	   *count;
+	/* readout */
+	uint32		list;			/* the list being read */
+	IvfStoreRow *rows;			/* its rows, sorted */
+	uint64		nrows;
+	uint64		next;
 } IvfRowStore;
-
-#define STORE_CHUNK(st, r)	((r) / (st)->chunk_rows)
-#define STORE_POS(st, r)	((r) % (st)->chunk_rows)
-#define STORE_VEC(st, r) \
-	((st)->vecs[STORE_CHUNK(st, r)] + (Size) STORE_POS(st, r) * (st)->dims)
-#define STORE_TID(st, r)	(&(st)->tids[STORE_CHUNK(st, r)][STORE_POS(st, r)])
-#define STORE_LIST(st, r)	((st)->lists[STORE_CHUNK(st, r)][STORE_POS(st, r)])
-#define STORE_DIST(st, r)	((st)->dists[STORE_CHUNK(st, r)][STORE_POS(st, r)])
 
 static IvfRowStore *
 store_create(uint32 dims, uint32 nlists, Size budget)
 {
 	IvfRowStore *st = palloc0(sizeof(IvfRowStore));
-	Size		dbytes = sizeof(float) * dims;
+	Size		fixed = (Size) nlists * (2 * sizeof(IvfRowChunk *) + sizeof(uint64));
 
 	st->cxt = CurrentMemoryContext;
 	st->dims = dims;
-	st->row_bytes = dbytes + sizeof(ItemPointerData) + sizeof(int32) +
-		sizeof(float) + sizeof(uint64);
-	st->chunk_rows = Max(1, IVF_STORE_CHUNK_BYTES / dbytes);
-	/* the counting sort's offsets come out of the budget too */
-	st->budget = budget > (Size) (nlists + 1) * sizeof(uint64) ?
-		budget - (Size) (nlists + 1) * sizeof(uint64) : 0;
-	st->maxchunks = 16;
-	st->vecs = palloc(sizeof(float *) * st->maxchunks);
-	st->tids = palloc(sizeof(ItemPointerData *) * st->maxchunks);
-	st->lists = palloc(sizeof(int32 *) * st->maxchunks);
-	st->dists = palloc(sizeof(float *) * st->maxchunks);
+	st->nlists = nlists;
+	st->max_rows = Max(IVF_STORE_FIRST_ROWS,
+					   IVF_STORE_CHUNK_BYTES / (sizeof(float) * dims));
+	st->budget = budget > fixed ? budget - fixed : 0;
+	st->head = palloc_extended(sizeof(IvfRowChunk *) * nlists,
+							   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	st->tail = palloc_extended(sizeof(IvfRowChunk *) * nlists,
+							   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	st->count = palloc_extended(sizeof(uint64) * nlists,
+								MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	st->list = 0;
 	return st;
+}
+
+static Size
+chunk_bytes(uint32 dims, uint32 cap)
+{
+	return MAXALIGN(sizeof(IvfRowChunk)) +
+		MAXALIGN(sizeof(ItemPointerData) * cap) +
+		MAXALIGN(sizeof(float) * cap) + sizeof(float) * dims * cap;
 }
 
 static void
 store_free(IvfRowStore *st)
 {
-	uint32		c;
+	uint32		l;
 
-	for (c = 0; c < st->nchunks; c++)
+	for (l = 0; l < st->nlists; l++)
 	{
-		if (st->vecs[c] == NULL)
-			continue;			/* already handed to the sort */
-		pfree(st->vecs[c]);
-		pfree(st->tids[c]);
-		pfree(st->lists[c]);
-		pfree(st->dists[c]);
+		IvfRowChunk *c = st->head[l];
+
+		while (c != NULL)
+		{
+			IvfRowChunk *next = c->next;
+
+			pfree(c);
+			c = next;
+		}
 	}
-	pfree(st->vecs);
-	pfree(st->tids);
-	pfree(st->lists);
-	pfree(st->dists);
-	if (st->order)
-		pfree(st->order);
+	pfree(st->head);
+	pfree(st->tail);
+	pfree(st->count);
+	if (st->rows)
+		pfree(st->rows);
 	pfree(st);
 }
 
-/* Room for n more rows?  Adds chunks as needed; false past the budget. */
+/*
+ * Append a row to its list's bucket; false (nothing stored) when a new
+ * chunk would go past the budget.
+ */
 static bool
-store_reserve(IvfRowStore *st, Size more)
+store_append(IvfRowStore *st, int32 list, ItemPointer tid, float dist,
+			 const float *vec)
 {
-	uint64		want = st->n + more;
+	IvfRowChunk *c = st->tail[list];
 
-	if ((double) want * st->row_bytes > (double) st->budget)
-		return false;
-	while ((uint64) st->nchunks * st->chunk_rows < want)
+	if (c == NULL || c->n == c->cap)
 	{
-		uint32		c = st->nchunks;
+		uint32		cap = (c == NULL) ? IVF_STORE_FIRST_ROWS :
+			(uint32) Min((Size) c->cap * 2, st->max_rows);
+		Size		bytes = chunk_bytes(st->dims, cap);
+		IvfRowChunk *nc;
+		char	   *p;
 
-		if (c == st->maxchunks)
-		{
-			st->maxchunks *= 2;
-			st->vecs = repalloc(st->vecs, sizeof(float *) * st->maxchunks);
-			st->tids = repalloc(st->tids, sizeof(ItemPointerData *) * st->maxchunks);
-			st->lists = repalloc(st->lists, sizeof(int32 *) * st->maxchunks);
-			st->dists = repalloc(st->dists, sizeof(float *) * st->maxchunks);
-		}
-		st->vecs[c] = MemoryContextAllocHuge(st->cxt,
-											 st->chunk_rows * sizeof(float) * st->dims);
-		st->tids[c] = MemoryContextAllocHuge(st->cxt,
-											 st->chunk_rows * sizeof(ItemPointerData));
-		st->lists[c] = MemoryContextAllocHuge(st->cxt,
-											  st->chunk_rows * sizeof(int32));
-		st->dists[c] = MemoryContextAllocHuge(st->cxt,
-											  st->chunk_rows * sizeof(float));
-		st->nchunks++;
+		if (st->used + bytes > st->budget)
+			return false;
+		p = MemoryContextAllocHuge(st->cxt, bytes);
+		nc = (IvfRowChunk *) p;
+		p += MAXALIGN(sizeof(IvfRowChunk));
+		nc->tids = (ItemPointerData *) p;
+		p += MAXALIGN(sizeof(ItemPointerData) * cap);
+		nc->dists = (float *) p;
+		p += MAXALIGN(sizeof(float) * cap);
+		nc->vecs = (float *) p;
+		nc->next = NULL;
+		nc->n = 0;
+		nc->cap = cap;
+		if (c == NULL)
+			st->head[list] = nc;
+		else
+			c->next = nc;
+		st->tail[list] = c = nc;
+		st->used += bytes;
 	}
+	c->tids[c->n] = *tid;
+	c->dists[c->n] = dist;
+	memcpy(c->vecs + (Size) c->n * st->dims, vec, sizeof(float) * st->dims);
+	c->n++;
+	st->count[list]++;
+	st->n++;
 	return true;
 }
 
@@ -394,35 +429,38 @@ vector_bytes(uint32 dims)
 	return vbytes;
 }
 
-/* The rows outgrew memory: hand them all to the tuplesort, in order. */
+/*
+ * The rows outgrew memory: hand them all to the tuplesort (which orders
+ * them), freeing each chunk once it is in, so memory stays level.
+ */
 static void
 store_spill(IvfBuildState *bs)
 {
 	IvfRowStore *st = bs->store;
 	bytea	   *vbytes = vector_bytes(bs->dims);
-	uint64		r;
+	uint32		l;
 
 	ereport(DEBUG1,
 			(errmsg_internal("ivfflat index \"%s\": %llu assigned rows outgrew maintenance_work_mem, sorting externally",
 							 RelationGetRelationName(bs->index),
 							 (unsigned long long) st->n)));
-	for (r = 0; r < st->n; r++)
+	for (l = 0; l < st->nlists; l++)
 	{
-		uint32		c = STORE_CHUNK(st, r);
+		IvfRowChunk *c = st->head[l];
 
-		sort_put_row(bs, STORE_LIST(st, r), STORE_DIST(st, r),
-					 STORE_TID(st, r), STORE_VEC(st, r), vbytes);
-		if (r % 4096 == 0)
-			CHECK_FOR_INTERRUPTS();
-		/* a chunk goes as soon as it is in the sort: memory stays level */
-		if (STORE_POS(st, r) == st->chunk_rows - 1 || r == st->n - 1)
+		while (c != NULL)
 		{
-			pfree(st->vecs[c]);
-			pfree(st->tids[c]);
-			pfree(st->lists[c]);
-			pfree(st->dists[c]);
-			st->vecs[c] = NULL;
+			IvfRowChunk *next = c->next;
+			uint32		i;
+
+			for (i = 0; i < c->n; i++)
+				sort_put_row(bs, (int32) l, c->dists[i], &c->tids[i],
+							 c->vecs + (Size) i * st->dims, vbytes);
+			pfree(c);
+			c = next;
+			CHECK_FOR_INTERRUPTS();
 		}
+		st->head[l] = st->tail[l] = NULL;
 	}
 	pfree(vbytes);
 	store_free(st);
@@ -431,55 +469,70 @@ store_spill(IvfBuildState *bs)
 
 /* (residual, TID) within a list, as the tuplesort's float4 and tid orders */
 static int
-store_row_cmp(const void *a, const void *b, void *arg)
+store_row_cmp(const void *a, const void *b)
 {
-	IvfRowStore *st = (IvfRowStore *) arg;
-	uint64		ra = *(const uint64 *) a;
-	uint64		rb = *(const uint64 *) b;
-	float		da = STORE_DIST(st, ra);
-	float		db = STORE_DIST(st, rb);
+	const IvfStoreRow *ra = (const IvfStoreRow *) a;
+	const IvfStoreRow *rb = (const IvfStoreRow *) b;
 
 	/* btfloat4cmp: NaN after everything, equal to itself */
-	if (isnan(da) || isnan(db))
+	if (isnan(ra->dist) || isnan(rb->dist))
 	{
-		if (!isnan(db))
+		if (!isnan(rb->dist))
 			return 1;
-		if (!isnan(da))
+		if (!isnan(ra->dist))
 			return -1;
 	}
-	else if (da != db)
-		return da < db ? -1 : 1;
-	return ItemPointerCompare(STORE_TID(st, ra), STORE_TID(st, rb));
+	else if (ra->dist != rb->dist)
+		return ra->dist < rb->dist ? -1 : 1;
+	return ItemPointerCompare((ItemPointer) &ra->tid, (ItemPointer) &rb->tid);
 }
 
-/* Order the stored rows by (list, residual, tid) into st->order. */
+/* Gather and sort the rows of list l for the readout. */
 static void
+store_load_list(IvfRowStore *st, uint32 l)
+{
+	IvfRowChunk *c;
+	uint64		n = 0;
+
+	for (c = st->head[l]; c != NULL; c = c->next)
+	{
+		uint32		i;
+
+		for (i = 0; i < c->n; i++)
+		{
+			st->rows[n].dist = c->dists[i];
+			st->rows[n].tid = c->tids[i];
+			st->rows[n].vec = c->vecs + (Size) i * st->dims;
+			n++;
+		}
+	}
+	Assert(n == st->count[l]);
+	if (n > 1)
+		qsort(st->rows, n, sizeof(IvfStoreRow), store_row_cmp);
+	st->nrows = n;
+	st->next = 0;
+}
+
+/*
+ * After the last row: set up the readout, list by list.  The sort array of
+ * the longest list counts against the budget too; false if it does not
+ * fit (nothing done).
+ */
+static bool
 store_sort(IvfBuildState *bs)
 {
 	IvfRowStore *st = bs->store;
-	uint64	   *start = palloc0(sizeof(uint64) * (bs->nlists + 1));
-	uint64		r;
+	uint64		most = 1;
 	uint32		l;
 
-	for (r = 0; r < st->n; r++)
-		start[STORE_LIST(st, r) + 1]++;
-	for (l = 0; l < bs->nlists; l++)
-		start[l + 1] += start[l];
-	st->order = MemoryContextAllocHuge(st->cxt, Max(st->n, 1) * sizeof(uint64));
-	for (r = 0; r < st->n; r++)
-		st->order[start[STORE_LIST(st, r)]++] = r;
-	/* start[l] is now the end of list l */
-	for (l = 0; l < bs->nlists; l++)
-	{
-		uint64		b = (l == 0) ? 0 : start[l - 1];
-
-		if (start[l] - b > 1)
-			qsort_arg(st->order + b, start[l] - b, sizeof(uint64),
-					  store_row_cmp, st);
-		CHECK_FOR_INTERRUPTS();
-	}
-	pfree(start);
-	st->next = 0;
+	for (l = 0; l < st->nlists; l++)
+		most = Max(most, st->count[l]);
+	if (st->used + most * sizeof(IvfStoreRow) > st->budget)
+		return false;
+	st->rows = MemoryContextAllocHuge(st->cxt, most * sizeof(IvfStoreRow));
+	st->list = 0;
+	store_load_list(st, 0);
+	return true;
 }
 
 static void
@@ -497,31 +550,25 @@ flush_batch(IvfBuildState *bs)
 			   bs->assign_ws, bs->batch_lists, bs->batch_dist,
 			   check_interrupts, NULL);
 
-	if (bs->store && !store_reserve(bs->store, bs->nbatch))
-		store_spill(bs);
+	i = 0;
 	if (bs->store)
 	{
-		IvfRowStore *st = bs->store;
-
-		for (i = 0; i < bs->nbatch; i++)
-		{
-			uint64		r = st->n++;
-
-			memcpy(STORE_VEC(st, r), bs->batch + i * bs->dims,
-				   sizeof(float) * bs->dims);
-			*STORE_TID(st, r) = bs->batch_tids[i];
-			STORE_LIST(st, r) = bs->batch_lists[i];
-			STORE_DIST(st, r) = bs->ordered ? bs->batch_dist[i] : 0.0f;
-		}
-		bs->nbatch = 0;
-		return;
+		for (; i < bs->nbatch; i++)
+			if (!store_append(bs->store, bs->batch_lists[i], &bs->batch_tids[i],
+							  bs->ordered ? bs->batch_dist[i] : 0.0f,
+							  bs->batch + i * bs->dims))
+				break;
+		if (i < bs->nbatch)
+			store_spill(bs);
 	}
-
-	vbytes = vector_bytes(bs->dims);
-	for (i = 0; i < bs->nbatch; i++)
-		sort_put_row(bs, bs->batch_lists[i], bs->batch_dist[i],
-					 &bs->batch_tids[i], bs->batch + i * bs->dims, vbytes);
-	pfree(vbytes);
+	if (i < bs->nbatch)
+	{
+		vbytes = vector_bytes(bs->dims);
+		for (; i < bs->nbatch; i++)
+			sort_put_row(bs, bs->batch_lists[i], bs->batch_dist[i],
+						 &bs->batch_tids[i], bs->batch + i * bs->dims, vbytes);
+		pfree(vbytes);
+	}
 	bs->nbatch = 0;
 }
 
@@ -755,27 +802,19 @@ next_sorted_row(IvfBuildState *bs, TupleTableSlot *slot, int32 *list,
 {
 	IvfRowStore *st = bs->store;
 	bool		isnull;
-	uint64		r;
 
 	if (st != NULL)
 	{
-		if (st->next >= st->n)
-			return false;
-		if (st->next + IVF_STORE_PREFETCH < st->n)
+		while (st->next >= st->nrows)
 		{
-			uint64		a = st->order[st->next + IVF_STORE_PREFETCH];
-			const char *v = (const char *) STORE_VEC(st, a);
-			Size		off;
-
-			for (off = 0; off < sizeof(float) * st->dims; off += 64)
-				ivf_prefetch(v + off);
-			ivf_prefetch(STORE_TID(st, a));
-			ivf_prefetch(&STORE_LIST(st, a));
+			if (st->list + 1 >= st->nlists)
+				return false;
+			store_load_list(st, ++st->list);
 		}
-		r = st->order[st->next++];
-		*list = STORE_LIST(st, r);
-		*tid = STORE_TID(st, r);
-		*vec = STORE_VEC(st, r);
+		*list = (int32) st->list;
+		*tid = &st->rows[st->next].tid;
+		*vec = st->rows[st->next].vec;
+		st->next++;
 		return true;
 	}
 	if (!tuplesort_gettupleslot(bs->sort, true, false, slot, NULL))
@@ -1282,9 +1321,9 @@ assign_and_sort(IvfBuildState *bs)
 		(void) table_index_build_scan(bs->heap, bs->index, bs->indexInfo,
 									  false, true, assign_callback, bs, NULL);
 		flush_batch(bs);
-		if (bs->store)
-			store_sort(bs);
-		else
+		if (bs->store && !store_sort(bs))
+			store_spill(bs);
+		if (bs->store == NULL)
 			tuplesort_performsort(bs->sort);
 		return;
 	}
