@@ -123,6 +123,8 @@ def parse_args(argv=None):
                         "crossed with nprobe; ivf only (Faiss has no such budgets) except for exact")
     p.add_argument("--set", action="append", default=[], metavar="GUC=VALUE",
                    help="extra ivf setting at every sweep point (repeatable)")
+    p.add_argument("--build-set", action="append", default=[], metavar="GUC=VALUE",
+                   help="setting for the CREATE INDEX session, e.g. ivf.kmeans_points_per_list=256 (repeatable)")
     p.add_argument("--index-with", action="append", default=[], metavar="OPTION=VALUE",
                    help="extra CREATE INDEX ... WITH option, e.g. list_ordering=residual_norm_asc (repeatable)")
     p.add_argument("--batch-modes", type=lambda s: [x for x in s.split(",") if x], default=["auto"],
@@ -167,7 +169,7 @@ def parse_args(argv=None):
         a.rounds = 3 if a.dataset in ("siftsmall", "bigann10k") else 1
     if a.cache_dir is None:
         a.cache_dir = os.path.join(a.out, "cache")
-    for opt, vals in (("--set", a.set), ("--index-with", a.index_with)):
+    for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with)):
         for s in vals:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*=.+", s):
                 p.error(f"{opt} {s!r}: expected NAME=VALUE")
@@ -492,8 +494,12 @@ def load_and_build(conn, ds, args, res):
     vacuum_s = now() - t0
     # a cluster in steady state: the load's WAL segments become recyclable
     # (the build reuses them instead of zero-filling new ones) and its dirty
-    # buffers are written now, not by a checkpoint during the measurements
+    # buffers are written now, not by a checkpoint during the measurements;
+    # the throwaway cluster runs with fsync = off, so the OS is asked to
+    # write them out as a checkpoint's fsyncs would (otherwise the kernel
+    # flushes ~1 GB of the load during the build and throttles its writes)
     conn.execute("CHECKPOINT")
+    os.sync()
     table_bytes = one(conn, "SELECT pg_table_size('items')")
     log(f"loaded {ds.n} rows ({nbytes / 1e6:.1f} MB binary COPY) in {load_s:.2f} s, "
         f"VACUUM (FREEZE, ANALYZE) {vacuum_s:.2f} s; table + TOAST {table_bytes / 1e6:.1f} MB")
@@ -502,6 +508,8 @@ def load_and_build(conn, ds, args, res):
 
     conn.execute(pgsql.SQL("SET maintenance_work_mem = {}").format(pgsql.Literal(args.maintenance_work_mem)))
     mwm = one(conn, "SHOW maintenance_work_mem")
+    for b in args.build_set:
+        conn.execute(set_sql(b))
     kmeans_iter = int(one(conn, "SHOW ivf.kmeans_iterations"))
     notices = []
     conn.add_notice_handler(lambda d: notices.append(d.message_primary))
@@ -512,6 +520,8 @@ def load_and_build(conn, ds, args, res):
     conn.execute(ddl)
     build_s = now() - t0
     conn.execute("RESET maintenance_work_mem")
+    for b in args.build_set:
+        conn.execute(pgsql.SQL("RESET {}").format(pgsql.Identifier(*b.split("=", 1)[0].split("."))))
     index_bytes = one(conn, "SELECT pg_relation_size(%s)", (INDEX,))
     with conn.cursor(row_factory=pgrows.dict_row) as cur:
         cur.execute("SELECT * FROM ivf_index_info(%s)", (INDEX,))
