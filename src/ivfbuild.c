@@ -13,15 +13,18 @@
  *    GEMM; spherical for the cosine and inner-product classes.
  * 3. Assignment: a second heap scan assigns vectors to their nearest
  *    centroid in GEMM batches, exactly as an insert would (kmeans.c
- *    re-ranks GEMM's shortlist with the pair kernel), and feeds
- *    (list, residual, tid, vector) to a tuplesort bounded by
- *    maintenance_work_mem.  With max_parallel_maintenance_workers > 0 this
- *    pass is parallel, as nbtree's build is: workers and the leader each
- *    scan part of the heap (a parallel table scan), assign their rows and
- *    sort them into a run of a coordinated tuplesort, which the leader
- *    merges.  The sort key (list, residual, tid) is total, so the index is
- *    the same page for page whether the pass ran in parallel or not.
- * 4. Writing: the sorted stream becomes each list's groups, written
+ *    re-ranks GEMM's shortlist with the pair kernel).  A serial pass
+ *    appends each (residual, tid, vector) to its list's bucket in memory,
+ *    and each list is sorted on its own when written; rows that outgrow
+ *    maintenance_work_mem move to a tuplesort on (list, residual, tid),
+ *    which spills.  From IVF_PARALLEL_MIN_LISTS lists (or with the table's
+ *    parallel_workers) the pass is parallel, as nbtree's build is: workers
+ *    and the leader each scan part of the heap (a parallel table scan),
+ *    assign their rows and sort them into a run of a coordinated
+ *    tuplesort, which the leader merges.  The order (list, residual, tid)
+ *    is total, so the index is the same page for page whichever way the
+ *    rows were ordered.
+ * 4. Writing: the ordered rows become each list's groups, written
  *    consecutively so a list is one run of blocks; then the directory and
  *    the meta page.  List pages are built in local memory and written
  *    straight to the relation file with smgrextend, each group WAL-logged
