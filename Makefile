@@ -55,7 +55,7 @@ REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_bt
 REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
 
 EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans test/kernels/*.o bench/bench_kernels test/fuzz/fuzz_vector_parse \
-	gpu/*.o gpu/ivf_gpu.so
+	gpu/*.o gpu/ivf_gpu.so gpu/test_ivf_gpu
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -95,12 +95,21 @@ test/kernels/test_kmeans: test/kernels/test_kmeans.c $(STANDALONE_KERNEL_OBJS)
 bench/bench_kernels: bench/bench_kernels.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
 
-.PHONY: kernel-test bench-kernels fuzz fuzz-build gpu
-KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans
+# the GPU library's contract, tested on its CPU implementation (and on a
+# device library: make gpu-test GPU_LIB=gpu/ivf_gpu.so)
+gpu/test_ivf_gpu: gpu/test_ivf_gpu.c gpu/ivf_gpu_cpu.c gpu/ivf_gpu.h $(STANDALONE_KERNEL_OBJS)
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -Igpu -o $@ gpu/test_ivf_gpu.c gpu/ivf_gpu_cpu.c \
+		$(STANDALONE_KERNEL_OBJS) -lopenblas -lm -ldl
+gpu-test: gpu/test_ivf_gpu
+	gpu/test_ivf_gpu $(GPU_LIB)
+
+.PHONY: kernel-test bench-kernels fuzz fuzz-build gpu gpu-test
+KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans gpu/test_ivf_gpu
 kernel-test: $(KERNEL_TESTS)
 	test/kernels/test_distance
 	test/kernels/test_select
 	test/kernels/test_kmeans
+	gpu/test_ivf_gpu
 
 bench-kernels: bench/bench_kernels
 	bench/bench_kernels
@@ -120,10 +129,13 @@ fuzz: test/fuzz/fuzz_vector_parse
 # ---- GPU library (never linked into ivf.so) ----
 NVCC ?= nvcc
 HIPCC ?= hipcc
+# Ampere and Hopper machine code, and Hopper PTX for newer devices to JIT
+NVCC_ARCH ?= -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90 \
+	-gencode=arch=compute_90,code=compute_90
 ifdef WITH_CUDA
 all: gpu/ivf_gpu.so
 gpu/ivf_gpu.so: gpu/ivf_gpu.cu gpu/ivf_gpu.h gpu/gpu_port.h
-	$(NVCC) -O2 -std=c++17 -Xcompiler -fPIC -shared -o $@ gpu/ivf_gpu.cu -lcublas
+	$(NVCC) -O2 -std=c++17 --extended-lambda $(NVCC_ARCH) -Xcompiler -fPIC -shared -o $@ gpu/ivf_gpu.cu -lcublas
 endif
 ifdef WITH_HIP
 all: gpu/ivf_gpu.so

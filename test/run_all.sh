@@ -18,7 +18,8 @@
 #    7 tap           prove test/t/*.pl (PostgreSQL::Test::Cluster, runs as postgres)
 #    8 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py
 #    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan)
-#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists (WITH_HIP=1 if hipcc), else skipped
+#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists (WITH_HIP=1 if hipcc), and
+#                    gpu/test_ivf_gpu on it (runs the kernels only with a device), else skipped
 #
 # Environment:
 #   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo)
@@ -275,12 +276,16 @@ step_gpu() {
 		rm -f gpu/ivf_gpu.so
 		make WITH_CUDA=1 NVCC="$nvcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
 		ls -l gpu/ivf_gpu.so
+		# loads without a driver and exports the operations table (the
+		# kernels themselves are only checked where there is a device)
+		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so
 	fi
 	if [ -n "$hipcc" ]; then
 		echo "hipcc: $hipcc"
 		rm -f gpu/ivf_gpu.so
 		make WITH_HIP=1 HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
 		ls -l gpu/ivf_gpu.so
+		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so
 	fi
 }
 
