@@ -31,10 +31,11 @@ KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
 
 OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
 	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
-	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o
+	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o \
+	src/ivfgpu.o gpu/ivf_gpu_cpu.o
 
-SHLIB_LINK = -lopenblas -lm
-PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lopenblas -lm -ldl
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/gpu
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 ifdef WERROR
 PG_CFLAGS += -Werror
@@ -51,7 +52,7 @@ src/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
 src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
 
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
-	ivfflat_build ivfflat_scan ivfflat_cost ivfflat_knobs ivfflat_batch ivfflat_prefilter
+	ivfflat_build ivfflat_scan ivfflat_cost ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu
 REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
 
 EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans test/kernels/*.o bench/bench_kernels test/fuzz/fuzz_vector_parse \

@@ -322,3 +322,13 @@ CREATE FUNCTION ivf_index_info(index regclass,
 CREATE FUNCTION ivf_search(index regclass, queries vector[], k int, nprobe int DEFAULT NULL)
 	RETURNS TABLE (query int, rank int, tid tid, distance real)
 	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED ROWS 1000;
+
+-- The GPU worker as it published itself (one row; state "not loaded"
+-- without ivf in shared_preload_libraries, "off" with ivf.gpu_worker off).
+CREATE FUNCTION ivf_gpu_stats(OUT state text, OUT worker_pid int,
+	OUT backend text, OUT device text, OUT device_memory bigint,
+	OUT memory_limit bigint, OUT memory_used bigint,
+	OUT indexes_resident int, OUT batches bigint, OUT mean_batch_size float8,
+	OUT queries bigint, OUT fallbacks bigint, OUT starts int, OUT detail text)
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE VIEW ivf_gpu_stats AS SELECT * FROM ivf_gpu_stats();

@@ -402,6 +402,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	ivf_init_reloptions();
+	ivf_gpu_init();
 
 	IvfReserveGUCPrefix("ivf");
 }

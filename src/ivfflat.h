@@ -517,6 +517,10 @@ extern void ivf_prefilter_list(IvfPrefilter *pf, const float *q,
 extern void ivf_prefilter_bounds(const IvfPrefilter *pf, float *raw,
 								 const float *err, const float *cnorm,
 								 uint32 n);
+/* ivfgpu.c: the GPU worker */
+extern bool ivf_gpu_worker_enabled;
+extern void ivf_gpu_init(void);
+
 extern void ivf_prefetch_list_head(Relation index, const IvfGeometry *g,
 								   BlockNumber head, bool codes);
 extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
