@@ -287,6 +287,9 @@ list_select_kernel(const float *G, long long n, const float *xnorm,
 					 else
 						 *d = -g;
 					 *id = ids[i];
+					 /* a dead slot: padding, never selected before a live one */
+					 if (*id < 0)
+						 *d = INFINITY;
 				 },
 				 cand_d + off, cand_i + off);
 }

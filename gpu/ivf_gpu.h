@@ -87,6 +87,8 @@ typedef struct IvfGpuOps
 	 * copied) and, per list, a packed block of vectors with their ids
 	 * (set_list replaces a list's contents; n = 0 empties it).  Lists are
 	 * uploaded one by one so that a change to one list re-sends only it.
+	 * An id below 0 marks a dead slot: it counts against a probe's limit
+	 * (limits count slots, as the index scan does) but is never returned.
 	 */
 	int			(*index_create) (IvfGpuContext *ctx, int metric, int dims,
 								 int nlists, const float *centroids,

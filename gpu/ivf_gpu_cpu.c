@@ -307,6 +307,9 @@ cpu_search(IvfGpuIndex *index, int nq, const float *queries, int nprobe,
 			}
 			for (i = 0; i < lim; i++)
 			{
+				/* a dead slot: counted in the limit, never a candidate */
+				if (l->ids[i] < 0)
+					continue;
 				cd[n] = pair(index->metric, q, l->vectors + (size_t) i * index->dims,
 							 index->dims);
 				cid[n] = (int64_t) l->ids[i];

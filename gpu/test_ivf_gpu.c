@@ -96,6 +96,9 @@ make_data(int dims, int nlists, int metric, unsigned seed)
 			}
 			/* ids not in list order, so ties are broken by id, not position */
 			D.ids[l][i] = next_id + (long long) ((i * 7919) % (n + 1)) * nlists + l;
+			/* a dead slot now and then: counted by limits, never returned */
+			if (i % 11 == 5)
+				D.ids[l][i] = -1;
 		}
 		next_id += (n + 1) * nlists;
 	}
@@ -148,6 +151,8 @@ reference_search(const Data *D, int metric, int nq, const float *q, int nprobe,
 				lim = limits[qi * nprobe + p];
 			for (i = 0; i < lim; i++)
 			{
+				if (D->ids[l][i] < 0)
+					continue;
 				if (n == cap)
 				{
 					cap *= 2;

@@ -75,8 +75,10 @@ IvfRelationGetSmgr(Relation rel)
 #endif
 #if PG_VERSION_NUM >= 160000
 #define IvfRelFileKey(rel) (&(rel)->rd_locator)
+#define IvfRelFileNumber(rel) ((rel)->rd_locator.relNumber)
 #else
 #define IvfRelFileKey(rel) (&(rel)->rd_node)
+#define IvfRelFileNumber(rel) ((rel)->rd_node.relNode)
 #endif
 
 #endif							/* IVF_COMPAT_H */

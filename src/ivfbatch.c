@@ -110,6 +110,7 @@ ivf_search(PG_FUNCTION_ARGS)
 	IvfTopK    *heaps;
 	uint64		budget = (uint64) ivf_effective_budget();
 	bool		csr;
+	int			nq_served = 0;
 	int			qi;
 	uint32		i;
 
@@ -225,7 +226,32 @@ ivf_search(PG_FUNCTION_ARGS)
 		(ivf_search_mode == IVF_SEARCH_AUTO &&
 		 (double) nq * nprobe >= (double) meta.nlists);
 
-	if (csr && nq > 0)
+	/* the GPU worker, with ivf.gpu on (or auto and a big batch) */
+	if (nq > 0)
+	{
+		float	   *gd = palloc_extended(sizeof(float) * (Size) nq * k, MCXT_ALLOC_HUGE);
+		int64	   *gi = palloc_extended(sizeof(int64) * (Size) nq * k, MCXT_ALLOC_HUGE);
+
+		if (ivf_gpu_search(index, &meta, &g, nq, queries, (int) nprobe, plist,
+						   limits, k, gd, gi))
+		{
+			for (qi = 0; qi < nq; qi++)
+			{
+				size_t		m = 0;
+
+				/* ascending, padded with id -1 past the candidates */
+				while (m < (size_t) k && gi[(Size) qi * k + m] >= 0)
+					m++;
+				ivf_topk_push_block_ids(&heaps[qi], gd + (Size) qi * k,
+										gi + (Size) qi * k, m);
+			}
+			nq_served = nq;
+		}
+	}
+
+	if (nq_served > 0)
+		;						/* answered by the GPU worker */
+	else if (csr && nq > 0)
 	{
 		/* group the (query, list) pairs by list */
 		uint32	   *count = palloc0(sizeof(uint32) * (meta.nlists + 1));

@@ -517,9 +517,19 @@ extern void ivf_prefilter_list(IvfPrefilter *pf, const float *q,
 extern void ivf_prefilter_bounds(const IvfPrefilter *pf, float *raw,
 								 const float *err, const float *cnorm,
 								 uint32 n);
+extern void ivf_export_list(Relation index, const IvfGeometry *g,
+							BlockNumber head, uint32 list, float **vecs,
+							int64 **ids, int64 *n);
+
 /* ivfgpu.c: the GPU worker */
 extern bool ivf_gpu_worker_enabled;
 extern void ivf_gpu_init(void);
+extern void ivf_gpu_index_changed(Relation index);
+extern bool ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
+						   const IvfGeometry *g,
+						   int nq, const float *queries, int nprobe,
+						   const int32 *probes, const uint64 *limits, int k,
+						   float *dist, int64 *ids);
 
 extern void ivf_prefetch_list_head(Relation index, const IvfGeometry *g,
 								   BlockNumber head, bool codes);

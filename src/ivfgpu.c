@@ -16,8 +16,28 @@
  * where ivf_gpu_stats() reads it.  The postmaster restarts a worker that
  * exits or dies (after bgw_restart_time); its state starts over.
  *
- * Serving requests (batched search from backends, residency, coherence,
- * fallback) is built on this in the next step; see gpu/NOTES.md.
+ * Serving searches.  A backend running ivf_search with ivf.gpu on writes
+ * its request (queries, the lists it ranked for each, per-list limits, k)
+ * into a dynamic shared memory segment, takes a request slot in the
+ * worker's shared memory and sets the worker's latch; the worker answers
+ * into the same segment and sets the backend's latch.  Only ids and
+ * distances come back.
+ *
+ * Coherence.  Every change to an index (insert, VACUUM) adds one to a
+ * shared version counter for it (a bucket of a hashed array of atomics
+ * keyed by database and relfilenode: a collision can only make an index
+ * look changed).  A request carries the counter as the backend read it
+ * after taking its snapshot; the worker answers only from a copy uploaded
+ * at that version, else "stale", and the backend uploads the index (lists
+ * read from its pages, in batches of segments) and asks again.  A change
+ * visible to the snapshot bumped the counter before it committed, so
+ * before the snapshot: no answer ever misses it.  REINDEX, TRUNCATE and
+ * VACUUM FULL give a new relfilenode, hence a new key.
+ *
+ * Fallback.  Whatever goes wrong -- no worker, worker restarted or gone
+ * mid-request, no free slot, device out of memory, an upload that fails
+ * -- the backend answers on the CPU as if ivf.gpu were off, adds one to
+ * the fallback counter and logs why (at LOG); the user sees no error.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,7 +50,10 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
+#include "port/atomics.h"
 #include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/procarray.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -38,6 +61,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "common/hashfn.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -78,6 +102,36 @@ static const char *const gpu_state_names[] = {
 	"stopped", "starting", "ready", "failed"
 };
 
+/* request slots: a backend owns one from SUBMITTED until it sets it FREE */
+#define IVF_GPU_SLOTS		64
+#define IVF_GPU_VERSIONS	4096
+
+typedef enum IvfGpuSlotState
+{
+	SLOT_FREE = 0,
+	SLOT_SUBMITTED,				/* by its backend; the worker may take it */
+	SLOT_RUNNING,				/* the worker is on it */
+	SLOT_DONE,					/* answered: status says how */
+	SLOT_ABANDONED				/* its backend left while running: the
+								 * worker frees it when done */
+} IvfGpuSlotState;
+
+typedef enum IvfGpuReply
+{
+	REPLY_OK = 0,
+	REPLY_STALE,				/* no copy of the index at that version */
+	REPLY_ERROR					/* see the segment's error text */
+} IvfGpuReply;
+
+typedef struct IvfGpuSlot
+{
+	IvfGpuSlotState state;
+	int			owner_procno;
+	int			worker_start;	/* gpu_shared->starts when submitted */
+	dsm_handle	handle;
+	IvfGpuReply status;
+} IvfGpuSlot;
+
 typedef struct IvfGpuShared
 {
 	slock_t		mutex;
@@ -94,8 +148,31 @@ typedef struct IvfGpuShared
 	uint64		batches;
 	uint64		queries;
 	uint64		fallbacks;
+	int			worker_procno;	/* its PGPROC, for its latch; -1 when none */
+	IvfGpuSlot	slots[IVF_GPU_SLOTS];
+	pg_atomic_uint64 versions[IVF_GPU_VERSIONS];
 } IvfGpuShared;
 
+typedef enum IvfGpuMode
+{
+	IVF_GPU_OFF,
+	IVF_GPU_ON,
+	IVF_GPU_AUTO
+} IvfGpuMode;
+
+static const struct config_enum_entry gpu_mode_options[] = {
+	{"off", IVF_GPU_OFF, false},
+	{"on", IVF_GPU_ON, false},
+	{"auto", IVF_GPU_AUTO, false},
+	{"false", IVF_GPU_OFF, true},
+	{"true", IVF_GPU_ON, true},
+	{NULL, 0, false}
+};
+
+/* ivf.gpu = auto sends batches of at least this many queries */
+#define IVF_GPU_AUTO_MIN_QUERIES 64
+
+static int	ivf_gpu_mode = IVF_GPU_OFF;
 bool		ivf_gpu_worker_enabled = false;
 static int	ivf_gpu_backend_choice = IVF_GPU_BACKEND_AUTO;
 static char *ivf_gpu_library = NULL;
@@ -139,8 +216,13 @@ gpu_shmem_startup(void)
 	gpu_shared = ShmemInitStruct("ivf gpu worker", gpu_shmem_size(), &found);
 	if (!found)
 	{
+		int			i;
+
 		memset(gpu_shared, 0, sizeof(IvfGpuShared));
 		SpinLockInit(&gpu_shared->mutex);
+		gpu_shared->worker_procno = -1;
+		for (i = 0; i < IVF_GPU_VERSIONS; i++)
+			pg_atomic_init_u64(&gpu_shared->versions[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -152,6 +234,16 @@ gpu_shmem_startup(void)
 void
 ivf_gpu_init(void)
 {
+	DefineCustomEnumVariable("ivf.gpu",
+							 "Whether batch search (ivf_search) goes to the GPU worker.",
+							 "on: always, when the worker is up; auto: batches of at least 64 queries; off: never.  Without a usable worker the CPU answers.",
+							 &ivf_gpu_mode,
+							 IVF_GPU_OFF,
+							 gpu_mode_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	/*
 	 * Server-start settings can only be defined then: without the preload
 	 * there is no worker, and the settings do not exist.
@@ -232,6 +324,97 @@ ivf_gpu_init(void)
 	}
 }
 
+/* ---------------------------------------------------------- messages */
+
+typedef enum IvfGpuMsgKind
+{
+	MSG_SEARCH,
+	MSG_UPLOAD_BEGIN,			/* centroids; answers a token */
+	MSG_UPLOAD_LISTS,			/* some lists' slots */
+	MSG_UPLOAD_END				/* the copy is complete at msg->version */
+} IvfGpuMsgKind;
+
+/*
+ * The head of a request segment; its payload follows at MSG_PAYLOAD:
+ *   SEARCH        queries [nq x dims] float, probes [nq x nprobe] int32,
+ *                 limits [nq x nprobe] int64; answer: distances [nq x k]
+ *                 float, ids [nq x k] int64
+ *   UPLOAD_BEGIN  centroids [nlists x dims] float
+ *   UPLOAD_LISTS  lists [nbatch] int32, counts [nbatch] int64, vectors
+ *                 [sum counts x dims] float, ids [sum counts] int64
+ */
+typedef struct IvfGpuMsg
+{
+	IvfGpuMsgKind kind;
+	Oid			db;
+	Oid			relfile;
+	uint64		version;
+	uint64		token;			/* of the upload in progress */
+	int32		metric;
+	int32		dims;
+	int32		nlists;
+	int32		nq;
+	int32		k;
+	int32		nprobe;
+	int32		nbatch;
+	char		error[256];
+} IvfGpuMsg;
+
+#define MSG_PAYLOAD(m) ((char *) (m) + MAXALIGN(sizeof(IvfGpuMsg)))
+#define ALIGN8(x) TYPEALIGN(8, (x))
+
+/* byte offsets of a SEARCH message's arrays, and its size */
+typedef struct SearchLayout
+{
+	Size		queries,
+				probes,
+				limits,
+				dist,
+				ids,
+				total;
+} SearchLayout;
+
+static SearchLayout
+search_layout(int nq, int dims, int nprobe, int k)
+{
+	SearchLayout l;
+	Size		at = MAXALIGN(sizeof(IvfGpuMsg));
+
+	l.queries = at;
+	at = ALIGN8(at + (Size) nq * dims * sizeof(float));
+	l.probes = at;
+	at = ALIGN8(at + (Size) nq * nprobe * sizeof(int32));
+	l.limits = at;
+	at = ALIGN8(at + (Size) nq * nprobe * sizeof(int64));
+	l.dist = at;
+	at = ALIGN8(at + (Size) nq * k * sizeof(float));
+	l.ids = at;
+	at = ALIGN8(at + (Size) nq * k * sizeof(int64));
+	l.total = at;
+	return l;
+}
+
+static uint32
+version_bucket(Oid db, Oid relfile)
+{
+	uint32		h = hash_combine(murmurhash32((uint32) db), murmurhash32((uint32) relfile));
+
+	return h % IVF_GPU_VERSIONS;
+}
+
+/*
+ * An index changed (insert, VACUUM): copies of it in the worker are stale
+ * from now on.  Called before the change can commit.
+ */
+void
+ivf_gpu_index_changed(Relation index)
+{
+	if (gpu_shared == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&gpu_shared->versions[version_bucket(MyDatabaseId,
+																  IvfRelFileNumber(index))], 1);
+}
+
 /* ------------------------------------------------------------ the worker */
 
 /* "$libdir/name" -> the full path, ".so" added when the name has none */
@@ -300,6 +483,318 @@ publish_failure(const char *detail)
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
+/* ------------------------------------------------- the worker's service */
+
+/* an index copy on the device */
+typedef struct Resident
+{
+	bool		used;
+	bool		complete;		/* every list uploaded for `version' */
+	Oid			db;
+	Oid			relfile;
+	uint64		version;
+	uint64		token;
+	uint64		last_used;
+	int			metric;
+	int			dims;
+	int			nlists;
+	IvfGpuIndex *index;
+} Resident;
+
+#define IVF_GPU_MAX_RESIDENT 64
+
+static Resident resident[IVF_GPU_MAX_RESIDENT];
+static uint64 use_clock = 0;
+static uint64 token_clock = 0;
+static const IvfGpuOps *w_ops = NULL;
+static IvfGpuContext *w_ctx = NULL;
+
+static Resident *
+find_resident(Oid db, Oid relfile)
+{
+	int			i;
+
+	for (i = 0; i < IVF_GPU_MAX_RESIDENT; i++)
+		if (resident[i].used && resident[i].db == db && resident[i].relfile == relfile)
+			return &resident[i];
+	return NULL;
+}
+
+static void
+drop_resident(Resident *r)
+{
+	if (r->index)
+		w_ops->index_free(r->index);
+	memset(r, 0, sizeof(Resident));
+}
+
+/* evict the least recently used copy other than keep; false if none */
+static bool
+evict_one(Resident *keep)
+{
+	Resident   *victim = NULL;
+	int			i;
+
+	for (i = 0; i < IVF_GPU_MAX_RESIDENT; i++)
+		if (resident[i].used && &resident[i] != keep &&
+			(victim == NULL || resident[i].last_used < victim->last_used))
+			victim = &resident[i];
+	if (victim == NULL)
+		return false;
+	elog(DEBUG1, "ivf gpu worker: evicting index %u/%u", victim->db, victim->relfile);
+	drop_resident(victim);
+	return true;
+}
+
+static void
+count_resident(void)
+{
+	int			i,
+				n = 0;
+
+	for (i = 0; i < IVF_GPU_MAX_RESIDENT; i++)
+		n += resident[i].used && resident[i].complete;
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->indexes_resident = n;
+	gpu_shared->memory_used = w_ops->memory_used(w_ctx);
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+static IvfGpuReply
+msg_error(IvfGpuMsg *m, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static IvfGpuReply
+msg_error(IvfGpuMsg *m, const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m->error, sizeof(m->error), fmt, ap);
+	va_end(ap);
+	return REPLY_ERROR;
+}
+
+static IvfGpuReply
+serve_upload_begin(IvfGpuMsg *m)
+{
+	Resident   *r = find_resident(m->db, m->relfile);
+	int			rc;
+	int			i;
+
+	/* the old copy goes first; its entry is then free for the new one */
+	if (r != NULL)
+		drop_resident(r);
+	for (i = 0; r == NULL && i < IVF_GPU_MAX_RESIDENT; i++)
+		if (!resident[i].used)
+			r = &resident[i];
+	if (r == NULL)
+	{
+		(void) evict_one(NULL);
+		for (i = 0; r == NULL && i < IVF_GPU_MAX_RESIDENT; i++)
+			if (!resident[i].used)
+				r = &resident[i];
+	}
+	for (;;)
+	{
+		IvfGpuIndex *index = NULL;
+
+		rc = w_ops->index_create(w_ctx, m->metric, m->dims, m->nlists,
+								 (const float *) MSG_PAYLOAD(m), &index);
+		if (rc == IVF_GPU_OK)
+		{
+			r->used = true;
+			r->complete = false;
+			r->db = m->db;
+			r->relfile = m->relfile;
+			r->version = m->version;
+			r->token = ++token_clock;
+			r->last_used = ++use_clock;
+			r->metric = m->metric;
+			r->dims = m->dims;
+			r->nlists = m->nlists;
+			r->index = index;
+			m->token = r->token;
+			return REPLY_OK;
+		}
+		if (rc != IVF_GPU_OUT_OF_MEMORY || !evict_one(r))
+			return msg_error(m, "index create: %s", w_ops->last_error());
+	}
+}
+
+static IvfGpuReply
+serve_upload_lists(IvfGpuMsg *m)
+{
+	Resident   *r = find_resident(m->db, m->relfile);
+	const int32 *lists = (const int32 *) MSG_PAYLOAD(m);
+	const int64 *counts;
+	const float *vecs;
+	const int64 *ids;
+	int64		total = 0;
+	int			b;
+
+	if (r == NULL || r->token != m->token)
+		return msg_error(m, "upload superseded");
+	counts = (const int64 *) ALIGN8((Size) (lists + m->nbatch));
+	for (b = 0; b < m->nbatch; b++)
+		total += counts[b];
+	vecs = (const float *) ALIGN8((Size) (counts + m->nbatch));
+	ids = (const int64 *) ALIGN8((Size) (vecs + (Size) total * r->dims));
+	for (b = 0; b < m->nbatch; b++)
+	{
+		for (;;)
+		{
+			int			rc = w_ops->index_set_list(r->index, lists[b], counts[b],
+												   vecs, (const long long *) ids);
+
+			if (rc == IVF_GPU_OK)
+				break;
+			if (rc != IVF_GPU_OUT_OF_MEMORY || !evict_one(r))
+			{
+				IvfGpuReply reply = msg_error(m, "list %d: %s", lists[b], w_ops->last_error());
+
+				drop_resident(r);
+				return reply;
+			}
+		}
+		vecs += (Size) counts[b] * r->dims;
+		ids += counts[b];
+	}
+	return REPLY_OK;
+}
+
+static IvfGpuReply
+serve_upload_end(IvfGpuMsg *m)
+{
+	Resident   *r = find_resident(m->db, m->relfile);
+
+	if (r == NULL || r->token != m->token)
+		return msg_error(m, "upload superseded");
+	r->complete = true;
+	return REPLY_OK;
+}
+
+static IvfGpuReply
+serve_search(IvfGpuMsg *m)
+{
+	Resident   *r = find_resident(m->db, m->relfile);
+	SearchLayout l;
+	int			rc;
+
+	if (r == NULL || !r->complete || r->version != m->version ||
+		r->metric != m->metric || r->dims != m->dims || r->nlists != m->nlists)
+		return REPLY_STALE;
+	if (w_ops->max_k > 0 && m->k > w_ops->max_k)
+		return msg_error(m, "k = %d is above the %s backend's %d", m->k,
+						 w_ops->backend, w_ops->max_k);
+	r->last_used = ++use_clock;
+	l = search_layout(m->nq, m->dims, m->nprobe, m->k);
+	rc = w_ops->search(r->index, m->nq, (const float *) ((char *) m + l.queries),
+					   m->nprobe, (const int *) ((char *) m + l.probes),
+					   (const long long *) ((char *) m + l.limits), m->k,
+					   (float *) ((char *) m + l.dist), (long long *) ((char *) m + l.ids));
+	if (rc != IVF_GPU_OK)
+		return msg_error(m, "search: %s", w_ops->last_error());
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->batches++;
+	gpu_shared->queries += m->nq;
+	SpinLockRelease(&gpu_shared->mutex);
+	return REPLY_OK;
+}
+
+/* Answer one request segment. */
+static IvfGpuReply
+serve(dsm_handle handle)
+{
+	dsm_segment *seg = dsm_attach(handle);
+	IvfGpuMsg  *m;
+	IvfGpuReply reply;
+	IvfGpuMsgKind kind;
+
+	if (seg == NULL)
+		return REPLY_ERROR;		/* its backend is gone already */
+	m = (IvfGpuMsg *) dsm_segment_address(seg);
+	m->error[0] = '\0';
+	kind = m->kind;
+	switch (kind)
+	{
+		case MSG_SEARCH:
+			reply = serve_search(m);
+			break;
+		case MSG_UPLOAD_BEGIN:
+			reply = serve_upload_begin(m);
+			break;
+		case MSG_UPLOAD_LISTS:
+			reply = serve_upload_lists(m);
+			break;
+		case MSG_UPLOAD_END:
+			reply = serve_upload_end(m);
+			break;
+		default:
+			reply = msg_error(m, "unknown request %d", (int) m->kind);
+	}
+	dsm_detach(seg);
+	if (kind != MSG_SEARCH)
+		count_resident();
+	return reply;
+}
+
+/* Take every submitted request, answer it, wake its backend. */
+static void
+serve_slots(void)
+{
+	int			i;
+
+	for (i = 0; i < IVF_GPU_SLOTS; i++)
+	{
+		IvfGpuSlot *slot = &gpu_shared->slots[i];
+		dsm_handle	handle;
+		IvfGpuReply reply;
+		int			owner;
+
+		SpinLockAcquire(&gpu_shared->mutex);
+		if (slot->state != SLOT_SUBMITTED)
+		{
+			SpinLockRelease(&gpu_shared->mutex);
+			continue;
+		}
+		slot->state = SLOT_RUNNING;
+		handle = slot->handle;
+		SpinLockRelease(&gpu_shared->mutex);
+
+		reply = (w_ops != NULL) ? serve(handle) : REPLY_ERROR;
+
+		SpinLockAcquire(&gpu_shared->mutex);
+		owner = slot->owner_procno;
+		if (slot->state == SLOT_ABANDONED)
+		{
+			slot->state = SLOT_FREE;
+			owner = -1;
+		}
+		else
+		{
+			slot->status = reply;
+			slot->state = SLOT_DONE;
+		}
+		SpinLockRelease(&gpu_shared->mutex);
+		if (owner >= 0)
+			SetLatch(&ProcGlobal->allProcs[owner].procLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * The worker is exiting (terminated, or an error): say so at once, so that
+ * backends answer on the CPU instead of waiting for the next start.
+ */
+static void
+worker_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->state = IVF_GPU_STATE_STOPPED;
+	gpu_shared->worker_procno = -1;
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
 void
 ivf_gpu_worker_main(Datum arg)
 {
@@ -316,11 +811,29 @@ ivf_gpu_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("ivf gpu worker");
+	before_shmem_exit(worker_exit, (Datum) 0);
 
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->worker_pid = MyProcPid;
+	gpu_shared->worker_procno = MyProc->pgprocno;
 	gpu_shared->state = IVF_GPU_STATE_STARTING;
 	gpu_shared->starts++;
+	/* requests a dead worker took are answered "error": their backends see
+	 * the new start and fall back (an abandoned one is simply freed) */
+	{
+		int			i;
+
+		for (i = 0; i < IVF_GPU_SLOTS; i++)
+		{
+			if (gpu_shared->slots[i].state == SLOT_RUNNING)
+			{
+				gpu_shared->slots[i].status = REPLY_ERROR;
+				gpu_shared->slots[i].state = SLOT_DONE;
+			}
+			else if (gpu_shared->slots[i].state == SLOT_ABANDONED)
+				gpu_shared->slots[i].state = SLOT_FREE;
+		}
+	}
 	gpu_shared->backend[0] = '\0';
 	gpu_shared->device[0] = '\0';
 	gpu_shared->detail[0] = '\0';
@@ -383,6 +896,8 @@ ivf_gpu_worker_main(Datum arg)
 		ereport(LOG,
 				(errmsg("ivf gpu worker ready: %s, %s", ops->backend,
 						info.name[0] ? info.name : "no device name")));
+		w_ops = ops;
+		w_ctx = ctx;
 	}
 
 	for (;;)
@@ -393,16 +908,344 @@ ivf_gpu_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		serve_slots();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		if (ops != NULL)
+	}
+}
+
+/* ---------------------------------------------------------- backends */
+
+/* upload messages stay under this size (dynamic shared memory may be small) */
+#define IVF_GPU_UPLOAD_BYTES ((Size) 32 * 1024 * 1024)
+
+static void
+count_fallback(const char *why)
+{
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->fallbacks++;
+	SpinLockRelease(&gpu_shared->mutex);
+	ereport(LOG,
+			(errmsg("ivf gpu: answering on the CPU: %s", why)));
+}
+
+/* Give up a slot: the worker frees one it is running when it is done. */
+static void
+release_slot(int i)
+{
+	IvfGpuSlot *slot = &gpu_shared->slots[i];
+
+	SpinLockAcquire(&gpu_shared->mutex);
+	if (slot->state == SLOT_RUNNING)
+		slot->state = SLOT_ABANDONED;
+	else if (slot->state != SLOT_ABANDONED)
+		slot->state = SLOT_FREE;
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/*
+ * Send one request segment to the worker and wait for its answer.  Returns
+ * the reply, or REPLY_ERROR with *why set when the worker could not be
+ * reached or went away.  Cancellation is honoured while waiting.
+ */
+static IvfGpuReply
+request(dsm_segment *seg, const char **why)
+{
+	IvfGpuMsg  *m = (IvfGpuMsg *) dsm_segment_address(seg);
+	int			i;
+	int			start;
+	int			procno;
+	IvfGpuReply reply = REPLY_ERROR;
+
+	SpinLockAcquire(&gpu_shared->mutex);
+	if (gpu_shared->state != IVF_GPU_STATE_READY || gpu_shared->worker_procno < 0)
+	{
+		SpinLockRelease(&gpu_shared->mutex);
+		*why = "the GPU worker is not ready";
+		return REPLY_ERROR;
+	}
+	for (i = 0; i < IVF_GPU_SLOTS; i++)
+		if (gpu_shared->slots[i].state == SLOT_FREE)
+			break;
+	if (i == IVF_GPU_SLOTS)
+	{
+		SpinLockRelease(&gpu_shared->mutex);
+		*why = "every GPU request slot is busy";
+		return REPLY_ERROR;
+	}
+	gpu_shared->slots[i].state = SLOT_SUBMITTED;
+	gpu_shared->slots[i].owner_procno = MyProc->pgprocno;
+	gpu_shared->slots[i].handle = dsm_segment_handle(seg);
+	gpu_shared->slots[i].worker_start = start = gpu_shared->starts;
+	procno = gpu_shared->worker_procno;
+	SpinLockRelease(&gpu_shared->mutex);
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+
+	PG_TRY();
+	{
+		for (;;)
 		{
+			bool		done;
+			bool		gone;
+
 			SpinLockAcquire(&gpu_shared->mutex);
-			gpu_shared->memory_used = ops->memory_used(ctx);
+			done = (gpu_shared->slots[i].state == SLOT_DONE);
+			if (done)
+				reply = gpu_shared->slots[i].status;
+			gone = (gpu_shared->starts != start ||
+					gpu_shared->state != IVF_GPU_STATE_READY);
 			SpinLockRelease(&gpu_shared->mutex);
+			if (done)
+				break;
+			if (gone)
+			{
+				*why = "the GPU worker restarted or stopped during the request";
+				reply = REPLY_ERROR;
+				break;
+			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 10L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
 		}
 	}
+	PG_CATCH();
+	{
+		release_slot(i);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	release_slot(i);
+	if (reply == REPLY_ERROR && m->error[0] != '\0')
+		*why = pstrdup(m->error);
+	else if (reply == REPLY_ERROR && *why == NULL)
+		*why = "the GPU worker could not answer";
+	return reply;
+}
+
+static dsm_segment *
+new_message(Size size, IvfGpuMsgKind kind, Relation index,
+			const IvfMetaPageData *meta, uint64 version)
+{
+	dsm_segment *seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	IvfGpuMsg  *m;
+
+	if (seg == NULL)
+		return NULL;
+	m = (IvfGpuMsg *) dsm_segment_address(seg);
+	memset(m, 0, sizeof(IvfGpuMsg));
+	m->kind = kind;
+	m->db = MyDatabaseId;
+	m->relfile = IvfRelFileNumber(index);
+	m->version = version;
+	m->metric = (meta->metric == IVF_METRIC_L2) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
+	m->dims = (int32) meta->dims;
+	m->nlists = (int32) meta->nlists;
+	return seg;
+}
+
+/*
+ * Upload the whole index at `version': its centroids, then its lists as
+ * read from its pages (every slot, in chain order), in messages of at most
+ * IVF_GPU_UPLOAD_BYTES (one list may exceed it alone).
+ */
+static bool
+upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
+	   uint64 version, const char **why)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivf gpu upload",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Size		cbytes = (Size) meta->nlists * meta->dims * sizeof(float);
+	dsm_segment *seg;
+	uint64		token;
+	uint32		l = 0;
+	bool		ok = false;
+
+	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)) + cbytes, MSG_UPLOAD_BEGIN,
+					  index, meta, version);
+	if (seg == NULL)
+	{
+		*why = "no dynamic shared memory segment for the upload";
+		goto done;
+	}
+	{
+		/* copied at once: the cache may be rebuilt by any invalidation */
+		IvfCache   *cache = ivf_get_cache(index);
+
+		memcpy(MSG_PAYLOAD(dsm_segment_address(seg)), cache->centroids, cbytes);
+	}
+	if (request(seg, why) != REPLY_OK)
+	{
+		dsm_detach(seg);
+		goto done;
+	}
+	token = ((IvfGpuMsg *) dsm_segment_address(seg))->token;
+	dsm_detach(seg);
+
+	while (l < meta->nlists)
+	{
+		int32	   *lists = palloc(sizeof(int32) * meta->nlists);
+		int64	   *counts = palloc(sizeof(int64) * meta->nlists);
+		float	  **vecs = palloc(sizeof(float *) * meta->nlists);
+		int64	  **ids = palloc(sizeof(int64 *) * meta->nlists);
+		int			nb = 0;
+		int64		total = 0;
+		Size		size;
+		char	   *p;
+		IvfGpuMsg  *m;
+		int			b;
+
+		/* as many lists as fit the message, at least one */
+		while (l < meta->nlists)
+		{
+			IvfListEntry e;
+
+			ivf_read_list_entry(index, meta, g, l, &e);
+			lists[nb] = (int32) l;
+			if (BlockNumberIsValid(e.head))
+				ivf_export_list(index, g, e.head, l, &vecs[nb], &ids[nb], &counts[nb]);
+			else
+			{
+				counts[nb] = 0;
+				vecs[nb] = NULL;
+				ids[nb] = NULL;
+			}
+			total += counts[nb];
+			nb++;
+			l++;
+			if ((Size) total * (meta->dims * sizeof(float) + sizeof(int64)) >
+				IVF_GPU_UPLOAD_BYTES)
+				break;
+		}
+		size = MAXALIGN(sizeof(IvfGpuMsg)) + ALIGN8(sizeof(int32) * nb) +
+			ALIGN8(sizeof(int64) * nb) + ALIGN8((Size) total * meta->dims * sizeof(float)) +
+			(Size) total * sizeof(int64);
+		seg = new_message(size, MSG_UPLOAD_LISTS, index, meta, version);
+		if (seg == NULL)
+		{
+			*why = "no dynamic shared memory segment for the upload";
+			goto done;
+		}
+		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m->token = token;
+		m->nbatch = nb;
+		p = MSG_PAYLOAD(m);
+		memcpy(p, lists, sizeof(int32) * nb);
+		p = (char *) ALIGN8((Size) (p + sizeof(int32) * nb));
+		memcpy(p, counts, sizeof(int64) * nb);
+		p = (char *) ALIGN8((Size) (p + sizeof(int64) * nb));
+		for (b = 0; b < nb; b++)
+		{
+			memcpy(p, vecs[b], (Size) counts[b] * meta->dims * sizeof(float));
+			p += (Size) counts[b] * meta->dims * sizeof(float);
+		}
+		p = (char *) ALIGN8((Size) p);
+		for (b = 0; b < nb; b++)
+		{
+			memcpy(p, ids[b], (Size) counts[b] * sizeof(int64));
+			p += (Size) counts[b] * sizeof(int64);
+		}
+		if (request(seg, why) != REPLY_OK)
+		{
+			dsm_detach(seg);
+			goto done;
+		}
+		dsm_detach(seg);
+		MemoryContextReset(cxt);
+	}
+
+	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)), MSG_UPLOAD_END, index, meta, version);
+	if (seg == NULL)
+	{
+		*why = "no dynamic shared memory segment for the upload";
+		goto done;
+	}
+	((IvfGpuMsg *) dsm_segment_address(seg))->token = token;
+	ok = (request(seg, why) == REPLY_OK);
+	dsm_detach(seg);
+
+done:
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return ok;
+}
+
+/*
+ * Batch search through the GPU worker: the k nearest of each query among
+ * the slots of its probed lists (probes[q * nprobe + i], at most limits[]
+ * slots of each), into dist/ids (nq x k, id -1 past the candidates).
+ * False when the CPU must answer: ivf.gpu off or auto with a small batch
+ * (quietly), or the worker cannot (a fallback, counted and logged).  The
+ * caller's snapshot must be taken already (see "Coherence" above).
+ */
+bool
+ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
+			   const IvfGeometry *g, int nq, const float *queries, int nprobe,
+			   const int32 *probes, const uint64 *limits, int k, float *dist,
+			   int64 *ids)
+{
+	const char *why = NULL;
+	uint64		version;
+	int			attempt;
+
+	if (ivf_gpu_mode == IVF_GPU_OFF || nq == 0)
+		return false;
+	if (ivf_gpu_mode == IVF_GPU_AUTO && nq < IVF_GPU_AUTO_MIN_QUERIES)
+		return false;
+	if (gpu_shared == NULL || !ivf_gpu_worker_enabled)
+	{
+		ereport(DEBUG1,
+				(errmsg("ivf gpu: no GPU worker (ivf in shared_preload_libraries and ivf.gpu_worker = on start one)")));
+		return false;
+	}
+
+	version = pg_atomic_read_u64(&gpu_shared->versions[version_bucket(MyDatabaseId,
+																	   IvfRelFileNumber(index))]);
+	for (attempt = 0; attempt < 2; attempt++)
+	{
+		SearchLayout l = search_layout(nq, (int) meta->dims, nprobe, k);
+		dsm_segment *seg = new_message(l.total, MSG_SEARCH, index, meta, version);
+		IvfGpuMsg  *m;
+		IvfGpuReply reply;
+		int64	   *lim;
+		Size		i;
+
+		if (seg == NULL)
+		{
+			why = "no dynamic shared memory segment for the request";
+			break;
+		}
+		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m->nq = nq;
+		m->k = k;
+		m->nprobe = nprobe;
+		memcpy((char *) m + l.queries, queries, (Size) nq * meta->dims * sizeof(float));
+		memcpy((char *) m + l.probes, probes, (Size) nq * nprobe * sizeof(int32));
+		lim = (int64 *) ((char *) m + l.limits);
+		for (i = 0; i < (Size) nq * nprobe; i++)
+			lim[i] = (limits[i] > (uint64) PG_INT64_MAX) ? PG_INT64_MAX : (int64) limits[i];
+		reply = request(seg, &why);
+		if (reply == REPLY_OK)
+		{
+			memcpy(dist, (char *) m + l.dist, (Size) nq * k * sizeof(float));
+			memcpy(ids, (char *) m + l.ids, (Size) nq * k * sizeof(int64));
+			dsm_detach(seg);
+			return true;
+		}
+		dsm_detach(seg);
+		if (reply != REPLY_STALE || attempt == 1)
+		{
+			if (reply == REPLY_STALE)
+				why = "the index changed during its upload";
+			break;
+		}
+		if (!upload(index, meta, g, version, &why))
+			break;
+	}
+	count_fallback(why ? why : "the GPU worker could not answer");
+	return false;
 }
 
 /* -------------------------------------------------------------- SQL */

@@ -410,7 +410,11 @@ ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	vec = ivf_prepare_vector(index, (IvfMetric) cache->meta.metric,
 							 cache->meta.dims, value, &skip);
 	if (!skip)
+	{
 		ivf_insert_vector(index, cache, vec, heap_tid);
+		/* before this can commit: GPU copies of the index are stale */
+		ivf_gpu_index_changed(index);
+	}
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);

@@ -293,6 +293,8 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 	ivf_read_meta(index, &meta);
 	ivf_meta_geometry(&meta, &g);
+	/* GPU copies of the index are stale from now on (and again at the end) */
+	ivf_gpu_index_changed(index);
 
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "ivfflat vacuum",
 								ALLOCSET_DEFAULT_SIZES);
@@ -351,6 +353,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
+	ivf_gpu_index_changed(index);
 	return stats;
 }
 

@@ -885,3 +885,96 @@ ivf_list_slots(Relation index, BlockNumber head)
 	}
 	return n;
 }
+
+/*
+ * Every slot of list 'list', in chain order, as the GPU worker keeps it:
+ * *vecs (n x dims floats) and *ids (ivf_tid_to_id, -1 for a slot whose
+ * TID is invalid, so that a limit counts slots exactly as ivf_scan_list
+ * does).  One group locked at a time, as a scan does; palloc'd in the
+ * current context.
+ */
+void
+ivf_export_list(Relation index, const IvfGeometry *g, BlockNumber head,
+				uint32 list, float **vecs, int64 **ids, int64 *n)
+{
+	uint64		cap = ivf_list_slots(index, head);
+	uint64		at = 0;
+	BlockNumber blkno = head;
+	Size		dbytes = sizeof(float) * g->dims;
+
+	*vecs = palloc_extended(Max(cap, 1) * dbytes, MCXT_ALLOC_HUGE);
+	*ids = palloc_extended(Max(cap, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf = read_group_head(index, g, blkno, list);
+		Page		page = BufferGetPage(buf);
+		IvfPageOpaque opaque = IvfPageGetOpaqueAt(page);
+		ItemPointerData *tids = ivf_head_tids(page, g);
+		uint32		nvec = opaque->nvec;
+		uint32		i;
+
+		CHECK_FOR_INTERRUPTS();
+		/* inserts may have added slots since the count: grow */
+		if (at + nvec > cap)
+		{
+			cap = Max(cap * 2, at + nvec);
+			*vecs = repalloc_huge(*vecs, cap * dbytes);
+			*ids = repalloc_huge(*ids, cap * sizeof(int64));
+		}
+		for (i = 0; i < nvec; i++)
+			(*ids)[at + i] = ItemPointerIsValid(&tids[i]) ?
+				ivf_tid_to_id(&tids[i]) : -1;
+		if (g->codes)
+		{
+			uint32		nf = (nvec + g->floats_per_page - 1) / g->floats_per_page;
+			uint32		f;
+
+			for (f = 0; f < nf; f++)
+			{
+				Buffer		fbuf = read_float_page(index, g, page, f);
+				uint32		first = f * g->floats_per_page;
+				uint32		last = Min(nvec, first + g->floats_per_page);
+
+				for (i = first; i < last; i++)
+					memcpy(*vecs + (at + i) * g->dims,
+						   ivf_slot_floats(BufferGetPage(fbuf), g, i), dbytes);
+				UnlockReleaseBuffer(fbuf);
+			}
+		}
+		else
+		{
+			uint32		s;
+
+			for (s = 0; s < g->nsegments; s++)
+			{
+				Buffer		sbuf = InvalidBuffer;
+				const float *src;
+				uint32		sd = ivf_seg_dims(g, s);
+
+				if (s == 0)
+					src = ivf_page_floats(page, g, true);
+				else
+				{
+					sbuf = ivf_read_buffer(index, ivf_head_segblocks(page)[s - 1]);
+					LockBuffer(sbuf, BUFFER_LOCK_SHARE);
+					if ((IvfPageGetOpaque(BufferGetPage(sbuf))->flags & IVF_PAGE_SEGMENT) == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INDEX_CORRUPTED),
+								 errmsg("index \"%s\": block %u is not a segment page",
+										RelationGetRelationName(index),
+										BufferGetBlockNumber(sbuf))));
+					src = ivf_page_floats(BufferGetPage(sbuf), g, false);
+				}
+				for (i = 0; i < nvec; i++)
+					memcpy(*vecs + (at + i) * g->dims + (Size) s * g->seg_dims,
+						   src + (Size) i * g->seg_dims, sizeof(float) * sd);
+				if (BufferIsValid(sbuf))
+					UnlockReleaseBuffer(sbuf);
+			}
+		}
+		at += nvec;
+		blkno = opaque->next;
+		UnlockReleaseBuffer(buf);
+	}
+	*n = (int64) at;
+}

@@ -22,6 +22,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IvfTest;
 
+my $log_offset;
+
 my $node = PostgreSQL::Test::Cluster->new('gpu_worker');
 $node->init;
 $node->append_conf(
@@ -71,6 +73,77 @@ is( $node->safe_psql('postgres',
 	'ivf gpu worker', 'listed in pg_stat_activity');
 query_ok('worker up');
 
+# Batch search through the worker gives exactly the CPU's answer: every
+# metric, max_codes cutting lists, both CPU paths, after inserts (found at
+# once: the copy is refreshed) and after DELETE + VACUUM.
+$node->safe_psql('postgres', q{
+CREATE TABLE b (id int, v vector(16));
+INSERT INTO b SELECT i, (SELECT array_agg(((i * 31 + j * 17) % 101) / 9.0 + (i % 7) * 4)::real[]
+	FROM generate_series(1, 16) j)::vector FROM generate_series(1, 4000) i;
+CREATE TABLE qs (id int, v vector(16));
+INSERT INTO qs SELECT i, (SELECT array_agg(((i * 13 + j * 29) % 89) / 7.0 + (i % 5) * 4 + 0.37)::real[]
+	FROM generate_series(1, 16) j)::vector FROM generate_series(1, 120) i;
+CREATE INDEX b_l2 ON b USING ivfflat (v vector_l2_ops) WITH (lists = 20);
+CREATE INDEX b_ip ON b USING ivfflat (v vector_ip_ops) WITH (lists = 20);
+CREATE INDEX b_cos ON b USING ivfflat (v vector_cosine_ops) WITH (lists = 20);
+CREATE FUNCTION run(idx text, gpu text, extra text DEFAULT '') RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+	PERFORM set_config('ivf.gpu', gpu, true);
+	IF extra <> '' THEN EXECUTE extra; END IF;
+	SELECT string_agg(query || ':' || rank || ':' || tid::text || ':' || distance::text, ' '
+	                  ORDER BY query, rank)
+	INTO r
+	FROM ivf_search(idx::regclass, (SELECT array_agg(v ORDER BY id) FROM qs), 10, 4);
+	RETURN r;
+END $$;
+});
+
+sub same
+{
+	my ($idx, $extra, $what) = @_;
+	$extra //= '';
+	my $e = $extra eq '' ? "''" : "\$\$$extra\$\$";
+	my $cpu = $node->safe_psql('postgres', "SELECT run('$idx', 'off', $e)");
+	my $gpu = $node->safe_psql('postgres', "SELECT run('$idx', 'on', $e)");
+	ok($cpu ne '' && $cpu eq $gpu, "$what: same rows, order and distances");
+}
+
+sub gpu_counters
+{
+	my ($b, $q, $f, $r) = split /\|/, $node->safe_psql('postgres',
+		'SELECT batches, queries, fallbacks, indexes_resident FROM ivf_gpu_stats');
+	return ($b, $q, $f, $r);
+}
+
+same('b_l2', '', 'l2');
+my ($batches, $queries, $fallbacks, $res) = gpu_counters();
+ok($batches >= 1 && $queries >= 120, "the worker answered ($batches batches, $queries queries)");
+is($fallbacks, 0, 'no fallback');
+is($res, 1, 'one index resident');
+same('b_ip', '', 'inner product');
+same('b_cos', '', 'cosine');
+same('b_l2', 'SET LOCAL ivf.max_codes = 150', 'max_codes cuts lists');
+same('b_l2', 'SET LOCAL ivf.search_mode = csr', 'against the csr path');
+same('b_l2', 'SET LOCAL ivf.search_mode = matrix', 'against the matrix path');
+is($node->safe_psql('postgres', 'SELECT indexes_resident FROM ivf_gpu_stats'), '3',
+	'three indexes resident');
+
+# rows inserted after the upload, each equal to a query: found at once,
+# first (distance 0)
+$node->safe_psql('postgres', q{INSERT INTO b SELECT 10000 + id, v FROM qs});
+same('b_l2', '', 'after inserts');
+is( $node->safe_psql('postgres', q{
+		SET ivf.gpu = on;
+		SELECT count(*) FROM ivf_search('b_l2', (SELECT array_agg(v ORDER BY id) FROM qs), 1, 4) s
+		JOIN b ON b.ctid = s.tid WHERE b.id = 10000 + s.query AND s.distance = 0}),
+	'120', 'every inserted row is its query\'s nearest');
+$node->safe_psql('postgres', 'DELETE FROM b WHERE id % 5 = 0; VACUUM b');
+same('b_l2', '', 'after DELETE and VACUUM');
+same('b_cos', '', 'cosine after VACUUM');
+(undef, undef, $fallbacks) = gpu_counters();
+is($fallbacks, 0, 'still no fallback');
+
 # terminated: the postmaster starts it again
 my $old = $s->{pid};
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
@@ -79,6 +152,22 @@ ok( IvfTest::poll_until(
 	'a terminated worker is started again');
 is(stats()->{starts}, 2, 'a second start');
 query_ok('after the restart');
+same('b_l2', '', 'after the restart (the new worker loads the index again)');
+
+# no worker: the CPU answers, with a fallback counted and logged
+(undef, undef, $fallbacks) = gpu_counters();
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(worker_pid) FROM ivf_gpu_stats;
+	SELECT pg_sleep(0.05);});
+my $gpu_now = $node->safe_psql('postgres', "SELECT run('b_l2', 'on')");
+is($gpu_now, $node->safe_psql('postgres', "SELECT run('b_l2', 'off')"),
+	'worker gone: the CPU answers the same');
+ok(IvfTest::poll_until(sub { stats()->{state} eq 'ready' }, 30), 'back again');
+my (undef, undef, $f2) = gpu_counters();
+is($f2, $fallbacks + 1, 'the fallback is counted');
+ok($node->log_contains(qr/ivf gpu: answering on the CPU: the GPU worker is not ready/, $log_offset),
+	'and logged with the reason');
 
 # kill -9: the postmaster treats it as a crash (every backend restarts,
 # shared memory is set up again) and the worker comes back
@@ -99,7 +188,7 @@ $node->append_conf('postgresql.conf', qq{
 ivf.gpu_backend = auto
 ivf.gpu_library = '/nonexistent/ivf_gpu'
 });
-my $log_offset = -s $node->logfile;
+$log_offset = -s $node->logfile;
 $node->restart;
 ok( IvfTest::poll_until(sub { stats()->{state} eq 'ready' }, 30),
 	'auto: ready');
