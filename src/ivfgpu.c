@@ -178,6 +178,8 @@ static int	ivf_gpu_backend_choice = IVF_GPU_BACKEND_AUTO;
 static char *ivf_gpu_library = NULL;
 static int	ivf_gpu_device = 0;
 static int	ivf_gpu_memory_limit_mb = 0;
+static int	ivf_gpu_batch_window = 100;	/* microseconds */
+static int	ivf_gpu_max_batch = 4096;	/* queries */
 
 static IvfGpuShared *gpu_shared = NULL;
 static bool gpu_preloaded = false;
@@ -283,6 +285,22 @@ ivf_gpu_init(void)
 							&ivf_gpu_device,
 							0, 0, 64,
 							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("ivf.gpu_batch_window",
+							"How long the GPU worker waits for more searches to merge into one batch.",
+							"Searches from any backend that arrive within this many microseconds of the first, up to ivf.gpu_max_batch queries, are answered by one search on the device.",
+							&ivf_gpu_batch_window,
+							100, 0, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("ivf.gpu_max_batch",
+							"Queries after which the GPU worker stops waiting for more to batch.",
+							NULL,
+							&ivf_gpu_max_batch,
+							4096, 1, INT_MAX,
+							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("ivf.gpu_memory_limit",
@@ -673,83 +691,28 @@ serve_upload_end(IvfGpuMsg *m)
 	return REPLY_OK;
 }
 
-static IvfGpuReply
-serve_search(IvfGpuMsg *m)
+/* a request taken from its slot, its segment mapped */
+typedef struct Pending
 {
-	Resident   *r = find_resident(m->db, m->relfile);
-	SearchLayout l;
-	int			rc;
-
-	if (r == NULL || !r->complete || r->version != m->version ||
-		r->metric != m->metric || r->dims != m->dims || r->nlists != m->nlists)
-		return REPLY_STALE;
-	if (w_ops->max_k > 0 && m->k > w_ops->max_k)
-		return msg_error(m, "k = %d is above the %s backend's %d", m->k,
-						 w_ops->backend, w_ops->max_k);
-	r->last_used = ++use_clock;
-	l = search_layout(m->nq, m->dims, m->nprobe, m->k);
-	rc = w_ops->search(r->index, m->nq, (const float *) ((char *) m + l.queries),
-					   m->nprobe, (const int *) ((char *) m + l.probes),
-					   (const long long *) ((char *) m + l.limits), m->k,
-					   (float *) ((char *) m + l.dist), (long long *) ((char *) m + l.ids));
-	if (rc != IVF_GPU_OK)
-		return msg_error(m, "search: %s", w_ops->last_error());
-	SpinLockAcquire(&gpu_shared->mutex);
-	gpu_shared->batches++;
-	gpu_shared->queries += m->nq;
-	SpinLockRelease(&gpu_shared->mutex);
-	return REPLY_OK;
-}
-
-/* Answer one request segment. */
-static IvfGpuReply
-serve(dsm_handle handle)
-{
-	dsm_segment *seg = dsm_attach(handle);
+	int			slot;
+	dsm_segment *seg;			/* NULL: the backend is gone */
 	IvfGpuMsg  *m;
 	IvfGpuReply reply;
-	IvfGpuMsgKind kind;
+	bool		answered;
+} Pending;
 
-	if (seg == NULL)
-		return REPLY_ERROR;		/* its backend is gone already */
-	m = (IvfGpuMsg *) dsm_segment_address(seg);
-	m->error[0] = '\0';
-	kind = m->kind;
-	switch (kind)
-	{
-		case MSG_SEARCH:
-			reply = serve_search(m);
-			break;
-		case MSG_UPLOAD_BEGIN:
-			reply = serve_upload_begin(m);
-			break;
-		case MSG_UPLOAD_LISTS:
-			reply = serve_upload_lists(m);
-			break;
-		case MSG_UPLOAD_END:
-			reply = serve_upload_end(m);
-			break;
-		default:
-			reply = msg_error(m, "unknown request %d", (int) m->kind);
-	}
-	dsm_detach(seg);
-	if (kind != MSG_SEARCH)
-		count_resident();
-	return reply;
-}
-
-/* Take every submitted request, answer it, wake its backend. */
-static void
-serve_slots(void)
+/* Take every submitted request; returns the queries among them. */
+static int
+take_submitted(Pending *pend, int *np)
 {
+	int			queries = 0;
 	int			i;
 
 	for (i = 0; i < IVF_GPU_SLOTS; i++)
 	{
 		IvfGpuSlot *slot = &gpu_shared->slots[i];
 		dsm_handle	handle;
-		IvfGpuReply reply;
-		int			owner;
+		Pending    *p;
 
 		SpinLockAcquire(&gpu_shared->mutex);
 		if (slot->state != SLOT_SUBMITTED)
@@ -761,8 +724,224 @@ serve_slots(void)
 		handle = slot->handle;
 		SpinLockRelease(&gpu_shared->mutex);
 
-		reply = (w_ops != NULL) ? serve(handle) : REPLY_ERROR;
+		p = &pend[(*np)++];
+		memset(p, 0, sizeof(Pending));
+		p->slot = i;
+		p->seg = dsm_attach(handle);
+		if (p->seg == NULL)
+		{
+			p->reply = REPLY_ERROR;
+			p->answered = true;
+			continue;
+		}
+		p->m = (IvfGpuMsg *) dsm_segment_address(p->seg);
+		p->m->error[0] = '\0';
+		if (p->m->kind == MSG_SEARCH)
+			queries += p->m->nq;
+	}
+	return queries;
+}
 
+/*
+ * One search for several requests on the same copy: their queries
+ * concatenated, probes padded with -1 to the widest, k the largest (each
+ * request keeps the first k of its rows: the same rows, in order).
+ */
+static void
+serve_search_group(Resident *r, Pending **group, int ng)
+{
+	int			nq = 0,
+				nprobe = 0,
+				k = 0;
+	int			g;
+	float	   *q;
+	int		   *probes;
+	long long  *limits;
+	float	   *dist;
+	long long  *ids;
+	int			at = 0;
+	int			rc;
+
+	for (g = 0; g < ng; g++)
+	{
+		nq += group[g]->m->nq;
+		nprobe = Max(nprobe, group[g]->m->nprobe);
+		k = Max(k, group[g]->m->k);
+	}
+	q = palloc_extended(sizeof(float) * (Size) nq * r->dims, MCXT_ALLOC_HUGE);
+	probes = palloc_extended(sizeof(int) * (Size) nq * Max(nprobe, 1), MCXT_ALLOC_HUGE);
+	limits = palloc_extended(sizeof(long long) * (Size) nq * Max(nprobe, 1), MCXT_ALLOC_HUGE);
+	dist = palloc_extended(sizeof(float) * (Size) nq * k, MCXT_ALLOC_HUGE);
+	ids = palloc_extended(sizeof(long long) * (Size) nq * k, MCXT_ALLOC_HUGE);
+	for (g = 0; g < ng; g++)
+	{
+		IvfGpuMsg  *m = group[g]->m;
+		SearchLayout l = search_layout(m->nq, m->dims, m->nprobe, m->k);
+		int			i,
+					j;
+
+		memcpy(q + (Size) at * r->dims, (char *) m + l.queries,
+			   sizeof(float) * (Size) m->nq * m->dims);
+		for (i = 0; i < m->nq; i++)
+			for (j = 0; j < nprobe; j++)
+			{
+				Size		to = (Size) (at + i) * nprobe + j;
+				Size		from = (Size) i * m->nprobe + j;
+
+				probes[to] = j < m->nprobe ? ((int32 *) ((char *) m + l.probes))[from] : -1;
+				limits[to] = j < m->nprobe ? ((int64 *) ((char *) m + l.limits))[from] : 0;
+			}
+		at += m->nq;
+	}
+	rc = w_ops->search(r->index, nq, q, nprobe, probes, limits, k, dist, ids);
+	at = 0;
+	for (g = 0; g < ng; g++)
+	{
+		IvfGpuMsg  *m = group[g]->m;
+		SearchLayout l = search_layout(m->nq, m->dims, m->nprobe, m->k);
+		int			i;
+
+		group[g]->answered = true;
+		if (rc != IVF_GPU_OK)
+		{
+			group[g]->reply = msg_error(m, "search: %s", w_ops->last_error());
+			continue;
+		}
+		for (i = 0; i < m->nq; i++)
+		{
+			memcpy((char *) m + l.dist + sizeof(float) * (Size) i * m->k,
+				   dist + (Size) (at + i) * k, sizeof(float) * m->k);
+			memcpy((char *) m + l.ids + sizeof(int64) * (Size) i * m->k,
+				   ids + (Size) (at + i) * k, sizeof(int64) * m->k);
+		}
+		group[g]->reply = REPLY_OK;
+		at += m->nq;
+	}
+	if (rc == IVF_GPU_OK)
+	{
+		SpinLockAcquire(&gpu_shared->mutex);
+		gpu_shared->batches++;
+		gpu_shared->queries += nq;
+		SpinLockRelease(&gpu_shared->mutex);
+	}
+	pfree(q);
+	pfree(probes);
+	pfree(limits);
+	pfree(dist);
+	pfree(ids);
+}
+
+/*
+ * Answer every submitted request.  Searches that arrive within
+ * ivf.gpu_batch_window of the first, up to ivf.gpu_max_batch queries, are
+ * merged per index copy into one search (dynamic batching across
+ * backends); uploads are served first, in arrival order.
+ */
+static void
+serve_slots(MemoryContext cxt)
+{
+	Pending		pend[IVF_GPU_SLOTS];
+	Pending    *group[IVF_GPU_SLOTS];
+	int			np = 0;
+	int			queries;
+	int			i;
+	bool		uploads = false;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	queries = take_submitted(pend, &np);
+	if (np == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	if (queries > 0 && ivf_gpu_batch_window > 0 && queries < ivf_gpu_max_batch)
+	{
+		TimestampTz end = GetCurrentTimestamp() + ivf_gpu_batch_window;
+
+		while (GetCurrentTimestamp() < end && queries < ivf_gpu_max_batch &&
+			   np < IVF_GPU_SLOTS)
+		{
+			pg_usleep(Min(50L, (long) ivf_gpu_batch_window));
+			queries += take_submitted(pend, &np);
+		}
+	}
+
+	for (i = 0; i < np; i++)
+	{
+		IvfGpuMsg  *m = pend[i].m;
+
+		if (pend[i].answered || m->kind == MSG_SEARCH)
+			continue;
+		pend[i].answered = true;
+		uploads = true;
+		if (w_ops == NULL)
+			pend[i].reply = msg_error(m, "no usable GPU implementation");
+		else if (m->kind == MSG_UPLOAD_BEGIN)
+			pend[i].reply = serve_upload_begin(m);
+		else if (m->kind == MSG_UPLOAD_LISTS)
+			pend[i].reply = serve_upload_lists(m);
+		else if (m->kind == MSG_UPLOAD_END)
+			pend[i].reply = serve_upload_end(m);
+		else
+			pend[i].reply = msg_error(m, "unknown request %d", (int) m->kind);
+	}
+	if (uploads)
+		count_resident();
+
+	for (i = 0; i < np; i++)
+	{
+		IvfGpuMsg  *m = pend[i].m;
+		Resident   *r;
+		int			ng = 0;
+		int			j;
+
+		if (pend[i].answered)
+			continue;
+		r = w_ops ? find_resident(m->db, m->relfile) : NULL;
+		if (w_ops == NULL)
+		{
+			pend[i].reply = msg_error(m, "no usable GPU implementation");
+			pend[i].answered = true;
+			continue;
+		}
+		if (r == NULL || !r->complete || r->version != m->version ||
+			r->metric != m->metric || r->dims != m->dims || r->nlists != m->nlists)
+		{
+			pend[i].reply = REPLY_STALE;
+			pend[i].answered = true;
+			continue;
+		}
+		if (w_ops->max_k > 0 && m->k > w_ops->max_k)
+		{
+			pend[i].reply = msg_error(m, "k = %d is above the %s backend's %d", m->k,
+									  w_ops->backend, w_ops->max_k);
+			pend[i].answered = true;
+			continue;
+		}
+		/* this request and every later one on the same copy */
+		for (j = i; j < np; j++)
+		{
+			IvfGpuMsg  *o = pend[j].m;
+
+			if (!pend[j].answered && o->kind == MSG_SEARCH && o->db == m->db &&
+				o->relfile == m->relfile && o->version == m->version &&
+				o->metric == m->metric && o->dims == m->dims &&
+				o->nlists == m->nlists &&
+				(w_ops->max_k == 0 || o->k <= w_ops->max_k))
+				group[ng++] = &pend[j];
+		}
+		r->last_used = ++use_clock;
+		serve_search_group(r, group, ng);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	for (i = 0; i < np; i++)
+	{
+		IvfGpuSlot *slot = &gpu_shared->slots[pend[i].slot];
+		int			owner;
+
+		if (pend[i].seg)
+			dsm_detach(pend[i].seg);
 		SpinLockAcquire(&gpu_shared->mutex);
 		owner = slot->owner_procno;
 		if (slot->state == SLOT_ABANDONED)
@@ -772,14 +951,15 @@ serve_slots(void)
 		}
 		else
 		{
-			slot->status = reply;
+			slot->status = pend[i].reply;
 			slot->state = SLOT_DONE;
 		}
 		SpinLockRelease(&gpu_shared->mutex);
 		if (owner >= 0)
 			SetLatch(&ProcGlobal->allProcs[owner].procLatch);
-		CHECK_FOR_INTERRUPTS();
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(cxt);
 }
 
 /*
@@ -805,6 +985,7 @@ ivf_gpu_worker_main(Datum arg)
 	char	   *detail;
 	int			device = ivf_gpu_device;
 	int			rc;
+	MemoryContext serve_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -843,6 +1024,8 @@ ivf_gpu_worker_main(Datum arg)
 
 	/* one BLAS thread: the worker must not fight the backends for cores */
 	ivf_blas_set_threads(1);
+	serve_cxt = AllocSetContextCreate(TopMemoryContext, "ivf gpu worker requests",
+									  ALLOCSET_DEFAULT_SIZES);
 
 	if (ivf_gpu_backend_choice != IVF_GPU_BACKEND_CPU)
 	{
@@ -908,7 +1091,7 @@ ivf_gpu_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		serve_slots();
+		serve_slots(serve_cxt);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -129,6 +129,37 @@ same('b_l2', 'SET LOCAL ivf.search_mode = matrix', 'against the matrix path');
 is($node->safe_psql('postgres', 'SELECT indexes_resident FROM ivf_gpu_stats'), '3',
 	'three indexes resident');
 
+# dynamic batching: concurrent backends' searches merged by the worker,
+# each still answered exactly as the CPU answers it
+$node->safe_psql('postgres', q{
+CREATE FUNCTION check_same(idx text, lo int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE a text; b text;
+BEGIN
+	PERFORM set_config('ivf.gpu', 'off', true);
+	SELECT string_agg(query || ':' || rank || ':' || tid::text || ':' || distance::text, ' ' ORDER BY query, rank)
+	INTO a FROM ivf_search(idx::regclass, (SELECT array_agg(v ORDER BY id) FROM qs WHERE id BETWEEN lo AND lo + 7), 10, 4);
+	PERFORM set_config('ivf.gpu', 'on', true);
+	SELECT string_agg(query || ':' || rank || ':' || tid::text || ':' || distance::text, ' ' ORDER BY query, rank)
+	INTO b FROM ivf_search(idx::regclass, (SELECT array_agg(v ORDER BY id) FROM qs WHERE id BETWEEN lo AND lo + 7), 10, 4);
+	IF a IS DISTINCT FROM b THEN
+		RAISE EXCEPTION 'worker and CPU differ for queries % to %', lo, lo + 7;
+	END IF;
+END $$;
+ALTER SYSTEM SET ivf.gpu_batch_window = 20000;
+SELECT pg_reload_conf();
+});
+sleep 1;
+my ($b0, $q0) = gpu_counters();
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+my $pgb = IvfTest::start_pgbench($node, $tmp, 'batching', '-c 8 -j 4 -t 15',
+	{ same => [1, "\\set lo random(1, 110)\nSELECT check_same('b_l2', :lo);\n"] }, 120);
+IvfTest::check_pgbench('8 clients through the worker', IvfTest::finish_pgbench($pgb));
+my ($b1, $q1) = gpu_counters();
+my $mean = ($b1 > $b0) ? ($q1 - $q0) / ($b1 - $b0) : 0;
+is($q1 - $q0, 8 * 15 * 8, 'every query went through the worker');
+cmp_ok($mean, '>', 8, "requests from several backends were merged (mean batch $mean queries)");
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET ivf.gpu_batch_window; SELECT pg_reload_conf();');
+
 # rows inserted after the upload, each equal to a query: found at once,
 # first (distance 0)
 $node->safe_psql('postgres', q{INSERT INTO b SELECT 10000 + id, v FROM qs});
