@@ -332,3 +332,8 @@ CREATE FUNCTION ivf_gpu_stats(OUT state text, OUT worker_pid int,
 	OUT queries bigint, OUT fallbacks bigint, OUT starts int, OUT detail text)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 CREATE VIEW ivf_gpu_stats AS SELECT * FROM ivf_gpu_stats();
+
+-- Upload an index to the GPU worker now (the first search through the
+-- worker does it otherwise); true when the worker holds it.
+CREATE FUNCTION ivf_gpu_load(index regclass) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

@@ -62,6 +62,8 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "common/hashfn.h"
+#include "access/genam.h"
+#include "access/table.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -1432,6 +1434,41 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 }
 
 /* -------------------------------------------------------------- SQL */
+
+/*
+ * ivf_gpu_load(index): upload the index to the GPU worker now (else the
+ * first search does).  True when the worker holds it at its current
+ * version; false, with a NOTICE saying why, when it could not.
+ */
+PG_FUNCTION_INFO_V1(ivf_gpu_load);
+Datum
+ivf_gpu_load(PG_FUNCTION_ARGS)
+{
+	Relation	heap;
+	Relation	index = ivf_open_for_user(PG_GETARG_OID(0), &heap);
+	IvfCache   *cache = ivf_get_cache(index);
+	IvfMetaPageData meta = cache->meta;
+	IvfGeometry g = cache->geo;
+	const char *why = NULL;
+	bool		ok = false;
+
+	if (gpu_shared == NULL || !ivf_gpu_worker_enabled)
+		why = "there is no GPU worker (ivf in shared_preload_libraries and ivf.gpu_worker = on start one)";
+	else
+		ok = upload(index, &meta, &g,
+					pg_atomic_read_u64(&gpu_shared->versions[version_bucket(MyDatabaseId,
+																			 IvfRelFileNumber(index))]),
+					&why);
+	if (!ok)
+		ereport(NOTICE,
+				(errmsg("index \"%s\" was not loaded to the GPU worker: %s",
+						RelationGetRelationName(index), why ? why : "unknown reason")));
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	PG_RETURN_BOOL(ok);
+}
+
+
 
 /*
  * ivf_gpu_stats(): one row, the worker as it published itself.  Without

@@ -183,6 +183,13 @@ ok( IvfTest::poll_until(
 	'a terminated worker is started again');
 is(stats()->{starts}, 2, 'a second start');
 query_ok('after the restart');
+is($node->safe_psql('postgres', 'SELECT indexes_resident FROM ivf_gpu_stats'), '0',
+	'a new worker holds no index');
+is($node->safe_psql('postgres', "SELECT ivf_gpu_load('b_l2')"), 't', 'ivf_gpu_load');
+is($node->safe_psql('postgres', 'SELECT indexes_resident FROM ivf_gpu_stats'), '1',
+	'the index is resident before any search');
+my $used = $node->safe_psql('postgres', 'SELECT memory_used FROM ivf_gpu_stats');
+cmp_ok($used, '>', 3000 * 16 * 4, "and its vectors count in memory_used ($used bytes)");
 same('b_l2', '', 'after the restart (the new worker loads the index again)');
 
 # no worker: the CPU answers, with a fallback counted and logged
