@@ -212,20 +212,8 @@ ivf_ref_row_lo_pass(const float *row, const float *q, float p, float e,
 	size_t		c = 0;
 
 	for (j = 0; j < n; j++)
-	{
-		float		lo;
-
-		if (ip)
-		{
-			float		t = p * q[j];
-
-			lo = row[j] - (t + e);
-		}
-		else
-			lo = (p + q[j]) + row[j];
-		if (!(lo > thr))
+		if (!(ivf_row_lo(row[j], q[j], p, e, ip) > thr))
 			idx[c++] = (uint32_t) j;
-	}
 	return c;
 }
 

@@ -143,6 +143,23 @@ extern void ivf_ref_norm_sq_block(const float *x, size_t n, size_t d,
 extern void ivf_ref_sq8_l2_bounds(float *raw, const float *err,
 								  const float *cn, size_t n, float asq,
 								  float g, float k, float mag);
+/*
+ * The lower bound row_lo_pass tests, in the one order every level
+ * evaluates it (callers re-testing a candidate use this too, so that they
+ * round alike).
+ */
+static inline float
+ivf_row_lo(float row_j, float q_j, float p, float e, int ip)
+{
+	if (ip)
+	{
+		float		t = p * q_j;
+
+		return row_j - (t + e);
+	}
+	return (p + q_j) + row_j;
+}
+
 extern float ivf_ref_row_min_hi(const float *row, const float *q, float p,
 								size_t n, float m);
 extern float ivf_ref_row_min_hi_ip(const float *row, const float *q, float p,

@@ -329,18 +329,10 @@ row_rerank(const float *row, const float *ch, const float *cl, float xh,
 	for (i = 0; i < ncand; i++)
 	{
 		size_t		j = cand[i];
-		float		lo;
 		float		v;
 
-		if (ip)
-		{
-			float		t = xh * ch[j];
-
-			lo = row[j] - (t + eta);
-		}
-		else
-			lo = (xl + cl[j]) + row[j];
-		if (lo > thr)
+		if (ip ? ivf_row_lo(row[j], ch[j], xh, eta, 1) > thr :
+			ivf_row_lo(row[j], cl[j], xl, 0.0f, 0) > thr)
 			continue;
 		v = pair_dist(xi, c + (c0 + j) * d, d, metric);
 		if (bj < 0 || v < bd)
