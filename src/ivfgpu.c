@@ -1102,8 +1102,13 @@ ivf_gpu_worker_main(Datum arg)
 
 /* ---------------------------------------------------------- backends */
 
-/* upload messages stay under this size (dynamic shared memory may be small) */
+/*
+ * Messages stay under these sizes: dynamic shared memory may be small
+ * (/dev/shm in containers), and a segment that cannot be created is an
+ * error, not a fallback.  Larger searches are answered on the CPU.
+ */
 #define IVF_GPU_UPLOAD_BYTES ((Size) 32 * 1024 * 1024)
+#define IVF_GPU_SEARCH_BYTES ((Size) 256 * 1024 * 1024)
 
 static void
 count_fallback(const char *why)
@@ -1391,12 +1396,18 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 	for (attempt = 0; attempt < 2; attempt++)
 	{
 		SearchLayout l = search_layout(nq, (int) meta->dims, nprobe, k);
-		dsm_segment *seg = new_message(l.total, MSG_SEARCH, index, meta, version);
+		dsm_segment *seg;
 		IvfGpuMsg  *m;
 		IvfGpuReply reply;
 		int64	   *lim;
 		Size		i;
 
+		if (l.total > IVF_GPU_SEARCH_BYTES)
+		{
+			why = "the batch is larger than a request may be (256 MB)";
+			break;
+		}
+		seg = new_message(l.total, MSG_SEARCH, index, meta, version);
 		if (seg == NULL)
 		{
 			why = "no dynamic shared memory segment for the request";
