@@ -329,7 +329,8 @@ CREATE FUNCTION ivf_gpu_stats(OUT state text, OUT worker_pid int,
 	OUT backend text, OUT device text, OUT device_memory bigint,
 	OUT memory_limit bigint, OUT memory_used bigint,
 	OUT indexes_resident int, OUT batches bigint, OUT mean_batch_size float8,
-	OUT queries bigint, OUT fallbacks bigint, OUT starts int, OUT detail text)
+	OUT queries bigint, OUT fallbacks bigint, OUT starts int, OUT detail text,
+	OUT kmeans_rounds bigint)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 CREATE VIEW ivf_gpu_stats AS SELECT * FROM ivf_gpu_stats();
 

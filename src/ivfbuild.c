@@ -1542,6 +1542,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	else
 	{
 		IvfKmeansParams params;
+		IvfGpuKmeans *gk;
 		Size		need;
 		void	   *ws;
 
@@ -1589,10 +1590,18 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		if (opts->prefilter)
 			params.assign_out = assign = MemoryContextAllocHuge(buildCtx,
 																sizeof(int32) * bs.nsamples);
+		/* ivf.gpu_build: the assignment steps on the GPU worker */
+		gk = ivf_gpu_kmeans_begin(bs.samples, bs.nsamples, bs.dims, (int) params.metric);
+		if (gk != NULL)
+		{
+			params.assign_fn = ivf_gpu_kmeans_assign;
+			params.assign_arg = gk;
+		}
 		if (ivf_kmeans(bs.samples, bs.nsamples, bs.dims, k, &params, ws,
 					   bs.centroids, NULL) != 0)
 			elog(ERROR, "k-means failed for %zu vectors and %u lists",
 				 bs.nsamples, k);
+		ivf_gpu_kmeans_end(gk);
 		pfree(ws);
 		if (opts->prefilter)
 			train_codes(&bs, k, assign, &meta);

@@ -525,6 +525,12 @@ extern void ivf_export_list(Relation index, const IvfGeometry *g,
 extern bool ivf_gpu_worker_enabled;
 extern void ivf_gpu_init(void);
 extern void ivf_gpu_index_changed(Relation index);
+typedef struct IvfGpuKmeans IvfGpuKmeans;
+extern IvfGpuKmeans *ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d,
+										  int metric);
+extern int	ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
+								  int32 *assign, float *dist);
+extern void ivf_gpu_kmeans_end(IvfGpuKmeans *km);
 extern bool ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 						   const IvfGeometry *g,
 						   int nq, const float *queries, int nprobe,

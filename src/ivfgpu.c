@@ -150,6 +150,7 @@ typedef struct IvfGpuShared
 	uint64		batches;
 	uint64		queries;
 	uint64		fallbacks;
+	uint64		kmeans_rounds;
 	int			worker_procno;	/* its PGPROC, for its latch; -1 when none */
 	IvfGpuSlot	slots[IVF_GPU_SLOTS];
 	pg_atomic_uint64 versions[IVF_GPU_VERSIONS];
@@ -175,6 +176,7 @@ static const struct config_enum_entry gpu_mode_options[] = {
 #define IVF_GPU_AUTO_MIN_QUERIES 64
 
 static int	ivf_gpu_mode = IVF_GPU_OFF;
+static bool ivf_gpu_build = false;
 bool		ivf_gpu_worker_enabled = false;
 static int	ivf_gpu_backend_choice = IVF_GPU_BACKEND_AUTO;
 static char *ivf_gpu_library = NULL;
@@ -244,6 +246,15 @@ ivf_gpu_init(void)
 							 &ivf_gpu_mode,
 							 IVF_GPU_OFF,
 							 gpu_mode_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("ivf.gpu_build",
+							 "Whether CREATE INDEX runs its k-means assignment steps on the GPU worker.",
+							 "Without a usable worker the CPU runs them.",
+							 &ivf_gpu_build,
+							 false,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -351,7 +362,11 @@ typedef enum IvfGpuMsgKind
 	MSG_SEARCH,
 	MSG_UPLOAD_BEGIN,			/* centroids; answers a token */
 	MSG_UPLOAD_LISTS,			/* some lists' slots */
-	MSG_UPLOAD_END				/* the copy is complete at msg->version */
+	MSG_UPLOAD_END,				/* the copy is complete at msg->version */
+	MSG_KMEANS_BEGIN,			/* a k-means session of nq points; a token */
+	MSG_KMEANS_POINTS,			/* rows [nprobe, nprobe + nbatch) of them */
+	MSG_KMEANS_ASSIGN,			/* k centroids; answers assign, distances */
+	MSG_KMEANS_END
 } IvfGpuMsgKind;
 
 /*
@@ -362,6 +377,10 @@ typedef enum IvfGpuMsgKind
  *   UPLOAD_BEGIN  centroids [nlists x dims] float
  *   UPLOAD_LISTS  lists [nbatch] int32, counts [nbatch] int64, vectors
  *                 [sum counts x dims] float, ids [sum counts] int64
+ *   KMEANS_POINTS nbatch points [nbatch x dims] float (the first is point
+ *                 number nprobe of the session's nq)
+ *   KMEANS_ASSIGN centroids [k x dims] float; answer: assign [nq] int32,
+ *                 distances [nq] float
  */
 typedef struct IvfGpuMsg
 {
@@ -377,6 +396,7 @@ typedef struct IvfGpuMsg
 	int32		k;
 	int32		nprobe;
 	int32		nbatch;
+	int32		pid;			/* the requesting backend */
 	char		error[256];
 } IvfGpuMsg;
 
@@ -693,6 +713,119 @@ serve_upload_end(IvfGpuMsg *m)
 	return REPLY_OK;
 }
 
+/* k-means sessions: a build's training points, kept for its rounds */
+typedef struct KmSession
+{
+	uint64		token;
+	int			pid;			/* the backend that opened it */
+	int			metric;
+	int			dims;
+	int64		n;
+	float	   *points;
+} KmSession;
+
+#define IVF_GPU_MAX_KMEANS 4
+
+static KmSession km_sessions[IVF_GPU_MAX_KMEANS];
+static MemoryContext km_cxt = NULL;
+
+static KmSession *
+find_km(uint64 token)
+{
+	int			i;
+
+	for (i = 0; i < IVF_GPU_MAX_KMEANS; i++)
+		if (km_sessions[i].token == token && km_sessions[i].points != NULL)
+			return &km_sessions[i];
+	return NULL;
+}
+
+static IvfGpuReply
+serve_kmeans(IvfGpuMsg *m)
+{
+	KmSession  *ks;
+	int			i;
+
+	switch (m->kind)
+	{
+		case MSG_KMEANS_BEGIN:
+
+			/*
+			 * A backend has one session at a time: a build that failed
+			 * before ending its own leaves it to the next, and sessions of
+			 * backends that are gone are dropped.
+			 */
+			for (i = 0; i < IVF_GPU_MAX_KMEANS; i++)
+				if (km_sessions[i].points != NULL &&
+					(km_sessions[i].pid == m->pid ||
+					 BackendPidGetProc(km_sessions[i].pid) == NULL))
+				{
+					pfree(km_sessions[i].points);
+					memset(&km_sessions[i], 0, sizeof(KmSession));
+				}
+			ks = NULL;
+			for (i = 0; ks == NULL && i < IVF_GPU_MAX_KMEANS; i++)
+				if (km_sessions[i].points == NULL)
+					ks = &km_sessions[i];
+			if (ks == NULL)
+				return msg_error(m, "%d k-means sessions are open already", IVF_GPU_MAX_KMEANS);
+			if (km_cxt == NULL)
+				km_cxt = AllocSetContextCreate(TopMemoryContext, "ivf gpu k-means",
+											   ALLOCSET_DEFAULT_SIZES);
+			ks->points = MemoryContextAllocExtended(km_cxt,
+													sizeof(float) * (Size) m->nq * m->dims,
+													MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+			if (ks->points == NULL)
+				return msg_error(m, "out of memory for %d training points", m->nq);
+			ks->token = ++token_clock;
+			ks->pid = m->pid;
+			ks->metric = m->metric;
+			ks->dims = m->dims;
+			ks->n = m->nq;
+			m->token = ks->token;
+			return REPLY_OK;
+		case MSG_KMEANS_POINTS:
+			ks = find_km(m->token);
+			if (ks == NULL || m->nprobe < 0 || m->nbatch < 0 ||
+				(int64) m->nprobe + m->nbatch > ks->n)
+				return msg_error(m, "no such k-means session, or points out of range");
+			memcpy(ks->points + (Size) m->nprobe * ks->dims, MSG_PAYLOAD(m),
+				   sizeof(float) * (Size) m->nbatch * ks->dims);
+			return REPLY_OK;
+		case MSG_KMEANS_ASSIGN:
+			{
+				const float *c = (const float *) MSG_PAYLOAD(m);
+				int32	   *assign;
+				float	   *dist;
+				int			rc;
+
+				ks = find_km(m->token);
+				if (ks == NULL)
+					return msg_error(m, "no such k-means session");
+				assign = (int32 *) ALIGN8((Size) (c + (Size) m->k * ks->dims));
+				dist = (float *) ALIGN8((Size) (assign + ks->n));
+				rc = w_ops->kmeans_assign(w_ctx, ks->metric, ks->n, ks->dims, ks->points,
+										  m->k, c, (int *) assign, dist);
+				if (rc != IVF_GPU_OK)
+					return msg_error(m, "k-means assignment: %s", w_ops->last_error());
+				SpinLockAcquire(&gpu_shared->mutex);
+				gpu_shared->kmeans_rounds++;
+				SpinLockRelease(&gpu_shared->mutex);
+				return REPLY_OK;
+			}
+		case MSG_KMEANS_END:
+			ks = find_km(m->token);
+			if (ks != NULL)
+			{
+				pfree(ks->points);
+				memset(ks, 0, sizeof(KmSession));
+			}
+			return REPLY_OK;
+		default:
+			return msg_error(m, "unknown request %d", (int) m->kind);
+	}
+}
+
 /* a request taken from its slot, its segment mapped */
 typedef struct Pending
 {
@@ -885,7 +1018,7 @@ serve_slots(MemoryContext cxt)
 		else if (m->kind == MSG_UPLOAD_END)
 			pend[i].reply = serve_upload_end(m);
 		else
-			pend[i].reply = msg_error(m, "unknown request %d", (int) m->kind);
+			pend[i].reply = serve_kmeans(m);
 	}
 	if (uploads)
 		count_resident();
@@ -1444,6 +1577,169 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 	return false;
 }
 
+/* ------------------------------------------------- k-means for builds */
+
+struct IvfGpuKmeans
+{
+	uint64		token;
+	int			metric;
+	int			dims;
+	int64		n;
+	bool		failed;			/* a round failed: the CPU does the rest */
+};
+
+static dsm_segment *
+new_km_message(Size payload, IvfGpuMsgKind kind, const IvfGpuKmeans *km)
+{
+	dsm_segment *seg = dsm_create(MAXALIGN(sizeof(IvfGpuMsg)) + payload,
+								  DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	IvfGpuMsg  *m;
+
+	if (seg == NULL)
+		return NULL;
+	m = (IvfGpuMsg *) dsm_segment_address(seg);
+	memset(m, 0, sizeof(IvfGpuMsg));
+	m->kind = kind;
+	m->pid = MyProcPid;
+	m->token = km->token;
+	m->metric = km->metric;
+	m->dims = km->dims;
+	m->nq = (int32) km->n;
+	return seg;
+}
+
+/*
+ * With ivf.gpu_build = on and a worker up: hand the build's training
+ * points to the worker, which then runs every k-means assignment step
+ * (ivf_gpu_kmeans_assign).  NULL (quietly when ivf.gpu_build is off) when
+ * the CPU must do it all.
+ */
+IvfGpuKmeans *
+ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d, int metric)
+{
+	IvfGpuKmeans *km;
+	const char *why = NULL;
+	dsm_segment *seg;
+	Size		rows_per;
+	size_t		at;
+
+	if (!ivf_gpu_build || n == 0)
+		return NULL;
+	if (gpu_shared == NULL || !ivf_gpu_worker_enabled)
+	{
+		ereport(DEBUG1,
+				(errmsg("ivf gpu: no GPU worker for k-means (ivf in shared_preload_libraries and ivf.gpu_worker = on start one)")));
+		return NULL;
+	}
+	if (n > (size_t) PG_INT32_MAX ||
+		sizeof(float) * n * (2 + 1) > IVF_GPU_SEARCH_BYTES)
+	{
+		count_fallback("too many training points for the k-means messages");
+		return NULL;
+	}
+	km = palloc0(sizeof(IvfGpuKmeans));
+	km->metric = (metric == 0) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
+	km->dims = (int) d;
+	km->n = (int64) n;
+	seg = new_km_message(0, MSG_KMEANS_BEGIN, km);
+	if (seg == NULL || request(seg, &why) != REPLY_OK)
+	{
+		if (seg)
+			dsm_detach(seg);
+		count_fallback(why ? why : "no dynamic shared memory segment for k-means");
+		pfree(km);
+		return NULL;
+	}
+	km->token = ((IvfGpuMsg *) dsm_segment_address(seg))->token;
+	dsm_detach(seg);
+
+	rows_per = Max(1, IVF_GPU_UPLOAD_BYTES / (sizeof(float) * d));
+	for (at = 0; at < n; at += rows_per)
+	{
+		size_t		rows = Min(rows_per, n - at);
+		IvfGpuMsg  *m;
+
+		seg = new_km_message(sizeof(float) * rows * d, MSG_KMEANS_POINTS, km);
+		if (seg == NULL)
+		{
+			why = "no dynamic shared memory segment for k-means";
+			break;
+		}
+		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m->nprobe = (int32) at;
+		m->nbatch = (int32) rows;
+		memcpy(MSG_PAYLOAD(m), x + at * d, sizeof(float) * rows * d);
+		if (request(seg, &why) != REPLY_OK)
+		{
+			dsm_detach(seg);
+			break;
+		}
+		dsm_detach(seg);
+	}
+	if (at < n)
+	{
+		count_fallback(why ? why : "the training points could not be sent");
+		ivf_gpu_kmeans_end(km);
+		return NULL;
+	}
+	return km;
+}
+
+/* IvfKmeansParams.assign_fn: one assignment step on the worker */
+int
+ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
+					  int32 *assign, float *dist)
+{
+	IvfGpuKmeans *km = (IvfGpuKmeans *) arg;
+	Size		cbytes = ALIGN8(sizeof(float) * k * km->dims);
+	dsm_segment *seg;
+	const char *why = NULL;
+	IvfGpuMsg  *m;
+	char	   *out;
+
+	if (km->failed)
+		return 1;
+	seg = new_km_message(cbytes + ALIGN8(sizeof(int32) * km->n) + sizeof(float) * km->n,
+						 MSG_KMEANS_ASSIGN, km);
+	if (seg == NULL)
+		why = "no dynamic shared memory segment for k-means";
+	else
+	{
+		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m->k = (int32) k;
+		memcpy(MSG_PAYLOAD(m), centroids, sizeof(float) * k * km->dims);
+		if (request(seg, &why) == REPLY_OK)
+		{
+			out = MSG_PAYLOAD(m) + cbytes;
+			memcpy(assign, out, sizeof(int32) * km->n);
+			memcpy(dist, out + ALIGN8(sizeof(int32) * km->n), sizeof(float) * km->n);
+			dsm_detach(seg);
+			return 0;
+		}
+		dsm_detach(seg);
+	}
+	km->failed = true;
+	count_fallback(why ? why : "k-means assignment failed");
+	return 1;
+}
+
+void
+ivf_gpu_kmeans_end(IvfGpuKmeans *km)
+{
+	dsm_segment *seg;
+	const char *why = NULL;
+
+	if (km == NULL)
+		return;
+	seg = new_km_message(0, MSG_KMEANS_END, km);
+	if (seg != NULL)
+	{
+		(void) request(seg, &why);
+		dsm_detach(seg);
+	}
+	pfree(km);
+}
+
 /* -------------------------------------------------------------- SQL */
 
 /*
@@ -1491,8 +1787,8 @@ Datum
 ivf_gpu_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[14];
-	bool		nulls[14];
+	Datum		values[15];
+	bool		nulls[15];
 	IvfGpuShared snap;
 	const char *state;
 
@@ -1532,6 +1828,7 @@ ivf_gpu_stats(PG_FUNCTION_ARGS)
 	values[10] = Int64GetDatum((int64) snap.queries);
 	values[11] = Int64GetDatum((int64) snap.fallbacks);
 	values[12] = Int32GetDatum(snap.starts);
+	values[14] = Int64GetDatum((int64) snap.kmeans_rounds);
 	values[13] = CStringGetTextDatum(snap.detail);
 	nulls[13] = (snap.detail[0] == '\0');
 

@@ -790,9 +790,13 @@ ivf_kmeans(const float *x, size_t n, size_t d, size_t k,
 		double		sum = 0.0;
 		double		obj;
 
-		ivf_kernels.norm_sq_block(centroids, k, d, w.cnorms);
-		ivf_assign(x, n, centroids, w.cnorms, k, d, params->metric,
-				   w.assign_ws, w.assign, w.dist, check, (void *) params);
+		if (params->assign_fn == NULL ||
+			params->assign_fn(params->assign_arg, centroids, k, w.assign, w.dist) != 0)
+		{
+			ivf_kernels.norm_sq_block(centroids, k, d, w.cnorms);
+			ivf_assign(x, n, centroids, w.cnorms, k, d, params->metric,
+					   w.assign_ws, w.assign, w.dist, check, (void *) params);
+		}
 		for (i = 0; i < n; i++)
 			sum += (double) w.dist[i];
 		obj = sum / (double) n;

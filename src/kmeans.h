@@ -68,6 +68,16 @@ typedef struct IvfKmeansParams
 	 * k == n; -1 everywhere when niter is 0.  Free: the rounds compute it.
 	 */
 	int32_t    *assign_out;
+	/*
+	 * Optional (may be NULL): an assignment step done elsewhere (the GPU
+	 * worker), filling assign and dist for all n points against the k
+	 * centroids as ivf_assign would: the nearest, ties to the lower number,
+	 * and its distance.  A nonzero return means it could not: that round
+	 * is assigned here instead.
+	 */
+	int			(*assign_fn) (void *arg, const float *centroids, size_t k,
+							  int32_t *assign, float *dist);
+	void	   *assign_arg;
 } IvfKmeansParams;
 
 typedef struct IvfKmeansStats

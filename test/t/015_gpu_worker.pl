@@ -129,6 +129,29 @@ same('b_l2', 'SET LOCAL ivf.search_mode = matrix', 'against the matrix path');
 is($node->safe_psql('postgres', 'SELECT indexes_resident FROM ivf_gpu_stats'), '3',
 	'three indexes resident');
 
+# ivf.gpu_build: k-means' assignment steps on the worker give the same
+# index, page for page (l2 and the spherical k-means of cosine)
+$node->safe_psql('postgres', q{
+CREATE EXTENSION pageinspect;
+CREATE FUNCTION index_pages(idx regclass) RETURNS bytea[] LANGUAGE sql AS $$
+  SELECT array_agg(substr(get_raw_page(idx::text, b::int), 13) ORDER BY b)
+  FROM generate_series(0, pg_relation_size(idx) / current_setting('block_size')::int - 1) b $$;
+});
+for my $ops ('vector_l2_ops', 'vector_cosine_ops')
+{
+	my $r0 = $node->safe_psql('postgres', 'SELECT kmeans_rounds FROM ivf_gpu_stats');
+	$node->safe_psql('postgres', qq{
+		CREATE INDEX bk_cpu ON b USING ivfflat (v $ops) WITH (lists = 30);
+		SET ivf.gpu_build = on;
+		CREATE INDEX bk_gpu ON b USING ivfflat (v $ops) WITH (lists = 30);});
+	my $r1 = $node->safe_psql('postgres', 'SELECT kmeans_rounds FROM ivf_gpu_stats');
+	is($r1 - $r0, 10, "$ops: the 10 k-means rounds ran on the worker");
+	is( $node->safe_psql('postgres',
+			q{SELECT index_pages('bk_cpu') = index_pages('bk_gpu')}),
+		't', "$ops: the same index as a CPU build");
+	$node->safe_psql('postgres', 'DROP INDEX bk_cpu, bk_gpu');
+}
+
 # dynamic batching: concurrent backends' searches merged by the worker,
 # each still answered exactly as the CPU answers it
 $node->safe_psql('postgres', q{
