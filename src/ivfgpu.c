@@ -29,10 +29,15 @@
  * look changed).  A request carries the counter as the backend read it
  * after taking its snapshot; the worker answers only from a copy uploaded
  * at that version, else "stale", and the backend uploads the index (lists
- * read from its pages, in batches of segments) and asks again.  A change
+ * read from its pages, in messages of up to 32 MB) and asks again.  A change
  * visible to the snapshot bumped the counter before it committed, so
  * before the snapshot: no answer ever misses it.  REINDEX, TRUNCATE and
  * VACUUM FULL give a new relfilenode, hence a new key.
+ *
+ * Batching.  Searches that arrive within ivf.gpu_batch_window of each
+ * other, from any backend, are answered by one search per index copy.
+ * With ivf.gpu_build, CREATE INDEX runs its k-means assignment steps here.
+ * src/README has the slot states and the coherence argument in full.
  *
  * Fallback.  Whatever goes wrong -- no worker, worker restarted or gone
  * mid-request, no free slot, device out of memory, an upload that fails
@@ -45,25 +50,25 @@
 
 #include <dlfcn.h>
 
+#include "access/genam.h"
+#include "access/table.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "tcop/tcopprot.h"
 #include "port/atomics.h"
 #include "postmaster/bgworker.h"
-#include "storage/dsm.h"
-#include "storage/procarray.h"
 #include "postmaster/interrupt.h"
+#include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "common/hashfn.h"
-#include "access/genam.h"
-#include "access/table.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
