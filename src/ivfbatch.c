@@ -55,9 +55,9 @@ int			ivf_search_mode = IVF_SEARCH_AUTO;
  * left of ivf.max_codes after the nearer lists.  sizes[i] (slots of the
  * query's i-th list) is needed only when max_codes is set.
  */
-static void
-query_limits(const float *pdist, const uint64 *sizes, uint32 nprobe,
-			 uint64 budget, uint64 *limits)
+void
+ivf_query_limits(const float *pdist, const uint64 *sizes, uint32 nprobe,
+				 uint64 budget, uint64 *limits)
 {
 	uint64		remaining = ivf_max_codes > 0 ? (uint64) ivf_max_codes : PG_UINT64_MAX;
 	uint32		i;
@@ -214,8 +214,8 @@ ivf_search(PG_FUNCTION_ARGS)
 	}
 	limits = palloc(sizeof(uint64) * (Size) Max(nq, 1) * nprobe);
 	for (qi = 0; qi < nq; qi++)
-		query_limits(pdist + (Size) qi * nprobe, sizes + (Size) qi * nprobe,
-					 nprobe, budget, limits + (Size) qi * nprobe);
+		ivf_query_limits(pdist + (Size) qi * nprobe, sizes + (Size) qi * nprobe,
+						 nprobe, budget, limits + (Size) qi * nprobe);
 
 	heaps = palloc(sizeof(IvfTopK) * Max(nq, 1));
 	for (qi = 0; qi < nq; qi++)

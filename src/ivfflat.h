@@ -377,6 +377,8 @@ extern int	ivf_profile;
 extern int	ivf_candidate_budget;
 extern int	ivf_budget_strategy;
 extern int	ivf_search_mode;
+extern void ivf_query_limits(const float *pdist, const uint64 *sizes,
+							 uint32 nprobe, uint64 budget, uint64 *limits);
 extern int	ivf_effective_nprobe(int index_default, int nlists);
 extern int	ivf_effective_budget(void);
 extern int	ivf_iterative_scan(void);
@@ -525,6 +527,8 @@ extern void ivf_export_list(Relation index, const IvfGeometry *g,
 extern bool ivf_gpu_worker_enabled;
 extern void ivf_gpu_init(void);
 extern void ivf_gpu_index_changed(Relation index);
+extern int	ivf_gpu_scan_k;
+extern bool ivf_gpu_for_scans(void);
 typedef struct IvfGpuKmeans IvfGpuKmeans;
 extern IvfGpuKmeans *ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d,
 										  int metric);

@@ -181,6 +181,7 @@ static const struct config_enum_entry gpu_mode_options[] = {
 #define IVF_GPU_AUTO_MIN_QUERIES 64
 
 static int	ivf_gpu_mode = IVF_GPU_OFF;
+int			ivf_gpu_scan_k = 100;
 static bool ivf_gpu_build = false;
 bool		ivf_gpu_worker_enabled = false;
 static int	ivf_gpu_backend_choice = IVF_GPU_BACKEND_AUTO;
@@ -255,6 +256,14 @@ ivf_gpu_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("ivf.gpu_scan_k",
+							"Rows an index scan asks the GPU worker for.",
+							"With ivf.gpu = on an index scan's first round asks the worker for this many nearest rows; a scan that needs more goes on with the CPU.",
+							&ivf_gpu_scan_k,
+							100, 1, 1024,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 	DefineCustomBoolVariable("ivf.gpu_build",
 							 "Whether CREATE INDEX runs its k-means assignment steps on the GPU worker.",
 							 "Without a usable worker the CPU runs them.",
@@ -1580,6 +1589,16 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 	}
 	count_fallback(why ? why : "the GPU worker could not answer");
 	return false;
+}
+
+/*
+ * Index scans use the worker with ivf.gpu = on only (auto keeps single
+ * queries on the CPU, as torch-ivf's auto does below its batch threshold).
+ */
+bool
+ivf_gpu_for_scans(void)
+{
+	return ivf_gpu_mode == IVF_GPU_ON;
 }
 
 /* ------------------------------------------------- k-means for builds */

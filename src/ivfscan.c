@@ -75,6 +75,20 @@ typedef struct IvfScanOpaqueData
 	float	   *late_dist;
 	int64	   *late_id;
 	size_t		nlate;
+
+	/*
+	 * ivf.gpu = on: the first round's nearest rows as the GPU worker
+	 * answered them (ascending), returned first; a scan that wants more
+	 * runs the same round on the CPU and skips the ids returned already
+	 * (gpu_seen, sorted).
+	 */
+	bool		gpu;
+	int			gpu_n;
+	int			gpu_next;
+	float	   *gpu_dist;
+	int64	   *gpu_id;
+	int64	   *gpu_seen;
+	bool		gpu_cpu_started;
 } IvfScanOpaqueData;
 
 typedef IvfScanOpaqueData *IvfScanOpaque;
@@ -277,6 +291,15 @@ late_pop(IvfScanOpaque so)
  * before a deferred candidate that might be nearer.  Returns false when the
  * round has nothing left.
  */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
 static bool
 next_candidate(IndexScanDesc scan, float *d, int64 *id)
 {
@@ -350,6 +373,48 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 	}
 }
 
+/*
+ * ivf.gpu = on: ask the GPU worker for the first round's ivf.gpu_scan_k
+ * nearest rows (the lists ranked here, their limits as ivf_probe_round
+ * computes them).  On any failure the worker's side falls back (counted)
+ * and so->gpu stays false: the CPU scans as usual.
+ */
+static void
+scan_start_gpu(IndexScanDesc scan)
+{
+	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	uint32		n = Min(so->nprobe, so->nranked);
+	uint64	   *sizes = palloc0(sizeof(uint64) * Max(n, 1));
+	uint64	   *limits = palloc(sizeof(uint64) * Max(n, 1));
+	int			k = ivf_gpu_scan_k;
+	uint32		i;
+
+	if (ivf_max_codes > 0)
+		for (i = 0; i < n; i++)
+		{
+			IvfListEntry e;
+
+			ivf_read_list_entry(index, &so->meta, &so->geo, so->order[i], &e);
+			sizes[i] = BlockNumberIsValid(e.head) ? ivf_list_slots(index, e.head) : 0;
+		}
+	ivf_query_limits(so->order_dist, sizes, n, (uint64) ivf_effective_budget(), limits);
+	so->gpu_dist = palloc(sizeof(float) * k);
+	so->gpu_id = palloc(sizeof(int64) * k);
+	if (!ivf_gpu_search(index, &so->meta, &so->geo, 1, so->query, (int) n,
+						so->order, limits, k, so->gpu_dist, so->gpu_id))
+		return;
+	so->gpu = true;
+	so->gpu_next = 0;
+	so->gpu_n = 0;
+	while (so->gpu_n < k && so->gpu_id[so->gpu_n] >= 0)
+		so->gpu_n++;
+	so->gpu_seen = palloc(sizeof(int64) * Max(so->gpu_n, 1));
+	memcpy(so->gpu_seen, so->gpu_id, sizeof(int64) * so->gpu_n);
+	qsort(so->gpu_seen, so->gpu_n, sizeof(int64), cmp_int64);
+	so->gpu_cpu_started = false;
+}
+
 /* Rank the lists and scan the first round. */
 static void
 ivf_scan_start(IndexScanDesc scan)
@@ -420,7 +485,11 @@ ivf_scan_start(IndexScanDesc scan)
 	ivf_candidates_init(&so->cands, so->cxt, 1024);
 	so->probed = 0;
 	so->have_last = false;
-	(void) ivf_probe_round(scan, cache);
+	so->gpu = false;
+	if (!so->null_query && so->iterative == IVF_ITERATIVE_OFF && ivf_gpu_for_scans())
+		scan_start_gpu(scan);
+	if (!so->gpu)
+		(void) ivf_probe_round(scan, cache);
 	so->started = true;
 	MemoryContextSwitchTo(old);
 
@@ -439,8 +508,28 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 
 	for (;;)
 	{
+		if (so->gpu && so->gpu_next < so->gpu_n)
+		{
+			d = so->gpu_dist[so->gpu_next];
+			id = so->gpu_id[so->gpu_next];
+			so->gpu_next++;
+			break;
+		}
+		if (so->gpu && !so->gpu_cpu_started)
+		{
+			/* more rows than the worker gave: the same round on the CPU */
+			MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+			so->gpu_cpu_started = true;
+			(void) ivf_probe_round(scan, NULL);
+			MemoryContextSwitchTo(old);
+		}
 		if (next_candidate(scan, &d, &id))
 		{
+			/* returned already from the worker's answer */
+			if (so->gpu && so->gpu_n > 0 &&
+				bsearch(&id, so->gpu_seen, so->gpu_n, sizeof(int64), cmp_int64) != NULL)
+				continue;
 			/* strict order: never return a row nearer than one returned */
 			if (so->iterative == IVF_ITERATIVE_STRICT && so->have_last &&
 				d < so->last_dist)

@@ -129,6 +129,41 @@ same('b_l2', 'SET LOCAL ivf.search_mode = matrix', 'against the matrix path');
 is($node->safe_psql('postgres', 'SELECT indexes_resident FROM ivf_gpu_stats'), '3',
 	'three indexes resident');
 
+# index scans with ivf.gpu = on: the first ivf.gpu_scan_k rows from the
+# worker, the rest from the CPU's scan of the same round; the same rows in
+# the same order as with ivf.gpu = off, within and past the worker's rows
+$node->safe_psql('postgres', q{
+CREATE FUNCTION scan_run(idx text, op text, gpu text, lim int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text := ''; q record; got text;
+BEGIN
+	PERFORM set_config('ivf.gpu', gpu, true);
+	PERFORM set_config('enable_seqscan', 'off', true);
+	PERFORM set_config('ivf.nprobe', '4', true);
+	PERFORM set_config('ivf.gpu_scan_k', '20', true);
+	FOR q IN SELECT v FROM qs WHERE id % 6 = 0 ORDER BY id LOOP
+		EXECUTE format('SELECT string_agg(ctid::text || '':'' || d::text, '','') FROM
+			(SELECT ctid, v %s $1 AS d FROM b ORDER BY v %s $1 LIMIT %s) s', op, op, lim)
+			INTO got USING q.v;
+		r := r || got || ' ';
+	END LOOP;
+	RETURN r;
+END $$;
+});
+my (undef, $sq0) = gpu_counters();
+for my $case (['<->', 10], ['<->', 20], ['<->', 75], ['<#>', 10], ['<#>', 60], ['<=>', 30])
+{
+	my ($op, $lim) = @$case;
+	my $cpu = $node->safe_psql('postgres', "SELECT scan_run('b', '$op', 'off', $lim)");
+	my $gpu = $node->safe_psql('postgres', "SELECT scan_run('b', '$op', 'on', $lim)");
+	ok($cpu =~ /\d/ && $cpu eq $gpu, "index scan $op LIMIT $lim: the same rows and order");
+}
+my (undef, $sq1) = gpu_counters();
+is($sq1 - $sq0, 6 * 20, 'every scan asked the worker once');
+like( $node->safe_psql('postgres', q{
+		SET ivf.gpu = on; SET enable_seqscan = off;
+		EXPLAIN (COSTS OFF) SELECT id FROM b ORDER BY v <-> (SELECT v FROM qs WHERE id = 1) LIMIT 5}),
+	qr/Index Scan using b_l2/, 'the plan is an index scan');
+
 # ivf.gpu_build: k-means' assignment steps on the worker give the same
 # index, page for page (l2 and the spherical k-means of cosine)
 $node->safe_psql('postgres', q{
@@ -181,6 +216,32 @@ my ($b1, $q1) = gpu_counters();
 my $mean = ($b1 > $b0) ? ($q1 - $q0) / ($b1 - $b0) : 0;
 is($q1 - $q0, 8 * 15 * 8, 'every query went through the worker');
 cmp_ok($mean, '>', 8, "requests from several backends were merged (mean batch $mean queries)");
+
+# single-query index scans from 8 clients, merged by the worker too
+$node->safe_psql('postgres', q{
+CREATE FUNCTION check_scan_same(lo int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE a text; b text; q vector;
+BEGIN
+	SELECT v INTO q FROM qs WHERE id = lo;
+	PERFORM set_config('enable_seqscan', 'off', true);
+	PERFORM set_config('ivf.nprobe', '4', true);
+	PERFORM set_config('ivf.gpu', 'off', true);
+	SELECT string_agg(ctid::text, ',') INTO a FROM (SELECT ctid FROM b ORDER BY v <-> q LIMIT 10) s;
+	PERFORM set_config('ivf.gpu', 'on', true);
+	SELECT string_agg(ctid::text, ',') INTO b FROM (SELECT ctid FROM b ORDER BY v <-> q LIMIT 10) s;
+	IF a IS DISTINCT FROM b THEN
+		RAISE EXCEPTION 'index scan through the worker differs for query %', lo;
+	END IF;
+END $$;
+});
+($b0, $q0) = gpu_counters();
+$pgb = IvfTest::start_pgbench($node, $tmp, 'scans', '-c 8 -j 4 -t 25',
+	{ scan => [1, "\\set lo random(1, 120)\nSELECT check_scan_same(:lo);\n"] }, 120);
+IvfTest::check_pgbench('8 clients scanning through the worker', IvfTest::finish_pgbench($pgb));
+($b1, $q1) = gpu_counters();
+$mean = ($b1 > $b0) ? ($q1 - $q0) / ($b1 - $b0) : 0;
+is($q1 - $q0, 8 * 25, 'every scan went through the worker');
+cmp_ok($mean, '>', 1, "single-query scans were merged (mean batch $mean queries)");
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET ivf.gpu_batch_window; SELECT pg_reload_conf();');
 
 # rows inserted after the upload, each equal to a query: found at once,
