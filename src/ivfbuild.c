@@ -106,6 +106,7 @@ typedef struct IvfBuildState
 	float	   *batch_dist;
 	bool		ordered;		/* list_ordering = residual_norm_asc */
 	struct IvfRowStore *store;	/* serial: rows in memory, else NULL */
+	struct IvfGpuKmeans *gpu;	/* serial, ivf.gpu_build: assign there */
 	Tuplesortstate *sort;
 	TupleDesc	sortdesc;
 	TupleTableSlot *slot;
@@ -547,11 +548,14 @@ flush_batch(IvfBuildState *bs)
 	if (bs->nbatch == 0)
 		return;
 
-	ivf_assign(bs->batch, bs->nbatch, bs->centroids, bs->centroid_norms,
-			   bs->nlists, bs->dims,
-			   bs->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
-			   bs->assign_ws, bs->batch_lists, bs->batch_dist,
-			   check_interrupts, NULL);
+	if (bs->gpu == NULL ||
+		ivf_gpu_assign_points(bs->gpu, bs->batch, bs->nbatch, bs->batch_lists,
+							  bs->batch_dist) != 0)
+		ivf_assign(bs->batch, bs->nbatch, bs->centroids, bs->centroid_norms,
+				   bs->nlists, bs->dims,
+				   bs->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
+				   bs->assign_ws, bs->batch_lists, bs->batch_dist,
+				   check_interrupts, NULL);
 
 	i = 0;
 	if (bs->store)
@@ -1314,6 +1318,12 @@ assign_and_sort(IvfBuildState *bs)
 
 	if (request > 0)
 		leader = parallel_begin(bs, request);
+	if (leader != NULL && bs->gpu != NULL)
+	{
+		/* the workers assign on their CPUs: one session serves one process */
+		ivf_gpu_kmeans_end(bs->gpu);
+		bs->gpu = NULL;
+	}
 
 	if (leader == NULL)
 	{
@@ -1601,7 +1611,11 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 					   bs.centroids, NULL) != 0)
 			elog(ERROR, "k-means failed for %zu vectors and %u lists",
 				 bs.nsamples, k);
-		ivf_gpu_kmeans_end(gk);
+		/* the session stays open for the assignment pass */
+		if (gk != NULL && ivf_gpu_assign_centroids(gk, bs.centroids, k))
+			bs.gpu = gk;
+		else
+			ivf_gpu_kmeans_end(gk);
 		pfree(ws);
 		if (opts->prefilter)
 			train_codes(&bs, k, assign, &meta);
@@ -1622,6 +1636,9 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.centroid_norms = palloc(sizeof(float) * k);
 	ivf_kernels.norm_sq_block(bs.centroids, k, bs.dims, bs.centroid_norms);
 	assign_and_sort(&bs);
+	if (bs.gpu)
+		ivf_gpu_kmeans_end(bs.gpu);
+	bs.gpu = NULL;
 	phase_done(index, "assignment and sort", &t);
 
 	/* ---- 4. write ---- */

@@ -534,6 +534,10 @@ extern IvfGpuKmeans *ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d,
 										  int metric);
 extern int	ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
 								  int32 *assign, float *dist);
+extern bool ivf_gpu_assign_centroids(IvfGpuKmeans *km, const float *centroids,
+									 size_t k);
+extern int	ivf_gpu_assign_points(IvfGpuKmeans *km, const float *x, size_t n,
+								  int32 *assign, float *dist);
 extern void ivf_gpu_kmeans_end(IvfGpuKmeans *km);
 extern bool ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 						   const IvfGeometry *g,

@@ -156,6 +156,7 @@ typedef struct IvfGpuShared
 	uint64		queries;
 	uint64		fallbacks;
 	uint64		kmeans_rounds;
+	uint64		assigned_points;
 	int			worker_procno;	/* its PGPROC, for its latch; -1 when none */
 	IvfGpuSlot	slots[IVF_GPU_SLOTS];
 	pg_atomic_uint64 versions[IVF_GPU_VERSIONS];
@@ -380,7 +381,9 @@ typedef enum IvfGpuMsgKind
 	MSG_KMEANS_BEGIN,			/* a k-means session of nq points; a token */
 	MSG_KMEANS_POINTS,			/* rows [nprobe, nprobe + nbatch) of them */
 	MSG_KMEANS_ASSIGN,			/* k centroids; answers assign, distances */
-	MSG_KMEANS_END
+	MSG_KMEANS_END,
+	MSG_ASSIGN_CENTROIDS,		/* the build's final centroids, kept */
+	MSG_ASSIGN_POINTS			/* nbatch points; answers assign, distances */
 } IvfGpuMsgKind;
 
 /*
@@ -395,6 +398,9 @@ typedef enum IvfGpuMsgKind
  *                 number nprobe of the session's nq)
  *   KMEANS_ASSIGN centroids [k x dims] float; answer: assign [nq] int32,
  *                 distances [nq] float
+ *   ASSIGN_CENTROIDS centroids [k x dims] float
+ *   ASSIGN_POINTS points [nbatch x dims] float; answer: assign [nbatch]
+ *                 int32, distances [nbatch] float
  */
 typedef struct IvfGpuMsg
 {
@@ -736,6 +742,8 @@ typedef struct KmSession
 	int			dims;
 	int64		n;
 	float	   *points;
+	int			k;				/* the build's final centroids, if sent */
+	float	   *centroids;
 } KmSession;
 
 #define IVF_GPU_MAX_KMEANS 4
@@ -752,6 +760,15 @@ find_km(uint64 token)
 		if (km_sessions[i].token == token && km_sessions[i].points != NULL)
 			return &km_sessions[i];
 	return NULL;
+}
+
+static void
+drop_km(KmSession *ks)
+{
+	pfree(ks->points);
+	if (ks->centroids)
+		pfree(ks->centroids);
+	memset(ks, 0, sizeof(KmSession));
 }
 
 static IvfGpuReply
@@ -773,10 +790,7 @@ serve_kmeans(IvfGpuMsg *m)
 				if (km_sessions[i].points != NULL &&
 					(km_sessions[i].pid == m->pid ||
 					 BackendPidGetProc(km_sessions[i].pid) == NULL))
-				{
-					pfree(km_sessions[i].points);
-					memset(&km_sessions[i], 0, sizeof(KmSession));
-				}
+					drop_km(&km_sessions[i]);
 			ks = NULL;
 			for (i = 0; ks == NULL && i < IVF_GPU_MAX_KMEANS; i++)
 				if (km_sessions[i].points == NULL)
@@ -827,13 +841,45 @@ serve_kmeans(IvfGpuMsg *m)
 				SpinLockRelease(&gpu_shared->mutex);
 				return REPLY_OK;
 			}
+		case MSG_ASSIGN_CENTROIDS:
+			ks = find_km(m->token);
+			if (ks == NULL || m->k < 1)
+				return msg_error(m, "no such k-means session");
+			if (ks->centroids)
+				pfree(ks->centroids);
+			ks->centroids = MemoryContextAllocExtended(km_cxt,
+													   sizeof(float) * (Size) m->k * ks->dims,
+													   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+			if (ks->centroids == NULL)
+				return msg_error(m, "out of memory for %d centroids", m->k);
+			memcpy(ks->centroids, MSG_PAYLOAD(m), sizeof(float) * (Size) m->k * ks->dims);
+			ks->k = m->k;
+			return REPLY_OK;
+		case MSG_ASSIGN_POINTS:
+			{
+				const float *x = (const float *) MSG_PAYLOAD(m);
+				int32	   *assign;
+				float	   *dist;
+				int			rc;
+
+				ks = find_km(m->token);
+				if (ks == NULL || ks->centroids == NULL || m->nbatch < 0)
+					return msg_error(m, "no such k-means session, or no centroids");
+				assign = (int32 *) ALIGN8((Size) (x + (Size) m->nbatch * ks->dims));
+				dist = (float *) ALIGN8((Size) (assign + m->nbatch));
+				rc = w_ops->kmeans_assign(w_ctx, ks->metric, m->nbatch, ks->dims, x,
+										  ks->k, ks->centroids, (int *) assign, dist);
+				if (rc != IVF_GPU_OK)
+					return msg_error(m, "assignment: %s", w_ops->last_error());
+				SpinLockAcquire(&gpu_shared->mutex);
+				gpu_shared->assigned_points += m->nbatch;
+				SpinLockRelease(&gpu_shared->mutex);
+				return REPLY_OK;
+			}
 		case MSG_KMEANS_END:
 			ks = find_km(m->token);
 			if (ks != NULL)
-			{
-				pfree(ks->points);
-				memset(ks, 0, sizeof(KmSession));
-			}
+				drop_km(ks);
 			return REPLY_OK;
 		default:
 			return msg_error(m, "unknown request %d", (int) m->kind);
@@ -1747,6 +1793,76 @@ ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
 	return 1;
 }
 
+/*
+ * The build's final centroids, for ivf_gpu_assign_points; false (counted
+ * as a fallback) when the worker cannot take them.
+ */
+bool
+ivf_gpu_assign_centroids(IvfGpuKmeans *km, const float *centroids, size_t k)
+{
+	dsm_segment *seg;
+	const char *why = NULL;
+	IvfGpuMsg  *m;
+
+	if (km->failed)
+		return false;
+	seg = new_km_message(sizeof(float) * k * km->dims, MSG_ASSIGN_CENTROIDS, km);
+	if (seg != NULL)
+	{
+		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m->k = (int32) k;
+		memcpy(MSG_PAYLOAD(m), centroids, sizeof(float) * k * km->dims);
+		if (request(seg, &why) == REPLY_OK)
+		{
+			dsm_detach(seg);
+			return true;
+		}
+		dsm_detach(seg);
+	}
+	km->failed = true;
+	count_fallback(why ? why : "no dynamic shared memory segment for the centroids");
+	return false;
+}
+
+/*
+ * The nearest of the build's centroids for n points (the build's
+ * assignment pass), as ivf_assign answers it; nonzero when the CPU must do
+ * it (then and for the rest of the build).
+ */
+int
+ivf_gpu_assign_points(IvfGpuKmeans *km, const float *x, size_t n,
+					  int32 *assign, float *dist)
+{
+	Size		xbytes = ALIGN8(sizeof(float) * n * km->dims);
+	dsm_segment *seg;
+	const char *why = NULL;
+	IvfGpuMsg  *m;
+
+	if (km->failed)
+		return 1;
+	seg = new_km_message(xbytes + ALIGN8(sizeof(int32) * n) + sizeof(float) * n,
+						 MSG_ASSIGN_POINTS, km);
+	if (seg != NULL)
+	{
+		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m->nbatch = (int32) n;
+		memcpy(MSG_PAYLOAD(m), x, sizeof(float) * n * km->dims);
+		if (request(seg, &why) == REPLY_OK)
+		{
+			char	   *out = MSG_PAYLOAD(m) + xbytes;
+
+			memcpy(assign, out, sizeof(int32) * n);
+			memcpy(dist, out + ALIGN8(sizeof(int32) * n), sizeof(float) * n);
+			dsm_detach(seg);
+			return 0;
+		}
+		dsm_detach(seg);
+	}
+	km->failed = true;
+	count_fallback(why ? why : "no dynamic shared memory segment for the assignment");
+	return 1;
+}
+
 void
 ivf_gpu_kmeans_end(IvfGpuKmeans *km)
 {
@@ -1811,8 +1927,8 @@ Datum
 ivf_gpu_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[15];
-	bool		nulls[15];
+	Datum		values[16];
+	bool		nulls[16];
 	IvfGpuShared snap;
 	const char *state;
 
@@ -1853,6 +1969,7 @@ ivf_gpu_stats(PG_FUNCTION_ARGS)
 	values[11] = Int64GetDatum((int64) snap.fallbacks);
 	values[12] = Int32GetDatum(snap.starts);
 	values[14] = Int64GetDatum((int64) snap.kmeans_rounds);
+	values[15] = Int64GetDatum((int64) snap.assigned_points);
 	values[13] = CStringGetTextDatum(snap.detail);
 	nulls[13] = (snap.detail[0] == '\0');
 

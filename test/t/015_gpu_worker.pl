@@ -164,8 +164,9 @@ like( $node->safe_psql('postgres', q{
 		EXPLAIN (COSTS OFF) SELECT id FROM b ORDER BY v <-> (SELECT v FROM qs WHERE id = 1) LIMIT 5}),
 	qr/Index Scan using b_l2/, 'the plan is an index scan');
 
-# ivf.gpu_build: k-means' assignment steps on the worker give the same
-# index, page for page (l2 and the spherical k-means of cosine)
+# ivf.gpu_build: k-means' assignment steps and the assignment of every row
+# on the worker give the same index, page for page (l2 and the spherical
+# k-means of cosine)
 $node->safe_psql('postgres', q{
 CREATE EXTENSION pageinspect;
 CREATE FUNCTION index_pages(idx regclass) RETURNS bytea[] LANGUAGE sql AS $$
@@ -174,13 +175,17 @@ CREATE FUNCTION index_pages(idx regclass) RETURNS bytea[] LANGUAGE sql AS $$
 });
 for my $ops ('vector_l2_ops', 'vector_cosine_ops')
 {
-	my $r0 = $node->safe_psql('postgres', 'SELECT kmeans_rounds FROM ivf_gpu_stats');
+	my ($r0, $a0) = split /\|/, $node->safe_psql('postgres',
+		'SELECT kmeans_rounds, assigned_points FROM ivf_gpu_stats');
 	$node->safe_psql('postgres', qq{
 		CREATE INDEX bk_cpu ON b USING ivfflat (v $ops) WITH (lists = 30);
 		SET ivf.gpu_build = on;
 		CREATE INDEX bk_gpu ON b USING ivfflat (v $ops) WITH (lists = 30);});
-	my $r1 = $node->safe_psql('postgres', 'SELECT kmeans_rounds FROM ivf_gpu_stats');
+	my ($r1, $a1) = split /\|/, $node->safe_psql('postgres',
+		'SELECT kmeans_rounds, assigned_points FROM ivf_gpu_stats');
 	is($r1 - $r0, 10, "$ops: the 10 k-means rounds ran on the worker");
+	is($a1 - $a0, $node->safe_psql('postgres', 'SELECT count(*) FROM b'),
+		"$ops: so did the assignment of every row");
 	is( $node->safe_psql('postgres',
 			q{SELECT index_pages('bk_cpu') = index_pages('bk_gpu')}),
 		't', "$ops: the same index as a CPU build");
