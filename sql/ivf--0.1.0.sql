@@ -330,7 +330,8 @@ CREATE FUNCTION ivf_gpu_stats(OUT state text, OUT worker_pid int,
 	OUT memory_limit bigint, OUT memory_used bigint,
 	OUT indexes_resident int, OUT batches bigint, OUT mean_batch_size float8,
 	OUT queries bigint, OUT fallbacks bigint, OUT starts int, OUT detail text,
-	OUT kmeans_rounds bigint, OUT assigned_points bigint)
+	OUT kmeans_rounds bigint, OUT assigned_points bigint,
+	OUT refreshed_lists bigint)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 CREATE VIEW ivf_gpu_stats AS SELECT * FROM ivf_gpu_stats();
 

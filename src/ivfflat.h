@@ -436,7 +436,7 @@ extern void ivf_buildempty(Relation index);
 extern char *ivf_buildphasename(int64 phasenum);
 
 /* ivfinsert.c */
-extern void ivf_insert_vector(Relation index, const IvfCache *cache,
+extern uint32 ivf_insert_vector(Relation index, const IvfCache *cache,
 							  const float *vec, ItemPointer tid);
 #if PG_VERSION_NUM >= 140000
 extern bool ivf_insert(Relation index, Datum *values, bool *isnull,
@@ -526,7 +526,7 @@ extern void ivf_export_list(Relation index, const IvfGeometry *g,
 /* ivfgpu.c: the GPU worker */
 extern bool ivf_gpu_worker_enabled;
 extern void ivf_gpu_init(void);
-extern void ivf_gpu_index_changed(Relation index);
+extern void ivf_gpu_list_changed(Relation index, uint32 list);
 extern int	ivf_gpu_scan_k;
 extern bool ivf_gpu_for_scans(void);
 typedef struct IvfGpuKmeans IvfGpuKmeans;

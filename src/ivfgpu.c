@@ -23,16 +23,19 @@
  * into the same segment and sets the backend's latch.  Only ids and
  * distances come back.
  *
- * Coherence.  Every change to an index (insert, VACUUM) adds one to a
- * shared version counter for it (a bucket of a hashed array of atomics
- * keyed by database and relfilenode: a collision can only make an index
- * look changed).  A request carries the counter as the backend read it
- * after taking its snapshot; the worker answers only from a copy uploaded
- * at that version, else "stale", and the backend uploads the index (lists
- * read from its pages, in messages of up to 32 MB) and asks again.  A change
- * visible to the snapshot bumped the counter before it committed, so
- * before the snapshot: no answer ever misses it.  REINDEX, TRUNCATE and
- * VACUUM FULL give a new relfilenode, hence a new key.
+ * Coherence.  Every change to a list of an index (an insert into it, a
+ * VACUUM that removed from it) adds one to a shared version counter for
+ * that list (a bucket of a hashed array of atomics keyed by database,
+ * relfilenode and list: a collision can only make a list look changed).
+ * A search carries, for each list it probes, the counter as the backend
+ * read it after taking its snapshot; the worker answers only if its copy
+ * holds every one of those lists at exactly that version, else "stale"
+ * with the lists flagged, and the backend sends those lists again (read
+ * from its pages after reading their counters) -- or the whole index when
+ * there is no copy -- and asks again.  A change visible to the snapshot
+ * bumped its list's counter before it committed, so before the read: no
+ * answer ever misses it.  REINDEX, TRUNCATE and VACUUM FULL give a new
+ * relfilenode, hence new keys.
  *
  * Batching.  Searches that arrive within ivf.gpu_batch_window of each
  * other, from any backend, are answered by one search per index copy.
@@ -111,7 +114,7 @@ static const char *const gpu_state_names[] = {
 
 /* request slots: a backend owns one from SUBMITTED until it sets it FREE */
 #define IVF_GPU_SLOTS		64
-#define IVF_GPU_VERSIONS	4096
+#define IVF_GPU_VERSIONS	65536
 
 typedef enum IvfGpuSlotState
 {
@@ -126,7 +129,7 @@ typedef enum IvfGpuSlotState
 typedef enum IvfGpuReply
 {
 	REPLY_OK = 0,
-	REPLY_STALE,				/* no copy of the index at that version */
+	REPLY_STALE,				/* no copy, or probed lists changed since */
 	REPLY_ERROR					/* see the segment's error text */
 } IvfGpuReply;
 
@@ -157,6 +160,7 @@ typedef struct IvfGpuShared
 	uint64		fallbacks;
 	uint64		kmeans_rounds;
 	uint64		assigned_points;
+	uint64		refreshed_lists;
 	int			worker_procno;	/* its PGPROC, for its latch; -1 when none */
 	IvfGpuSlot	slots[IVF_GPU_SLOTS];
 	pg_atomic_uint64 versions[IVF_GPU_VERSIONS];
@@ -377,7 +381,7 @@ typedef enum IvfGpuMsgKind
 	MSG_SEARCH,
 	MSG_UPLOAD_BEGIN,			/* centroids; answers a token */
 	MSG_UPLOAD_LISTS,			/* some lists' slots */
-	MSG_UPLOAD_END,				/* the copy is complete at msg->version */
+	MSG_UPLOAD_END,				/* every list is in: the copy serves */
 	MSG_KMEANS_BEGIN,			/* a k-means session of nq points; a token */
 	MSG_KMEANS_POINTS,			/* rows [nprobe, nprobe + nbatch) of them */
 	MSG_KMEANS_ASSIGN,			/* k centroids; answers assign, distances */
@@ -389,11 +393,15 @@ typedef enum IvfGpuMsgKind
 /*
  * The head of a request segment; its payload follows at MSG_PAYLOAD:
  *   SEARCH        queries [nq x dims] float, probes [nq x nprobe] int32,
- *                 limits [nq x nprobe] int64; answer: distances [nq x k]
- *                 float, ids [nq x k] int64
+ *                 limits [nq x nprobe] int64, the probed lists' versions
+ *                 [nq x nprobe] uint64; answer: distances [nq x k] float,
+ *                 ids [nq x k] int64, or with "stale" a flag [nq x nprobe]
+ *                 byte per probe whose list the copy has at another version
  *   UPLOAD_BEGIN  centroids [nlists x dims] float
- *   UPLOAD_LISTS  lists [nbatch] int32, counts [nbatch] int64, vectors
- *                 [sum counts x dims] float, ids [sum counts] int64
+ *   UPLOAD_LISTS  lists [nbatch] int32, counts [nbatch] int64, versions
+ *                 [nbatch] uint64 (read before the list's pages), vectors
+ *                 [sum counts x dims] float, ids [sum counts] int64; also
+ *                 refreshes lists of a complete copy
  *   KMEANS_POINTS nbatch points [nbatch x dims] float (the first is point
  *                 number nprobe of the session's nq)
  *   KMEANS_ASSIGN centroids [k x dims] float; answer: assign [nq] int32,
@@ -407,8 +415,7 @@ typedef struct IvfGpuMsg
 	IvfGpuMsgKind kind;
 	Oid			db;
 	Oid			relfile;
-	uint64		version;
-	uint64		token;			/* of the upload in progress */
+	uint64		token;			/* the copy's (uploads, and a stale answer) */
 	int32		metric;
 	int32		dims;
 	int32		nlists;
@@ -429,6 +436,8 @@ typedef struct SearchLayout
 	Size		queries,
 				probes,
 				limits,
+				versions,
+				stale,
 				dist,
 				ids,
 				total;
@@ -446,6 +455,10 @@ search_layout(int nq, int dims, int nprobe, int k)
 	at = ALIGN8(at + (Size) nq * nprobe * sizeof(int32));
 	l.limits = at;
 	at = ALIGN8(at + (Size) nq * nprobe * sizeof(int64));
+	l.versions = at;
+	at = ALIGN8(at + (Size) nq * nprobe * sizeof(uint64));
+	l.stale = at;
+	at = ALIGN8(at + (Size) nq * nprobe);
 	l.dist = at;
 	at = ALIGN8(at + (Size) nq * k * sizeof(float));
 	l.ids = at;
@@ -454,25 +467,34 @@ search_layout(int nq, int dims, int nprobe, int k)
 	return l;
 }
 
-static uint32
-version_bucket(Oid db, Oid relfile)
+static pg_atomic_uint64 *
+list_version_counter(Oid db, Oid relfile, uint32 list)
 {
 	uint32		h = hash_combine(murmurhash32((uint32) db), murmurhash32((uint32) relfile));
 
-	return h % IVF_GPU_VERSIONS;
+	h = hash_combine(h, murmurhash32(list));
+	return &gpu_shared->versions[h % IVF_GPU_VERSIONS];
+}
+
+static uint64
+list_version(Relation index, uint32 list)
+{
+	return pg_atomic_read_u64(list_version_counter(MyDatabaseId,
+												   IvfRelFileNumber(index), list));
 }
 
 /*
- * An index changed (insert, VACUUM): copies of it in the worker are stale
- * from now on.  Called before the change can commit.
+ * A list of an index changed (insert, VACUUM): copies of it in the worker
+ * are stale from now on.  Called after the change is on the page and
+ * before it can commit.
  */
 void
-ivf_gpu_index_changed(Relation index)
+ivf_gpu_list_changed(Relation index, uint32 list)
 {
 	if (gpu_shared == NULL)
 		return;
-	pg_atomic_fetch_add_u64(&gpu_shared->versions[version_bucket(MyDatabaseId,
-																  IvfRelFileNumber(index))], 1);
+	pg_atomic_fetch_add_u64(list_version_counter(MyDatabaseId,
+												 IvfRelFileNumber(index), list), 1);
 }
 
 /* ------------------------------------------------------------ the worker */
@@ -549,15 +571,15 @@ publish_failure(const char *detail)
 typedef struct Resident
 {
 	bool		used;
-	bool		complete;		/* every list uploaded for `version' */
+	bool		complete;		/* every list uploaded once */
 	Oid			db;
 	Oid			relfile;
-	uint64		version;
 	uint64		token;
 	uint64		last_used;
 	int			metric;
 	int			dims;
 	int			nlists;
+	uint64	   *list_versions;	/* each list's version as uploaded */
 	IvfGpuIndex *index;
 } Resident;
 
@@ -585,6 +607,8 @@ drop_resident(Resident *r)
 {
 	if (r->index)
 		w_ops->index_free(r->index);
+	if (r->list_versions)
+		pfree(r->list_versions);
 	memset(r, 0, sizeof(Resident));
 }
 
@@ -662,11 +686,12 @@ serve_upload_begin(IvfGpuMsg *m)
 								 (const float *) MSG_PAYLOAD(m), &index);
 		if (rc == IVF_GPU_OK)
 		{
+			r->list_versions = MemoryContextAllocZero(TopMemoryContext,
+													  sizeof(uint64) * m->nlists);
 			r->used = true;
 			r->complete = false;
 			r->db = m->db;
 			r->relfile = m->relfile;
-			r->version = m->version;
 			r->token = ++token_clock;
 			r->last_used = ++use_clock;
 			r->metric = m->metric;
@@ -689,6 +714,7 @@ serve_upload_lists(IvfGpuMsg *m)
 	const int64 *counts;
 	const float *vecs;
 	const int64 *ids;
+	const uint64 *versions;
 	int64		total = 0;
 	int			b;
 
@@ -696,8 +722,13 @@ serve_upload_lists(IvfGpuMsg *m)
 		return msg_error(m, "upload superseded");
 	counts = (const int64 *) ALIGN8((Size) (lists + m->nbatch));
 	for (b = 0; b < m->nbatch; b++)
+	{
+		if (lists[b] < 0 || lists[b] >= r->nlists)
+			return msg_error(m, "list %d out of range", lists[b]);
 		total += counts[b];
-	vecs = (const float *) ALIGN8((Size) (counts + m->nbatch));
+	}
+	versions = (const uint64 *) ALIGN8((Size) (counts + m->nbatch));
+	vecs = (const float *) ALIGN8((Size) (versions + m->nbatch));
 	ids = (const int64 *) ALIGN8((Size) (vecs + (Size) total * r->dims));
 	for (b = 0; b < m->nbatch; b++)
 	{
@@ -716,6 +747,7 @@ serve_upload_lists(IvfGpuMsg *m)
 				return reply;
 			}
 		}
+		r->list_versions[lists[b]] = versions[b];
 		vecs += (Size) counts[b] * r->dims;
 		ids += counts[b];
 	}
@@ -938,6 +970,30 @@ take_submitted(Pending *pend, int *np)
 }
 
 /*
+ * Flag the probes of search m whose list the copy holds at another version
+ * than m read; true if there are any.
+ */
+static bool
+flag_stale_lists(const Resident *r, IvfGpuMsg *m)
+{
+	SearchLayout l = search_layout(m->nq, m->dims, m->nprobe, m->k);
+	const int32 *probes = (const int32 *) ((char *) m + l.probes);
+	const uint64 *versions = (const uint64 *) ((char *) m + l.versions);
+	uint8	   *stale = (uint8 *) m + l.stale;
+	Size		n = (Size) m->nq * m->nprobe;
+	bool		any = false;
+	Size		i;
+
+	for (i = 0; i < n; i++)
+	{
+		stale[i] = (probes[i] >= 0 && probes[i] < r->nlists &&
+					r->list_versions[probes[i]] != versions[i]);
+		any |= stale[i];
+	}
+	return any;
+}
+
+/*
  * One search for several requests on the same copy: their queries
  * concatenated, probes padded with -1 to the widest, k the largest (each
  * request keeps the first k of its rows: the same rows, in order).
@@ -1099,11 +1155,12 @@ serve_slots(MemoryContext cxt)
 			pend[i].answered = true;
 			continue;
 		}
-		if (r == NULL || !r->complete || r->version != m->version ||
+		if (r == NULL || !r->complete ||
 			r->metric != m->metric || r->dims != m->dims || r->nlists != m->nlists)
 		{
 			pend[i].reply = REPLY_STALE;
 			pend[i].answered = true;
+			m->token = 0;		/* no copy to refresh: upload it all */
 			continue;
 		}
 		if (w_ops->max_k > 0 && m->k > w_ops->max_k)
@@ -1113,18 +1170,33 @@ serve_slots(MemoryContext cxt)
 			pend[i].answered = true;
 			continue;
 		}
-		/* this request and every later one on the same copy */
+		/*
+		 * This request and every later one on the same copy, each only if
+		 * the copy has every list it probes at the version it read (else
+		 * "stale", with the lists to refresh flagged).
+		 */
 		for (j = i; j < np; j++)
 		{
 			IvfGpuMsg  *o = pend[j].m;
 
 			if (!pend[j].answered && o->kind == MSG_SEARCH && o->db == m->db &&
-				o->relfile == m->relfile && o->version == m->version &&
+				o->relfile == m->relfile &&
 				o->metric == m->metric && o->dims == m->dims &&
 				o->nlists == m->nlists &&
 				(w_ops->max_k == 0 || o->k <= w_ops->max_k))
-				group[ng++] = &pend[j];
+			{
+				if (flag_stale_lists(r, o))
+				{
+					pend[j].reply = REPLY_STALE;
+					pend[j].answered = true;
+					o->token = r->token;
+				}
+				else
+					group[ng++] = &pend[j];
+			}
 		}
+		if (ng == 0)
+			continue;
 		r->last_used = ++use_clock;
 		serve_search_group(r, group, ng);
 		CHECK_FOR_INTERRUPTS();
@@ -1409,7 +1481,7 @@ request(dsm_segment *seg, const char **why)
 
 static dsm_segment *
 new_message(Size size, IvfGpuMsgKind kind, Relation index,
-			const IvfMetaPageData *meta, uint64 version)
+			const IvfMetaPageData *meta)
 {
 	dsm_segment *seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 	IvfGpuMsg  *m;
@@ -1421,7 +1493,6 @@ new_message(Size size, IvfGpuMsgKind kind, Relation index,
 	m->kind = kind;
 	m->db = MyDatabaseId;
 	m->relfile = IvfRelFileNumber(index);
-	m->version = version;
 	m->metric = (meta->metric == IVF_METRIC_L2) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
 	m->dims = (int32) meta->dims;
 	m->nlists = (int32) meta->nlists;
@@ -1429,64 +1500,46 @@ new_message(Size size, IvfGpuMsgKind kind, Relation index,
 }
 
 /*
- * Upload the whole index at `version': its centroids, then its lists as
- * read from its pages (every slot, in chain order), in messages of at most
- * IVF_GPU_UPLOAD_BYTES (one list may exceed it alone).
+ * Send lists[0..nl) of the index to the copy with `token': each list's
+ * version read before its pages, then every slot in chain order, in
+ * messages of at most IVF_GPU_UPLOAD_BYTES (one list may exceed it alone).
+ * Used by a full upload and to refresh the stale lists of a copy.
  */
 static bool
-upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
-	   uint64 version, const char **why)
+upload_lists(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
+			 uint64 token, const uint32 *lists, uint32 nl, const char **why)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivf gpu upload",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	Size		cbytes = (Size) meta->nlists * meta->dims * sizeof(float);
-	dsm_segment *seg;
-	uint64		token;
-	uint32		l = 0;
-	bool		ok = false;
+	uint32		at = 0;
+	bool		ok = true;
 
-	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)) + cbytes, MSG_UPLOAD_BEGIN,
-					  index, meta, version);
-	if (seg == NULL)
+	while (at < nl && ok)
 	{
-		*why = "no dynamic shared memory segment for the upload";
-		goto done;
-	}
-	{
-		/* copied at once: the cache may be rebuilt by any invalidation */
-		IvfCache   *cache = ivf_get_cache(index);
-
-		memcpy(MSG_PAYLOAD(dsm_segment_address(seg)), cache->centroids, cbytes);
-	}
-	if (request(seg, why) != REPLY_OK)
-	{
-		dsm_detach(seg);
-		goto done;
-	}
-	token = ((IvfGpuMsg *) dsm_segment_address(seg))->token;
-	dsm_detach(seg);
-
-	while (l < meta->nlists)
-	{
-		int32	   *lists = palloc(sizeof(int32) * meta->nlists);
-		int64	   *counts = palloc(sizeof(int64) * meta->nlists);
-		float	  **vecs = palloc(sizeof(float *) * meta->nlists);
-		int64	  **ids = palloc(sizeof(int64 *) * meta->nlists);
+		int32	   *ls = palloc(sizeof(int32) * nl);
+		int64	   *counts = palloc(sizeof(int64) * nl);
+		uint64	   *versions = palloc(sizeof(uint64) * nl);
+		float	  **vecs = palloc(sizeof(float *) * nl);
+		int64	  **ids = palloc(sizeof(int64 *) * nl);
 		int			nb = 0;
 		int64		total = 0;
 		Size		size;
 		char	   *p;
+		dsm_segment *seg;
 		IvfGpuMsg  *m;
 		int			b;
 
 		/* as many lists as fit the message, at least one */
-		while (l < meta->nlists)
+		while (at < nl)
 		{
 			IvfListEntry e;
+			uint32		l = lists[at++];
 
+			/* the version first: a change after it shows as a newer one */
+			versions[nb] = list_version(index, l);
 			ivf_read_list_entry(index, meta, g, l, &e);
-			lists[nb] = (int32) l;
+			ls[nb] = (int32) l;
 			if (BlockNumberIsValid(e.head))
 				ivf_export_list(index, g, e.head, l, &vecs[nb], &ids[nb], &counts[nb]);
 			else
@@ -1497,28 +1550,31 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 			}
 			total += counts[nb];
 			nb++;
-			l++;
 			if ((Size) total * (meta->dims * sizeof(float) + sizeof(int64)) >
 				IVF_GPU_UPLOAD_BYTES)
 				break;
 		}
 		size = MAXALIGN(sizeof(IvfGpuMsg)) + ALIGN8(sizeof(int32) * nb) +
-			ALIGN8(sizeof(int64) * nb) + ALIGN8((Size) total * meta->dims * sizeof(float)) +
+			ALIGN8(sizeof(int64) * nb) + ALIGN8(sizeof(uint64) * nb) +
+			ALIGN8((Size) total * meta->dims * sizeof(float)) +
 			(Size) total * sizeof(int64);
-		seg = new_message(size, MSG_UPLOAD_LISTS, index, meta, version);
+		seg = new_message(size, MSG_UPLOAD_LISTS, index, meta);
 		if (seg == NULL)
 		{
 			*why = "no dynamic shared memory segment for the upload";
-			goto done;
+			ok = false;
+			break;
 		}
 		m = (IvfGpuMsg *) dsm_segment_address(seg);
 		m->token = token;
 		m->nbatch = nb;
 		p = MSG_PAYLOAD(m);
-		memcpy(p, lists, sizeof(int32) * nb);
+		memcpy(p, ls, sizeof(int32) * nb);
 		p = (char *) ALIGN8((Size) (p + sizeof(int32) * nb));
 		memcpy(p, counts, sizeof(int64) * nb);
 		p = (char *) ALIGN8((Size) (p + sizeof(int64) * nb));
+		memcpy(p, versions, sizeof(uint64) * nb);
+		p = (char *) ALIGN8((Size) (p + sizeof(uint64) * nb));
 		for (b = 0; b < nb; b++)
 		{
 			memcpy(p, vecs[b], (Size) counts[b] * meta->dims * sizeof(float));
@@ -1530,28 +1586,65 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 			memcpy(p, ids[b], (Size) counts[b] * sizeof(int64));
 			p += (Size) counts[b] * sizeof(int64);
 		}
-		if (request(seg, why) != REPLY_OK)
-		{
-			dsm_detach(seg);
-			goto done;
-		}
+		ok = (request(seg, why) == REPLY_OK);
 		dsm_detach(seg);
 		MemoryContextReset(cxt);
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return ok;
+}
 
-	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)), MSG_UPLOAD_END, index, meta, version);
+/* Upload the whole index: its centroids, then every list. */
+static bool
+upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
+	   const char **why)
+{
+	Size		cbytes = (Size) meta->nlists * meta->dims * sizeof(float);
+	dsm_segment *seg;
+	uint64		token;
+	uint32	   *all;
+	uint32		l;
+	bool		ok;
+
+	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)) + cbytes, MSG_UPLOAD_BEGIN,
+					  index, meta);
 	if (seg == NULL)
 	{
 		*why = "no dynamic shared memory segment for the upload";
-		goto done;
+		return false;
+	}
+	{
+		/* copied at once: the cache may be rebuilt by any invalidation */
+		IvfCache   *cache = ivf_get_cache(index);
+
+		memcpy(MSG_PAYLOAD(dsm_segment_address(seg)), cache->centroids, cbytes);
+	}
+	if (request(seg, why) != REPLY_OK)
+	{
+		dsm_detach(seg);
+		return false;
+	}
+	token = ((IvfGpuMsg *) dsm_segment_address(seg))->token;
+	dsm_detach(seg);
+
+	all = palloc(sizeof(uint32) * meta->nlists);
+	for (l = 0; l < meta->nlists; l++)
+		all[l] = l;
+	ok = upload_lists(index, meta, g, token, all, meta->nlists, why);
+	pfree(all);
+	if (!ok)
+		return false;
+
+	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)), MSG_UPLOAD_END, index, meta);
+	if (seg == NULL)
+	{
+		*why = "no dynamic shared memory segment for the upload";
+		return false;
 	}
 	((IvfGpuMsg *) dsm_segment_address(seg))->token = token;
 	ok = (request(seg, why) == REPLY_OK);
 	dsm_detach(seg);
-
-done:
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
 	return ok;
 }
 
@@ -1570,7 +1663,6 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 			   int64 *ids)
 {
 	const char *why = NULL;
-	uint64		version;
 	int			attempt;
 
 	if (ivf_gpu_mode == IVF_GPU_OFF || nq == 0)
@@ -1584,15 +1676,14 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 		return false;
 	}
 
-	version = pg_atomic_read_u64(&gpu_shared->versions[version_bucket(MyDatabaseId,
-																	   IvfRelFileNumber(index))]);
-	for (attempt = 0; attempt < 2; attempt++)
+	for (attempt = 0; attempt < 3; attempt++)
 	{
 		SearchLayout l = search_layout(nq, (int) meta->dims, nprobe, k);
 		dsm_segment *seg;
 		IvfGpuMsg  *m;
 		IvfGpuReply reply;
 		int64	   *lim;
+		uint64	   *ver;
 		Size		i;
 
 		if (l.total > IVF_GPU_SEARCH_BYTES)
@@ -1600,7 +1691,7 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 			why = "the batch is larger than a request may be (256 MB)";
 			break;
 		}
-		seg = new_message(l.total, MSG_SEARCH, index, meta, version);
+		seg = new_message(l.total, MSG_SEARCH, index, meta);
 		if (seg == NULL)
 		{
 			why = "no dynamic shared memory segment for the request";
@@ -1613,8 +1704,13 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 		memcpy((char *) m + l.queries, queries, (Size) nq * meta->dims * sizeof(float));
 		memcpy((char *) m + l.probes, probes, (Size) nq * nprobe * sizeof(int32));
 		lim = (int64 *) ((char *) m + l.limits);
+		ver = (uint64 *) ((char *) m + l.versions);
+		/* read after the snapshot (see "Coherence") */
 		for (i = 0; i < (Size) nq * nprobe; i++)
+		{
 			lim[i] = (limits[i] > (uint64) PG_INT64_MAX) ? PG_INT64_MAX : (int64) limits[i];
+			ver[i] = list_version(index, (uint32) probes[i]);
+		}
 		reply = request(seg, &why);
 		if (reply == REPLY_OK)
 		{
@@ -1623,15 +1719,46 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 			dsm_detach(seg);
 			return true;
 		}
-		dsm_detach(seg);
-		if (reply != REPLY_STALE || attempt == 1)
+		if (reply != REPLY_STALE || attempt == 2)
 		{
 			if (reply == REPLY_STALE)
-				why = "the index changed during its upload";
+				why = "the index kept changing during its upload";
+			dsm_detach(seg);
 			break;
 		}
-		if (!upload(index, meta, g, version, &why))
-			break;
+		if (m->token == 0)
+		{
+			/* no copy: upload it all */
+			dsm_detach(seg);
+			if (!upload(index, meta, g, &why))
+				break;
+		}
+		else
+		{
+			/* refresh only the flagged lists, each once */
+			const uint8 *stale = (const uint8 *) m + l.stale;
+			bool	   *seen = palloc0(sizeof(bool) * meta->nlists);
+			uint32	   *lists = palloc(sizeof(uint32) * Max(nq * nprobe, 1));
+			uint32		nl = 0;
+			uint64		token = m->token;
+			bool		ok;
+
+			for (i = 0; i < (Size) nq * nprobe; i++)
+				if (stale[i] && !seen[probes[i]])
+				{
+					seen[probes[i]] = true;
+					lists[nl++] = (uint32) probes[i];
+				}
+			dsm_detach(seg);
+			ok = upload_lists(index, meta, g, token, lists, nl, &why);
+			pfree(seen);
+			pfree(lists);
+			if (!ok)
+				break;
+			SpinLockAcquire(&gpu_shared->mutex);
+			gpu_shared->refreshed_lists += nl;
+			SpinLockRelease(&gpu_shared->mutex);
+		}
 	}
 	count_fallback(why ? why : "the GPU worker could not answer");
 	return false;
@@ -1902,10 +2029,7 @@ ivf_gpu_load(PG_FUNCTION_ARGS)
 	if (gpu_shared == NULL || !ivf_gpu_worker_enabled)
 		why = "there is no GPU worker (ivf in shared_preload_libraries and ivf.gpu_worker = on start one)";
 	else
-		ok = upload(index, &meta, &g,
-					pg_atomic_read_u64(&gpu_shared->versions[version_bucket(MyDatabaseId,
-																			 IvfRelFileNumber(index))]),
-					&why);
+		ok = upload(index, &meta, &g, &why);
 	if (!ok)
 		ereport(NOTICE,
 				(errmsg("index \"%s\" was not loaded to the GPU worker: %s",
@@ -1927,8 +2051,8 @@ Datum
 ivf_gpu_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[16];
-	bool		nulls[16];
+	Datum		values[17];
+	bool		nulls[17];
 	IvfGpuShared snap;
 	const char *state;
 
@@ -1970,6 +2094,7 @@ ivf_gpu_stats(PG_FUNCTION_ARGS)
 	values[12] = Int32GetDatum(snap.starts);
 	values[14] = Int64GetDatum((int64) snap.kmeans_rounds);
 	values[15] = Int64GetDatum((int64) snap.assigned_points);
+	values[16] = Int64GetDatum((int64) snap.refreshed_lists);
 	values[13] = CStringGetTextDatum(snap.detail);
 	nulls[13] = (snap.detail[0] == '\0');
 

@@ -278,10 +278,11 @@ advance_hint(Relation index, const IvfMetaPageData *meta,
 }
 
 /*
- * Insert one prepared vector (normalised for cosine) with its heap TID.
- * The cache is used only to choose the list, before any lock is taken.
+ * Insert one prepared vector (normalised for cosine) with its heap TID;
+ * returns the list it went to.  The cache is used only to choose the list,
+ * before any lock is taken.
  */
-void
+uint32
 ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 				  ItemPointer tid)
 {
@@ -326,7 +327,7 @@ restart:
 		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid,
 				  code, err, cnorm);
 		UnlockReleaseBuffer(dirbuf);
-		return;
+		return (uint32) list;
 	}
 
 	blkno = hint;
@@ -351,7 +352,7 @@ restart:
 			UnlockReleaseBuffer(buf);
 			if (blkno != hint)
 				advance_hint(index, &meta, &g, list, hint, blkno);
-			return;
+			return (uint32) list;
 		}
 
 		if (BlockNumberIsValid(opaque->next))
@@ -374,7 +375,7 @@ restart:
 			UnlockReleaseBuffer(dirbuf);
 		}
 		UnlockReleaseBuffer(buf);
-		return;
+		return (uint32) list;
 	}
 }
 
@@ -411,9 +412,10 @@ ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 							 cache->meta.dims, value, &skip);
 	if (!skip)
 	{
-		ivf_insert_vector(index, cache, vec, heap_tid);
-		/* before this can commit: GPU copies of the index are stale */
-		ivf_gpu_index_changed(index);
+		uint32		list = ivf_insert_vector(index, cache, vec, heap_tid);
+
+		/* before this can commit: GPU copies of the list are stale */
+		ivf_gpu_list_changed(index, list);
 	}
 
 	MemoryContextSwitchTo(old);

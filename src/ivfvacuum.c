@@ -293,9 +293,6 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 	ivf_read_meta(index, &meta);
 	ivf_meta_geometry(&meta, &g);
-	/* GPU copies of the index are stale from now on (and again at the end) */
-	ivf_gpu_index_changed(index);
-
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "ivfflat vacuum",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
@@ -308,6 +305,8 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		BlockNumber blkno;
 		BlockNumber first_free = InvalidBlockNumber;
 		bool		before_hint = true;
+
+		double		removed_before = stats->tuples_removed;
 
 		ivf_read_list_entry(index, &meta, &g, list, &entry);
 		blkno = entry.head;
@@ -349,11 +348,18 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		/* let inserts refill the earliest group that now has room */
 		if (BlockNumberIsValid(first_free))
 			lower_hint(index, &meta, &g, list, entry.insert, first_free);
+
+		/*
+		 * GPU copies of a list that lost entries are stale.  Until now they
+		 * could return TIDs of dead rows only, harmless: the heap reuses
+		 * those line pointers after this index pass, not before.
+		 */
+		if (stats->tuples_removed != removed_before)
+			ivf_gpu_list_changed(index, list);
 	}
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
-	ivf_gpu_index_changed(index);
 	return stats;
 }
 

@@ -250,8 +250,13 @@ cmp_ok($mean, '>', 1, "single-query scans were merged (mean batch $mean queries)
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET ivf.gpu_batch_window; SELECT pg_reload_conf();');
 
 # rows inserted after the upload, each equal to a query: found at once,
-# first (distance 0)
-$node->safe_psql('postgres', q{INSERT INTO b SELECT 10000 + id, v FROM qs});
+# first (distance 0); only the lists they went to are sent again
+my $rl0 = $node->safe_psql('postgres', 'SELECT refreshed_lists FROM ivf_gpu_stats');
+$node->safe_psql('postgres', q{INSERT INTO b SELECT 10000 + id, v FROM qs WHERE id = 1});
+same('b_l2', '', 'after one insert');
+my $rl1 = $node->safe_psql('postgres', 'SELECT refreshed_lists FROM ivf_gpu_stats');
+is($rl1 - $rl0, 1, 'one insert: one list sent again');
+$node->safe_psql('postgres', q{INSERT INTO b SELECT 10000 + id, v FROM qs WHERE id > 1});
 same('b_l2', '', 'after inserts');
 is( $node->safe_psql('postgres', q{
 		SET ivf.gpu = on;
