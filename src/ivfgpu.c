@@ -119,6 +119,8 @@ static const char *const gpu_state_names[] = {
 typedef enum IvfGpuSlotState
 {
 	SLOT_FREE = 0,
+	SLOT_RESERVED,				/* its backend is writing a message into
+								 * the slot's own area */
 	SLOT_SUBMITTED,				/* by its backend; the worker may take it */
 	SLOT_RUNNING,				/* the worker is on it */
 	SLOT_DONE,					/* answered: status says how */
@@ -137,10 +139,22 @@ typedef struct IvfGpuSlot
 {
 	IvfGpuSlotState state;
 	int			owner_procno;
+	int			owner_pid;		/* to reclaim a slot its backend left behind */
 	int			worker_start;	/* gpu_shared->starts when submitted */
+	bool		in_slot;		/* the message is in the slot's area, not in
+								 * the segment `handle' */
 	dsm_handle	handle;
 	IvfGpuReply status;
 } IvfGpuSlot;
+
+/*
+ * Messages up to this size (most searches of a few queries, the small
+ * control messages) are written into their slot's own area of the
+ * worker's shared memory instead of a dynamic shared memory segment,
+ * whose creation and mapping cost a single-query search tens of
+ * microseconds.
+ */
+#define IVF_GPU_SLOT_BYTES	((Size) 32 * 1024)
 
 typedef struct IvfGpuShared
 {
@@ -164,7 +178,11 @@ typedef struct IvfGpuShared
 	int			worker_procno;	/* its PGPROC, for its latch; -1 when none */
 	IvfGpuSlot	slots[IVF_GPU_SLOTS];
 	pg_atomic_uint64 versions[IVF_GPU_VERSIONS];
+	/* the slots' own message areas follow, IVF_GPU_SLOT_BYTES each */
 } IvfGpuShared;
+
+#define SLOT_AREA(i) \
+	((char *) gpu_shared + MAXALIGN(sizeof(IvfGpuShared)) + (Size) (i) * IVF_GPU_SLOT_BYTES)
 
 typedef enum IvfGpuMode
 {
@@ -209,7 +227,7 @@ PGDLLEXPORT void ivf_gpu_worker_main(Datum arg);
 static Size
 gpu_shmem_size(void)
 {
-	return MAXALIGN(sizeof(IvfGpuShared));
+	return MAXALIGN(sizeof(IvfGpuShared)) + (Size) IVF_GPU_SLOTS * IVF_GPU_SLOT_BYTES;
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -939,6 +957,7 @@ take_submitted(Pending *pend, int *np)
 	{
 		IvfGpuSlot *slot = &gpu_shared->slots[i];
 		dsm_handle	handle;
+		bool		in_slot;
 		Pending    *p;
 
 		SpinLockAcquire(&gpu_shared->mutex);
@@ -949,19 +968,25 @@ take_submitted(Pending *pend, int *np)
 		}
 		slot->state = SLOT_RUNNING;
 		handle = slot->handle;
+		in_slot = slot->in_slot;
 		SpinLockRelease(&gpu_shared->mutex);
 
 		p = &pend[(*np)++];
 		memset(p, 0, sizeof(Pending));
 		p->slot = i;
-		p->seg = dsm_attach(handle);
-		if (p->seg == NULL)
+		if (in_slot)
+			p->m = (IvfGpuMsg *) SLOT_AREA(i);
+		else
 		{
-			p->reply = REPLY_ERROR;
-			p->answered = true;
-			continue;
+			p->seg = dsm_attach(handle);
+			if (p->seg == NULL)
+			{
+				p->reply = REPLY_ERROR;
+				p->answered = true;
+				continue;
+			}
+			p->m = (IvfGpuMsg *) dsm_segment_address(p->seg);
 		}
-		p->m = (IvfGpuMsg *) dsm_segment_address(p->seg);
 		p->m->error[0] = '\0';
 		if (p->m->kind == MSG_SEARCH)
 			queries += p->m->nq;
@@ -1385,6 +1410,86 @@ count_fallback(const char *why)
 			(errmsg("ivf gpu: answering on the CPU: %s", why)));
 }
 
+/* a request being written or sent: in its slot's area, or in a segment */
+typedef struct IvfGpuReq
+{
+	IvfGpuMsg  *m;
+	dsm_segment *seg;			/* NULL: in slot `slot' */
+	int			slot;			/* -1 until sent, for a segment */
+} IvfGpuReq;
+
+/*
+ * A backend that exits (FATAL while waiting, say: no error handler runs)
+ * gives back the slots it holds, as release_slot would.
+ */
+static void
+release_my_slots(int code, Datum arg)
+{
+	int			i;
+
+	if (gpu_shared == NULL)
+		return;
+	SpinLockAcquire(&gpu_shared->mutex);
+	for (i = 0; i < IVF_GPU_SLOTS; i++)
+	{
+		IvfGpuSlot *slot = &gpu_shared->slots[i];
+
+		if (slot->owner_pid != MyProcPid || slot->state == SLOT_FREE)
+			continue;
+		if (slot->state == SLOT_RUNNING)
+			slot->state = SLOT_ABANDONED;
+		else if (slot->state != SLOT_ABANDONED)
+			slot->state = SLOT_FREE;
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/* A request of `size' bytes, zeroed header; NULL when there is no room. */
+static IvfGpuReq *
+req_create(Size size)
+{
+	static bool exit_hook = false;
+	IvfGpuReq  *r = palloc0(sizeof(IvfGpuReq));
+
+	if (!exit_hook)
+	{
+		before_shmem_exit(release_my_slots, (Datum) 0);
+		exit_hook = true;
+	}
+	r->slot = -1;
+	if (size <= IVF_GPU_SLOT_BYTES)
+	{
+		int			i;
+
+		SpinLockAcquire(&gpu_shared->mutex);
+		for (i = 0; i < IVF_GPU_SLOTS; i++)
+			if (gpu_shared->slots[i].state == SLOT_FREE)
+			{
+				gpu_shared->slots[i].state = SLOT_RESERVED;
+				gpu_shared->slots[i].owner_procno = MyProc->pgprocno;
+				gpu_shared->slots[i].owner_pid = MyProcPid;
+				r->slot = i;
+				break;
+			}
+		SpinLockRelease(&gpu_shared->mutex);
+		if (r->slot >= 0)
+			r->m = (IvfGpuMsg *) SLOT_AREA(r->slot);
+	}
+	if (r->m == NULL)
+	{
+		r->seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+		if (r->seg == NULL)
+		{
+			pfree(r);
+			return NULL;
+		}
+		r->m = (IvfGpuMsg *) dsm_segment_address(r->seg);
+	}
+	memset(r->m, 0, sizeof(IvfGpuMsg));
+	r->m->pid = MyProcPid;
+	return r;
+}
+
 /* Give up a slot: the worker frees one it is running when it is done. */
 static void
 release_slot(int i)
@@ -1399,19 +1504,31 @@ release_slot(int i)
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
+/* Done with a request (its answer read): its slot or segment goes. */
+static void
+req_free(IvfGpuReq *r)
+{
+	if (r->seg != NULL)
+		dsm_detach(r->seg);
+	if (r->slot >= 0)
+		release_slot(r->slot);
+	pfree(r);
+}
+
 /*
- * Send one request segment to the worker and wait for its answer.  Returns
- * the reply, or REPLY_ERROR with *why set when the worker could not be
- * reached or went away.  Cancellation is honoured while waiting.
+ * Send a request to the worker and wait for its answer, which stays
+ * readable in r->m until req_free.  Returns the reply, or REPLY_ERROR with
+ * *why set when the worker could not be reached or went away.
+ * Cancellation is honoured while waiting.
  */
 static IvfGpuReply
-request(dsm_segment *seg, const char **why)
+req_send(IvfGpuReq *r, const char **why)
 {
-	IvfGpuMsg  *m = (IvfGpuMsg *) dsm_segment_address(seg);
 	int			i;
 	int			start;
 	int			procno;
-	IvfGpuReply reply = REPLY_ERROR;
+	volatile IvfGpuReply reply = REPLY_ERROR;
+	volatile bool answered = false;
 
 	SpinLockAcquire(&gpu_shared->mutex);
 	if (gpu_shared->state != IVF_GPU_STATE_READY || gpu_shared->worker_procno < 0)
@@ -1420,18 +1537,41 @@ request(dsm_segment *seg, const char **why)
 		*why = "the GPU worker is not ready";
 		return REPLY_ERROR;
 	}
-	for (i = 0; i < IVF_GPU_SLOTS; i++)
-		if (gpu_shared->slots[i].state == SLOT_FREE)
-			break;
-	if (i == IVF_GPU_SLOTS)
+	if (r->seg != NULL)
 	{
-		SpinLockRelease(&gpu_shared->mutex);
-		*why = "every GPU request slot is busy";
-		return REPLY_ERROR;
+		/* a segment needs a slot to be named in */
+		i = -1;
+		{
+			int			j;
+
+			for (j = 0; j < IVF_GPU_SLOTS; j++)
+				if (gpu_shared->slots[j].state == SLOT_FREE)
+				{
+					i = j;
+					break;
+				}
+			if (i >= 0)
+			{
+				gpu_shared->slots[i].owner_procno = MyProc->pgprocno;
+				gpu_shared->slots[i].owner_pid = MyProcPid;
+			}
+		}
+		if (i < 0)
+		{
+			SpinLockRelease(&gpu_shared->mutex);
+			*why = "every GPU request slot is busy";
+			return REPLY_ERROR;
+		}
+		gpu_shared->slots[i].in_slot = false;
+		gpu_shared->slots[i].handle = dsm_segment_handle(r->seg);
+		r->slot = i;
+	}
+	else
+	{
+		i = r->slot;
+		gpu_shared->slots[i].in_slot = true;
 	}
 	gpu_shared->slots[i].state = SLOT_SUBMITTED;
-	gpu_shared->slots[i].owner_procno = MyProc->pgprocno;
-	gpu_shared->slots[i].handle = dsm_segment_handle(seg);
 	gpu_shared->slots[i].worker_start = start = gpu_shared->starts;
 	procno = gpu_shared->worker_procno;
 	SpinLockRelease(&gpu_shared->mutex);
@@ -1441,17 +1581,16 @@ request(dsm_segment *seg, const char **why)
 	{
 		for (;;)
 		{
-			bool		done;
 			bool		gone;
 
 			SpinLockAcquire(&gpu_shared->mutex);
-			done = (gpu_shared->slots[i].state == SLOT_DONE);
-			if (done)
+			answered = (gpu_shared->slots[i].state == SLOT_DONE);
+			if (answered)
 				reply = gpu_shared->slots[i].status;
 			gone = (gpu_shared->starts != start ||
 					gpu_shared->state != IVF_GPU_STATE_READY);
 			SpinLockRelease(&gpu_shared->mutex);
-			if (done)
+			if (answered)
 				break;
 			if (gone)
 			{
@@ -1468,35 +1607,44 @@ request(dsm_segment *seg, const char **why)
 	PG_CATCH();
 	{
 		release_slot(i);
+		r->slot = -1;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	release_slot(i);
-	if (reply == REPLY_ERROR && m->error[0] != '\0')
-		*why = pstrdup(m->error);
-	else if (reply == REPLY_ERROR && *why == NULL)
-		*why = "the GPU worker could not answer";
+
+	if (answered && reply == REPLY_ERROR)
+		*why = r->m->error[0] != '\0' ? pstrdup(r->m->error) :
+			"the GPU worker could not answer";
+	if (!answered)
+	{
+		/* nothing to read: the worker frees a slot it is still running */
+		release_slot(i);
+		r->slot = -1;
+	}
+	else if (r->seg != NULL)
+	{
+		/* the answer is in the segment: the slot can go now */
+		release_slot(i);
+		r->slot = -1;
+	}
 	return reply;
 }
 
-static dsm_segment *
+static IvfGpuReq *
 new_message(Size size, IvfGpuMsgKind kind, Relation index,
 			const IvfMetaPageData *meta)
 {
-	dsm_segment *seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	IvfGpuMsg  *m;
+	IvfGpuReq  *r = req_create(size);
 
-	if (seg == NULL)
+	if (r == NULL)
 		return NULL;
-	m = (IvfGpuMsg *) dsm_segment_address(seg);
-	memset(m, 0, sizeof(IvfGpuMsg));
-	m->kind = kind;
-	m->db = MyDatabaseId;
-	m->relfile = IvfRelFileNumber(index);
-	m->metric = (meta->metric == IVF_METRIC_L2) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
-	m->dims = (int32) meta->dims;
-	m->nlists = (int32) meta->nlists;
-	return seg;
+	r->m->kind = kind;
+	r->m->db = MyDatabaseId;
+	r->m->relfile = IvfRelFileNumber(index);
+	r->m->metric = (meta->metric == IVF_METRIC_L2) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
+	r->m->dims = (int32) meta->dims;
+	r->m->nlists = (int32) meta->nlists;
+	return r;
 }
 
 /*
@@ -1526,7 +1674,7 @@ upload_lists(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 		int64		total = 0;
 		Size		size;
 		char	   *p;
-		dsm_segment *seg;
+		IvfGpuReq  *seg;
 		IvfGpuMsg  *m;
 		int			b;
 
@@ -1565,7 +1713,7 @@ upload_lists(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 			ok = false;
 			break;
 		}
-		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m = seg->m;
 		m->token = token;
 		m->nbatch = nb;
 		p = MSG_PAYLOAD(m);
@@ -1586,8 +1734,8 @@ upload_lists(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 			memcpy(p, ids[b], (Size) counts[b] * sizeof(int64));
 			p += (Size) counts[b] * sizeof(int64);
 		}
-		ok = (request(seg, why) == REPLY_OK);
-		dsm_detach(seg);
+		ok = (req_send(seg, why) == REPLY_OK);
+		req_free(seg);
 		MemoryContextReset(cxt);
 	}
 	MemoryContextSwitchTo(old);
@@ -1601,7 +1749,7 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 	   const char **why)
 {
 	Size		cbytes = (Size) meta->nlists * meta->dims * sizeof(float);
-	dsm_segment *seg;
+	IvfGpuReq  *seg;
 	uint64		token;
 	uint32	   *all;
 	uint32		l;
@@ -1618,15 +1766,15 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 		/* copied at once: the cache may be rebuilt by any invalidation */
 		IvfCache   *cache = ivf_get_cache(index);
 
-		memcpy(MSG_PAYLOAD(dsm_segment_address(seg)), cache->centroids, cbytes);
+		memcpy(MSG_PAYLOAD(seg->m), cache->centroids, cbytes);
 	}
-	if (request(seg, why) != REPLY_OK)
+	if (req_send(seg, why) != REPLY_OK)
 	{
-		dsm_detach(seg);
+		req_free(seg);
 		return false;
 	}
-	token = ((IvfGpuMsg *) dsm_segment_address(seg))->token;
-	dsm_detach(seg);
+	token = (seg->m)->token;
+	req_free(seg);
 
 	all = palloc(sizeof(uint32) * meta->nlists);
 	for (l = 0; l < meta->nlists; l++)
@@ -1642,9 +1790,9 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 		*why = "no dynamic shared memory segment for the upload";
 		return false;
 	}
-	((IvfGpuMsg *) dsm_segment_address(seg))->token = token;
-	ok = (request(seg, why) == REPLY_OK);
-	dsm_detach(seg);
+	(seg->m)->token = token;
+	ok = (req_send(seg, why) == REPLY_OK);
+	req_free(seg);
 	return ok;
 }
 
@@ -1679,7 +1827,7 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 	for (attempt = 0; attempt < 3; attempt++)
 	{
 		SearchLayout l = search_layout(nq, (int) meta->dims, nprobe, k);
-		dsm_segment *seg;
+		IvfGpuReq  *seg;
 		IvfGpuMsg  *m;
 		IvfGpuReply reply;
 		int64	   *lim;
@@ -1697,7 +1845,7 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 			why = "no dynamic shared memory segment for the request";
 			break;
 		}
-		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m = seg->m;
 		m->nq = nq;
 		m->k = k;
 		m->nprobe = nprobe;
@@ -1711,25 +1859,25 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 			lim[i] = (limits[i] > (uint64) PG_INT64_MAX) ? PG_INT64_MAX : (int64) limits[i];
 			ver[i] = list_version(index, (uint32) probes[i]);
 		}
-		reply = request(seg, &why);
+		reply = req_send(seg, &why);
 		if (reply == REPLY_OK)
 		{
 			memcpy(dist, (char *) m + l.dist, (Size) nq * k * sizeof(float));
 			memcpy(ids, (char *) m + l.ids, (Size) nq * k * sizeof(int64));
-			dsm_detach(seg);
+			req_free(seg);
 			return true;
 		}
 		if (reply != REPLY_STALE || attempt == 2)
 		{
 			if (reply == REPLY_STALE)
 				why = "the index kept changing during its upload";
-			dsm_detach(seg);
+			req_free(seg);
 			break;
 		}
 		if (m->token == 0)
 		{
 			/* no copy: upload it all */
-			dsm_detach(seg);
+			req_free(seg);
 			if (!upload(index, meta, g, &why))
 				break;
 		}
@@ -1749,7 +1897,7 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 					seen[probes[i]] = true;
 					lists[nl++] = (uint32) probes[i];
 				}
-			dsm_detach(seg);
+			req_free(seg);
 			ok = upload_lists(index, meta, g, token, lists, nl, &why);
 			pfree(seen);
 			pfree(lists);
@@ -1785,24 +1933,19 @@ struct IvfGpuKmeans
 	bool		failed;			/* a round failed: the CPU does the rest */
 };
 
-static dsm_segment *
+static IvfGpuReq *
 new_km_message(Size payload, IvfGpuMsgKind kind, const IvfGpuKmeans *km)
 {
-	dsm_segment *seg = dsm_create(MAXALIGN(sizeof(IvfGpuMsg)) + payload,
-								  DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	IvfGpuMsg  *m;
+	IvfGpuReq  *r = req_create(MAXALIGN(sizeof(IvfGpuMsg)) + payload);
 
-	if (seg == NULL)
+	if (r == NULL)
 		return NULL;
-	m = (IvfGpuMsg *) dsm_segment_address(seg);
-	memset(m, 0, sizeof(IvfGpuMsg));
-	m->kind = kind;
-	m->pid = MyProcPid;
-	m->token = km->token;
-	m->metric = km->metric;
-	m->dims = km->dims;
-	m->nq = (int32) km->n;
-	return seg;
+	r->m->kind = kind;
+	r->m->token = km->token;
+	r->m->metric = km->metric;
+	r->m->dims = km->dims;
+	r->m->nq = (int32) km->n;
+	return r;
 }
 
 /*
@@ -1816,7 +1959,7 @@ ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d, int metric)
 {
 	IvfGpuKmeans *km;
 	const char *why = NULL;
-	dsm_segment *seg;
+	IvfGpuReq  *seg;
 	Size		rows_per;
 	size_t		at;
 
@@ -1839,16 +1982,16 @@ ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d, int metric)
 	km->dims = (int) d;
 	km->n = (int64) n;
 	seg = new_km_message(0, MSG_KMEANS_BEGIN, km);
-	if (seg == NULL || request(seg, &why) != REPLY_OK)
+	if (seg == NULL || req_send(seg, &why) != REPLY_OK)
 	{
 		if (seg)
-			dsm_detach(seg);
+			req_free(seg);
 		count_fallback(why ? why : "no dynamic shared memory segment for k-means");
 		pfree(km);
 		return NULL;
 	}
-	km->token = ((IvfGpuMsg *) dsm_segment_address(seg))->token;
-	dsm_detach(seg);
+	km->token = (seg->m)->token;
+	req_free(seg);
 
 	rows_per = Max(1, IVF_GPU_UPLOAD_BYTES / (sizeof(float) * d));
 	for (at = 0; at < n; at += rows_per)
@@ -1862,16 +2005,16 @@ ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d, int metric)
 			why = "no dynamic shared memory segment for k-means";
 			break;
 		}
-		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m = seg->m;
 		m->nprobe = (int32) at;
 		m->nbatch = (int32) rows;
 		memcpy(MSG_PAYLOAD(m), x + at * d, sizeof(float) * rows * d);
-		if (request(seg, &why) != REPLY_OK)
+		if (req_send(seg, &why) != REPLY_OK)
 		{
-			dsm_detach(seg);
+			req_free(seg);
 			break;
 		}
-		dsm_detach(seg);
+		req_free(seg);
 	}
 	if (at < n)
 	{
@@ -1889,7 +2032,7 @@ ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
 {
 	IvfGpuKmeans *km = (IvfGpuKmeans *) arg;
 	Size		cbytes = ALIGN8(sizeof(float) * k * km->dims);
-	dsm_segment *seg;
+	IvfGpuReq  *seg;
 	const char *why = NULL;
 	IvfGpuMsg  *m;
 	char	   *out;
@@ -1902,18 +2045,18 @@ ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
 		why = "no dynamic shared memory segment for k-means";
 	else
 	{
-		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m = seg->m;
 		m->k = (int32) k;
 		memcpy(MSG_PAYLOAD(m), centroids, sizeof(float) * k * km->dims);
-		if (request(seg, &why) == REPLY_OK)
+		if (req_send(seg, &why) == REPLY_OK)
 		{
 			out = MSG_PAYLOAD(m) + cbytes;
 			memcpy(assign, out, sizeof(int32) * km->n);
 			memcpy(dist, out + ALIGN8(sizeof(int32) * km->n), sizeof(float) * km->n);
-			dsm_detach(seg);
+			req_free(seg);
 			return 0;
 		}
-		dsm_detach(seg);
+		req_free(seg);
 	}
 	km->failed = true;
 	count_fallback(why ? why : "k-means assignment failed");
@@ -1927,7 +2070,7 @@ ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
 bool
 ivf_gpu_assign_centroids(IvfGpuKmeans *km, const float *centroids, size_t k)
 {
-	dsm_segment *seg;
+	IvfGpuReq  *seg;
 	const char *why = NULL;
 	IvfGpuMsg  *m;
 
@@ -1936,15 +2079,15 @@ ivf_gpu_assign_centroids(IvfGpuKmeans *km, const float *centroids, size_t k)
 	seg = new_km_message(sizeof(float) * k * km->dims, MSG_ASSIGN_CENTROIDS, km);
 	if (seg != NULL)
 	{
-		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m = seg->m;
 		m->k = (int32) k;
 		memcpy(MSG_PAYLOAD(m), centroids, sizeof(float) * k * km->dims);
-		if (request(seg, &why) == REPLY_OK)
+		if (req_send(seg, &why) == REPLY_OK)
 		{
-			dsm_detach(seg);
+			req_free(seg);
 			return true;
 		}
-		dsm_detach(seg);
+		req_free(seg);
 	}
 	km->failed = true;
 	count_fallback(why ? why : "no dynamic shared memory segment for the centroids");
@@ -1961,7 +2104,7 @@ ivf_gpu_assign_points(IvfGpuKmeans *km, const float *x, size_t n,
 					  int32 *assign, float *dist)
 {
 	Size		xbytes = ALIGN8(sizeof(float) * n * km->dims);
-	dsm_segment *seg;
+	IvfGpuReq  *seg;
 	const char *why = NULL;
 	IvfGpuMsg  *m;
 
@@ -1971,19 +2114,19 @@ ivf_gpu_assign_points(IvfGpuKmeans *km, const float *x, size_t n,
 						 MSG_ASSIGN_POINTS, km);
 	if (seg != NULL)
 	{
-		m = (IvfGpuMsg *) dsm_segment_address(seg);
+		m = seg->m;
 		m->nbatch = (int32) n;
 		memcpy(MSG_PAYLOAD(m), x, sizeof(float) * n * km->dims);
-		if (request(seg, &why) == REPLY_OK)
+		if (req_send(seg, &why) == REPLY_OK)
 		{
 			char	   *out = MSG_PAYLOAD(m) + xbytes;
 
 			memcpy(assign, out, sizeof(int32) * n);
 			memcpy(dist, out + ALIGN8(sizeof(int32) * n), sizeof(float) * n);
-			dsm_detach(seg);
+			req_free(seg);
 			return 0;
 		}
-		dsm_detach(seg);
+		req_free(seg);
 	}
 	km->failed = true;
 	count_fallback(why ? why : "no dynamic shared memory segment for the assignment");
@@ -1993,7 +2136,7 @@ ivf_gpu_assign_points(IvfGpuKmeans *km, const float *x, size_t n,
 void
 ivf_gpu_kmeans_end(IvfGpuKmeans *km)
 {
-	dsm_segment *seg;
+	IvfGpuReq  *seg;
 	const char *why = NULL;
 
 	if (km == NULL)
@@ -2001,8 +2144,8 @@ ivf_gpu_kmeans_end(IvfGpuKmeans *km)
 	seg = new_km_message(0, MSG_KMEANS_END, km);
 	if (seg != NULL)
 	{
-		(void) request(seg, &why);
-		dsm_detach(seg);
+		(void) req_send(seg, &why);
+		req_free(seg);
 	}
 	pfree(km);
 }
