@@ -2025,42 +2025,55 @@ ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d, int metric)
 	return km;
 }
 
-/* IvfKmeansParams.assign_fn: one assignment step on the worker */
-int
-ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
-					  int32 *assign, float *dist)
+/*
+ * Send `nfloats' floats (centroids, or points) in a message of `kind' and
+ * read back nout assignments and distances after them; nonzero (and the
+ * session marked failed, a fallback counted) when the worker could not.
+ */
+static int
+assignment_request(IvfGpuKmeans *km, IvfGpuMsgKind kind, const float *payload,
+				   Size nfloats, int32 k, size_t nout, int32 *assign, float *dist)
 {
-	IvfGpuKmeans *km = (IvfGpuKmeans *) arg;
-	Size		cbytes = ALIGN8(sizeof(float) * k * km->dims);
+	Size		pbytes = ALIGN8(sizeof(float) * nfloats);
 	IvfGpuReq  *seg;
 	const char *why = NULL;
-	IvfGpuMsg  *m;
-	char	   *out;
 
 	if (km->failed)
 		return 1;
-	seg = new_km_message(cbytes + ALIGN8(sizeof(int32) * km->n) + sizeof(float) * km->n,
-						 MSG_KMEANS_ASSIGN, km);
-	if (seg == NULL)
-		why = "no dynamic shared memory segment for k-means";
-	else
+	seg = new_km_message(pbytes + ALIGN8(sizeof(int32) * nout) + sizeof(float) * nout,
+						 kind, km);
+	if (seg != NULL)
 	{
-		m = seg->m;
-		m->k = (int32) k;
-		memcpy(MSG_PAYLOAD(m), centroids, sizeof(float) * k * km->dims);
+		IvfGpuMsg  *m = seg->m;
+
+		m->k = k;
+		m->nbatch = (int32) nout;
+		memcpy(MSG_PAYLOAD(m), payload, sizeof(float) * nfloats);
 		if (req_send(seg, &why) == REPLY_OK)
 		{
-			out = MSG_PAYLOAD(m) + cbytes;
-			memcpy(assign, out, sizeof(int32) * km->n);
-			memcpy(dist, out + ALIGN8(sizeof(int32) * km->n), sizeof(float) * km->n);
+			char	   *out = MSG_PAYLOAD(m) + pbytes;
+
+			memcpy(assign, out, sizeof(int32) * nout);
+			memcpy(dist, out + ALIGN8(sizeof(int32) * nout), sizeof(float) * nout);
 			req_free(seg);
 			return 0;
 		}
 		req_free(seg);
 	}
 	km->failed = true;
-	count_fallback(why ? why : "k-means assignment failed");
+	count_fallback(why ? why : "no shared memory for the assignment request");
 	return 1;
+}
+
+/* IvfKmeansParams.assign_fn: one assignment step on the worker */
+int
+ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
+					  int32 *assign, float *dist)
+{
+	IvfGpuKmeans *km = (IvfGpuKmeans *) arg;
+
+	return assignment_request(km, MSG_KMEANS_ASSIGN, centroids, k * km->dims,
+							  (int32) k, (size_t) km->n, assign, dist);
 }
 
 /*
@@ -2103,34 +2116,8 @@ int
 ivf_gpu_assign_points(IvfGpuKmeans *km, const float *x, size_t n,
 					  int32 *assign, float *dist)
 {
-	Size		xbytes = ALIGN8(sizeof(float) * n * km->dims);
-	IvfGpuReq  *seg;
-	const char *why = NULL;
-	IvfGpuMsg  *m;
-
-	if (km->failed)
-		return 1;
-	seg = new_km_message(xbytes + ALIGN8(sizeof(int32) * n) + sizeof(float) * n,
-						 MSG_ASSIGN_POINTS, km);
-	if (seg != NULL)
-	{
-		m = seg->m;
-		m->nbatch = (int32) n;
-		memcpy(MSG_PAYLOAD(m), x, sizeof(float) * n * km->dims);
-		if (req_send(seg, &why) == REPLY_OK)
-		{
-			char	   *out = MSG_PAYLOAD(m) + xbytes;
-
-			memcpy(assign, out, sizeof(int32) * n);
-			memcpy(dist, out + ALIGN8(sizeof(int32) * n), sizeof(float) * n);
-			req_free(seg);
-			return 0;
-		}
-		req_free(seg);
-	}
-	km->failed = true;
-	count_fallback(why ? why : "no dynamic shared memory segment for the assignment");
-	return 1;
+	return assignment_request(km, MSG_ASSIGN_POINTS, x, n * km->dims, 0, n,
+							  assign, dist);
 }
 
 void
