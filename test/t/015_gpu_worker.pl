@@ -319,6 +319,7 @@ query_ok('after kill -9');
 $node->append_conf('postgresql.conf', qq{
 ivf.gpu_backend = auto
 ivf.gpu_library = '/nonexistent/ivf_gpu'
+ivf.gpu_memory_limit = 2MB
 });
 $log_offset = -s $node->logfile;
 $node->restart;
@@ -328,6 +329,37 @@ is(stats()->{backend}, 'cpu', 'auto: on the CPU');
 like(stats()->{detail}, qr{cannot load "/nonexistent/ivf_gpu\.so"}, 'auto: says why');
 ok( $node->log_contains(qr/ivf gpu worker: no device, using the CPU/, $log_offset),
 	'auto: LOG line');
+
+# a memory limit that holds one copy of these two indexes, not both: each
+# search on the other evicts (least recently used), and answers stay exact
+$node->safe_psql('postgres', q{
+CREATE TABLE e (id int, v vector(16));
+INSERT INTO e SELECT i, (SELECT array_agg(((i * 13 + j * 7) % 97) / 5.0 + (i % 11))::real[]
+	FROM generate_series(1, 16) j)::vector FROM generate_series(1, 16000) i;
+CREATE INDEX e_l2 ON e USING ivfflat (v vector_l2_ops) WITH (lists = 16);
+CREATE INDEX e_ip ON e USING ivfflat (v vector_ip_ops) WITH (lists = 16);
+CREATE FUNCTION erun(idx text, gpu text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+	PERFORM set_config('ivf.gpu', gpu, true);
+	SELECT string_agg(query || ':' || tid::text || ':' || distance::text, ' ' ORDER BY query, rank)
+	INTO r FROM ivf_search(idx::regclass, (SELECT array_agg(v ORDER BY id) FROM qs), 5, 3);
+	RETURN r;
+END $$;
+});
+my (undef, undef, $ef0) = gpu_counters();
+for my $idx ('e_l2', 'e_ip', 'e_l2', 'e_ip')
+{
+	is( $node->safe_psql('postgres', "SELECT erun('$idx', 'on')"),
+		$node->safe_psql('postgres', "SELECT erun('$idx', 'off')"),
+		"memory limit: $idx through the worker");
+	ok($node->safe_psql('postgres', 'SELECT indexes_resident FROM ivf_gpu_stats') <= 1,
+		"memory limit: at most one copy resident after $idx");
+}
+my (undef, undef, $ef1) = gpu_counters();
+is($ef1, $ef0, 'memory limit: evictions, no fallback');
+ok($node->safe_psql('postgres', 'SELECT memory_used <= 2 * 1024 * 1024 FROM ivf_gpu_stats') eq 't',
+	'memory limit: kept');
 
 # device without one: nothing served, the reason published
 $node->append_conf('postgresql.conf', "ivf.gpu_backend = device\n");
