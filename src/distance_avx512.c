@@ -221,28 +221,6 @@ codes_short_ps(const uint8_t *p, size_t r)
 	return codes16_ps(buf);
 }
 
-/*
- * Software prefetch for the SQ8 block kernels: with codes streaming from
- * DRAM, the hardware prefetcher alone left them at 40-70% of the
- * single-thread read bandwidth; 2 kB ahead made them 1.4-2.5x faster there
- * (bench_kernels, d = 128 and 784) and costs nothing measurable on blocks
- * in cache.  Each call prefetches the lines from byte pf up to upto,
- * clipped to the block (n * d bytes, so nothing outside the caller's buffer
- * is touched), and returns the new pf: one prefetch per 64 bytes, whatever
- * d is.
- */
-#define IVF_SQ8_PREFETCH_BYTES	2048
-
-IVF_ALWAYS_INLINE size_t
-sq8_prefetch(const uint8_t *codes, size_t pf, size_t upto, size_t total)
-{
-	if (upto > total)
-		upto = total;
-	for (; pf < upto; pf += 64)
-		_mm_prefetch((const char *) (codes + pf), _MM_HINT_T0);
-	return pf;
-}
-
 IVF_ALWAYS_INLINE float
 sq8_dot_row(const float *w, const uint8_t *c, size_t d)
 {

@@ -203,12 +203,7 @@ ivf_search(PG_FUNCTION_ARGS)
 				int32		l = plist[(Size) qi * nprobe + i];
 
 				if (slots[l] < 0)
-				{
-					IvfListEntry e;
-
-					ivf_read_list_entry(index, &meta, &g, l, &e);
-					slots[l] = BlockNumberIsValid(e.head) ? (int64) ivf_list_slots(index, e.head) : 0;
-				}
+					slots[l] = (int64) ivf_list_size(index, &meta, &g, l);
 				sizes[(Size) qi * nprobe + i] = (uint64) slots[l];
 			}
 	}

@@ -338,15 +338,6 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 		problem(cs, "list %u: directory says %u groups, chain has %u", list, e->ngroups, ngroups);
 }
 
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 static void
 run_check(CheckState *cs)
 {
@@ -437,7 +428,7 @@ run_check(CheckState *cs)
 		check_list(cs, list, &dir[list]);
 
 	/* every TID once */
-	qsort(cs->tids, cs->ntids, sizeof(int64), cmp_int64);
+	qsort(cs->tids, cs->ntids, sizeof(int64), ivf_cmp_int64);
 	for (k = 1; k < cs->ntids; k++)
 	{
 		if (cs->tids[k] == cs->tids[k - 1])

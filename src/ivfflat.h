@@ -519,6 +519,9 @@ extern void ivf_prefilter_list(IvfPrefilter *pf, const float *q,
 extern void ivf_prefilter_bounds(const IvfPrefilter *pf, float *raw,
 								 const float *err, const float *cnorm,
 								 uint32 n);
+extern uint64 ivf_list_size(Relation index, const IvfMetaPageData *meta,
+							const IvfGeometry *g, uint32 list);
+extern int	ivf_cmp_int64(const void *a, const void *b);
 extern void ivf_export_list(Relation index, const IvfGeometry *g,
 							BlockNumber head, uint32 list, float **vecs,
 							int64 **ids, int64 *n);

@@ -291,15 +291,6 @@ late_pop(IvfScanOpaque so)
  * before a deferred candidate that might be nearer.  Returns false when the
  * round has nothing left.
  */
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 static bool
 next_candidate(IndexScanDesc scan, float *d, int64 *id)
 {
@@ -393,10 +384,7 @@ scan_start_gpu(IndexScanDesc scan)
 	if (ivf_max_codes > 0)
 		for (i = 0; i < n; i++)
 		{
-			IvfListEntry e;
-
-			ivf_read_list_entry(index, &so->meta, &so->geo, so->order[i], &e);
-			sizes[i] = BlockNumberIsValid(e.head) ? ivf_list_slots(index, e.head) : 0;
+			sizes[i] = ivf_list_size(index, &so->meta, &so->geo, so->order[i]);
 		}
 	ivf_query_limits(so->order_dist, sizes, n, (uint64) ivf_effective_budget(), limits);
 	so->gpu_dist = palloc(sizeof(float) * k);
@@ -411,7 +399,7 @@ scan_start_gpu(IndexScanDesc scan)
 		so->gpu_n++;
 	so->gpu_seen = palloc(sizeof(int64) * Max(so->gpu_n, 1));
 	memcpy(so->gpu_seen, so->gpu_id, sizeof(int64) * so->gpu_n);
-	qsort(so->gpu_seen, so->gpu_n, sizeof(int64), cmp_int64);
+	qsort(so->gpu_seen, so->gpu_n, sizeof(int64), ivf_cmp_int64);
 	so->gpu_cpu_started = false;
 }
 
@@ -528,7 +516,7 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 		{
 			/* returned already from the worker's answer */
 			if (so->gpu && so->gpu_n > 0 &&
-				bsearch(&id, so->gpu_seen, so->gpu_n, sizeof(int64), cmp_int64) != NULL)
+				bsearch(&id, so->gpu_seen, so->gpu_n, sizeof(int64), ivf_cmp_int64) != NULL)
 				continue;
 			/* strict order: never return a row nearer than one returned */
 			if (so->iterative == IVF_ITERATIVE_STRICT && so->have_last &&

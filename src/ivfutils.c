@@ -971,3 +971,13 @@ ivf_nearest_lists(const IvfCache *cache, const float *q, uint32 nprobe,
 	else
 		nearest_lists_exact(cache, q, nprobe, lists, dists);
 }
+
+/* qsort/bsearch comparator for int64 (packed TIDs) */
+int
+ivf_cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}

@@ -422,6 +422,21 @@ read_float_page(Relation index, const IvfGeometry *g, Page head, uint32 f)
 	return buf;
 }
 
+/* Read and share-lock segment page blkno of a multi-page group. */
+static Buffer
+read_segment_page(Relation index, BlockNumber blkno)
+{
+	Buffer		buf = ivf_read_buffer(index, blkno);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	if ((IvfPageGetOpaque(BufferGetPage(buf))->flags & IVF_PAGE_SEGMENT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a segment page",
+						RelationGetRelationName(index), blkno)));
+	return buf;
+}
+
 /*
  * The prefilter's pass over one locked group head: bounds from the codes
  * of its first nvec slots, then exact distances (from the float pages)
@@ -595,15 +610,8 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 				{
 					Page		spage;
 
-					segbufs[s] = ivf_read_buffer(index, segblk[s - 1]);
-					LockBuffer(segbufs[s], BUFFER_LOCK_SHARE);
+					segbufs[s] = read_segment_page(index, segblk[s - 1]);
 					spage = BufferGetPage(segbufs[s]);
-					if ((IvfPageGetOpaque(spage)->flags & IVF_PAGE_SEGMENT) == 0)
-						ereport(ERROR,
-								(errcode(ERRCODE_INDEX_CORRUPTED),
-								 errmsg("index \"%s\": block %u is not a segment page",
-										RelationGetRelationName(index),
-										segblk[s - 1])));
 					block_distances(metric, q + (Size) s * g->seg_dims,
 									ivf_page_floats(spage, g, false), nvec,
 									ivf_seg_dims(g, s), partial);
@@ -865,6 +873,17 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 	pfree(ids);
 }
 
+/* Slots of list 'list' (dead ones included), 0 for an empty list. */
+uint64
+ivf_list_size(Relation index, const IvfMetaPageData *meta,
+			  const IvfGeometry *g, uint32 list)
+{
+	IvfListEntry e;
+
+	ivf_read_list_entry(index, meta, g, list, &e);
+	return BlockNumberIsValid(e.head) ? ivf_list_slots(index, e.head) : 0;
+}
+
 /* Slots in list 'list' (dead ones included), counted from the group heads. */
 uint64
 ivf_list_slots(Relation index, BlockNumber head)
@@ -955,14 +974,7 @@ ivf_export_list(Relation index, const IvfGeometry *g, BlockNumber head,
 					src = ivf_page_floats(page, g, true);
 				else
 				{
-					sbuf = ivf_read_buffer(index, ivf_head_segblocks(page)[s - 1]);
-					LockBuffer(sbuf, BUFFER_LOCK_SHARE);
-					if ((IvfPageGetOpaque(BufferGetPage(sbuf))->flags & IVF_PAGE_SEGMENT) == 0)
-						ereport(ERROR,
-								(errcode(ERRCODE_INDEX_CORRUPTED),
-								 errmsg("index \"%s\": block %u is not a segment page",
-										RelationGetRelationName(index),
-										BufferGetBlockNumber(sbuf))));
+					sbuf = read_segment_page(index, ivf_head_segblocks(page)[s - 1]);
 					src = ivf_page_floats(BufferGetPage(sbuf), g, false);
 				}
 				for (i = 0; i < nvec; i++)
