@@ -1444,6 +1444,23 @@ release_my_slots(int code, Datum arg)
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
+/* A free slot, now this backend's (RESERVED); -1 if none.  Under the mutex. */
+static int
+claim_free_slot(void)
+{
+	int			i;
+
+	for (i = 0; i < IVF_GPU_SLOTS; i++)
+		if (gpu_shared->slots[i].state == SLOT_FREE)
+		{
+			gpu_shared->slots[i].state = SLOT_RESERVED;
+			gpu_shared->slots[i].owner_procno = MyProc->pgprocno;
+			gpu_shared->slots[i].owner_pid = MyProcPid;
+			return i;
+		}
+	return -1;
+}
+
 /* A request of `size' bytes, zeroed header; NULL when there is no room. */
 static IvfGpuReq *
 req_create(Size size)
@@ -1459,18 +1476,8 @@ req_create(Size size)
 	r->slot = -1;
 	if (size <= IVF_GPU_SLOT_BYTES)
 	{
-		int			i;
-
 		SpinLockAcquire(&gpu_shared->mutex);
-		for (i = 0; i < IVF_GPU_SLOTS; i++)
-			if (gpu_shared->slots[i].state == SLOT_FREE)
-			{
-				gpu_shared->slots[i].state = SLOT_RESERVED;
-				gpu_shared->slots[i].owner_procno = MyProc->pgprocno;
-				gpu_shared->slots[i].owner_pid = MyProcPid;
-				r->slot = i;
-				break;
-			}
+		r->slot = claim_free_slot();
 		SpinLockRelease(&gpu_shared->mutex);
 		if (r->slot >= 0)
 			r->m = (IvfGpuMsg *) SLOT_AREA(r->slot);
@@ -1540,22 +1547,7 @@ req_send(IvfGpuReq *r, const char **why)
 	if (r->seg != NULL)
 	{
 		/* a segment needs a slot to be named in */
-		i = -1;
-		{
-			int			j;
-
-			for (j = 0; j < IVF_GPU_SLOTS; j++)
-				if (gpu_shared->slots[j].state == SLOT_FREE)
-				{
-					i = j;
-					break;
-				}
-			if (i >= 0)
-			{
-				gpu_shared->slots[i].owner_procno = MyProc->pgprocno;
-				gpu_shared->slots[i].owner_pid = MyProcPid;
-			}
-		}
+		i = claim_free_slot();
 		if (i < 0)
 		{
 			SpinLockRelease(&gpu_shared->mutex);
