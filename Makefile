@@ -5,7 +5,11 @@
 #   make installcheck    pg_regress against a running server
 #   make kernel-test     standalone C test of the distance kernels
 #   make bench-kernels   kernel micro-benchmark
-#   make fuzz            libFuzzer + ASan run of the vector text parser
+#   make fuzz            libFuzzer + ASan/UBSan runs of the vector text parser and
+#                        the Faiss file reader, FUZZ_SECONDS (60) split between them
+#   make fuzz-faiss FUZZ_SECONDS=600
+#                        the Faiss file reader alone (test/fuzz/fuzz_faiss_reader.c,
+#                        seeds test/fuzz/corpus-faiss); fuzz-vector: the parser alone
 #   make WITH_CUDA=1     also build gpu/ivf_gpu.so with nvcc + cuBLAS
 #   make WITH_HIP=1      also build gpu/ivf_gpu.so with hipcc + hipBLAS
 
@@ -56,6 +60,7 @@ REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_bt
 REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
 
 EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans test/kernels/*.o bench/bench_kernels test/fuzz/fuzz_vector_parse \
+	test/kernels/test_faissio test/fuzz/fuzz_faiss_reader \
 	gpu/*.o gpu/ivf_gpu.so gpu/test_ivf_gpu
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -92,6 +97,8 @@ test/kernels/test_select: test/kernels/test_select.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
 test/kernels/test_kmeans: test/kernels/test_kmeans.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
+test/kernels/test_faissio: test/kernels/test_faissio.c src/faissio.c src/faissio.h test/kernels/testutil.h
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_faissio.c src/faissio.c -lm
 
 bench/bench_kernels: bench/bench_kernels.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
@@ -104,28 +111,44 @@ gpu/test_ivf_gpu: gpu/test_ivf_gpu.c gpu/ivf_gpu_cpu.c gpu/ivf_gpu.h $(STANDALON
 gpu-test: gpu/test_ivf_gpu
 	gpu/test_ivf_gpu $(GPU_LIB)
 
-.PHONY: kernel-test bench-kernels fuzz fuzz-build gpu gpu-test
-KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans gpu/test_ivf_gpu
+.PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test
+KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans gpu/test_ivf_gpu \
+	test/kernels/test_faissio
 kernel-test: $(KERNEL_TESTS)
 	test/kernels/test_distance
 	test/kernels/test_select
 	test/kernels/test_kmeans
 	gpu/test_ivf_gpu
+	test/kernels/test_faissio
 
 bench-kernels: bench/bench_kernels
 	bench/bench_kernels
 
+# make fuzz splits FUZZ_SECONDS between the two targets (CI: test/run_all.sh
+# step 9); fuzz-vector and fuzz-faiss give one target all of it.  New inputs
+# go to corpus-work folders (not committed), the seeds stay as they are.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_HALF = $(shell echo $$(( ($(FUZZ_SECONDS) + 1) / 2 )))
 test/fuzz/fuzz_vector_parse: test/fuzz/fuzz_vector_parse.c src/vector_parse.c src/vector_parse.h
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-Isrc -o $@ test/fuzz/fuzz_vector_parse.c src/vector_parse.c -lm
-fuzz-build: test/fuzz/fuzz_vector_parse
-fuzz: test/fuzz/fuzz_vector_parse
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Isrc -o $@ test/fuzz/fuzz_vector_parse.c src/vector_parse.c -lm
+test/fuzz/fuzz_faiss_reader: test/fuzz/fuzz_faiss_reader.c src/faissio.c src/faissio.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Isrc -o $@ test/fuzz/fuzz_faiss_reader.c src/faissio.c -lm
+fuzz-build: test/fuzz/fuzz_vector_parse test/fuzz/fuzz_faiss_reader
+fuzz:
+	$(MAKE) fuzz-vector FUZZ_SECONDS=$(FUZZ_HALF)
+	$(MAKE) fuzz-faiss FUZZ_SECONDS=$(FUZZ_HALF)
+fuzz-vector: test/fuzz/fuzz_vector_parse
 	mkdir -p test/fuzz/corpus-work
 	test/fuzz/fuzz_vector_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-dict=test/fuzz/vector.dict \
 		test/fuzz/corpus-work test/fuzz/corpus
+fuzz-faiss: test/fuzz/fuzz_faiss_reader
+	mkdir -p test/fuzz/corpus-faiss-work
+	test/fuzz/fuzz_faiss_reader -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-dict=test/fuzz/faiss.dict \
+		test/fuzz/corpus-faiss-work test/fuzz/corpus-faiss
 
 # ---- GPU library (never linked into ivf.so) ----
 NVCC ?= nvcc
