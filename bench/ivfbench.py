@@ -130,7 +130,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-modes", type=lambda s: [x for x in s.split(",") if x], default=["auto"],
                    help="ivf.search_mode values to measure ivf_search() with (when the setting exists)")
     p.add_argument("--faiss-niter", type=int,
-                   help="Faiss k-means iterations (default: the server's ivf.kmeans_iterations)")
+                   help="Faiss k-means iterations (default: Faiss's own for IndexIVF, cp.niter = 10)")
     p.add_argument("--pin", choices=["same", "split", "none"], default="same",
                    help="CPU pinning: same = this process (client + Faiss) and the PostgreSQL backend on one "
                         "CPU; split = client and backend on two different CPUs; none = leave it to the scheduler")
@@ -510,15 +510,26 @@ def load_and_build(conn, ds, args, res):
     mwm = one(conn, "SHOW maintenance_work_mem")
     for b in args.build_set:
         conn.execute(set_sql(b))
-    kmeans_iter = int(one(conn, "SHOW ivf.kmeans_iterations"))
+    kmeans_max = int(one(conn, "SHOW ivf.kmeans_iterations"))
     notices = []
-    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+    debug = []
+    conn.add_notice_handler(lambda d: (debug if d.severity_nonlocalized == "DEBUG" else notices)
+                            .append(d.message_primary))
+    # the DEBUG2 line that says how many k-means rounds ran (it stops early
+    # at ivf.kmeans_tolerance); not part of the timed statement's work
+    conn.execute("SET client_min_messages = debug2")
     t0 = now()
     with_opts = ", ".join([f"lists = {args.lists}"] + [
         f"{o.split('=', 1)[0]} = {pgsql.quote(o.split('=', 1)[1])}" for o in args.index_with])
     ddl = f"CREATE INDEX {INDEX} ON items USING ivfflat (embedding vector_l2_ops) WITH ({with_opts})"
     conn.execute(ddl)
     build_s = now() - t0
+    conn.execute("RESET client_min_messages")
+    kmeans_iter = kmeans_max
+    for n in debug:
+        m = re.search(r"k-means ran (\d+) of at most", n)
+        if m:
+            kmeans_iter = int(m.group(1))
     conn.execute("RESET maintenance_work_mem")
     for b in args.build_set:
         conn.execute(pgsql.SQL("RESET {}").format(pgsql.Identifier(*b.split("=", 1)[0].split("."))))
@@ -716,13 +727,16 @@ def measure_ivf(conn, ds, point, args):
 
 
 def build_faiss(ds, lists, niter, train_rows, res):
-    """Faiss IndexIVFFlat, k-means with ivf's iteration count; Faiss samples
+    """Faiss IndexIVFFlat, k-means with Faiss's own iteration count for
+    IndexIVF (cp.niter, 10) unless niter is given; Faiss samples
     max_points_per_centroid (default 256) x lists rows, raised to ivf's
     sample when ivf trains on more (ivf: max(ivf.kmeans_points_per_list,
     default 128, x lists, 10,000)), never lowered below Faiss's default."""
     quantizer = faiss.IndexFlatL2(ds.d)
     index = faiss.IndexIVFFlat(quantizer, ds.d, lists, faiss.METRIC_L2)
-    index.cp.niter = niter
+    if niter:
+        index.cp.niter = niter
+    niter = index.cp.niter
     index.cp.max_points_per_centroid = max(index.cp.max_points_per_centroid, -(-int(train_rows) // lists))
     t0 = now()
     index.train(ds.base)
@@ -1113,7 +1127,7 @@ def run_bench(conn, args, ds, res, stem):
     index = None
     build = {"ivf": build_s}
     if not args.skip_faiss:
-        niter = args.faiss_niter or kmeans_iter
+        niter = args.faiss_niter
         index, build["faiss"] = build_faiss(ds, lists, niter, info["trained_on"], res)
 
     points = build_points(args, conn, lists)

@@ -339,3 +339,37 @@ CREATE VIEW ivf_gpu_stats AS SELECT * FROM ivf_gpu_stats();
 -- worker does it otherwise); true when the worker holds it.
 CREATE FUNCTION ivf_gpu_load(index regclass) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+-- ------------------------------------------------------------ Faiss interop
+--
+-- ivf_export_faiss writes an ivfflat index as a Faiss IndexIVFFlat file
+-- (faiss.read_index loads it); the index option centroids = '/path' builds
+-- an index around the centroids of such a file (or of a flat index of
+-- centroids, as faiss.Kmeans leaves them), read at every CREATE INDEX and
+-- REINDEX.  Rows are identified in the file by their tid as
+-- block * 65536 + offset: ivf_faiss_id and ivf_faiss_tid convert.  Server
+-- files: writing needs pg_write_server_files, reading pg_read_server_files
+-- (or superuser).
+
+-- Write the index to a Faiss file at an absolute path (replaced whole, or
+-- left as it was on error); returns the number of vectors written.
+CREATE FUNCTION ivf_export_faiss(index regclass, path text) RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION ivf_export_faiss(regclass, text) IS
+	'write an ivfflat index as a Faiss IndexIVFFlat file (ids: ivf_faiss_id of each row''s tid); returns the vectors written';
+
+-- The id of a row in files written by ivf_export_faiss.
+CREATE FUNCTION ivf_faiss_id(tid) RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION ivf_faiss_id(tid) IS
+	'the id of a row in a Faiss file written by ivf_export_faiss: block * 65536 + offset of its tid';
+
+-- The tid of a Faiss id from such a file (an error for ids that are not
+-- one, such as the -1 Faiss returns for missing results).
+CREATE FUNCTION ivf_faiss_tid(bigint) RETURNS tid
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION ivf_faiss_tid(bigint) IS
+	'the tid of an id in a Faiss file written by ivf_export_faiss (inverse of ivf_faiss_id)';

@@ -81,4 +81,16 @@ IvfRelationGetSmgr(Relation rel)
 #define IvfRelFileNumber(rel) ((rel)->rd_node.relNode)
 #endif
 
+/*
+ * The predefined roles that may read and write server files (14 renamed
+ * their OIDs' symbols from DEFAULT_ROLE_*); needs catalog/pg_authid.h.
+ */
+#if PG_VERSION_NUM >= 140000
+#define IVF_ROLE_READ_SERVER_FILES ROLE_PG_READ_SERVER_FILES
+#define IVF_ROLE_WRITE_SERVER_FILES ROLE_PG_WRITE_SERVER_FILES
+#else
+#define IVF_ROLE_READ_SERVER_FILES DEFAULT_ROLE_READ_SERVER_FILES
+#define IVF_ROLE_WRITE_SERVER_FILES DEFAULT_ROLE_WRITE_SERVER_FILES
+#endif
+
 #endif							/* IVF_COMPAT_H */

@@ -163,6 +163,15 @@ ivf_ref_dot_block(const float *q, const float *x, size_t n, size_t d,
 }
 
 void
+ivf_ref_add_f64(double *acc, const float *x, size_t d)
+{
+	size_t		t;
+
+	for (t = 0; t < d; t++)
+		acc[t] += (double) x[t];
+}
+
+void
 ivf_ref_norm_sq_block(const float *x, size_t n, size_t d, float *out)
 {
 	size_t		i;
@@ -391,7 +400,8 @@ ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
 		ivf_ref_sq8_l2_bounds, \
 		ivf_ref_row_min_hi, \
 		ivf_ref_row_min_hi_ip, \
-		ivf_ref_row_lo_pass \
+		ivf_ref_row_lo_pass, \
+		ivf_ref_add_f64 \
 	}
 
 /* Scalar until ivf_kernels_init(), so no caller ever sees a NULL pointer. */

@@ -102,6 +102,13 @@ typedef struct IvfKernels
 	size_t		(*row_lo_pass) (const float *row, const float *q, float p,
 								float e, int ip, size_t n, float thr,
 								uint32_t *idx);
+
+	/*
+	 * acc[t] += (double) x[t] for t < d: the k-means centroid sums.  Each
+	 * is one exact conversion and one rounded double addition, so every
+	 * level gives the same bits.
+	 */
+	void		(*add_f64) (double *acc, const float *x, size_t d);
 } IvfKernels;
 
 /* The active table; valid after ivf_kernels_init(). */
@@ -164,6 +171,7 @@ extern float ivf_ref_row_min_hi(const float *row, const float *q, float p,
 								size_t n, float m);
 extern float ivf_ref_row_min_hi_ip(const float *row, const float *q, float p,
 								   float e, size_t n, float m);
+extern void ivf_ref_add_f64(double *acc, const float *x, size_t d);
 extern size_t ivf_ref_row_lo_pass(const float *row, const float *q, float p,
 								  float e, int ip, size_t n, float thr,
 								  uint32_t *idx);

@@ -413,6 +413,26 @@ dot_block_avx2(const float *q, const float *x, size_t n, size_t d,
 }
 
 static void
+add_f64_avx2(double *acc, const float *x, size_t d)
+{
+	size_t		t = 0;
+
+	for (; t + 8 <= d; t += 8)
+	{
+		__m256		v = _mm256_loadu_ps(x + t);
+
+		_mm256_storeu_pd(acc + t,
+						 _mm256_add_pd(_mm256_loadu_pd(acc + t),
+									   _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+		_mm256_storeu_pd(acc + t + 4,
+						 _mm256_add_pd(_mm256_loadu_pd(acc + t + 4),
+									   _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+	}
+	for (; t < d; t++)
+		acc[t] += (double) x[t];
+}
+
+static void
 norm_sq_block_avx2(const float *x, size_t n, size_t d, float *out)
 {
 	size_t		i;
@@ -649,6 +669,7 @@ ivf_kernels_fill_avx2(IvfKernels *k)
 	k->row_min_hi = row_min_hi_avx2;
 	k->row_min_hi_ip = row_min_hi_ip_avx2;
 	k->row_lo_pass = row_lo_pass_avx2;
+	k->add_f64 = add_f64_avx2;
 }
 
 #else

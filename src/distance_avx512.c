@@ -396,6 +396,26 @@ dot_block_avx512(const float *q, const float *x, size_t n, size_t d,
 }
 
 static void
+add_f64_avx512(double *acc, const float *x, size_t d)
+{
+	size_t		t = 0;
+
+	for (; t + 16 <= d; t += 16)
+	{
+		__m512		v = _mm512_loadu_ps(x + t);
+
+		_mm512_storeu_pd(acc + t,
+						 _mm512_add_pd(_mm512_loadu_pd(acc + t),
+									   _mm512_cvtps_pd(_mm512_castps512_ps256(v))));
+		_mm512_storeu_pd(acc + t + 8,
+						 _mm512_add_pd(_mm512_loadu_pd(acc + t + 8),
+									   _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))));
+	}
+	for (; t < d; t++)
+		acc[t] += (double) x[t];
+}
+
+static void
 norm_sq_block_avx512(const float *x, size_t n, size_t d, float *out)
 {
 	size_t		i;
@@ -599,6 +619,7 @@ ivf_kernels_fill_avx512(IvfKernels *k)
 	k->row_min_hi = row_min_hi_avx512;
 	k->row_min_hi_ip = row_min_hi_ip_avx512;
 	k->row_lo_pass = row_lo_pass_avx512;
+	k->add_f64 = add_f64_avx512;
 }
 
 #else

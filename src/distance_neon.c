@@ -288,6 +288,24 @@ norm_sq_block_neon(const float *x, size_t n, size_t d, float *out)
 		out[i] = norm_sq_row(x + i * d, d);
 }
 
+static void
+add_f64_neon(double *acc, const float *x, size_t d)
+{
+	size_t		t = 0;
+
+	for (; t + 4 <= d; t += 4)
+	{
+		float32x4_t v = vld1q_f32(x + t);
+
+		vst1q_f64(acc + t, vaddq_f64(vld1q_f64(acc + t),
+									 vcvt_f64_f32(vget_low_f32(v))));
+		vst1q_f64(acc + t + 2, vaddq_f64(vld1q_f64(acc + t + 2),
+										 vcvt_high_f64_f32(v)));
+	}
+	for (; t < d; t++)
+		acc[t] += (double) x[t];
+}
+
 void
 ivf_kernels_fill_neon(IvfKernels *k)
 {
@@ -313,6 +331,7 @@ ivf_kernels_fill_neon(IvfKernels *k)
 	k->row_min_hi = ivf_ref_row_min_hi;
 	k->row_min_hi_ip = ivf_ref_row_min_hi_ip;
 	k->row_lo_pass = ivf_ref_row_lo_pass;
+	k->add_f64 = add_f64_neon;
 }
 
 #else

@@ -40,6 +40,13 @@
 #define DM_ARRAY			1
 #define DM_HASHTABLE		2
 
+/* printf-style checks of the messages' formats */
+#if defined(__GNUC__) || defined(__clang__)
+#define FAISSIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define FAISSIO_PRINTF(f, a)
+#endif
+
 #if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
 	__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define FAISSIO_BIG_ENDIAN 1
@@ -114,6 +121,8 @@ metric_text(int64_t metric)
 }
 
 /* ---------------------------------------------------------------- writer */
+
+static int	wfail(IvfFaissWriter *w, const char *fmt,...) FAISSIO_PRINTF(2, 3);
 
 static int
 wfail(IvfFaissWriter *w, const char *fmt,...)
@@ -365,6 +374,8 @@ typedef struct Header
 	int64_t		is_trained;
 	int64_t		metric;
 } Header;
+
+static int	rfail(Reader *r, const char *fmt,...) FAISSIO_PRINTF(2, 3);
 
 static int
 rfail(Reader *r, const char *fmt,...)

@@ -34,7 +34,8 @@ static uint64 nprobe_stamp = 0;
 static uint64 probes_stamp = 0;
 static uint64 stamp_counter = 0;
 
-int			ivf_kmeans_iterations = 10;
+int			ivf_kmeans_iterations = 25;
+double		ivf_kmeans_tolerance = 0.001;
 int			ivf_kmeans_points_per_list = 128;
 
 /* search knobs (see ivfflat.h); the iterative ones also have pgvector aliases */
@@ -285,15 +286,26 @@ _PG_init(void)
 							NULL);
 
 	DefineCustomIntVariable("ivf.kmeans_iterations",
-							"k-means iterations when building an ivfflat index.",
-							"10, as Faiss's IndexIVF trains its coarse quantizer.",
+							"Most k-means iterations when building an ivfflat index.",
+							"Fewer are run once ivf.kmeans_tolerance is reached.",
 							&ivf_kmeans_iterations,
-							10, 1, 1000,
+							25, 1, 1000,
 							PGC_USERSET,
 							0,
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomRealVariable("ivf.kmeans_tolerance",
+							 "k-means stops after an iteration that improves the mean distance by no more than this fraction.",
+							 "0 runs all ivf.kmeans_iterations.",
+							 &ivf_kmeans_tolerance,
+							 0.001, 0.0, 1.0,
+							 PGC_USERSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	DefineCustomIntVariable("ivf.kmeans_points_per_list",
 							"Training vectors sampled per list when building an ivfflat index.",

@@ -10,7 +10,9 @@
  *    max(ivf.kmeans_points_per_list * lists, 10000) vectors, fewer when maintenance_work_mem is
  *    small.
  * 2. k-means (kmeans.c): Faiss's algorithm, assignment steps as blocked
- *    GEMM; spherical for the cosine and inner-product classes.
+ *    GEMM; spherical for the cosine and inner-product classes.  With the
+ *    centroids option the centroids come from a Faiss file instead
+ *    (ivffaiss.c), and the sample only trains the prefilter's ranges.
  * 3. Assignment: a second heap scan assigns vectors to their nearest
  *    centroid in GEMM batches, exactly as an insert would (kmeans.c
  *    re-ranks GEMM's shortlist with the pair kernel).  A serial pass
@@ -1471,6 +1473,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	uint32		k;
 	int32	   *assign = NULL;
 	Size		dbytes;
+	float	   *fcentroids;
+	uint32		flists = 0;
 	instr_time	t;
 
 	INSTR_TIME_SET_CURRENT(t);
@@ -1494,9 +1498,14 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.prng = (uint64) opts->seed * UINT64CONST(0x2545F4914F6CDD1D) + 1;
 	dbytes = sizeof(float) * bs.dims;
 
+	/* centroids trained elsewhere (the centroids option), or NULL */
+	fcentroids = ivf_faiss_index_centroids(index, bs.dims, bs.metric, &flists);
+
 	/* ---- 1. sample ---- */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_SAMPLE);
-	if (opts->lists > 0)
+	if (fcentroids != NULL)
+		est_lists = flists;
+	else if (opts->lists > 0)
 		est_lists = opts->lists;
 	else
 	{
@@ -1508,6 +1517,15 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		est_lists = lists_for_rows(tuples);
 	}
 	bs.max_samples = Max((Size) ivf_kmeans_points_per_list * est_lists, IVF_MIN_SAMPLE);
+	if (fcentroids != NULL)
+	{
+		/* only the prefilter's ranges learn from the sample: any size will do */
+		Size		fixed = (Size) est_lists * dbytes;
+		Size		avail = mwm_bytes() > fixed ? mwm_bytes() - fixed : 0;
+
+		bs.max_samples = opts->prefilter ? Min(bs.max_samples, avail / dbytes) : 0;
+	}
+	else
 	{
 		/* centroids, their norms and the k-means workspace come first */
 		Size		fixed = (Size) est_lists * (dbytes + sizeof(float)) +
@@ -1527,14 +1545,36 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	phase_done(index, "sampling", &t);
 
 	/* ---- 2. k-means ---- */
-	if (opts->lists > 0)
+	if (fcentroids != NULL)
+		bs.nlists = flists;
+	else if (opts->lists > 0)
 		bs.nlists = opts->lists;
 	else
 		bs.nlists = lists_for_rows((double) bs.rows);
 
 	init_meta(&meta, index, bs.metric, bs.dims, &bs.geo);
 	k = bs.nlists;
-	if (bs.nsamples == 0)
+	if (fcentroids != NULL)
+	{
+		/*
+		 * No k-means.  The prefilter's ranges come from the sample assigned
+		 * to these centroids exactly as inserts assign.
+		 */
+		bs.centroids = fcentroids;
+		if (opts->prefilter && bs.nsamples > 0)
+		{
+			void	   *ws = MemoryContextAllocHuge(buildCtx,
+													ivf_assign_workspace_bytes(k, bs.dims));
+
+			assign = MemoryContextAllocHuge(buildCtx, sizeof(int32) * bs.nsamples);
+			ivf_assign(bs.samples, bs.nsamples, bs.centroids, NULL, k, bs.dims,
+					   bs.metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
+					   ws, assign, NULL, check_interrupts, NULL);
+			pfree(ws);
+			train_codes(&bs, k, assign, &meta);
+		}
+	}
+	else if (bs.nsamples == 0)
 	{
 		/*
 		 * Nothing to learn from: one list around the origin.  Inserts all
@@ -1552,6 +1592,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	else
 	{
 		IvfKmeansParams params;
+		IvfKmeansStats kstats;
 		IvfGpuKmeans *gk;
 		Size		need;
 		void	   *ws;
@@ -1592,6 +1633,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 									ivf_kmeans_workspace_bytes(bs.nsamples, bs.dims, k));
 		memset(&params, 0, sizeof(params));
 		params.niter = ivf_kmeans_iterations;
+		params.tol = ivf_kmeans_tolerance;
 		params.seed = meta.seed;
 		params.spherical = (bs.metric != IVF_METRIC_L2);
 		params.metric = (bs.metric == IVF_METRIC_L2) ? IVF_KM_L2 : IVF_KM_IP;
@@ -1608,9 +1650,14 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 			params.assign_arg = gk;
 		}
 		if (ivf_kmeans(bs.samples, bs.nsamples, bs.dims, k, &params, ws,
-					   bs.centroids, NULL) != 0)
+					   bs.centroids, &kstats) != 0)
 			elog(ERROR, "k-means failed for %zu vectors and %u lists",
 				 bs.nsamples, k);
+		ereport(DEBUG2,
+				(errmsg_internal("ivfflat index \"%s\": k-means ran %d of at most %d iterations on %zu vectors, mean distance %g -> %g",
+								 RelationGetRelationName(index),
+								 kstats.iterations, params.niter, bs.nsamples,
+								 kstats.objective_first, kstats.objective)));
 		/* the session stays open for the assignment pass */
 		if (gk != NULL && ivf_gpu_assign_centroids(gk, bs.centroids, k))
 			bs.gpu = gk;
@@ -1621,7 +1668,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 			train_codes(&bs, k, assign, &meta);
 	}
 	phase_done(index, "k-means", &t);
-	meta.ntrain = bs.nsamples;
+	meta.ntrain = fcentroids != NULL ? 0 : bs.nsamples;
 	pfree(bs.samples);
 	bs.samples = NULL;
 	bs.nlists = k;

@@ -370,6 +370,7 @@ typedef struct IvfOptions
 extern int	ivf_nprobe_setting;
 extern int	ivf_probes_alias_setting;
 extern int	ivf_kmeans_iterations;
+extern double ivf_kmeans_tolerance;
 extern int	ivf_kmeans_points_per_list;
 extern int	ivf_max_codes;
 extern int	ivf_prefilter_k;

@@ -181,6 +181,9 @@ ivf_init_reloptions(void)
 	add_bool_reloption(ivf_relopt_kind, "prefilter",
 					   "Store an 8-bit code of each vector, from which scans bound distances before reading the vector",
 					   true, AccessExclusiveLock);
+	add_string_reloption(ivf_relopt_kind, "centroids",
+						 "Faiss file whose centroids the index is built around, read at every build (CREATE INDEX, REINDEX)",
+						 NULL, ivf_faiss_validate_path, AccessExclusiveLock);
 }
 
 bytea *
@@ -192,6 +195,7 @@ ivf_options(Datum reloptions, bool validate)
 		{"seed", RELOPT_TYPE_INT, offsetof(IvfOptions, seed)},
 		{"list_ordering", RELOPT_TYPE_ENUM, offsetof(IvfOptions, list_ordering)},
 		{"prefilter", RELOPT_TYPE_BOOL, offsetof(IvfOptions, prefilter)},
+		{"centroids", RELOPT_TYPE_STRING, offsetof(IvfOptions, centroids_offset)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, ivf_relopt_kind,

@@ -520,6 +520,24 @@ km_rng_double(uint64_t *s)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Largest k x d sum matrix (in doubles' bytes) for which the centroid
+ * update streams over the points in their own order, adding each to its
+ * cluster's row; larger ones gather each cluster's points in turn.  Both
+ * add a cluster's points in increasing point order, so they give the same
+ * bits; streaming reads the sample sequentially instead of gathering
+ * rows scattered over it, which left the update waiting on memory (a
+ * quarter of Fashion-MNIST's k-means time).  Not static so the kernel test
+ * can move it.
+ */
+size_t		ivf_kmeans_stream_max_bytes = (size_t) 16 << 20;
+
+static inline int
+km_stream_update(size_t d, size_t k)
+{
+	return d <= ivf_kmeans_stream_max_bytes / sizeof(double) / k;
+}
+
 typedef struct KmeansWs
 {
 	int32_t    *assign;			/* n: cluster of each point */
@@ -527,7 +545,7 @@ typedef struct KmeansWs
 	float	   *cnorms;			/* k: |c_j|^2 for ivf_assign */
 	size_t	   *offs;			/* k + 1: cluster offsets in perm */
 	double	   *hassign;		/* k: cluster sizes, halved by splits */
-	double	   *acc;			/* d: one cluster's sum */
+	double	   *acc;			/* d, or k x d when km_stream_update(): sums */
 	void	   *assign_ws;		/* ivf_assign's workspace */
 } KmeansWs;
 
@@ -544,7 +562,7 @@ ivf_kmeans_workspace_bytes(size_t n, size_t d, size_t k)
 	b = ws_add(b, ws_array(k, sizeof(float)));
 	b = ws_add(b, ws_array(k + 1, sizeof(size_t)));
 	b = ws_add(b, ws_array(k, sizeof(double)));
-	b = ws_add(b, ws_array(d, sizeof(double)));
+	b = ws_add(b, ws_array(km_stream_update(d, k) ? k * d : d, sizeof(double)));
 	b = ws_add(b, a);
 	return b == SIZE_MAX ? 0 : b;
 }
@@ -559,7 +577,7 @@ kmeans_ws_carve(void *workspace, size_t n, size_t d, size_t k, KmeansWs *w)
 	w->cnorms = ws_take(&cur, k, sizeof(float));
 	w->offs = ws_take(&cur, k + 1, sizeof(size_t));
 	w->hassign = ws_take(&cur, k, sizeof(double));
-	w->acc = ws_take(&cur, d, sizeof(double));
+	w->acc = ws_take(&cur, km_stream_update(d, k) ? k * d : d, sizeof(double));
 	/* ivf_assign aligns its own start again; that slack is in its size */
 	w->assign_ws = cur;
 }
@@ -599,8 +617,7 @@ kmeans_check(void *arg)
 
 /*
  * Centroids as the means of their points, summed in double in increasing
- * point order (a counting sort by cluster makes that one pass per
- * cluster), so the result does not depend on anything but the inputs.
+ * point order, so the result does not depend on anything but the inputs.
  * Empty clusters get a zero centroid and hassign 0; split_clusters then
  * re-seeds them.
  */
@@ -608,42 +625,63 @@ static void
 kmeans_update(const float *x, size_t n, size_t d, size_t k, KmeansWs *w,
 			  float *cent)
 {
-	int32_t    *perm = (int32_t *) w->dist;
+	double	   *acc = w->acc;
+	double	   *cnt = w->hassign;
 	size_t		i,
 				j,
 				t;
 
-	memset(w->offs, 0, (k + 1) * sizeof(size_t));
-	for (i = 0; i < n; i++)
-		w->offs[(size_t) w->assign[i] + 1]++;
-	for (j = 0; j < k; j++)
-		w->offs[j + 1] += w->offs[j];
-	/* after this loop offs[j] is the end of cluster j, the start of j + 1 */
-	for (i = 0; i < n; i++)
-		perm[w->offs[w->assign[i]]++] = (int32_t) i;
-
-	for (j = 0; j < k; j++)
+	if (km_stream_update(d, k))
 	{
-		size_t		start = j == 0 ? 0 : w->offs[j - 1];
-		size_t		end = w->offs[j];
-		float	   *cj = cent + j * d;
-
-		w->hassign[j] = (double) (end - start);
-		if (end == start)
+		memset(acc, 0, k * d * sizeof(double));
+		memset(cnt, 0, k * sizeof(double));
+		for (i = 0; i < n; i++)
 		{
-			memset(cj, 0, d * sizeof(float));
-			continue;
+			cnt[w->assign[i]] += 1.0;
+			ivf_kernels.add_f64(acc + (size_t) w->assign[i] * d, x + i * d, d);
 		}
-		memset(w->acc, 0, d * sizeof(double));
-		for (i = start; i < end; i++)
+		for (j = 0; j < k; j++)
 		{
-			const float *xi = x + (size_t) perm[i] * d;
+			float	   *cj = cent + j * d;
+			const double *sj = acc + j * d;
 
 			for (t = 0; t < d; t++)
-				w->acc[t] += (double) xi[t];
+				cj[t] = cnt[j] > 0.0 ? (float) (sj[t] / cnt[j]) : 0.0f;
 		}
-		for (t = 0; t < d; t++)
-			cj[t] = (float) (w->acc[t] / (double) (end - start));
+		return;
+	}
+
+	{
+		/* one cluster at a time: a stable counting sort lists its points */
+		int32_t    *perm = (int32_t *) w->dist;
+
+		memset(w->offs, 0, (k + 1) * sizeof(size_t));
+		for (i = 0; i < n; i++)
+			w->offs[(size_t) w->assign[i] + 1]++;
+		for (j = 0; j < k; j++)
+			w->offs[j + 1] += w->offs[j];
+		/* after this loop offs[j] is the end of cluster j, the start of j + 1 */
+		for (i = 0; i < n; i++)
+			perm[w->offs[w->assign[i]]++] = (int32_t) i;
+
+		for (j = 0; j < k; j++)
+		{
+			size_t		start = j == 0 ? 0 : w->offs[j - 1];
+			size_t		end = w->offs[j];
+			float	   *cj = cent + j * d;
+
+			cnt[j] = (double) (end - start);
+			if (end == start)
+			{
+				memset(cj, 0, d * sizeof(float));
+				continue;
+			}
+			memset(acc, 0, d * sizeof(double));
+			for (i = start; i < end; i++)
+				ivf_kernels.add_f64(acc, x + (size_t) perm[i] * d, d);
+			for (t = 0; t < d; t++)
+				cj[t] = (float) (acc[t] / (double) (end - start));
+		}
 	}
 }
 
@@ -729,11 +767,12 @@ ivf_kmeans(const float *x, size_t n, size_t d, size_t k,
 	void		(*check) (void *) = NULL;
 	IvfKmeansStats st;
 	int			iter;
+	int			converged = 0;
 	size_t		i;
 
 	if (params == NULL || workspace == NULL || x == NULL ||
 		centroids == NULL || k < 1 || k > n || d < 1 ||
-		n > (size_t) INT32_MAX || params->niter < 0 ||
+		n > (size_t) INT32_MAX || params->niter < 0 || !(params->tol >= 0.0) ||
 		(params->metric != IVF_KM_L2 && params->metric != IVF_KM_IP) ||
 		d > SIZE_MAX / sizeof(float) / n ||
 		ivf_kmeans_workspace_bytes(n, d, k) == 0)
@@ -802,6 +841,9 @@ ivf_kmeans(const float *x, size_t n, size_t d, size_t k,
 		obj = sum / (double) n;
 		if (iter == 1)
 			st.objective_first = obj;
+		else if (params->tol > 0.0 &&
+				 st.objective - obj <= params->tol * fabs(st.objective))
+			converged = 1;
 		st.objective = obj;
 
 		kmeans_update(x, n, d, k, &w, centroids);
@@ -812,6 +854,9 @@ ivf_kmeans(const float *x, size_t n, size_t d, size_t k,
 
 		if (params->progress != NULL)
 			params->progress(params->progress_arg, iter, params->niter, obj);
+		/* this round's update is done, so assign_out stays its assignment */
+		if (converged)
+			break;
 	}
 
 	if (params->assign_out != NULL)

@@ -42,6 +42,12 @@ typedef struct IvfKmeansParams
 {
 	/* number of assign/update rounds (Faiss default 25); 0 = init only */
 	int			niter;
+	/*
+	 * Stop early, after the round whose assignment improved the objective
+	 * (see IvfKmeansStats) by no more than tol times the previous round's
+	 * |objective|; 0 runs all niter rounds.
+	 */
+	double		tol;
 	/* seed of the PRNG that picks the initial centroids and split donors */
 	uint64_t	seed;
 	/*
@@ -82,7 +88,10 @@ typedef struct IvfKmeansParams
 
 typedef struct IvfKmeansStats
 {
-	/* rounds run (niter, or 0 when k == n: the points are the centroids) */
+	/*
+	 * Rounds run: niter, fewer when tol stopped them, 0 when k == n (the
+	 * points are the centroids).
+	 */
 	int			iterations;
 	/*
 	 * Mean over the n points of the distance to the assigned centroid, as
@@ -98,7 +107,15 @@ typedef struct IvfKmeansStats
 } IvfKmeansStats;
 
 /*
- * Workspace for ivf_kmeans(n, d, k): about 8 n + 20 k + 8 d bytes plus
+ * Bytes of a k x d matrix of double sums up to which the centroid update
+ * streams over the points (else it gathers one cluster at a time; same
+ * result).  Default 16 MB; tests lower it to reach both ways.
+ */
+extern size_t ivf_kmeans_stream_max_bytes;
+
+/*
+ * Workspace for ivf_kmeans(n, d, k): about 8 n + 20 k + 8 d bytes (8 k d
+ * up to ivf_kmeans_stream_max_bytes instead of 8 d) plus
  * ivf_assign_workspace_bytes(k, d).  0 if the size would overflow.
  */
 extern size_t ivf_kmeans_workspace_bytes(size_t n, size_t d, size_t k);

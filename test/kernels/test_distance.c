@@ -741,6 +741,46 @@ test_sq8_l2_bounds(const IvfKernels *k)
 }
 
 /*
+ * The k-means sum kernel against the reference: same bits at every length
+ * up to 70 and a few longer, from any alignment, nothing written past d.
+ */
+static void
+test_add_f64(const IvfKernels *k)
+{
+	static const size_t extra[] = {127, 128, 784, 1000, 1536};
+	size_t		ni;
+
+	group_begin("%s: add_f64 vs reference", ivf_simd_level_name(k->level));
+	rng_seed(9127);
+	for (ni = 0; ni < 71 + sizeof(extra) / sizeof(extra[0]); ni++)
+	{
+		size_t		d = (ni < 71) ? ni : extra[ni - 71];
+		float	   *x = xmalloc((d + 2) * sizeof(float));
+		double	   *got = xmalloc((d + 2) * sizeof(double));
+		double	   *want = xmalloc((d + 2) * sizeof(double));
+		size_t		off,
+					t;
+
+		for (off = 0; off < 2; off++)
+		{
+			for (t = 0; t < d + 2; t++)
+			{
+				x[t] = rng_float(-1e4f, 1e4f) * (t % 3 == 0 ? 1e-6f : 1.0f);
+				got[t] = want[t] = (double) rng_float(-1e6f, 1e6f) / 7.0;
+			}
+			k->add_f64(got + off, x + off, d);
+			ivf_ref_add_f64(want + off, x + off, d);
+			check(memcmp(got, want, (d + 2) * sizeof(double)) == 0,
+				  "d %zu offset %zu: sums differ from the reference", d, off);
+		}
+		free(x);
+		free(got);
+		free(want);
+	}
+	group_end();
+}
+
+/*
  * The GEMM assignment's row scans against the scalar references: the
  * levels must agree bit for bit (same operations, no fused multiply-add),
  * at every length up to 70 and a few longer, with NaN and infinite terms,
@@ -1743,6 +1783,7 @@ main(void)
 		test_sq8_kernels(&k);
 		test_sq8_l2_bounds(&k);
 		test_row_kernels(&k);
+		test_add_f64(&k);
 		test_sq8_bound(&k);
 
 		ivf_kernels_set_level((IvfSimdLevel) lvl);

@@ -518,6 +518,18 @@ test_kmeans_determinism(void)
 			  "%s: same seed, different centroids", metric_name(p.metric));
 		check(sa.objective == sb.objective && sa.splits == sb.splits,
 			  "%s: same seed, different stats", metric_name(p.metric));
+		/* the per-cluster update (huge k x d) must give the same bits */
+		{
+			size_t		saved = ivf_kmeans_stream_max_bytes;
+
+			ivf_kmeans_stream_max_bytes = 0;
+			check(run_kmeans(x, n, d, k, &p, 0xFF, b, &sb) == 0, "run 2b");
+			ivf_kmeans_stream_max_bytes = saved;
+			check(memcmp(a, b, k * d * sizeof(float)) == 0 &&
+				  sa.objective == sb.objective && sa.splits == sb.splits,
+				  "%s: streamed and per-cluster updates differ",
+				  metric_name(p.metric));
+		}
 		p.seed = 1235;
 		check(run_kmeans(x, n, d, k, &p, 0xFF, b, &sb) == 0, "run 3");
 		check(memcmp(a, b, k * d * sizeof(float)) != 0,

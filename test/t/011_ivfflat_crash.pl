@@ -181,6 +181,7 @@ sub index_absent_or_valid
 	$bg->query_until(
 		qr/started/, q{
 SET ivf.kmeans_iterations = 1000;
+SET ivf.kmeans_tolerance = 0;
 \echo started
 CREATE INDEX big_idx ON big USING ivfflat (v vector_l2_ops) WITH (lists = 300, seed = 3);
 });

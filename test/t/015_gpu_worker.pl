@@ -177,7 +177,10 @@ for my $ops ('vector_l2_ops', 'vector_cosine_ops')
 {
 	my ($r0, $a0) = split /\|/, $node->safe_psql('postgres',
 		'SELECT kmeans_rounds, assigned_points FROM ivf_gpu_stats');
+	# a fixed number of rounds, so the count below is known
 	$node->safe_psql('postgres', qq{
+		SET ivf.kmeans_iterations = 10;
+		SET ivf.kmeans_tolerance = 0;
 		CREATE INDEX bk_cpu ON b USING ivfflat (v $ops) WITH (lists = 30);
 		SET ivf.gpu_build = on;
 		CREATE INDEX bk_gpu ON b USING ivfflat (v $ops) WITH (lists = 30);});

@@ -1,0 +1,528 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivffaiss.c
+ *	  Faiss interop: ivf_export_faiss() writes an ivfflat index as a Faiss
+ *	  IndexIVFFlat file, the centroids option builds an index around the
+ *	  centroids of a Faiss file, and ivf_faiss_id() / ivf_faiss_tid()
+ *	  convert between a row's TID and the id it has in such a file.
+ *
+ * The file format itself (writer and reader) is plain C in faissio.c; this
+ * file adds privileges, files, locks and errors.
+ *
+ * Ids: a row is exported with the id (block << 16) | offset of its TID
+ * (ivf_tid_to_id, also the scan's own encoding), so an id is in
+ * 0 .. 2^48 - 1 and ivf_faiss_tid() turns it back into the TID.
+ *
+ * Metrics: vector_l2_ops is Faiss's METRIC_L2 (squared L2 distances, as
+ * IndexIVFFlat reports them).  vector_ip_ops is METRIC_INNER_PRODUCT.
+ * vector_cosine_ops stores unit vectors and ranks them by inner product,
+ * so it is exported as METRIC_INNER_PRODUCT too (its vectors and
+ * centroids unit length); queries must then be normalised by the caller
+ * (faiss.normalize_L2), as the index normalises them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include <math.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "access/table.h"
+#include "catalog/pg_authid.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/buffile.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "faissio.h"
+#include "ivfflat.h"
+
+/* bytes the export collects before each write() */
+#define IVF_FAISS_WRITE_BUF		(1024 * 1024)
+
+/* vectors moved from the spill file to the writer per step */
+#define IVF_FAISS_CHUNK_ROWS	4096
+
+/* ------------------------------------------------------------------ ids */
+
+/* the largest id ivf_tid_to_id gives: block 2^32 - 1, offset 2^16 - 1 */
+#define IVF_FAISS_MAX_ID		((INT64CONST(1) << 48) - 1)
+
+PG_FUNCTION_INFO_V1(ivf_faiss_id);
+Datum
+ivf_faiss_id(PG_FUNCTION_ARGS)
+{
+	ItemPointer tid = (ItemPointer) PG_GETARG_POINTER(0);
+
+	PG_RETURN_INT64(ivf_tid_to_id(tid));
+}
+
+PG_FUNCTION_INFO_V1(ivf_faiss_tid);
+Datum
+ivf_faiss_tid(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	ItemPointer tid;
+
+	if (id < 0 || id > IVF_FAISS_MAX_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Faiss id " INT64_FORMAT " is not a tid", id),
+				 errdetail("ivf_export_faiss writes the tid (block, offset) of a row as block * 65536 + offset, from 0 to " INT64_FORMAT ".",
+						   IVF_FAISS_MAX_ID),
+				 id == -1 ?
+				 errhint("Faiss returns the id -1 where a search found fewer than k vectors.") : 0));
+	tid = palloc(sizeof(ItemPointerData));
+	ivf_id_to_tid(id, tid);
+	PG_RETURN_POINTER(tid);
+}
+
+/* -------------------------------------------------------------- reading */
+
+typedef struct FileSource
+{
+	FILE	   *file;
+	const char *path;
+} FileSource;
+
+static int
+file_read(void *arg, void *buf, size_t n)
+{
+	FileSource *fs = arg;
+
+	if (fread(buf, 1, n, fs->file) != n)
+	{
+		if (ferror(fs->file))
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", fs->path)));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("file \"%s\" became shorter while it was read", fs->path)));
+	}
+	return 0;
+}
+
+static int
+file_skip(void *arg, uint64_t n)
+{
+	FileSource *fs = arg;
+
+	/* the reader skips only what the file's length holds: n fits off_t */
+	if (fseeko(fs->file, (off_t) n, SEEK_CUR) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in file \"%s\": %m", fs->path)));
+	return 0;
+}
+
+static void *
+palloc_huge(void *arg, size_t n)
+{
+	return palloc_extended(Max(n, 1), MCXT_ALLOC_HUGE);
+}
+
+/*
+ * The nlists x dims centroids of a Faiss file (an IndexIVFFlat or a flat
+ * index of centroids, see faissio.h), for an index of 'dims' dimensions
+ * and 'metric': an L2 file for vector_l2_ops, an inner-product one for
+ * vector_ip_ops and vector_cosine_ops (the centroids then normalised).
+ * The caller needs superuser or the privileges of pg_read_server_files.
+ * palloc'd in the current context.
+ */
+float *
+ivf_faiss_read_centroids(const char *path, uint32 dims, IvfMetric metric,
+						 uint32 *nlists)
+{
+	FileSource	fs;
+	IvfFaissSource src;
+	IvfFaissInfo info;
+	struct stat st;
+	char		err[IVF_FAISS_ERRLEN];
+	int			want = metric == IVF_METRIC_L2 ? IVF_FAISS_METRIC_L2 : IVF_FAISS_METRIC_IP;
+
+	if (!has_privs_of_role(GetUserId(), IVF_ROLE_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be superuser or have privileges of the pg_read_server_files role to build an index from a centroids file"),
+				 errdetail("The index would read \"%s\" on the server.", path)));
+
+	fs.path = path;
+	fs.file = AllocateFile(path, PG_BINARY_R);
+	if (fs.file == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	if (fstat(fileno(fs.file), &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a regular file", path)));
+
+	src.read = file_read;
+	src.skip = file_skip;
+	src.arg = &fs;
+	src.length = (uint64_t) st.st_size;
+	if (ivf_faiss_read(&src, palloc_huge, NULL, 0, &info, err, sizeof(err)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s", err),
+				 errdetail("In file \"%s\" at byte " UINT64_FORMAT ".",
+						   path, (uint64) info.offset)));
+	FreeFile(fs.file);
+
+	if (info.d != dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("centroids file \"%s\" has %u dimensions, the index %u",
+						path, info.d, dims)));
+	if (info.metric != want)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("centroids file \"%s\" is for the %s metric, the index's operator class needs %s",
+						path,
+						info.metric == IVF_FAISS_METRIC_L2 ? "L2" : "inner product",
+						want == IVF_FAISS_METRIC_L2 ? "L2" : "inner product"),
+				 errhint("vector_l2_ops takes an L2 file (IndexFlatL2 quantizer); vector_ip_ops and vector_cosine_ops take an inner-product one (IndexFlatIP).")));
+
+	/* cosine compares unit vectors: so must its centroids be */
+	if (metric == IVF_METRIC_COSINE)
+	{
+		uint32		l;
+
+		for (l = 0; l < info.nlist; l++)
+		{
+			float	   *c = info.centroids + (Size) l * dims;
+			double		norm = 0.0;
+			uint32		j;
+
+			for (j = 0; j < dims; j++)
+				norm += (double) c[j] * (double) c[j];
+			norm = sqrt(norm);
+			if (norm > 0.0)
+				for (j = 0; j < dims; j++)
+					c[j] = (float) ((double) c[j] / norm);
+		}
+	}
+	*nlists = info.nlist;
+	return info.centroids;
+}
+
+/*
+ * The build's centroids when the index has the centroids option, else
+ * NULL.  Read afresh at every build (CREATE INDEX, REINDEX); the lists
+ * option, when given, must equal the file's number of lists.
+ */
+float *
+ivf_faiss_index_centroids(Relation index, uint32 dims, IvfMetric metric,
+						  uint32 *nlists)
+{
+	IvfOptions *opts = ivf_get_options(index);
+	const char *path;
+	float	   *centroids;
+
+	if (opts->centroids_offset == 0)
+		return NULL;
+	path = (const char *) opts + opts->centroids_offset;
+	centroids = ivf_faiss_read_centroids(path, dims, metric, nlists);
+	if (opts->lists > 0 && (uint32) opts->lists != *nlists)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("index \"%s\" has lists = %d, but centroids file \"%s\" has %u lists",
+						RelationGetRelationName(index), opts->lists, path, *nlists),
+				 errhint("Leave lists out: it is taken from the file.")));
+	return centroids;
+}
+
+/* the centroids option's validator: an absolute path (or nothing) */
+void
+ivf_faiss_validate_path(const char *value)
+{
+	if (value != NULL && !is_absolute_path(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("centroids must be an absolute path, not \"%s\"", value)));
+}
+
+/* -------------------------------------------------------------- export */
+
+typedef struct FileSink
+{
+	int			fd;
+	const char *path;
+	char	   *buf;
+	Size		len;
+} FileSink;
+
+static void
+sink_flush(FileSink *s)
+{
+	char	   *p = s->buf;
+
+	while (s->len > 0)
+	{
+		ssize_t		n;
+
+		errno = 0;
+		n = write(s->fd, p, s->len);
+		if (n <= 0)
+		{
+			/* a short write with no errno: most likely out of space */
+			if (errno == 0)
+				errno = ENOSPC;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", s->path)));
+		}
+		p += n;
+		s->len -= n;
+	}
+}
+
+static int
+sink_write(void *arg, const void *data, size_t n)
+{
+	FileSink   *s = arg;
+	const char *p = data;
+
+	while (n > 0)
+	{
+		Size		k = Min(n, IVF_FAISS_WRITE_BUF - s->len);
+
+		memcpy(s->buf + s->len, p, k);
+		s->len += k;
+		p += k;
+		n -= k;
+		if (s->len == IVF_FAISS_WRITE_BUF)
+			sink_flush(s);
+	}
+	return 0;
+}
+
+/* a writer error is ours, not the user's: the counts come from the index */
+static void
+writer_check(int rc, const char *err)
+{
+	if (rc != 0)
+		elog(ERROR, "could not write the Faiss file: %s", err);
+}
+
+static void
+spill_read(BufFile *spill, void *dest, Size n)
+{
+	if (BufFileRead(spill, dest, n) != n)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read from temporary file: %m")));
+}
+
+/*
+ * Every live vector of every list, list by list, into a temporary file,
+ * and each list's count into sizes[].  Each list is read once, so the file
+ * holds each list as it was when read; dead slots (VACUUM in progress) are
+ * left out.
+ */
+static BufFile *
+collect_lists(Relation index, const IvfMetaPageData *meta,
+			  const IvfGeometry *g, uint64 *sizes, uint64 *ntotal)
+{
+	BufFile    *spill = BufFileCreateTemp(false);
+	MemoryContext listcxt = AllocSetContextCreate(CurrentMemoryContext,
+												  "ivf_export_faiss list",
+												  ALLOCSET_DEFAULT_SIZES);
+	Size		dbytes = sizeof(float) * meta->dims;
+	uint32		l;
+
+	*ntotal = 0;
+	for (l = 0; l < meta->nlists; l++)
+	{
+		IvfListEntry e;
+		MemoryContext old;
+		float	   *vecs;
+		int64	   *ids;
+		int64		n;
+		int64		i;
+		int64		live = 0;
+
+		sizes[l] = 0;
+		ivf_read_list_entry(index, meta, g, l, &e);
+		if (!BlockNumberIsValid(e.head))
+			continue;
+		old = MemoryContextSwitchTo(listcxt);
+		ivf_export_list(index, g, e.head, l, &vecs, &ids, &n);
+		/* the live slots, packed: vectors, then their ids */
+		for (i = 0; i < n; i++)
+		{
+			if (ids[i] < 0)
+				continue;
+			if (live != i)
+			{
+				memmove(vecs + live * meta->dims, vecs + i * meta->dims, dbytes);
+				ids[live] = ids[i];
+			}
+			live++;
+		}
+		BufFileWrite(spill, vecs, live * dbytes);
+		BufFileWrite(spill, ids, live * sizeof(int64));
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(listcxt);
+		sizes[l] = (uint64) live;
+		*ntotal += (uint64) live;
+	}
+	MemoryContextDelete(listcxt);
+	if (BufFileSeek(spill, 0, 0, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rewind temporary file: %m")));
+	return spill;
+}
+
+/* the Faiss file, from the centroids and the collected lists */
+static void
+write_faiss(FileSink *sink, const IvfMetaPageData *meta, int nprobe,
+			const float *centroids, const uint64 *sizes, uint64 ntotal,
+			BufFile *spill)
+{
+	IvfFaissWriter w;
+	char		err[IVF_FAISS_ERRLEN];
+	int			metric = meta->metric == IVF_METRIC_L2 ?
+		IVF_FAISS_METRIC_L2 : IVF_FAISS_METRIC_IP;
+	float	   *vecs = palloc(sizeof(float) * IVF_FAISS_CHUNK_ROWS * meta->dims);
+	int64	   *ids = palloc(sizeof(int64) * IVF_FAISS_CHUNK_ROWS);
+	uint32		l;
+
+	writer_check(ivf_faiss_write_begin(&w, meta->dims, metric, meta->nlists,
+									   (uint64_t) nprobe, ntotal, centroids,
+									   (const uint64_t *) sizes, sink_write,
+									   sink, err, sizeof(err)), err);
+	for (l = 0; l < meta->nlists; l++)
+	{
+		uint64		at;
+
+		for (at = 0; at < sizes[l];)
+		{
+			Size		k = Min(sizes[l] - at, IVF_FAISS_CHUNK_ROWS);
+
+			CHECK_FOR_INTERRUPTS();
+			spill_read(spill, vecs, k * sizeof(float) * meta->dims);
+			writer_check(ivf_faiss_write_vectors(&w, l, vecs, k), err);
+			at += k;
+		}
+		for (at = 0; at < sizes[l];)
+		{
+			Size		k = Min(sizes[l] - at, IVF_FAISS_CHUNK_ROWS);
+
+			spill_read(spill, ids, k * sizeof(int64));
+			writer_check(ivf_faiss_write_ids(&w, l, (const int64_t *) ids, k), err);
+			at += k;
+		}
+	}
+	writer_check(ivf_faiss_write_end(&w), err);
+	pfree(vecs);
+	pfree(ids);
+}
+
+/*
+ * ivf_export_faiss(index regclass, path text) RETURNS bigint
+ *
+ * Write the index as a Faiss IndexIVFFlat file at 'path' (absolute; the
+ * caller needs superuser or the privileges of pg_write_server_files, and
+ * SELECT on the table), and return the number of vectors written.  The
+ * file is written under a temporary name next to 'path' and renamed when
+ * complete, so an error leaves no partial file.  The lists are first
+ * copied into a temporary file: the Faiss format puts every list's size
+ * before the first vector, and reading each list once keeps the sizes and
+ * the vectors of a list that inserts or VACUUM change meanwhile in step.
+ */
+PG_FUNCTION_INFO_V1(ivf_export_faiss);
+Datum
+ivf_export_faiss(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *tmppath;
+	Relation	heap;
+	Relation	index;
+	IvfMetaPageData meta;
+	IvfGeometry g;
+	float	   *centroids;
+	uint64	   *sizes;
+	uint64		ntotal;
+	int			nprobe;
+	BufFile    *spill;
+	FileSink	sink;
+
+	if (!has_privs_of_role(GetUserId(), IVF_ROLE_WRITE_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be superuser or have privileges of the pg_write_server_files role to export an index to a file")));
+	if (!is_absolute_path(path))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("relative path not allowed for ivf_export_faiss: \"%s\"", path)));
+
+	index = ivf_open_for_user(indexoid, &heap);
+	ivf_read_meta(index, &meta);
+	ivf_meta_geometry(&meta, &g);
+	/* the centroid stream: the centroids, then lo and step with codes */
+	centroids = palloc_extended(ivf_centroid_rows(&meta) * meta.dims * sizeof(float),
+								MCXT_ALLOC_HUGE);
+	ivf_load_centroids(index, &meta, centroids);
+	nprobe = (int) ivf_index_default_nprobe(index, &meta);
+	sizes = palloc(sizeof(uint64) * meta.nlists);
+	spill = collect_lists(index, &meta, &g, sizes, &ntotal);
+
+	tmppath = psprintf("%s.%d.tmp", path, MyProcPid);
+	sink.path = tmppath;
+	sink.buf = palloc(IVF_FAISS_WRITE_BUF);
+	sink.len = 0;
+	{
+		/* readable by all, like the files COPY TO writes */
+		mode_t		oumask = umask(S_IWGRP | S_IWOTH);
+
+		sink.fd = OpenTransientFilePerm(tmppath, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
+										S_IRUSR | S_IWUSR | S_IRGRP | S_IWGRP |
+										S_IROTH | S_IWOTH);
+		umask(oumask);
+	}
+	if (sink.fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", tmppath)));
+	PG_TRY();
+	{
+		write_faiss(&sink, &meta, nprobe, centroids, sizes, ntotal, spill);
+		sink_flush(&sink);
+		if (pg_fsync(sink.fd) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not fsync file \"%s\": %m", tmppath)));
+		if (CloseTransientFile(sink.fd) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not close file \"%s\": %m", tmppath)));
+		sink.fd = -1;
+		(void) durable_rename(tmppath, path, ERROR);
+	}
+	PG_CATCH();
+	{
+		/* the transaction's abort closes the file; its name goes now */
+		(void) unlink(tmppath);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	BufFileClose(spill);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	PG_RETURN_INT64((int64) ntotal);
+}
