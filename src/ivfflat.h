@@ -338,6 +338,8 @@ typedef struct IvfOptions
 	int			seed;
 	int			list_ordering;	/* IVF_ORDER_* */
 	bool		prefilter;		/* store codes (IVF_META_CODES) */
+	int			centroids_offset;	/* the centroids option: offset of the
+									 * path from the struct, 0 when unset */
 } IvfOptions;
 
 /* list_ordering option */
@@ -435,6 +437,13 @@ extern IndexBuildResult *ivf_build(Relation heap, Relation index,
 								   IndexInfo *indexInfo);
 extern void ivf_buildempty(Relation index);
 extern char *ivf_buildphasename(int64 phasenum);
+
+/* ivffaiss.c: Faiss interop */
+extern float *ivf_faiss_read_centroids(const char *path, uint32 dims,
+									   IvfMetric metric, uint32 *nlists);
+extern float *ivf_faiss_index_centroids(Relation index, uint32 dims,
+										IvfMetric metric, uint32 *nlists);
+extern void ivf_faiss_validate_path(const char *value);
 
 /* ivfinsert.c */
 extern uint32 ivf_insert_vector(Relation index, const IvfCache *cache,
