@@ -17,7 +17,8 @@
 #    6 installcheck  make installcheck (pg_regress) against it
 #    7 tap           prove test/t/*.pl (PostgreSQL::Test::Cluster, runs as postgres)
 #    8 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py
-#    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan)
+#    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan: the text
+#                    parser and the Faiss file reader, half the seconds each)
 #   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists (WITH_HIP=1 if hipcc), and
 #                    gpu/test_ivf_gpu on it (runs the kernels only with a device), else skipped
 #

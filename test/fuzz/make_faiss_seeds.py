@@ -10,6 +10,8 @@
 # metric, nlist, ntotal, centroids c[i][j] = i + j / 4, list sizes).  The
 # seeds written by ivf's own writer come from `test_faissio --seeds DIR`;
 # the broken ones are made here by editing bytes of the good ones.
+# Faiss 1.7.3 (Debian bookworm) and 1.15.1 (PyPI faiss-cpu) write these
+# files byte for byte the same.
 import os
 import struct
 import sys

@@ -20,6 +20,7 @@ IVF_DEPS=(
 	perl libipc-run-perl            # TAP tests (prove, Test::More, IPC::Run)
 	clang libclang-rt-14-dev        # libFuzzer + ASan/UBSan runtime for `make fuzz`
 	python3 python3-venv ca-certificates  # client compatibility test (venv + pip from PyPI)
+	python3-faiss python3-numpy     # TAP 016: Faiss reads our files, we read Faiss's
 	util-linux gzip coreutils       # runuser, gzip -dc, mktemp (in the base image; listed to be explicit)
 )
 
