@@ -37,7 +37,7 @@ OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
 	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
 	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o \
 	src/ivfgpu.o gpu/ivf_gpu_cpu.o \
-	src/faissio.o src/ivffaiss.o
+	src/faissio.o src/ivffaiss.o src/ivfparams.o src/ivfautotune.o
 
 SHLIB_LINK = -lopenblas -lm -ldl
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/gpu
@@ -58,7 +58,7 @@ src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
 
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
 	ivfflat_build ivfflat_scan ivfflat_cost ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
-	ivf_faiss
+	ivf_faiss ivf_tune
 REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
 
 EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans test/kernels/*.o bench/bench_kernels test/fuzz/fuzz_vector_parse \

@@ -323,6 +323,39 @@ CREATE FUNCTION ivf_search(index regclass, queries vector[], k int, nprobe int D
 	RETURNS TABLE (query int, rank int, tid tid, distance real)
 	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED ROWS 1000;
 
+-- Tuning (ivfautotune.c).  A parameter string sets several search knobs at
+-- once: 'nprobe=8,max_codes=4096,profile=approx_fast' (names: nprobe,
+-- max_codes, profile, candidate_budget, budget_strategy).
+--
+-- ivf_set_params stores one as the index's defaults (the params option,
+-- shown by \d): queries that do not set a knob themselves use it.  '' removes
+-- it.  Returns the stored text.
+CREATE FUNCTION ivf_set_params(index regclass, params text)
+	RETURNS text
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Mean recall@k of the index's scans (with the session's settings) for the
+-- given queries, against exact search of the table.
+CREATE FUNCTION ivf_recall(index regclass, queries vector[], k int)
+	RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+-- Faiss's auto-tuning: measure operating points (nprobe x max_codes x
+-- profile) on nqueries rows sampled from the table and return the Pareto
+-- frontier, fastest first; NOTICE lines report each experiment.  With
+-- apply, the cheapest point reaching target_recall becomes the index's
+-- params.
+CREATE FUNCTION ivf_autotune(index regclass, target_recall float8 DEFAULT 0.95,
+	k int DEFAULT 10, nqueries int DEFAULT 500, apply bool DEFAULT false)
+	RETURNS TABLE (params text, recall float8, ms_per_query float8)
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE ROWS 20;
+COMMENT ON FUNCTION ivf_set_params(regclass, text) IS
+	'store search defaults (e.g. ''nprobe=8,max_codes=4096'') as the index''s params option';
+COMMENT ON FUNCTION ivf_recall(regclass, vector[], int) IS
+	'mean recall@k of the index''s scans for these queries, against exact search';
+COMMENT ON FUNCTION ivf_autotune(regclass, float8, int, int, bool) IS
+	'explore nprobe x max_codes x profile on sampled rows; the Pareto-optimal points, optionally applying the cheapest reaching target_recall';
+
 -- The GPU worker as it published itself (one row; state "not loaded"
 -- without ivf in shared_preload_libraries, "off" with ivf.gpu_worker off).
 CREATE FUNCTION ivf_gpu_stats(OUT state text, OUT worker_pid int,

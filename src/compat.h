@@ -49,6 +49,16 @@
 	ReadRecentBuffer((rel)->rd_node, MAIN_FORKNUM, (blkno), (buf))
 #endif
 
+/* PostgreSQL 16 folded the per-class ownership checks into one. */
+#include "catalog/pg_class.h"
+#include "utils/acl.h"
+#if PG_VERSION_NUM >= 160000
+#define ivf_relation_ownercheck(relid, roleid) \
+	object_ownercheck(RelationRelationId, (relid), (roleid))
+#else
+#define ivf_relation_ownercheck(relid, roleid) pg_class_ownercheck((relid), (roleid))
+#endif
+
 /* a read prefetch hint; a no-op where the compiler has none */
 #if defined(__GNUC__) || defined(__clang__)
 #define ivf_prefetch(addr) __builtin_prefetch((addr), 0, 3)

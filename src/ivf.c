@@ -39,11 +39,23 @@ double		ivf_kmeans_tolerance = 0.001;
 int			ivf_kmeans_points_per_list = 128;
 
 /* search knobs (see ivfflat.h); the iterative ones also have pgvector aliases */
-int			ivf_max_codes = 0;
 int			ivf_prefilter_k = 10;
-int			ivf_profile = IVF_PROFILE_EXACT;
-int			ivf_candidate_budget = 0;
-int			ivf_budget_strategy = IVF_BUDGET_UNIFORM;
+/* read through ivf_search_settings() only, which weighs them against the rest */
+static int	ivf_max_codes = 0;
+static int	ivf_profile = IVF_PROFILE_EXACT;
+static int	ivf_candidate_budget = 0;
+static int	ivf_budget_strategy = IVF_BUDGET_UNIFORM;
+static uint64 max_codes_stamp = 0;
+static uint64 profile_stamp = 0;
+static uint64 budget_stamp = 0;
+static uint64 strategy_stamp = 0;
+
+/* ivf.params: the text, and its parse (the GUC's extra) */
+static char *ivf_params_setting = NULL;
+static const IvfParamSet *session_params = NULL;
+static uint64 params_stamp = 0;
+
+const IvfParamSet *ivf_params_override = NULL;
 static int	ivf_iterative_setting = IVF_ITERATIVE_OFF;
 static int	ivf_iterative_alias_setting = IVF_ITERATIVE_OFF;
 static int	ivf_max_nprobe_setting = 0;
@@ -144,6 +156,67 @@ assign_nprobe(int newval, void *extra)
 }
 
 static void
+assign_max_codes(int newval, void *extra)
+{
+	if (newval != 0)
+		max_codes_stamp = ++stamp_counter;
+}
+
+static void
+assign_profile(int newval, void *extra)
+{
+	if (newval != IVF_PROFILE_EXACT)
+		profile_stamp = ++stamp_counter;
+}
+
+static void
+assign_candidate_budget(int newval, void *extra)
+{
+	if (newval != 0)
+		budget_stamp = ++stamp_counter;
+}
+
+static void
+assign_budget_strategy(int newval, void *extra)
+{
+	if (newval != IVF_BUDGET_UNIFORM)
+		strategy_stamp = ++stamp_counter;
+}
+
+static bool
+check_params(char **newval, void **extra, GucSource source)
+{
+	IvfParamSet ps;
+	IvfParamSet *copy;
+	char	   *msg;
+
+	if (!ivf_params_parse(*newval, &ps, &msg))
+	{
+		GUC_check_errdetail("%s", msg);
+		return false;
+	}
+	/* GUC frees extra with free(): it must come from malloc */
+	copy = (IvfParamSet *) malloc(sizeof(IvfParamSet));
+	if (copy == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	*copy = ps;
+	*extra = copy;
+	return true;
+}
+
+static void
+assign_params(const char *newval, void *extra)
+{
+	session_params = (const IvfParamSet *) extra;
+	if (session_params != NULL && session_params->set != 0)
+		params_stamp = ++stamp_counter;
+}
+
+static void
 assign_probes_alias(int newval, void *extra)
 {
 	if (newval > 0)
@@ -208,36 +281,95 @@ ivf_max_nprobe(void)
 				   ivf_max_probes_alias_setting, max_probes_alias_stamp, 0);
 }
 
-/* candidates per probe round: ivf.candidate_budget, else the profile's */
-int
-ivf_effective_budget(void)
+/*
+ * One knob of a search.  The session's own setting (GUC, set to other than
+ * its default) and its ivf.params string compete by which was set last;
+ * with neither, the index's params option; then the default.  The
+ * override (ivf_autotune's experiments) comes first of all.
+ */
+static bool
+pick(uint32 bit, const IvfParamSet *index_ps, bool guc_set, uint64 guc_stamp,
+	 int guc_value, int param_value_of_override, int param_value_of_session,
+	 int param_value_of_index, int *out)
 {
-	if (ivf_candidate_budget > 0)
-		return ivf_candidate_budget;
-	switch (ivf_profile)
-	{
-		case IVF_PROFILE_FAST:
-			return 32768;
-		case IVF_PROFILE_BALANCED:
-			return 65536;
-		case IVF_PROFILE_QUALITY:
-			return 131072;
-	}
-	return 0;
+	if (ivf_params_override != NULL && (ivf_params_override->set & bit))
+		*out = param_value_of_override;
+	else if (session_params != NULL && (session_params->set & bit) &&
+			 (!guc_set || params_stamp > guc_stamp))
+		*out = param_value_of_session;
+	else if (guc_set)
+		*out = guc_value;
+	else if (index_ps->set & bit)
+		*out = param_value_of_index;
+	else
+		return false;
+	return true;
 }
 
-/* The number of lists a scan probes, 1 .. nlists. */
-int
-ivf_effective_nprobe(int index_default, int nlists)
+#define PICK(bit, field, guc_set, stamp, guc_value, out) \
+	pick((bit), &ips, (guc_set), (stamp), (guc_value), \
+		 ivf_params_override ? ivf_params_override->field : 0, \
+		 session_params ? session_params->field : 0, \
+		 ips.field, (out))
+
+/*
+ * The settings a search of this index uses.  nprobe falls back to the
+ * index's nprobe option and then to what the build chose; the others to
+ * "no limit" and the uniform strategy.
+ */
+void
+ivf_search_settings(Relation index, const IvfMetaPageData *meta,
+					IvfSearchSettings *s)
 {
-	int			n;
+	IvfParamSet ips;
+	int			nprobe_guc;
+	uint64		nprobe_stamp_latest;
+	int			nprobe;
+	int			max_codes = 0;
+	int			profile = IVF_PROFILE_EXACT;
+	int			budget = 0;
+	int			strategy = IVF_BUDGET_UNIFORM;
 
-	n = aliased(ivf_nprobe_setting, nprobe_stamp,
-				ivf_probes_alias_setting, probes_stamp, 0);
-	if (n <= 0)
-		n = index_default;
+	ivf_index_params(index, &ips);
 
-	return Max(1, Min(n, nlists));
+	nprobe_guc = aliased(ivf_nprobe_setting, nprobe_stamp,
+						 ivf_probes_alias_setting, probes_stamp, 0);
+	nprobe_stamp_latest = Max(ivf_nprobe_setting > 0 ? nprobe_stamp : 0,
+							  ivf_probes_alias_setting > 0 ? probes_stamp : 0);
+	if (!PICK(IVF_PARAM_NPROBE, nprobe, nprobe_guc > 0, nprobe_stamp_latest,
+			  nprobe_guc, &nprobe))
+		nprobe = (int) ivf_index_default_nprobe(index, meta);
+	s->nprobe = (uint32) Max(1, Min(nprobe, (int) meta->nlists));
+
+	(void) PICK(IVF_PARAM_MAX_CODES, max_codes, ivf_max_codes != 0,
+				max_codes_stamp, ivf_max_codes, &max_codes);
+	(void) PICK(IVF_PARAM_PROFILE, profile, ivf_profile != IVF_PROFILE_EXACT,
+				profile_stamp, ivf_profile, &profile);
+	(void) PICK(IVF_PARAM_BUDGET, candidate_budget, ivf_candidate_budget != 0,
+				budget_stamp, ivf_candidate_budget, &budget);
+	(void) PICK(IVF_PARAM_STRATEGY, budget_strategy,
+				ivf_budget_strategy != IVF_BUDGET_UNIFORM, strategy_stamp,
+				ivf_budget_strategy, &strategy);
+
+	s->max_codes = (uint64) Max(max_codes, 0);
+	s->budget_strategy = strategy;
+	if (budget > 0)
+		s->budget = (uint64) budget;
+	else
+		switch (profile)
+		{
+			case IVF_PROFILE_FAST:
+				s->budget = 32768;
+				break;
+			case IVF_PROFILE_BALANCED:
+				s->budget = 65536;
+				break;
+			case IVF_PROFILE_QUALITY:
+				s->budget = 131072;
+				break;
+			default:
+				s->budget = 0;
+		}
 }
 
 void
@@ -325,7 +457,7 @@ _PG_init(void)
 							0, 0, INT_MAX,
 							PGC_USERSET,
 							0,
-							NULL, NULL, NULL);
+							NULL, assign_max_codes, NULL);
 
 	DefineCustomIntVariable("ivf.prefilter_k",
 							"Rows an ivfflat scan reads in full while scanning, when the index has codes (0: read every row).",
@@ -344,7 +476,7 @@ _PG_init(void)
 							 profile_options,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 NULL, assign_profile, NULL);
 
 	DefineCustomIntVariable("ivf.candidate_budget",
 							"Candidates per probe round, shared among the probed lists (0: the profile's).",
@@ -353,7 +485,7 @@ _PG_init(void)
 							0, 0, INT_MAX,
 							PGC_USERSET,
 							0,
-							NULL, NULL, NULL);
+							NULL, assign_candidate_budget, NULL);
 
 	DefineCustomEnumVariable("ivf.budget_strategy",
 							 "How a candidate budget is shared among probed lists.",
@@ -363,7 +495,16 @@ _PG_init(void)
 							 budget_strategy_options,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 NULL, assign_budget_strategy, NULL);
+
+	DefineCustomStringVariable("ivf.params",
+							   "Several ivfflat search settings in one string, e.g. 'nprobe=8,max_codes=4096'.",
+							   "Names: nprobe, max_codes, profile, candidate_budget, budget_strategy.  Each one given overrides the index's params option; between this string and the individual setting, the one set last counts.",
+							   &ivf_params_setting,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_params, assign_params, NULL);
 
 	DefineCustomEnumVariable("ivf.iterative_scan",
 							 "Probe further lists when a scan runs out of rows (for filtered queries).",

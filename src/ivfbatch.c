@@ -56,14 +56,14 @@ int			ivf_search_mode = IVF_SEARCH_AUTO;
  * query's i-th list) is needed only when max_codes is set.
  */
 void
-ivf_query_limits(const float *pdist, const uint64 *sizes, uint32 nprobe,
-				 uint64 budget, uint64 *limits)
+ivf_query_limits(const IvfSearchSettings *s, const float *pdist,
+				 const uint64 *sizes, uint32 nprobe, uint64 *limits)
 {
-	uint64		remaining = ivf_max_codes > 0 ? (uint64) ivf_max_codes : PG_UINT64_MAX;
+	uint64		remaining = s->max_codes > 0 ? s->max_codes : PG_UINT64_MAX;
 	uint32		i;
 
-	if (budget > 0)
-		ivf_list_budgets(pdist, nprobe, budget, ivf_budget_strategy, limits);
+	if (s->budget > 0)
+		ivf_list_budgets(pdist, nprobe, s->budget, s->budget_strategy, limits);
 	else
 		for (i = 0; i < nprobe; i++)
 			limits[i] = PG_UINT64_MAX;
@@ -72,7 +72,7 @@ ivf_query_limits(const float *pdist, const uint64 *sizes, uint32 nprobe,
 	{
 		if (limits[i] > remaining)
 			limits[i] = remaining;
-		if (ivf_max_codes > 0)
+		if (s->max_codes > 0)
 			remaining -= Min(limits[i], sizes[i]);
 	}
 }
@@ -108,7 +108,7 @@ ivf_search(PG_FUNCTION_ARGS)
 	uint64	   *limits;
 	uint64	   *sizes;
 	IvfTopK    *heaps;
-	uint64		budget = (uint64) ivf_effective_budget();
+	IvfSearchSettings settings;
 	bool		csr;
 	int			nq_served = 0;
 	int			qi;
@@ -150,9 +150,8 @@ ivf_search(PG_FUNCTION_ARGS)
 	meta = cache->meta;
 	g = cache->geo;
 	metric = (IvfMetric) meta.metric;
-	nprobe = PG_ARGISNULL(3) ?
-		(uint32) ivf_effective_nprobe((int) ivf_index_default_nprobe(index, &meta),
-									  (int) meta.nlists) :
+	ivf_search_settings(index, &meta, &settings);
+	nprobe = PG_ARGISNULL(3) ? settings.nprobe :
 		Min((uint32) PG_GETARG_INT32(3), meta.nlists);
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
@@ -191,7 +190,7 @@ ivf_search(PG_FUNCTION_ARGS)
 
 	/* list sizes are needed only to carry max_codes from list to list */
 	sizes = palloc0(sizeof(uint64) * (Size) Max(nq, 1) * nprobe);
-	if (ivf_max_codes > 0)
+	if (settings.max_codes > 0)
 	{
 		int64	   *slots = palloc(sizeof(int64) * meta.nlists);
 
@@ -209,8 +208,9 @@ ivf_search(PG_FUNCTION_ARGS)
 	}
 	limits = palloc(sizeof(uint64) * (Size) Max(nq, 1) * nprobe);
 	for (qi = 0; qi < nq; qi++)
-		ivf_query_limits(pdist + (Size) qi * nprobe, sizes + (Size) qi * nprobe,
-						 nprobe, budget, limits + (Size) qi * nprobe);
+		ivf_query_limits(&settings, pdist + (Size) qi * nprobe,
+						 sizes + (Size) qi * nprobe, nprobe,
+						 limits + (Size) qi * nprobe);
 
 	heaps = palloc(sizeof(IvfTopK) * Max(nq, 1));
 	for (qi = 0; qi < nq; qi++)

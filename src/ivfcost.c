@@ -68,8 +68,12 @@ ivf_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	index = index_open(info->indexoid, NoLock);
 	ivf_read_meta(index, &meta);
-	nprobe = ivf_effective_nprobe((int) ivf_index_default_nprobe(index, &meta),
-								  (int) meta.nlists);
+	{
+		IvfSearchSettings s;
+
+		ivf_search_settings(index, &meta, &s);
+		nprobe = s.nprobe;
+	}
 	index_close(index, NoLock);
 
 	ratio = Min(1.0, nprobe / meta.nlists);

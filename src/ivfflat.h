@@ -340,6 +340,9 @@ typedef struct IvfOptions
 	bool		prefilter;		/* store codes (IVF_META_CODES) */
 	int			centroids_offset;	/* the centroids option: offset of the
 									 * path from the struct, 0 when unset */
+	int			params_offset;	/* the params option (search defaults, see
+								 * ivfparams.c): offset of the text, 0 when
+								 * unset */
 } IvfOptions;
 
 /* list_ordering option */
@@ -374,16 +377,42 @@ extern int	ivf_probes_alias_setting;
 extern int	ivf_kmeans_iterations;
 extern double ivf_kmeans_tolerance;
 extern int	ivf_kmeans_points_per_list;
-extern int	ivf_max_codes;
 extern int	ivf_prefilter_k;
-extern int	ivf_profile;
-extern int	ivf_candidate_budget;
-extern int	ivf_budget_strategy;
 extern int	ivf_search_mode;
-extern void ivf_query_limits(const float *pdist, const uint64 *sizes,
-							 uint32 nprobe, uint64 budget, uint64 *limits);
-extern int	ivf_effective_nprobe(int index_default, int nlists);
-extern int	ivf_effective_budget(void);
+/* a parsed parameter string (ivfparams.c); set says which are given */
+#define IVF_PARAM_NPROBE		0x01
+#define IVF_PARAM_MAX_CODES		0x02
+#define IVF_PARAM_PROFILE		0x04
+#define IVF_PARAM_BUDGET		0x08
+#define IVF_PARAM_STRATEGY		0x10
+
+typedef struct IvfParamSet
+{
+	uint32		set;
+	int			nprobe;
+	int			max_codes;
+	int			profile;
+	int			candidate_budget;
+	int			budget_strategy;
+} IvfParamSet;
+
+/* what a search uses, resolved from settings and the index (ivf.c) */
+typedef struct IvfSearchSettings
+{
+	uint32		nprobe;			/* lists probed, 1 .. nlists */
+	uint64		max_codes;		/* 0: no limit */
+	uint64		budget;			/* candidates per probe round, 0: none */
+	int			budget_strategy;
+} IvfSearchSettings;
+
+/* ivf_autotune's experiments: takes precedence over everything else */
+extern const IvfParamSet *ivf_params_override;
+
+extern void ivf_search_settings(Relation index, const IvfMetaPageData *meta,
+								IvfSearchSettings *s);
+extern void ivf_query_limits(const IvfSearchSettings *s, const float *pdist,
+							 const uint64 *sizes, uint32 nprobe,
+							 uint64 *limits);
 extern int	ivf_iterative_scan(void);
 extern int	ivf_max_nprobe(void);
 
@@ -402,6 +431,12 @@ extern float ivf_encode_vector(const float *vec, const float *centroid,
 							   uint32 dims, float *scratch, uint8 *code,
 							   float *cnorm);
 extern IvfMetric ivf_index_metric(Relation index);
+
+/* ivfparams.c */
+extern bool ivf_params_parse(const char *str, IvfParamSet *out, char **msg);
+extern char *ivf_params_format(const IvfParamSet *ps);
+extern void ivf_params_validate(const char *value);
+extern void ivf_index_params(Relation index, IvfParamSet *out);
 
 /* the geometry an index's meta page describes */
 static inline void

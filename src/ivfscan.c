@@ -51,6 +51,7 @@ typedef struct IvfScanOpaqueData
 	uint32		nranked;
 	uint32		probed;
 	uint32		nprobe;
+	IvfSearchSettings settings; /* resolved at rescan (nprobe is in there too) */
 	int			iterative;		/* IVF_ITERATIVE_* */
 	bool		have_last;
 	float		last_dist;		/* strict_order: last distance returned */
@@ -140,8 +141,8 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 	Relation	index = scan->indexRelation;
 	uint32		first = so->probed;
 	uint32		n = Min(so->nprobe, so->nranked - first);
-	uint64		budget = (uint64) ivf_effective_budget();
-	uint64		remaining = ivf_max_codes > 0 ? (uint64) ivf_max_codes : PG_UINT64_MAX;
+	uint64		budget = so->settings.budget;
+	uint64		remaining = so->settings.max_codes > 0 ? so->settings.max_codes : PG_UINT64_MAX;
 	uint64	   *caps = NULL;
 	IvfListEntry next;
 	uint32		i;
@@ -153,7 +154,7 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 	{
 		caps = palloc(sizeof(uint64) * n);
 		ivf_list_budgets(so->order_dist + first, n, budget,
-						 ivf_budget_strategy, caps);
+						 so->settings.budget_strategy, caps);
 	}
 
 	/*
@@ -381,12 +382,12 @@ scan_start_gpu(IndexScanDesc scan)
 	int			k = ivf_gpu_scan_k;
 	uint32		i;
 
-	if (ivf_max_codes > 0)
+	if (so->settings.max_codes > 0)
 		for (i = 0; i < n; i++)
 		{
 			sizes[i] = ivf_list_size(index, &so->meta, &so->geo, so->order[i]);
 		}
-	ivf_query_limits(so->order_dist, sizes, n, (uint64) ivf_effective_budget(), limits);
+	ivf_query_limits(&so->settings, so->order_dist, sizes, n, limits);
 	so->gpu_dist = palloc(sizeof(float) * k);
 	so->gpu_id = palloc(sizeof(int64) * k);
 	if (!ivf_gpu_search(index, &so->meta, &so->geo, 1, so->query, (int) n,
@@ -449,8 +450,8 @@ ivf_scan_start(IndexScanDesc scan)
 									   PointerGetDatum(q), &skip);
 	}
 
-	so->nprobe = ivf_effective_nprobe((int) ivf_index_default_nprobe(index, &so->meta),
-									  (int) nlists);
+	ivf_search_settings(index, &so->meta, &so->settings);
+	so->nprobe = so->settings.nprobe;
 	so->iterative = ivf_iterative_scan();
 	so->nranked = so->nprobe;
 	if (so->iterative != IVF_ITERATIVE_OFF)

@@ -184,6 +184,10 @@ ivf_init_reloptions(void)
 	add_string_reloption(ivf_relopt_kind, "centroids",
 						 "Faiss file whose centroids the index is built around, read at every build (CREATE INDEX, REINDEX)",
 						 NULL, ivf_faiss_validate_path, AccessExclusiveLock);
+	/* only read by queries, so changing it need not block them */
+	add_string_reloption(ivf_relopt_kind, "params",
+						 "Search defaults of the index, e.g. 'nprobe=8,max_codes=4096' (see ivf.params)",
+						 NULL, ivf_params_validate, ShareUpdateExclusiveLock);
 }
 
 bytea *
@@ -196,6 +200,7 @@ ivf_options(Datum reloptions, bool validate)
 		{"list_ordering", RELOPT_TYPE_ENUM, offsetof(IvfOptions, list_ordering)},
 		{"prefilter", RELOPT_TYPE_BOOL, offsetof(IvfOptions, prefilter)},
 		{"centroids", RELOPT_TYPE_STRING, offsetof(IvfOptions, centroids_offset)},
+		{"params", RELOPT_TYPE_STRING, offsetof(IvfOptions, params_offset)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, ivf_relopt_kind,
@@ -213,15 +218,19 @@ ivf_get_options(Relation index)
 }
 
 /*
- * The index's default nprobe: its nprobe option when set (read from the
- * relcache, so ALTER INDEX ... SET (nprobe = n) applies at once), else what
- * the meta page records.
+ * The index's default nprobe: nprobe in its params option, else its nprobe
+ * option (both read from the relcache, so ALTER INDEX applies at once),
+ * else what the meta page records.
  */
 uint32
 ivf_index_default_nprobe(Relation index, const IvfMetaPageData *meta)
 {
 	IvfOptions *opts = ivf_get_options(index);
+	IvfParamSet ps;
 
+	ivf_index_params(index, &ps);
+	if (ps.set & IVF_PARAM_NPROBE)
+		return Min((uint32) ps.nprobe, meta->nlists);
 	if (opts->nprobe > 0)
 		return Min((uint32) opts->nprobe, meta->nlists);
 	return meta->default_nprobe;
