@@ -46,6 +46,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "storage/bufmgr.h"
 #include "utils/snapmgr.h"
 
 #include "distance.h"
@@ -635,6 +636,29 @@ explore(Relation heap, Relation index, const TuneQueries *tq, Point *pts,
 	}
 }
 
+/*
+ * Warm up before timing anything, or the first experiment pays for every
+ * page it is the first to read and its inflated time prunes points it
+ * should not: the index's pages into shared buffers (when they take at
+ * most half of them), then one untimed pass of the queries.
+ */
+static void
+warm_up(Relation heap, Relation index, const TuneQueries *tq)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	double		ms;
+
+	if (nblocks <= (BlockNumber) NBuffers / 2)
+		for (BlockNumber b = 0; b < nblocks; b++)
+		{
+			ReleaseBuffer(ReadBufferExtended(index, MAIN_FORKNUM, b,
+											 RBM_NORMAL, NULL));
+			if ((b & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
+	(void) measure(heap, index, tq, &ms);
+}
+
 /* explore() with its settings taking precedence, whatever happens */
 static void
 explore_overriding(Relation heap, Relation index, const TuneQueries *tq,
@@ -645,6 +669,10 @@ explore_overriding(Relation heap, Relation index, const TuneQueries *tq,
 	PG_TRY();
 	{
 		ivf_params_override = ps;
+		ps->nprobe = pts[0].nprobe;
+		ps->max_codes = pts[0].max_codes == KNOB_NONE ? 0 : (int) pts[0].max_codes;
+		ps->profile = pts[0].profile;
+		warm_up(heap, index, tq);
 		explore(heap, index, tq, pts, npts, order, ps);
 	}
 	PG_FINALLY();
