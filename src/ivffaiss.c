@@ -46,8 +46,8 @@
 /* bytes the export collects before each write() */
 #define IVF_FAISS_WRITE_BUF		(1024 * 1024)
 
-/* vectors moved from the spill file to the writer per step */
-#define IVF_FAISS_CHUNK_ROWS	4096
+/* bytes of vectors moved from the spill file to the writer per step */
+#define IVF_FAISS_CHUNK_BYTES	(4 * 1024 * 1024)
 
 /* ------------------------------------------------------------------ ids */
 
@@ -327,9 +327,9 @@ spill_read(BufFile *spill, void *dest, Size n)
 
 /*
  * Every live vector of every list, list by list, into a temporary file,
- * and each list's count into sizes[].  Each list is read once, so the file
- * holds each list as it was when read; dead slots (VACUUM in progress) are
- * left out.
+ * and each list's count into sizes[].  Each list is read once (into memory,
+ * one list at a time), so the file holds each list as it was when read;
+ * dead slots (VACUUM in progress) are left out.
  */
 static BufFile *
 collect_lists(Relation index, const IvfMetaPageData *meta,
@@ -396,8 +396,9 @@ write_faiss(FileSink *sink, const IvfMetaPageData *meta, int nprobe,
 	char		err[IVF_FAISS_ERRLEN];
 	int			metric = meta->metric == IVF_METRIC_L2 ?
 		IVF_FAISS_METRIC_L2 : IVF_FAISS_METRIC_IP;
-	float	   *vecs = palloc(sizeof(float) * IVF_FAISS_CHUNK_ROWS * meta->dims);
-	int64	   *ids = palloc(sizeof(int64) * IVF_FAISS_CHUNK_ROWS);
+	Size		chunk = Max(1, IVF_FAISS_CHUNK_BYTES / (sizeof(float) * meta->dims));
+	float	   *vecs = palloc(sizeof(float) * chunk * meta->dims);
+	int64	   *ids = palloc(sizeof(int64) * chunk);
 	uint32		l;
 
 	writer_check(ivf_faiss_write_begin(&w, meta->dims, metric, meta->nlists,
@@ -410,7 +411,7 @@ write_faiss(FileSink *sink, const IvfMetaPageData *meta, int nprobe,
 
 		for (at = 0; at < sizes[l];)
 		{
-			Size		k = Min(sizes[l] - at, IVF_FAISS_CHUNK_ROWS);
+			Size		k = Min(sizes[l] - at, chunk);
 
 			CHECK_FOR_INTERRUPTS();
 			spill_read(spill, vecs, k * sizeof(float) * meta->dims);
@@ -419,7 +420,7 @@ write_faiss(FileSink *sink, const IvfMetaPageData *meta, int nprobe,
 		}
 		for (at = 0; at < sizes[l];)
 		{
-			Size		k = Min(sizes[l] - at, IVF_FAISS_CHUNK_ROWS);
+			Size		k = Min(sizes[l] - at, chunk);
 
 			spill_read(spill, ids, k * sizeof(int64));
 			writer_check(ivf_faiss_write_ids(&w, l, (const int64_t *) ids, k), err);

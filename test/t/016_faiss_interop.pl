@@ -12,6 +12,8 @@
 #     list Faiss put it in, but for rows whose two nearest centroids are
 #     equal within float rounding (counted); and ivf_search gives the top
 #     10 Faiss gives at nprobe 1, 4 and 16.
+# And (a) for an index of 2,100-dimensional vectors, whose groups span
+# several pages.
 #
 # Top-10 lists may differ only by ties in distance, or for queries whose
 # nprobe-th and next centroid tie within rounding (then the two sides may
@@ -175,6 +177,53 @@ for my $m (qw(l2 ip cos))
 	faiss_side('check-import', $m, $theirs, $ours, $base, $queries, "$tmp/idmap",
 		"$tmp/topk_${m}_imported.%d", $nprobes);
 	$node->safe_psql('postgres', "DROP INDEX $imp");
+}
+
+# ---- a wide index: a group spans several pages (no codes above 2,036 dims) ----
+{
+	my $d = 2100;
+	srand(16);
+	# multiples of 1/64: the same float in the fvecs file and through COPY
+	my $rows = [ map { [ map { int(rand(2000) - 1000) / 64 } 1 .. $d ] } 1 .. 300 ];
+	my $qs = [ map { [ map { int(rand(2000) - 1000) / 64 } 1 .. $d ] } 1 .. 20 ];
+	for my $f ([ 'wide_base', $rows ], [ 'wide_q', $qs ])
+	{
+		open(my $fh, '>:raw', "$tmp/$f->[0].fvecs") or die $!;
+		print $fh pack("l<f<$d", $d, @$_) for @{ $f->[1] };
+		close $fh or die $!;
+	}
+	write_copy_file("$tmp/wide.copy", $rows, 0);
+	write_copy_file("$tmp/wide_q.copy", $qs, 0);
+	$node->safe_psql(
+		'postgres', qq{
+CREATE TABLE wide (id int PRIMARY KEY, v vector($d));
+COPY wide FROM '$tmp/wide.copy';
+CREATE TABLE wide_q (qid int PRIMARY KEY, v vector($d));
+COPY wide_q FROM '$tmp/wide_q.copy';
+CREATE INDEX wide_l2 ON wide USING ivfflat (v vector_l2_ops) WITH (lists = 4);
+});
+	is(ivf_index_info($node, 'postgres', 'wide_l2')->{vectors}, 300, 'wide: 300 rows of 2100 dims indexed');
+	sql_to_file('SELECT id, ivf_faiss_id(ctid) FROM wide ORDER BY id', "$tmp/wide_idmap");
+	my $file = "$tmp/wide.faiss";
+	is($node->safe_psql('postgres', "SELECT ivf_export_faiss('wide_l2', '$file')"),
+		300, 'wide: ivf_export_faiss writes every row');
+	my ($cout, $cerr) = ('', '');
+	IPC::Run::run([ $python, $helper, 'centroids', $file ], '<', \undef, '>', \$cout, '2>', \$cerr)
+	  or die "centroids: $cerr";
+	sql_to_file(
+		"SELECT s.query - 1, string_agg(ivf_faiss_id(s.tid)::text, ',') FROM ivf_search('wide_l2', ARRAY["
+		  . join(',', map { "'$_'" } split /\n/, $cout)
+		  . "]::vector[], 10000, 1) s GROUP BY s.query ORDER BY 1",
+		"$tmp/wide_lists");
+	for my $p (1, 2)
+	{
+		sql_to_file(
+			"SELECT s.query, s.rank, ivf_faiss_id(s.tid) FROM ivf_search('wide_l2', "
+			  . "(SELECT array_agg(v ORDER BY qid) FROM wide_q), 10, $p) s ORDER BY 1, 2",
+			"$tmp/wide_topk.$p");
+	}
+	faiss_side('check-export', 'l2', $file, "$tmp/wide_base.fvecs", "$tmp/wide_q.fvecs",
+		"$tmp/wide_idmap", "$tmp/wide_lists", "$tmp/wide_topk.%d", '1,2', 'wide l2');
 }
 
 $node->stop;

@@ -11,7 +11,7 @@
 #   train METRIC BASE NLIST OUT             a Faiss IndexIVFFlat trained and
 #                                           filled with BASE (ids = row
 #                                           numbers), written to OUT
-#   check-export METRIC FILE BASE QUERIES IDMAP SQLLISTS TOPK NPROBES
+#   check-export METRIC FILE BASE QUERIES IDMAP SQLLISTS TOPK NPROBES [LABEL]
 #   check-import METRIC FAISSFILE OURFILE BASE QUERIES IDMAP TOPK NPROBES
 #
 # METRIC is l2, ip or cos (cos: vectors normalised as ivf does).  IDMAP
@@ -149,7 +149,7 @@ def compare_topk(name, metric, faiss_rows, our_rows, xq, xb, cent, nprobe):
 
 
 def topk_checks(metric, index, xq, xb, row_of_faiss_id, topk_pattern, nprobes,
-                faiss_ids_are_rows):
+                faiss_ids_are_rows, label):
     cent = centroids_of(index)
     for p in nprobes:
         index.nprobe = p
@@ -160,7 +160,7 @@ def topk_checks(metric, index, xq, xb, row_of_faiss_id, topk_pattern, nprobes,
             frows = [[row_of_faiss_id.get(int(i), -1) if i >= 0 else -1 for i in r] for r in ids]
         ours = {q: [row_of_faiss_id.get(i, -2) for i in v]
                 for q, v in read_topk(topk_pattern % p).items()}
-        compare_topk('%s: top-%d at nprobe %d' % (metric, K, p), metric, frows,
+        compare_topk('%s: top-%d at nprobe %d' % (label, K, p), metric, frows,
                      ours, xq, xb, cent, p)
 
 
@@ -176,22 +176,22 @@ def nearest_two(metric, x, cent):
     return best, tie
 
 
-def check_export(metric, path, base, queries, idmap, sqllists, topk, nprobes):
+def check_export(metric, path, base, queries, idmap, sqllists, topk, nprobes, label):
     xb = prepared(metric, read_fvecs(base))
     xq = prepared(metric, read_fvecs(queries))
     row_of, id_of = read_idmap(idmap)
     index = faiss.read_index(path)
-    result(isinstance(index, faiss.IndexIVFFlat), '%s: faiss.read_index gives an IndexIVFFlat' % metric,
+    result(isinstance(index, faiss.IndexIVFFlat), '%s: faiss.read_index gives an IndexIVFFlat' % label,
            type(index).__name__)
     result(index.metric_type == faiss_metric(metric) and index.d == xb.shape[1] and
            index.ntotal == len(xb) and index.is_trained,
-           '%s: metric, d, ntotal' % metric,
+           '%s: metric, d, ntotal' % label,
            'metric %d d %d ntotal %d' % (index.metric_type, index.d, index.ntotal))
 
     lists = lists_of(index)
     seen = np.concatenate([ids for ids, _ in lists])
     result(len(seen) == len(xb) and set(seen.tolist()) == set(row_of),
-           '%s: every row once, ids ivf_faiss_id(ctid)' % metric,
+           '%s: every row once, ids ivf_faiss_id(ctid)' % label,
            '%d ids, %d distinct, %d rows' % (len(seen), len(set(seen.tolist())), len(row_of)))
     if metric == 'cos':
         # unit vectors: numpy's sum of squares may round a norm differently
@@ -199,7 +199,7 @@ def check_export(metric, path, base, queries, idmap, sqllists, topk, nprobes):
                    for ids, vecs in lists)
     else:
         same = all(np.array_equal(vecs, xb[[row_of[int(i)] for i in ids]]) for ids, vecs in lists)
-    result(same, '%s: every vector as the table holds it' % metric)
+    result(same, '%s: every vector as the table holds it' % label)
 
     sql = {}
     with open(sqllists) as f:
@@ -208,7 +208,7 @@ def check_export(metric, path, base, queries, idmap, sqllists, topk, nprobes):
             sql[int(lst)] = set(int(i) for i in ids.split(',') if i)
     differ = [lst for lst in range(index.nlist)
               if set(lists[lst][0].tolist()) != sql.get(lst, set())]
-    result(not differ, '%s: the same ids in every list as the index' % metric,
+    result(not differ, '%s: the same ids in every list as the index' % label,
            '%d lists, sizes %d..%d%s' % (index.nlist, min(len(i) for i, _ in lists),
                                        max(len(i) for i, _ in lists),
                                        '; differ: %s' % differ[:10] if differ else ''))
@@ -218,11 +218,11 @@ def check_export(metric, path, base, queries, idmap, sqllists, topk, nprobes):
     best, tie = nearest_two(metric, np.concatenate([v for _, v in lists]), cent)
     where = np.concatenate([np.full(len(ids), lst) for lst, (ids, _) in enumerate(lists)])
     wrong = np.sum((best != where) & ~tie)
-    result(wrong == 0, '%s: every vector in its nearest list' % metric,
+    result(wrong == 0, '%s: every vector in its nearest list' % label,
            '%d elsewhere, %d of them at tied centroids' % (np.sum(best != where), np.sum((best != where) & tie)))
 
     exact_faiss()
-    topk_checks(metric, index, xq, xb, row_of, topk, nprobes, False)
+    topk_checks(metric, index, xq, xb, row_of, topk, nprobes, False, label)
 
 
 def train(metric, base, nlist, out):
@@ -272,7 +272,7 @@ def check_import(metric, faiss_path, our_path, base, queries, idmap, topk, nprob
                list_theirs[np.argmax(moved & ~tie)], list_ours[np.argmax(moved & ~tie)]))
 
     exact_faiss()
-    topk_checks(metric, theirs, xq, xb, row_of, topk, nprobes, True)
+    topk_checks(metric, theirs, xq, xb, row_of, topk, nprobes, True, metric)
 
 
 def main(argv):
@@ -287,7 +287,8 @@ def main(argv):
         train(argv[2], argv[3], int(argv[4]), argv[5])
     elif cmd == 'check-export':
         check_export(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8],
-                     [int(p) for p in argv[9].split(',')])
+                     [int(p) for p in argv[9].split(',')],
+                     argv[10] if len(argv) > 10 else argv[2])
     elif cmd == 'check-import':
         check_import(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8],
                      [int(p) for p in argv[9].split(',')])
