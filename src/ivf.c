@@ -35,7 +35,7 @@ static uint64 probes_stamp = 0;
 static uint64 stamp_counter = 0;
 
 int			ivf_kmeans_iterations = 25;
-double		ivf_kmeans_tolerance = 0.001;
+double		ivf_kmeans_tolerance = 0.002;
 int			ivf_kmeans_points_per_list = 128;
 
 /* search knobs (see ivfflat.h); the iterative ones also have pgvector aliases */
@@ -432,7 +432,7 @@ _PG_init(void)
 							 "k-means stops after an iteration that improves the mean distance by no more than this fraction.",
 							 "0 runs all ivf.kmeans_iterations.",
 							 &ivf_kmeans_tolerance,
-							 0.001, 0.0, 1.0,
+							 0.002, 0.0, 1.0,
 							 PGC_USERSET,
 							 0,
 							 NULL,
