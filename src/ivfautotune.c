@@ -51,6 +51,7 @@
 
 #include "distance.h"
 #include "ivfflat.h"
+#include "kmeans.h"
 #include "topk.h"
 #include "vector.h"
 
@@ -90,17 +91,6 @@ typedef struct SampleState
 	MemoryContext cxt;			/* where the sampled queries live */
 } SampleState;
 
-static uint64
-tune_rng(uint64 *s)
-{
-	/* splitmix64: fixed sequence for a fixed seed, so runs are repeatable */
-	uint64		z = (*s += UINT64CONST(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
 /* Reservoir sample of the indexed rows as queries. */
 static void
 sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
@@ -126,7 +116,7 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		slot = ss->seen;
 	else
 	{
-		slot = (int64) (tune_rng(&ss->rng) % (uint64) (ss->seen + 1));
+		slot = (int64) (ivf_splitmix64(&ss->rng) % (uint64) (ss->seen + 1));
 		if (slot >= ss->want)
 			slot = -1;
 	}
@@ -836,7 +826,7 @@ ivf_autotune(PG_FUNCTION_ARGS)
 		order[last] = 1;
 		for (int i = npts - 1; i > 2; i--)
 		{
-			int			j = 2 + (int) (tune_rng(&rng) % (uint64) (i - 1));
+			int			j = 2 + (int) (ivf_splitmix64(&rng) % (uint64) (i - 1));
 			int			t = order[i];
 
 			order[i] = order[j];

@@ -166,17 +166,6 @@ typedef struct IvfLeader
 
 PGDLLEXPORT void ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc);
 
-/* splitmix64: a small, well-mixed generator that we can seed */
-static uint64
-next_random(uint64 *state)
-{
-	uint64		z = (*state += UINT64CONST(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
 static uint32
 lists_for_rows(double rows)
 {
@@ -241,7 +230,7 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		else
 		{
 			/* Algorithm R: keep the row with probability max/rows */
-			slot = (size_t) (next_random(&bs->prng) % bs->rows);
+			slot = (size_t) (ivf_splitmix64(&bs->prng) % bs->rows);
 		}
 		if (slot < bs->max_samples)
 			memcpy(bs->samples + slot * bs->dims, vec, sizeof(float) * bs->dims);

@@ -478,21 +478,6 @@ ivf_assign(const float *x, size_t n, const float *c, const float *cnorms,
 }
 
 
-/* ---------------------------------------------------------------------
- * PRNG: splitmix64 (tiny state, good enough for sampling, and the same
- * sequence on every platform)
- * ---------------------------------------------------------------------
- */
-static uint64_t
-km_rng_next(uint64_t *s)
-{
-	uint64_t	z = (*s += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 /* uniform integer in [0, m), m >= 1, without modulo bias */
 static uint64_t
 km_rng_below(uint64_t *s, uint64_t m)
@@ -502,7 +487,7 @@ km_rng_below(uint64_t *s, uint64_t m)
 
 	do
 	{
-		r = km_rng_next(s);
+		r = ivf_splitmix64(s);
 	} while (r >= lim);
 	return r % m;
 }
@@ -511,7 +496,7 @@ km_rng_below(uint64_t *s, uint64_t m)
 static double
 km_rng_double(uint64_t *s)
 {
-	return (double) (km_rng_next(s) >> 11) * ldexp(1.0, -53);
+	return (double) (ivf_splitmix64(s) >> 11) * ldexp(1.0, -53);
 }
 
 

@@ -30,6 +30,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * splitmix64: tiny state, good enough for sampling, and the same sequence
+ * on every platform.  k-means, the build's reservoir sample and
+ * ivf_autotune's query sample all draw from it.
+ */
+static inline uint64_t
+ivf_splitmix64(uint64_t *s)
+{
+	uint64_t	z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
 typedef enum IvfKmMetric
 {
 	/* nearest = smallest squared L2 distance, ivf_kernels.l2sq() */
