@@ -55,8 +55,16 @@
 #include "topk.h"
 #include "vector.h"
 
-/* rows per GEMM block of the ground truth */
+/*
+ * Rows per GEMM block of the ground truth: up to GT_BLOCK, fewer when the
+ * queries are so many that the block's distances (queries x rows) would
+ * pass GT_DIST_FLOATS.
+ */
 #define GT_BLOCK	4096
+#define GT_DIST_FLOATS	((Size) 16 << 20)
+
+/* most (query, neighbour) pairs held at once: nqueries x (k + 1) */
+#define MAX_RESULTS	((Size) 50000000)
 
 /* a query set and its exact nearest rows */
 typedef struct TuneQueries
@@ -137,10 +145,11 @@ typedef struct TruthState
 {
 	Relation	index;
 	TuneQueries *tq;
-	float	   *block;			/* GT_BLOCK x dims */
-	int64	   *ids;			/* GT_BLOCK */
+	float	   *block;			/* rows x dims */
+	int64	   *ids;			/* rows */
 	int			n;
-	float	   *dist;			/* nq x GT_BLOCK */
+	int			rows;			/* block capacity */
+	float	   *dist;			/* nq x rows */
 	IvfTopK    *heaps;			/* one per query */
 	MemoryContext rowctx;
 } TruthState;
@@ -193,7 +202,7 @@ truth_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(ts->rowctx);
-	if (ts->n == GT_BLOCK)
+	if (ts->n == ts->rows)
 		truth_flush(ts);
 }
 
@@ -226,9 +235,10 @@ ground_truth(Relation heap, Relation index, TuneQueries *tq)
 	memset(&ts, 0, sizeof(ts));
 	ts.index = index;
 	ts.tq = tq;
-	ts.block = palloc_extended(sizeof(float) * GT_BLOCK * tq->dims, MCXT_ALLOC_HUGE);
-	ts.ids = palloc(sizeof(int64) * GT_BLOCK);
-	ts.dist = palloc_extended(sizeof(float) * GT_BLOCK * (Size) tq->nq, MCXT_ALLOC_HUGE);
+	ts.rows = (int) Max(1, Min((Size) GT_BLOCK, GT_DIST_FLOATS / (Size) tq->nq));
+	ts.block = palloc_extended(sizeof(float) * ts.rows * tq->dims, MCXT_ALLOC_HUGE);
+	ts.ids = palloc(sizeof(int64) * ts.rows);
+	ts.dist = palloc_extended(sizeof(float) * ts.rows * (Size) tq->nq, MCXT_ALLOC_HUGE);
 	ts.heaps = palloc(sizeof(IvfTopK) * tq->nq);
 	for (q = 0; q < tq->nq; q++)
 		ivf_topk_init(&ts.heaps[q], tq->depth, palloc(sizeof(float) * tq->depth),
@@ -343,6 +353,12 @@ init_queries(TuneQueries *tq, Relation index, int nq, int k, bool self)
 {
 	IvfMetaPageData meta;
 
+	if ((Size) nq * (Size) (k + 1) > MAX_RESULTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%d queries with k = %d are too many to measure at once", nq, k),
+				 errdetail("The number of queries times k + 1 may be at most %zu.",
+						   (size_t) MAX_RESULTS)));
 	ivf_read_meta(index, &meta);
 	memset(tq, 0, sizeof(*tq));
 	tq->nq = nq;
