@@ -7,7 +7,9 @@
  * Both measurements compare what the index's own scans return (the path
  * ORDER BY ... LIMIT k takes, through index_getnext_tid) with exact ground
  * truth computed from the table: every indexed row's vector against the
- * queries as one GEMM per block of rows, the k (+1) nearest kept per query.
+ * queries as one GEMM per block of rows, whose shortlists the pair kernel
+ * re-ranks (for L2 under a rigorous bound, ivf_knn_l2sq), the k (+1)
+ * nearest kept per query.
  *
  * ivf_autotune follows Faiss's AutoTune (ParameterSpace::explore):
  *	- the space is nprobe (1, 2, 4, ... and the list count) x max_codes
@@ -150,6 +152,8 @@ typedef struct TruthState
 	int			n;
 	int			rows;			/* block capacity */
 	float	   *dist;			/* nq x rows */
+	int64	   *knn_id;			/* L2: nq x depth; IP: a shortlist */
+	float	   *knn_dist;
 	IvfTopK    *heaps;			/* one per query */
 	MemoryContext rowctx;
 } TruthState;
@@ -158,25 +162,65 @@ static void
 truth_flush(TruthState *ts)
 {
 	TuneQueries *tq = ts->tq;
+	int			depth = tq->depth;
 	int			q;
 
 	if (ts->n == 0)
 		return;
 	if (tq->metric == IVF_METRIC_L2)
-		ivf_gemm_l2sq(tq->prepared, tq->nq, ts->block, ts->n, tq->dims,
-					  NULL, NULL, ts->dist);
+	{
+		/*
+		 * GEMM for a shortlist, re-ranked with the pair kernel under a
+		 * rigorous error bound: the block's exact nearest, as a scan of
+		 * every list would rank them.
+		 */
+		if (ivf_knn_l2sq(tq->prepared, tq->nq, ts->block, ts->n, tq->dims,
+						 depth, ts->knn_id, ts->knn_dist) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory computing exact neighbours")));
+		for (q = 0; q < tq->nq; q++)
+			for (int e = 0; e < depth; e++)
+			{
+				int64		local = ts->knn_id[(Size) q * depth + e];
+
+				if (local >= 0)
+					ivf_topk_push(&ts->heaps[q], ts->knn_dist[(Size) q * depth + e],
+								  ts->ids[local]);
+			}
+	}
 	else
 	{
+		/*
+		 * Inner products (cosine: of unit vectors): GEMM's products pick a
+		 * shortlist twice the depth (at least 16 more), which the pair
+		 * kernel then ranks as a scan would.
+		 */
+		int			kp = depth + Max(depth, 16);
+		IvfTopK		sl;
 		Size		i;
 
 		ivf_gemm_dot(tq->prepared, tq->nq, ts->block, ts->n, tq->dims, ts->dist);
-		/* nearest = largest dot product (cosine: of unit vectors) */
 		for (i = 0; i < (Size) tq->nq * ts->n; i++)
 			ts->dist[i] = -ts->dist[i];
+		ivf_topk_init(&sl, kp, ts->knn_dist, ts->knn_id);
+		for (q = 0; q < tq->nq; q++)
+		{
+			const float *qv = tq->prepared + (Size) q * tq->dims;
+
+			ivf_topk_reset(&sl);
+			ivf_topk_push_block(&sl, ts->dist + (Size) q * ts->n, ts->n, 0);
+			for (i = 0; i < sl.n; i++)
+			{
+				int64		local = sl.id[i];
+
+				ivf_topk_push(&ts->heaps[q],
+							  -ivf_kernels.dot(qv, ts->block + (Size) local * tq->dims,
+											   tq->dims),
+							  ts->ids[local]);
+			}
+		}
 	}
-	for (q = 0; q < tq->nq; q++)
-		ivf_topk_push_block_ids(&ts->heaps[q], ts->dist + (Size) q * ts->n,
-								ts->ids, ts->n);
 	ts->n = 0;
 	CHECK_FOR_INTERRUPTS();
 }
@@ -238,7 +282,12 @@ ground_truth(Relation heap, Relation index, TuneQueries *tq)
 	ts.rows = (int) Max(1, Min((Size) GT_BLOCK, GT_DIST_FLOATS / (Size) tq->nq));
 	ts.block = palloc_extended(sizeof(float) * ts.rows * tq->dims, MCXT_ALLOC_HUGE);
 	ts.ids = palloc(sizeof(int64) * ts.rows);
-	ts.dist = palloc_extended(sizeof(float) * ts.rows * (Size) tq->nq, MCXT_ALLOC_HUGE);
+	if (tq->metric != IVF_METRIC_L2)
+		ts.dist = palloc_extended(sizeof(float) * ts.rows * (Size) tq->nq, MCXT_ALLOC_HUGE);
+	ts.knn_id = palloc_extended(sizeof(int64) * (Size) tq->nq * (tq->depth + Max(tq->depth, 16)),
+								MCXT_ALLOC_HUGE);
+	ts.knn_dist = palloc_extended(sizeof(float) * (Size) tq->nq * (tq->depth + Max(tq->depth, 16)),
+								  MCXT_ALLOC_HUGE);
 	ts.heaps = palloc(sizeof(IvfTopK) * tq->nq);
 	for (q = 0; q < tq->nq; q++)
 		ivf_topk_init(&ts.heaps[q], tq->depth, palloc(sizeof(float) * tq->depth),
