@@ -451,7 +451,7 @@ _PG_init(void)
 							NULL);
 
 	DefineCustomIntVariable("ivf.max_codes",
-							"Most vectors an ivfflat scan examines per probe round (0: no limit).",
+							"Most vectors an ivfflat scan examines per probe round (0: no limit, or the index's params).",
 							"Lists are taken nearest first; the list that crosses the limit is cut exactly, as in Faiss.",
 							&ivf_max_codes,
 							0, 0, INT_MAX,
