@@ -339,6 +339,11 @@ measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 	double		hits = 0.0;
 	double		total = 0.0;
 	double		seconds = 0.0;
+	/* whatever a scan leaves behind goes with it: thousands run here */
+	MemoryContext qcxt = AllocSetContextCreate(CurrentMemoryContext,
+											   "ivf recall scan",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
 	int			q;
 
 	for (q = 0; q < tq->nq; q++)
@@ -355,6 +360,7 @@ measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 
 		ScanKeyEntryInitialize(&key, 0, 1, IVF_ORDERBY_STRATEGY, InvalidOid,
 							   InvalidOid, InvalidOid, tq->datums[q]);
+		old = MemoryContextSwitchTo(qcxt);
 		INSTR_TIME_SET_CURRENT(t0);
 		scan = index_beginscan(heap, index, snapshot, 0, 1);
 		index_rescan(scan, NULL, 0, &key, 1);
@@ -363,6 +369,8 @@ measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 			got[n++] = tid_key(tid);
 		index_endscan(scan);
 		INSTR_TIME_SET_CURRENT(t1);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(qcxt);
 		INSTR_TIME_SUBTRACT(t1, t0);
 		seconds += INSTR_TIME_GET_DOUBLE(t1);
 
@@ -393,6 +401,7 @@ measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 		CHECK_FOR_INTERRUPTS();
 	}
 	UnregisterSnapshot(snapshot);
+	MemoryContextDelete(qcxt);
 	*ms = tq->nq > 0 ? seconds * 1000.0 / tq->nq : 0.0;
 	return total > 0 ? hits / total : 1.0;
 }
