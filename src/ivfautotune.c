@@ -122,15 +122,7 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	}
 	old = MemoryContextSwitchTo(ss->cxt);
-	if (ss->seen < ss->want)
-		slot = ss->seen;
-	else
-	{
-		slot = (int64) (ivf_splitmix64(&ss->rng) % (uint64) (ss->seen + 1));
-		if (slot >= ss->want)
-			slot = -1;
-	}
-	ss->seen++;
+	slot = ivf_reservoir_slot(ss->seen++, ss->want, &ss->rng);
 	if (slot >= 0)
 	{
 		if (tq->datums[slot] != (Datum) 0)

@@ -215,7 +215,7 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	MemoryContext old;
 	float	   *vec;
 	bool		skip;
-	size_t		slot;
+	int64		slot;
 
 	if (isnull[0])
 		return;
@@ -224,16 +224,13 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	vec = ivf_prepare_vector(index, bs->metric, bs->dims, values[0], &skip);
 	if (!skip)
 	{
-		bs->rows++;
-		if (bs->nsamples < bs->max_samples)
-			slot = bs->nsamples++;
-		else
+		slot = ivf_reservoir_slot(bs->rows++, bs->max_samples, &bs->prng);
+		if (slot >= 0)
 		{
-			/* Algorithm R: keep the row with probability max/rows */
-			slot = (size_t) (ivf_splitmix64(&bs->prng) % bs->rows);
-		}
-		if (slot < bs->max_samples)
+			if ((size_t) slot == bs->nsamples)
+				bs->nsamples++;
 			memcpy(bs->samples + slot * bs->dims, vec, sizeof(float) * bs->dims);
+		}
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpCtx);

@@ -45,6 +45,22 @@ ivf_splitmix64(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/*
+ * Reservoir sampling (Algorithm R): the slot among want that the row
+ * numbered seen (counting from 0) takes, or -1 when it is not kept.  The
+ * first want rows fill the slots in order; later ones draw from rng.
+ */
+static inline int64_t
+ivf_reservoir_slot(uint64_t seen, uint64_t want, uint64_t *rng)
+{
+	uint64_t	j;
+
+	if (seen < want)
+		return (int64_t) seen;
+	j = ivf_splitmix64(rng) % (seen + 1);
+	return j < want ? (int64_t) j : -1;
+}
+
 typedef enum IvfKmMetric
 {
 	/* nearest = smallest squared L2 distance, ivf_kernels.l2sq() */
