@@ -287,30 +287,42 @@ ivf_max_nprobe(void)
  * with neither, the index's params option; then the default.  The
  * override (ivf_autotune's experiments) comes first of all.
  */
+static int
+param_value(const IvfParamSet *ps, uint32 bit)
+{
+	switch (bit)
+	{
+		case IVF_PARAM_NPROBE:
+			return ps->nprobe;
+		case IVF_PARAM_MAX_CODES:
+			return ps->max_codes;
+		case IVF_PARAM_PROFILE:
+			return ps->profile;
+		case IVF_PARAM_BUDGET:
+			return ps->candidate_budget;
+		default:
+			Assert(bit == IVF_PARAM_STRATEGY);
+			return ps->budget_strategy;
+	}
+}
+
 static bool
 pick(uint32 bit, const IvfParamSet *index_ps, bool guc_set, uint64 guc_stamp,
-	 int guc_value, int param_value_of_override, int param_value_of_session,
-	 int param_value_of_index, int *out)
+	 int guc_value, int *out)
 {
 	if (ivf_params_override != NULL && (ivf_params_override->set & bit))
-		*out = param_value_of_override;
+		*out = param_value(ivf_params_override, bit);
 	else if (session_params != NULL && (session_params->set & bit) &&
 			 (!guc_set || params_stamp > guc_stamp))
-		*out = param_value_of_session;
+		*out = param_value(session_params, bit);
 	else if (guc_set)
 		*out = guc_value;
 	else if (index_ps->set & bit)
-		*out = param_value_of_index;
+		*out = param_value(index_ps, bit);
 	else
 		return false;
 	return true;
 }
-
-#define PICK(bit, field, guc_set, stamp, guc_value, out) \
-	pick((bit), &ips, (guc_set), (stamp), (guc_value), \
-		 ivf_params_override ? ivf_params_override->field : 0, \
-		 session_params ? session_params->field : 0, \
-		 ips.field, (out))
 
 /*
  * The settings a search of this index uses.  nprobe falls back to the
@@ -336,18 +348,19 @@ ivf_search_settings(Relation index, const IvfMetaPageData *meta,
 						 ivf_probes_alias_setting, probes_stamp, 0);
 	nprobe_stamp_latest = Max(ivf_nprobe_setting > 0 ? nprobe_stamp : 0,
 							  ivf_probes_alias_setting > 0 ? probes_stamp : 0);
-	if (!PICK(IVF_PARAM_NPROBE, nprobe, nprobe_guc > 0, nprobe_stamp_latest,
+	/* ips has no nprobe if this falls through: the option, or the build's */
+	if (!pick(IVF_PARAM_NPROBE, &ips, nprobe_guc > 0, nprobe_stamp_latest,
 			  nprobe_guc, &nprobe))
-		nprobe = (int) ivf_index_default_nprobe(index, meta);
+		nprobe = (int) ivf_option_nprobe(index, meta);
 	s->nprobe = (uint32) Max(1, Min(nprobe, (int) meta->nlists));
 
-	(void) PICK(IVF_PARAM_MAX_CODES, max_codes, ivf_max_codes != 0,
+	(void) pick(IVF_PARAM_MAX_CODES, &ips, ivf_max_codes != 0,
 				max_codes_stamp, ivf_max_codes, &max_codes);
-	(void) PICK(IVF_PARAM_PROFILE, profile, ivf_profile != IVF_PROFILE_EXACT,
+	(void) pick(IVF_PARAM_PROFILE, &ips, ivf_profile != IVF_PROFILE_EXACT,
 				profile_stamp, ivf_profile, &profile);
-	(void) PICK(IVF_PARAM_BUDGET, candidate_budget, ivf_candidate_budget != 0,
+	(void) pick(IVF_PARAM_BUDGET, &ips, ivf_candidate_budget != 0,
 				budget_stamp, ivf_candidate_budget, &budget);
-	(void) PICK(IVF_PARAM_STRATEGY, budget_strategy,
+	(void) pick(IVF_PARAM_STRATEGY, &ips,
 				ivf_budget_strategy != IVF_BUDGET_UNIFORM, strategy_stamp,
 				ivf_budget_strategy, &strategy);
 

@@ -425,6 +425,7 @@ extern bytea *ivf_options(Datum reloptions, bool validate);
 extern IvfOptions *ivf_get_options(Relation index);
 extern uint32 ivf_index_default_nprobe(Relation index,
 									   const IvfMetaPageData *meta);
+extern uint32 ivf_option_nprobe(Relation index, const IvfMetaPageData *meta);
 extern void ivf_geometry(uint32 dims, bool codes, IvfGeometry *g);
 extern float ivf_encode_vector(const float *vec, const float *centroid,
 							   const float *lo, const float *step,

@@ -225,12 +225,20 @@ ivf_get_options(Relation index)
 uint32
 ivf_index_default_nprobe(Relation index, const IvfMetaPageData *meta)
 {
-	IvfOptions *opts = ivf_get_options(index);
 	IvfParamSet ps;
 
 	ivf_index_params(index, &ps);
 	if (ps.set & IVF_PARAM_NPROBE)
 		return Min((uint32) ps.nprobe, meta->nlists);
+	return ivf_option_nprobe(index, meta);
+}
+
+/* The index's nprobe option when set, else what the meta page records. */
+uint32
+ivf_option_nprobe(Relation index, const IvfMetaPageData *meta)
+{
+	IvfOptions *opts = ivf_get_options(index);
+
 	if (opts->nprobe > 0)
 		return Min((uint32) opts->nprobe, meta->nlists);
 	return meta->default_nprobe;
