@@ -28,6 +28,8 @@
 #   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL REGRESS
 #                       TAP CLIENT FUZZ GPU (a skipped step is reported, not counted as passed)
 #   IVF_KEEP_TMP=1      keep the temp dir (cluster, TAP logs) for debugging
+#   IVF_TAP_TESTS       TAP files to run instead of all (e.g. "t/015_gpu_worker.pl t/018_rls.pl")
+#   IVF_REGRESS         pg_regress tests to run instead of all (e.g. "ivfflat_batch ivf_tune")
 #   PG_CONFIG           pg_config to use (default: PostgreSQL 15's)
 #
 # Ends with "N passed, M failed" (N, M count steps) and exits non-zero if any failed.
@@ -147,7 +149,9 @@ need_cluster() {
 step_regress() {
 	need_cluster
 	rm -rf results regression.diffs regression.out
-	if make installcheck PG_CONFIG="$PG_CONFIG"; then
+	local only=()
+	[ -n "${IVF_REGRESS:-}" ] && only=(REGRESS="$IVF_REGRESS")
+	if make installcheck PG_CONFIG="$PG_CONFIG" "${only[@]}"; then
 		return 0
 	fi
 	if [ -f regression.diffs ]; then
@@ -164,6 +168,13 @@ step_tap() {
 	pgxs="$(cd "$pgxs" && pwd)" # .../lib/pgxs/src
 	shopt -s nullglob
 	local tests=(test/t/*.pl)
+	if [ -n "${IVF_TAP_TESTS:-}" ]; then
+		local t
+		tests=()
+		for t in $IVF_TAP_TESTS; do
+			tests+=("test/t/$(basename "$t")")
+		done
+	fi
 	if [ "${#tests[@]}" -eq 0 ]; then
 		echo "no TAP tests in test/t"
 		return 1
