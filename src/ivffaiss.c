@@ -80,6 +80,21 @@ ivf_faiss_tid(PG_FUNCTION_ARGS)
 				 errhint("Faiss returns the id -1 where a search found fewer than k vectors.") : 0));
 	tid = palloc(sizeof(ItemPointerData));
 	ivf_id_to_tid(id, tid);
+
+	/*
+	 * No row has offset 0 (InvalidOffsetNumber) or one past MaxOffsetNumber,
+	 * nor is in block InvalidBlockNumber: such a tid is no row's, and it
+	 * would mean "invalid" wherever it is used.
+	 */
+	if (!BlockNumberIsValid(ItemPointerGetBlockNumberNoCheck(tid)) ||
+		!OffsetNumberIsValid(ItemPointerGetOffsetNumberNoCheck(tid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Faiss id " INT64_FORMAT " is not a tid", id),
+				 errdetail("It would be (%u,%u), but a row's block is 0 to %u and its offset 1 to %u.",
+						   ItemPointerGetBlockNumberNoCheck(tid),
+						   ItemPointerGetOffsetNumberNoCheck(tid),
+						   MaxBlockNumber, (unsigned) MaxOffsetNumber)));
 	PG_RETURN_POINTER(tid);
 }
 
