@@ -27,11 +27,19 @@ END $$;
 -- ids: block * 65536 + offset, and back
 SELECT ivf_faiss_id('(0,1)') AS first_row, ivf_faiss_id('(1,1)') AS block_1,
        ivf_faiss_id('(4294967295,65535)') AS largest;
-SELECT ivf_faiss_tid(1), ivf_faiss_tid(65537), ivf_faiss_tid(281474976710655),
-       ivf_faiss_tid(0);
+SELECT ivf_faiss_tid(1), ivf_faiss_tid(65537), ivf_faiss_tid(2048),
+       ivf_faiss_tid(281474976581632) AS last_row;
 SELECT ivf_faiss_tid(-1);
 SELECT ivf_faiss_tid(281474976710656);
 SELECT ivf_faiss_tid(-9223372036854775808);
+-- nor ids of tids no row has: offset 0 or past MaxOffsetNumber (2048 with
+-- 8 kB pages), block 2^32 - 1 (InvalidBlockNumber)
+SELECT ivf_faiss_tid(0);
+SELECT ivf_faiss_tid(65536);
+SELECT ivf_faiss_tid(2049);
+SELECT ivf_faiss_tid(65535);
+SELECT ivf_faiss_tid(281474976645121);
+SELECT ivf_faiss_tid(281474976710655);
 
 CREATE TABLE faiss_t (id int, v vector(4));
 INSERT INTO faiss_t

@@ -501,18 +501,6 @@ ivf_recall(PG_FUNCTION_ARGS)
 
 /* ------------------------------------------------------------ params */
 
-/*
- * Only the owner may change the index's params: say so before any work
- * (ALTER INDEX would too, but after an autotune's whole exploration).
- */
-static void
-check_owner(Relation index)
-{
-	if (!ivf_relation_ownercheck(RelationGetRelid(index), GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX,
-					   RelationGetRelationName(index));
-}
-
 /* The index's name as ALTER INDEX takes it. */
 static char *
 index_sql_name(Relation index)
@@ -567,8 +555,8 @@ ivf_set_params(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s", msg)));
 	canon = ivf_params_format(&ps);
-	index = ivf_open_for_user(indexoid, &heap);
-	check_owner(index);
+	/* only the owner changes the params; nothing of the rows is returned */
+	index = ivf_open_index(indexoid, &heap, __func__, IVF_OPEN_OWNER);
 	name = index_sql_name(index);
 	index_close(index, NoLock);
 	table_close(heap, NoLock);
@@ -796,9 +784,12 @@ ivf_autotune(PG_FUNCTION_ARGS)
 	work = AllocSetContextCreate(CurrentMemoryContext, "ivf_autotune",
 								 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
-	index = ivf_open_for_user(indexoid, &heap);
-	if (apply)
-		check_owner(index);
+	/*
+	 * With apply, only the owner may change the index's params: say so
+	 * before any work (ALTER INDEX would too, but after the exploration).
+	 */
+	index = ivf_open_index(indexoid, &heap, __func__,
+						   IVF_OPEN_READ | (apply ? IVF_OPEN_OWNER : 0));
 	ivf_read_meta(index, &meta);
 	ivf_meta_geometry(&meta, &g);
 

@@ -442,11 +442,12 @@ run_check(CheckState *cs)
 	}
 }
 
+/* both report what the index holds of the table's rows: SELECT, no RLS */
 static void
-open_for_check(CheckState *cs, Oid indexoid)
+open_for_check(CheckState *cs, Oid indexoid, const char *caller)
 {
 	memset(cs, 0, sizeof(*cs));
-	cs->index = ivf_open_for_user(indexoid, &cs->heap);
+	cs->index = ivf_open_index(indexoid, &cs->heap, caller, IVF_OPEN_READ);
 
 	/* line pointers are only meaningful for heap tables */
 	if (cs->heap->rd_rel->relam != HEAP_TABLE_AM_OID)
@@ -479,7 +480,7 @@ ivf_check(PG_FUNCTION_ARGS)
 	store = ivf_srf_materialize(fcinfo, desc);
 	desc = rsinfo->setDesc;
 
-	open_for_check(&cs, indexoid);
+	open_for_check(&cs, indexoid, __func__);
 	cs.problems = store;
 	cs.desc = desc;
 	run_check(&cs);
@@ -507,7 +508,7 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	open_for_check(&cs, indexoid);
+	open_for_check(&cs, indexoid, __func__);
 	{
 		/* no TID checks needed for the summary */
 		Relation	heap = cs.heap;

@@ -29,6 +29,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+/* where the system has no O_NOFOLLOW, O_EXCL alone refuses a link */
+#ifndef O_NOFOLLOW
+#define O_NOFOLLOW 0
+#endif
+
 #include "access/table.h"
 #include "catalog/pg_authid.h"
 #include "fmgr.h"
@@ -80,6 +85,21 @@ ivf_faiss_tid(PG_FUNCTION_ARGS)
 				 errhint("Faiss returns the id -1 where a search found fewer than k vectors.") : 0));
 	tid = palloc(sizeof(ItemPointerData));
 	ivf_id_to_tid(id, tid);
+
+	/*
+	 * No row has offset 0 (InvalidOffsetNumber) or one past MaxOffsetNumber,
+	 * nor is in block InvalidBlockNumber: such a tid is no row's, and it
+	 * would mean "invalid" wherever it is used.
+	 */
+	if (!BlockNumberIsValid(ItemPointerGetBlockNumberNoCheck(tid)) ||
+		!OffsetNumberIsValid(ItemPointerGetOffsetNumberNoCheck(tid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Faiss id " INT64_FORMAT " is not a tid", id),
+				 errdetail("It would be (%u,%u), but a row's block is 0 to %u and its offset 1 to %u.",
+						   ItemPointerGetBlockNumberNoCheck(tid),
+						   ItemPointerGetOffsetNumberNoCheck(tid),
+						   MaxBlockNumber, (unsigned) MaxOffsetNumber)));
 	PG_RETURN_POINTER(tid);
 }
 
@@ -87,7 +107,7 @@ ivf_faiss_tid(PG_FUNCTION_ARGS)
 
 typedef struct FileSource
 {
-	FILE	   *file;
+	int			fd;
 	const char *path;
 } FileSource;
 
@@ -95,16 +115,28 @@ static int
 file_read(void *arg, void *buf, size_t n)
 {
 	FileSource *fs = arg;
+	char	   *p = buf;
 
-	if (fread(buf, 1, n, fs->file) != n)
+	while (n > 0)
 	{
-		if (ferror(fs->file))
+		ssize_t		got;
+
+		CHECK_FOR_INTERRUPTS();
+		got = read(fs->fd, p, Min(n, (size_t) MaxAllocSize));
+		if (got < 0)
+		{
+			if (errno == EINTR)
+				continue;
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not read file \"%s\": %m", fs->path)));
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("file \"%s\" became shorter while it was read", fs->path)));
+		}
+		if (got == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("file \"%s\" became shorter while it was read", fs->path)));
+		p += got;
+		n -= got;
 	}
 	return 0;
 }
@@ -115,11 +147,85 @@ file_skip(void *arg, uint64_t n)
 	FileSource *fs = arg;
 
 	/* the reader skips only what the file's length holds: n fits off_t */
-	if (fseeko(fs->file, (off_t) n, SEEK_CUR) != 0)
+	if (lseek(fs->fd, (off_t) n, SEEK_CUR) < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not seek in file \"%s\": %m", fs->path)));
 	return 0;
+}
+
+/* what a file that is not a regular one is, for messages */
+static const char *
+file_type_name(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+#ifdef S_ISSOCK
+	if (S_ISSOCK(mode))
+		return "a socket";
+#endif
+#ifdef S_ISLNK
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+#endif
+	return "not a regular file";
+}
+
+static void
+refuse_non_regular(const char *path, mode_t mode, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("\"%s\" is not a regular file", path),
+			 errdetail("It is %s; %s.", file_type_name(mode), why)));
+}
+
+/*
+ * Open 'path' for reading, refusing anything but a regular file before
+ * anything could block: open() of a FIFO waits for a writer, past
+ * statement_timeout, cancel and pg_terminate_backend, and opening a device
+ * may act on it.  stat() first, so that no such file is even opened, then
+ * open non-blocking and fstat() the file actually opened (the name may
+ * have been replaced meanwhile), then make it blocking again.  A symbolic
+ * link to a regular file is followed: reading needs pg_read_server_files,
+ * which reads any file the server can anyway.
+ */
+static int
+open_regular_file(const char *path, struct stat *st)
+{
+	struct stat named;
+	int			fd;
+	int			fl;
+
+	if (stat(path, &named) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (!S_ISREG(named.st_mode))
+		refuse_non_regular(path, named.st_mode, "centroids are read from a regular file only");
+	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	if (fstat(fd, st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (!S_ISREG(st->st_mode))
+		refuse_non_regular(path, st->st_mode, "centroids are read from a regular file only");
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not set file \"%s\" to blocking mode: %m", path)));
+	return fd;
 }
 
 static void *
@@ -154,19 +260,7 @@ ivf_faiss_read_centroids(const char *path, uint32 dims, IvfMetric metric,
 				 errdetail("The index would read \"%s\" on the server.", path)));
 
 	fs.path = path;
-	fs.file = AllocateFile(path, PG_BINARY_R);
-	if (fs.file == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" for reading: %m", path)));
-	if (fstat(fileno(fs.file), &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", path)));
-	if (!S_ISREG(st.st_mode))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a regular file", path)));
+	fs.fd = open_regular_file(path, &st);
 
 	src.read = file_read;
 	src.skip = file_skip;
@@ -178,7 +272,7 @@ ivf_faiss_read_centroids(const char *path, uint32 dims, IvfMetric metric,
 				 errmsg("%s", err),
 				 errdetail("In file \"%s\" at byte " UINT64_FORMAT ".",
 						   path, (uint64) info.offset)));
-	FreeFile(fs.file);
+	CloseTransientFile(fs.fd);
 
 	if (info.d != dims)
 		ereport(ERROR,
@@ -433,13 +527,104 @@ write_faiss(FileSink *sink, const IvfMetaPageData *meta, int nprobe,
 }
 
 /*
+ * The destination of an export may be absent or a regular file, which the
+ * rename replaces.  Anything else is refused before any work: a directory
+ * could not be replaced, and replacing a FIFO, a device, a socket or a
+ * symbolic link (the link, not what it points to) is surely not what was
+ * meant.  lstat: the name itself is checked, not what a link names.
+ */
+static void
+check_destination(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+	{
+		if (errno == ENOENT)
+			return;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	}
+	if (!S_ISREG(st.st_mode))
+		refuse_non_regular(path, st.st_mode,
+						   "ivf_export_faiss writes a new file or replaces a regular one");
+}
+
+/*
+ * Create the file the export is written to, beside 'path' (the rename must
+ * not cross file systems), under a name no one can predict:
+ * "<path>.<64 random bits>.tmp".  O_EXCL (and O_NOFOLLOW) so that nothing
+ * already there -- a symbolic link planted at the name, above all -- is
+ * opened, truncated or written through: only a file this call created.
+ * Mode 0644, readable by all like the files COPY TO writes.
+ */
+static int
+create_temp_file(const char *path, char **tmppath)
+{
+	for (int tries = 1;; tries++)
+	{
+		uint64		r;
+		int			fd;
+		int			save_errno;
+		mode_t		oumask;
+
+		if (!pg_strong_random(&r, sizeof(r)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random temporary file name")));
+		*tmppath = psprintf("%s." UINT64_FORMAT ".tmp", path, r);
+		oumask = umask(S_IWGRP | S_IWOTH);
+		fd = OpenTransientFilePerm(*tmppath,
+								   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | PG_BINARY,
+								   S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH);
+		save_errno = errno;
+		umask(oumask);
+		if (fd >= 0)
+			return fd;
+		errno = save_errno;
+		/* a name taken by chance: 64 bits make a second one unlikely */
+		if (errno != EEXIST || tries == 3)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create file \"%s\": %m", *tmppath)));
+		pfree(*tmppath);
+	}
+}
+
+/*
+ * Move the written and synced temporary file to 'path' and make the rename
+ * durable.  Unlike durable_rename(), this never opens 'path' (durable_rename
+ * opens an existing destination to sync it, which a FIFO or device put
+ * there meanwhile would make block or act): rename() replaces whatever name
+ * is there without following it, and the parent folder is synced.
+ */
+static void
+rename_into_place(const char *tmppath, const char *path)
+{
+	char	   *dir = pstrdup(path);
+
+	if (rename(tmppath, path) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rename file \"%s\" to \"%s\": %m",
+						tmppath, path)));
+	get_parent_directory(dir);
+	if (dir[0] == '\0')
+		strcpy(dir, "/");
+	(void) fsync_fname_ext(dir, true, false, ERROR);
+	pfree(dir);
+}
+
+/*
  * ivf_export_faiss(index regclass, path text) RETURNS bigint
  *
- * Write the index as a Faiss IndexIVFFlat file at 'path' (absolute; the
- * caller needs superuser or the privileges of pg_write_server_files, and
- * SELECT on the table), and return the number of vectors written.  The
- * file is written under a temporary name next to 'path' and renamed when
- * complete, so an error leaves no partial file.  The lists are first
+ * Write the index as a Faiss IndexIVFFlat file at 'path' (absolute, and
+ * absent or a regular file; the caller needs superuser or the privileges
+ * of pg_write_server_files, and SELECT on the table with no row-level
+ * security applying), and return the number of vectors written.  The file
+ * is written under a new, unpredictable name next to 'path' and renamed
+ * when complete, so an error leaves no partial file.  The lists are first
  * copied into a temporary file: the Faiss format puts every list's size
  * before the first vector, and reading each list once keeps the sizes and
  * the vectors of a list that inserts or VACUUM change meanwhile in step.
@@ -470,6 +655,7 @@ ivf_export_faiss(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("relative path not allowed for ivf_export_faiss: \"%s\"", path)));
+	check_destination(path);
 
 	index = ivf_open_for_user(indexoid, &heap);
 	ivf_read_meta(index, &meta);
@@ -482,23 +668,10 @@ ivf_export_faiss(PG_FUNCTION_ARGS)
 	sizes = palloc(sizeof(uint64) * meta.nlists);
 	spill = collect_lists(index, &meta, &g, sizes, &ntotal);
 
-	tmppath = psprintf("%s.%d.tmp", path, MyProcPid);
+	sink.fd = create_temp_file(path, &tmppath);
 	sink.path = tmppath;
 	sink.buf = palloc(IVF_FAISS_WRITE_BUF);
 	sink.len = 0;
-	{
-		/* readable by all, like the files COPY TO writes */
-		mode_t		oumask = umask(S_IWGRP | S_IWOTH);
-
-		sink.fd = OpenTransientFilePerm(tmppath, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
-										S_IRUSR | S_IWUSR | S_IRGRP | S_IWGRP |
-										S_IROTH | S_IWOTH);
-		umask(oumask);
-	}
-	if (sink.fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", tmppath)));
 	PG_TRY();
 	{
 		write_faiss(&sink, &meta, nprobe, centroids, sizes, ntotal, spill);
@@ -512,7 +685,7 @@ ivf_export_faiss(PG_FUNCTION_ARGS)
 					(errcode_for_file_access(),
 					 errmsg("could not close file \"%s\": %m", tmppath)));
 		sink.fd = -1;
-		(void) durable_rename(tmppath, path, ERROR);
+		rename_into_place(tmppath, path);
 	}
 	PG_CATCH();
 	{

@@ -417,7 +417,14 @@ extern int	ivf_iterative_scan(void);
 extern int	ivf_max_nprobe(void);
 
 /* ivfutils.c */
-extern Relation ivf_open_for_user(Oid indexoid, Relation *heap);
+/* what ivf_open_index checks of its caller */
+#define IVF_OPEN_READ	0x01	/* SELECT on the table, no row-level security */
+#define IVF_OPEN_OWNER	0x02	/* owns the index */
+extern Relation ivf_open_index(Oid indexoid, Relation *heap,
+							   const char *caller, int flags);
+/* for a function named as its SQL function that returns what rows hold */
+#define ivf_open_for_user(indexoid, heap) \
+	ivf_open_index((indexoid), (heap), __func__, IVF_OPEN_READ)
 extern Tuplestorestate *ivf_srf_materialize(FunctionCallInfo fcinfo,
 											TupleDesc desc);
 extern void ivf_init_reloptions(void);
