@@ -10,6 +10,8 @@
 #  (d) with deleted, HOT-updated and non-HOT-updated rows, the rows (ids,
 #      order, distances) equal those of ORDER BY v <-> q LIMIT k through the
 #      index with the same nprobe;
+#  (e) ivf_recall and ivf_autotune count visible rows only, on both sides:
+#      with nprobe = lists the scans are exact, so recall is 1.
 #
 # Each runs on the matrix and csr paths, and through the GPU worker on its
 # CPU backend (ivf.gpu = on), which needs ivf in shared_preload_libraries.
@@ -195,6 +197,16 @@ is( $node->safe_psql('postgres',
 		          (SELECT id FROM t ORDER BY v <-> qs.q, id LIMIT 10) y) x GROUP BY qs.n) e
 		    USING (n) WHERE b.ids = e.ids}),
 	12, '(d) nprobe = lists: the exact nearest visible rows');
+
+# (e) recall counts visible rows on both sides
+is( $node->safe_psql('postgres',
+		q{SET ivf.nprobe = 10;
+		  SELECT ivf_recall('t_idx', (SELECT array_agg(q ORDER BY n) FROM qs), 10)}),
+	1, '(e) ivf_recall with nprobe = lists is 1');
+is( $node->safe_psql('postgres',
+		q{SET client_min_messages = warning;
+		  SELECT max(recall) FROM ivf_autotune('t_idx', 0.9, 10, 100, false)}),
+	1, '(e) ivf_autotune: its most accurate point (nprobe = lists) has recall 1');
 
 $node->stop;
 done_testing();
