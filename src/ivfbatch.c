@@ -355,6 +355,13 @@ search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq)
 	int			qi;
 	uint32		i;
 
+	/* every chunk ranks the lists against the centroids the first one saw */
+	if (cache->meta.generation != ss->meta.generation)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("centroids of index \"%s\" changed during ivf_search (generation %u, now %u)",
+						RelationGetRelationName(ss->index), ss->meta.generation,
+						cache->meta.generation)));
 	ss->q0 = q0;
 	ss->nq = nq;
 	ss->queries = palloc_extended(sizeof(float) * (Size) nq * dims, MCXT_ALLOC_HUGE);
