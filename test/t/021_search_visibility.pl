@@ -131,8 +131,11 @@ for my $m (sort keys %modes)
 	{
 		is($node->safe_psql('postgres', "$settings $modes{$m} SELECT stray($k)"),
 			0, "(b, $m, k = $k) no deleted row returned");
+		is( $node->safe_psql('postgres',
+				"$settings $modes{$m} SELECT count(*) FROM batch($k) WHERE rows = $k"),
+			12, "(b, $m, k = $k) $k rows for each of the 12 queries");
 		is($node->safe_psql('postgres', "$settings $modes{$m} SELECT diff($k)"),
-			'', "(b, $m, k = $k) k rows per query, those of the index scan");
+			'', "(b, $m, k = $k) those of the index scan");
 	}
 }
 
