@@ -27,6 +27,13 @@
  * Queries are rows sampled from the table; each query's own row is left
  * out of both its ground truth and its results (a scan asks for k + 1).
  *
+ * Both sides see the same rows: those visible to the statement's snapshot.
+ * The ground truth's table scan passes each visible row's index TID (the
+ * root of its HOT chain, as the build does); a measured scan's TIDs are
+ * fetched from the table as the executor would and only visible ones are
+ * counted, by their index TID, so dead and uncommitted index entries are
+ * neither hits nor misses.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -39,6 +46,7 @@
 #include "access/tableam.h"
 #include "catalog/index.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -80,6 +88,7 @@ typedef struct TuneQueries
 	float	   *prepared;		/* nq x dims, the form the index stores */
 	int64	   *self;			/* each query's own row, or -1 */
 	int64	   *gt;				/* nq x k exact nearest (self excluded) */
+	Snapshot	snapshot;		/* the statement's: what both sides see */
 } TuneQueries;
 
 static inline int64
@@ -243,19 +252,20 @@ truth_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 }
 
 /*
- * One pass over the table's visible rows (the index's expression and
- * predicate applied, as a build sees them), in an MVCC snapshot so that
- * concurrent writers are neither waited for nor warned about.
+ * One pass over the table's rows visible to the snapshot (the index's
+ * expression and predicate applied, as a build sees them), an MVCC one so
+ * that concurrent writers are neither waited for nor warned about.
  */
 static void
-scan_table(Relation heap, Relation index, IndexBuildCallback cb, void *arg)
+scan_table(Relation heap, Relation index, Snapshot snapshot,
+		   IndexBuildCallback cb, void *arg)
 {
 	IndexInfo  *ii = BuildIndexInfo(index);
-	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	TableScanDesc scan;
 
 	/* "concurrent" makes the scan honour the snapshot we pass */
 	ii->ii_Concurrent = true;
+	snapshot = RegisterSnapshot(snapshot);
 	scan = table_beginscan_strat(heap, snapshot, 0, NULL, true, false);
 	(void) table_index_build_scan(heap, index, ii, true, false, cb, arg, scan);
 	UnregisterSnapshot(snapshot);
@@ -286,7 +296,7 @@ ground_truth(Relation heap, Relation index, TuneQueries *tq)
 					  palloc(sizeof(int64) * tq->depth));
 	ts.rowctx = AllocSetContextCreate(CurrentMemoryContext, "ivf ground truth row",
 									  ALLOCSET_SMALL_SIZES);
-	scan_table(heap, index, truth_callback, &ts);
+	scan_table(heap, index, tq->snapshot, truth_callback, &ts);
 	truth_flush(&ts);
 
 	tq->gt = palloc(sizeof(int64) * (Size) tq->nq * tq->k);
@@ -320,12 +330,14 @@ cmp_int64(const void *a, const void *b)
 /*
  * Run every query through the index's scan with the current settings (or
  * the override); return the mean recall@k and set *ms to the mean time of
- * one query's scan.
+ * one query's scan.  Rows are counted as ORDER BY ... LIMIT returns them:
+ * the first ones visible to the snapshot.
  */
 static double
 measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 {
-	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	Snapshot	snapshot = RegisterSnapshot(tq->snapshot);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
 	int64	   *got = palloc(sizeof(int64) * tq->depth);
 	int64	   *truth = palloc(sizeof(int64) * Max(tq->k, 1));
 	double		hits = 0.0;
@@ -358,7 +370,13 @@ measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 		index_rescan(scan, NULL, 0, &key, 1);
 		while (n < tq->depth &&
 			   (tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
-			got[n++] = tid_key(tid);
+		{
+			/* the index's TID, as the ground truth has it */
+			int64		key = tid_key(tid);
+
+			if (index_fetch_heap(scan, slot))
+				got[n++] = key;
+		}
 		index_endscan(scan);
 		INSTR_TIME_SET_CURRENT(t1);
 		MemoryContextSwitchTo(old);
@@ -392,6 +410,7 @@ measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 		total += nt;
 		CHECK_FOR_INTERRUPTS();
 	}
+	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
 	MemoryContextDelete(qcxt);
 	*ms = tq->nq > 0 ? seconds * 1000.0 / tq->nq : 0.0;
@@ -422,6 +441,7 @@ init_queries(TuneQueries *tq, Relation index, int nq, int k, bool self)
 	tq->self = palloc(sizeof(int64) * Max(nq, 1));
 	for (int i = 0; i < nq; i++)
 		tq->self[i] = -1;
+	tq->snapshot = GetActiveSnapshot();
 }
 
 static void
@@ -801,7 +821,7 @@ ivf_autotune(PG_FUNCTION_ARGS)
 	ss.want = nqueries;
 	ss.rng = UINT64CONST(0x5DEECE66D);
 	ss.cxt = work;
-	scan_table(heap, index, sample_callback, &ss);
+	scan_table(heap, index, tq.snapshot, sample_callback, &ss);
 	tq.nq = (int) Min(ss.seen, (int64) nqueries);
 	if (tq.nq == 0)
 		ereport(ERROR,

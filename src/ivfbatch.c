@@ -15,7 +15,8 @@
  *			probed list is read once, and while a group's page is in cache
  *			every query probing that list computes its distances with the
  *			same block kernel and offers them to its own top-k heap.  Best
- *			when lists are shared by several queries (nq * nprobe >= lists).
+ *			when lists are shared by several queries (nq * nprobe >= lists,
+ *			nq counting a chunk's queries, see Memory).
  *
  * ivf.search_mode = auto | matrix | csr picks the path (auto by the rule
  * above).  Both apply the settings an index scan applies -- nprobe,
@@ -24,25 +25,47 @@
  * Iterative scanning does not apply: a batch has no WHERE clause to
  * satisfy.
  *
+ * Visibility.  Like an index scan's executor, the candidates' TIDs are
+ * fetched from the table in rank order (table_index_fetch_tuple) with the
+ * statement's snapshot until k are visible: only visible rows are returned, and the tid returned is the
+ * visible version's (what SELECT ctid shows; the index's TID is the root
+ * of a HOT chain), ranked by (distance, index TID) like the scan's output.
+ * A query gets k rows whenever its probed lists hold k visible ones: the
+ * matrix path walks its candidates in order until k are visible; csr keeps
+ * a few more than k per query and the GPU worker returns k, and a query
+ * left short with all of those taken is answered again by the matrix path.
+ *
+ * Memory.  Queries are processed in chunks whose working set (prepared
+ * queries, ranked lists, top-k heaps) fits in work_mem, at least one query
+ * per chunk, in a context reset after each chunk; rows go to a tuplestore
+ * that spills to disk past work_mem.  One query's candidates (the matrix
+ * path's scratch) are what an index scan holds as well.
+ *
  *-------------------------------------------------------------------------
  */
 #include "compat.h"
 
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/predicate.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "ivfflat.h"
+#include "select.h"
+#include "topk.h"
 #include "vector.h"
 
 #define IVF_SEARCH_MAX_K	10000
@@ -77,6 +100,357 @@ ivf_query_limits(const IvfSearchSettings *s, const float *pdist,
 	}
 }
 
+/*
+ * What a call of ivf_search keeps from chunk to chunk.  The chunk's arrays
+ * (nq = the chunk's queries) live in the chunk context.
+ */
+typedef struct SearchState
+{
+	Relation	index;
+	Relation	heap;
+	IvfMetaPageData meta;
+	IvfGeometry g;
+	IvfMetric	metric;
+	IvfSearchSettings settings;
+	uint32		nprobe;
+	int			k;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+
+	/* visibility, checked as an index scan's heap fetch checks it */
+	Snapshot	snapshot;
+	IndexFetchTableData *fetch;
+	TupleTableSlot *slot;
+
+	/* one query's candidates (matrix path), and its visible rows */
+	IvfCandidates cands;
+	ItemPointerData *vis_tid;	/* k */
+	float	   *vis_dist;		/* k */
+
+	/* the chunk */
+	int			q0;				/* global number of its first query */
+	int			nq;
+	float	   *queries;		/* nq x dims, prepared */
+	int32	   *plist;			/* nq x nprobe, ranked */
+	float	   *pdist;
+	uint64	   *limits;
+} SearchState;
+
+/* extra heap slots per query on the csr path, for rows not visible */
+static inline int
+csr_depth(int k)
+{
+	return k + Max(k / 8, 8);
+}
+
+/*
+ * Is the row an index entry points at visible to the statement's snapshot?
+ * If so, *tid is the visible version (the HOT chain followed).
+ */
+static bool
+row_visible(SearchState *ss, int64 id, ItemPointer tid)
+{
+	ItemPointerData t;
+	bool		call_again = false;
+	bool		all_dead = false;
+
+	ivf_id_to_tid(id, &t);
+	if (!table_index_fetch_tuple(ss->fetch, &t, ss->snapshot, ss->slot,
+								 &call_again, &all_dead))
+		return false;
+	*tid = ss->slot->tts_tid;
+	ExecClearTuple(ss->slot);
+	return true;
+}
+
+/* emit (query, rank, tid, distance), 1-based like SQL arrays */
+static void
+emit_rows(SearchState *ss, int qc, int n)
+{
+	int			r;
+
+	for (r = 0; r < n; r++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(ss->q0 + qc + 1);
+		values[1] = Int32GetDatum(r + 1);
+		values[2] = PointerGetDatum(&ss->vis_tid[r]);
+		values[3] = Float4GetDatum((float4) ivf_distance_value(ss->metric, ss->vis_dist[r]));
+		tuplestore_putvalues(ss->store, ss->desc, values, nulls);
+	}
+}
+
+/*
+ * Take the visible rows among n candidates sorted by (dist, id), up to k,
+ * into vis_*; returns how many.
+ */
+static int
+take_visible(SearchState *ss, const float *dist, const int64 *id, size_t n)
+{
+	int			got = 0;
+	size_t		i;
+
+	for (i = 0; i < n && got < ss->k; i++)
+		if (row_visible(ss, id[i], &ss->vis_tid[got]))
+			ss->vis_dist[got++] = dist[i];
+	return got;
+}
+
+/*
+ * The matrix path for the chunk's query qc: every candidate of its probed
+ * lists, walked in (dist, id) order through a selection stream (as an
+ * index scan hands them out) until k visible rows are found.
+ */
+static void
+search_matrix_query(SearchState *ss, int qc)
+{
+	IvfCandidates *cands = &ss->cands;
+	const float *q = ss->queries + (Size) qc * ss->meta.dims;
+	IvfSelectStream stream;
+	float		d;
+	int64		id;
+	int			got = 0;
+	uint32		i;
+
+	cands->n = 0;
+	for (i = 0; i < ss->nprobe; i++)
+	{
+		IvfListEntry e;
+		int32		l = ss->plist[(Size) qc * ss->nprobe + i];
+
+		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, l, &e);
+		if (BlockNumberIsValid(e.head))
+			(void) ivf_scan_list(ss->index, &ss->g, ss->metric, e.head, l, q,
+								 ss->limits[(Size) qc * ss->nprobe + i], NULL,
+								 cands);
+	}
+	ivf_select_stream_init(&stream, cands->dist, cands->id, cands->n,
+						   (size_t) ss->k);
+	while (got < ss->k && ivf_select_stream_next(&stream, &d, &id))
+		if (row_visible(ss, id, &ss->vis_tid[got]))
+			ss->vis_dist[got++] = d;
+	emit_rows(ss, qc, got);
+}
+
+/*
+ * Emit a query's rows from its sorted top-n candidates (csr heaps, GPU),
+ * which held every candidate unless full (n == cap): when full and fewer
+ * than k are visible, more may lie beyond them, and the matrix path
+ * answers the query instead.
+ */
+static void
+emit_from_topk(SearchState *ss, int qc, const float *dist, const int64 *id,
+			   size_t n, size_t cap)
+{
+	int			got = take_visible(ss, dist, id, n);
+
+	if (got < ss->k && n == cap)
+		search_matrix_query(ss, qc);
+	else
+		emit_rows(ss, qc, got);
+}
+
+/* csr: the chunk's (query, list) pairs grouped by list, each list read once */
+static void
+search_csr(SearchState *ss)
+{
+	int			nq = ss->nq;
+	uint32		nprobe = ss->nprobe;
+	uint32		nlists = ss->meta.nlists;
+	int			depth = csr_depth(ss->k);
+	uint32	   *count = palloc0(sizeof(uint32) * (nlists + 1));
+	int32	   *bylist_q = palloc(sizeof(int32) * (Size) nq * nprobe);
+	uint64	   *bylist_lim = palloc(sizeof(uint64) * (Size) nq * nprobe);
+	uint32	   *fill;
+	IvfTopK    *heaps = palloc(sizeof(IvfTopK) * nq);
+	int			qi;
+	uint32		i;
+
+	for (qi = 0; qi < nq; qi++)
+		ivf_topk_init(&heaps[qi], depth, palloc(sizeof(float) * depth),
+					  palloc(sizeof(int64) * depth));
+	for (qi = 0; qi < nq; qi++)
+		for (i = 0; i < nprobe; i++)
+			count[ss->plist[(Size) qi * nprobe + i] + 1]++;
+	for (i = 0; i < nlists; i++)
+		count[i + 1] += count[i];
+	fill = palloc(sizeof(uint32) * nlists);
+	memcpy(fill, count, sizeof(uint32) * nlists);
+	for (qi = 0; qi < nq; qi++)
+		for (i = 0; i < nprobe; i++)
+		{
+			int32		l = ss->plist[(Size) qi * nprobe + i];
+			uint32		at = fill[l]++;
+
+			bylist_q[at] = qi;
+			bylist_lim[at] = ss->limits[(Size) qi * nprobe + i];
+		}
+
+	for (i = 0; i < nlists; i++)
+	{
+		uint32		n = count[i + 1] - count[i];
+		IvfListEntry e;
+
+		if (n == 0)
+			continue;
+		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, i, &e);
+		if (BlockNumberIsValid(e.head))
+			ivf_scan_list_multi(ss->index, &ss->g, ss->metric, e.head, i,
+								ss->queries, bylist_q + count[i],
+								bylist_lim + count[i], n, heaps);
+	}
+
+	for (qi = 0; qi < nq; qi++)
+	{
+		size_t		n = ivf_topk_sort(&heaps[qi]);
+
+		emit_from_topk(ss, qi, heaps[qi].dist, heaps[qi].id, n, (size_t) depth);
+	}
+}
+
+/*
+ * The GPU worker, with ivf.gpu on (or auto and a big chunk): false when the
+ * CPU must answer the chunk.
+ */
+static bool
+search_gpu(SearchState *ss)
+{
+	int			nq = ss->nq;
+	int			k = ss->k;
+	float	   *gd = palloc_extended(sizeof(float) * (Size) nq * k, MCXT_ALLOC_HUGE);
+	int64	   *gi = palloc_extended(sizeof(int64) * (Size) nq * k, MCXT_ALLOC_HUGE);
+	int			qi;
+
+	if (!ivf_gpu_search(ss->index, &ss->meta, &ss->g, nq, ss->queries,
+						(int) ss->nprobe, ss->plist, ss->limits, k, gd, gi))
+	{
+		pfree(gd);
+		pfree(gi);
+		return false;
+	}
+	for (qi = 0; qi < nq; qi++)
+	{
+		size_t		m = 0;
+
+		/* ascending, padded with id -1 past the candidates */
+		while (m < (size_t) k && gi[(Size) qi * k + m] >= 0)
+			m++;
+		emit_from_topk(ss, qi, gd + (Size) qi * k, gi + (Size) qi * k, m,
+					   (size_t) k);
+	}
+	return true;
+}
+
+/* Queries q0 .. q0 + nq - 1: prepare, rank their lists, search, emit. */
+static void
+search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq)
+{
+	uint32		dims = ss->meta.dims;
+	uint32		nprobe = ss->nprobe;
+	IvfCache   *cache = ivf_get_cache(ss->index);
+	uint64	   *sizes;
+	bool		csr;
+	int			qi;
+	uint32		i;
+
+	/* every chunk ranks the lists against the centroids the first one saw */
+	if (cache->meta.generation != ss->meta.generation)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("centroids of index \"%s\" changed during ivf_search (generation %u, now %u)",
+						RelationGetRelationName(ss->index), ss->meta.generation,
+						cache->meta.generation)));
+	ss->q0 = q0;
+	ss->nq = nq;
+	ss->queries = palloc_extended(sizeof(float) * (Size) nq * dims, MCXT_ALLOC_HUGE);
+	ss->plist = palloc(sizeof(int32) * (Size) nq * nprobe);
+	ss->pdist = palloc(sizeof(float) * (Size) nq * nprobe);
+	for (qi = 0; qi < nq; qi++)
+	{
+		Vector	   *v;
+		float	   *p;
+		bool		skip;
+
+		if (elemnulls[q0 + qi])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("query %d is NULL", q0 + qi + 1)));
+		v = DatumGetVector(elems[q0 + qi]);
+		if (v->dim != (int) dims)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("different vector dimensions %u and %d", dims, v->dim),
+					 errdetail("Query %d; index \"%s\" stores %u-dimensional vectors.",
+							   q0 + qi + 1, RelationGetRelationName(ss->index), dims)));
+		p = ivf_prepare_vector(ss->index, ss->metric, dims, PointerGetDatum(v), &skip);
+		memcpy(ss->queries + (Size) qi * dims, p, sizeof(float) * dims);
+		pfree(p);
+		ivf_nearest_lists(cache, ss->queries + (Size) qi * dims, nprobe,
+						  ss->plist + (Size) qi * nprobe,
+						  ss->pdist + (Size) qi * nprobe);
+	}
+	/* the cache may go away at the next invalidation: not used below */
+	cache = NULL;
+
+	/* list sizes are needed only to carry max_codes from list to list */
+	sizes = palloc0(sizeof(uint64) * (Size) nq * nprobe);
+	if (ss->settings.max_codes > 0)
+	{
+		int64	   *slots = palloc(sizeof(int64) * ss->meta.nlists);
+
+		for (i = 0; i < ss->meta.nlists; i++)
+			slots[i] = -1;
+		for (qi = 0; qi < nq; qi++)
+			for (i = 0; i < nprobe; i++)
+			{
+				int32		l = ss->plist[(Size) qi * nprobe + i];
+
+				if (slots[l] < 0)
+					slots[l] = (int64) ivf_list_size(ss->index, &ss->meta, &ss->g, l);
+				sizes[(Size) qi * nprobe + i] = (uint64) slots[l];
+			}
+	}
+	ss->limits = palloc(sizeof(uint64) * (Size) nq * nprobe);
+	for (qi = 0; qi < nq; qi++)
+		ivf_query_limits(&ss->settings, ss->pdist + (Size) qi * nprobe,
+						 sizes + (Size) qi * nprobe, nprobe,
+						 ss->limits + (Size) qi * nprobe);
+
+	if (search_gpu(ss))
+		return;
+	csr = (ivf_search_mode == IVF_SEARCH_CSR) ||
+		(ivf_search_mode == IVF_SEARCH_AUTO &&
+		 (double) nq * nprobe >= (double) ss->meta.nlists);
+	if (csr)
+		search_csr(ss);
+	else
+		for (qi = 0; qi < nq; qi++)
+		{
+			search_matrix_query(ss, qi);
+			CHECK_FOR_INTERRUPTS();
+		}
+}
+
+/*
+ * Queries per chunk: what one query holds while its chunk is processed
+ * (its prepared vector, ranked lists with their limits, csr's pairs and
+ * heap or the GPU's answer, whichever is larger), within work_mem.
+ */
+static int
+chunk_queries(const SearchState *ss, int nq)
+{
+	Size		per = sizeof(float) * ss->meta.dims +
+		(sizeof(int32) + sizeof(float) + 2 * sizeof(uint64) +
+		 sizeof(int32) + sizeof(uint64)) * (Size) ss->nprobe +
+		(sizeof(float) + sizeof(int64)) * (Size) csr_depth(ss->k) +
+		sizeof(IvfTopK);
+	Size		n = ((Size) work_mem * 1024) / per;
+
+	return (int) Max(1, Min(n, (Size) Max(nq, 1)));
+}
+
 PG_FUNCTION_INFO_V1(ivf_search);
 Datum
 ivf_search(PG_FUNCTION_ARGS)
@@ -86,38 +460,25 @@ ivf_search(PG_FUNCTION_ARGS)
 	int32		k;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext work;
+	MemoryContext chunkcxt;
 	MemoryContext old;
 	TupleDesc	desc;
-	Tuplestorestate *store;
-	Relation	index;
-	Relation	heap;
+	SearchState ss;
 	IvfCache   *cache;
-	IvfMetaPageData meta;
-	IvfGeometry g;
-	IvfMetric	metric;
 	Datum	   *elems;
 	bool	   *elemnulls;
 	int			nq;
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
-	uint32		nprobe;
-	float	   *queries;
-	int32	   *plist;
-	float	   *pdist;
-	uint64	   *limits;
-	uint64	   *sizes;
-	IvfTopK    *heaps;
-	IvfSearchSettings settings;
-	bool		csr;
-	int			nq_served = 0;
-	int			qi;
-	uint32		i;
+	int			per_chunk;
+	int			q0;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	store = ivf_srf_materialize(fcinfo, desc);
-	desc = rsinfo->setDesc;
+	memset(&ss, 0, sizeof(ss));
+	ss.store = ivf_srf_materialize(fcinfo, desc);
+	ss.desc = rsinfo->setDesc;
 
 	/* NULL index, queries or k: no rows (nprobe NULL means the default) */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -143,198 +504,48 @@ ivf_search(PG_FUNCTION_ARGS)
 
 	work = AllocSetContextCreate(CurrentMemoryContext, "ivf_search",
 								 ALLOCSET_DEFAULT_SIZES);
+	chunkcxt = AllocSetContextCreate(work, "ivf_search chunk",
+									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
 
-	index = ivf_open_for_user(indexoid, &heap);
-	cache = ivf_get_cache(index);
-	meta = cache->meta;
-	g = cache->geo;
-	metric = (IvfMetric) meta.metric;
-	ivf_search_settings(index, &meta, &settings);
-	nprobe = PG_ARGISNULL(3) ? settings.nprobe :
-		Min((uint32) PG_GETARG_INT32(3), meta.nlists);
+	ss.index = ivf_open_for_user(indexoid, &ss.heap);
+	cache = ivf_get_cache(ss.index);
+	ss.meta = cache->meta;
+	ss.g = cache->geo;
+	ss.metric = (IvfMetric) ss.meta.metric;
+	cache = NULL;
+	ivf_search_settings(ss.index, &ss.meta, &ss.settings);
+	ss.nprobe = PG_ARGISNULL(3) ? ss.settings.nprobe :
+		Min((uint32) PG_GETARG_INT32(3), ss.meta.nlists);
+	ss.k = k;
+
+	/* the statement's snapshot, read as an index scan reads the table */
+	ss.snapshot = GetActiveSnapshot();
+	PredicateLockRelation(ss.index, ss.snapshot);
+	ss.fetch = table_index_fetch_begin(ss.heap);
+	ss.slot = table_slot_create(ss.heap, NULL);
+	ivf_candidates_init(&ss.cands, work, 1024);
+	ss.vis_tid = palloc(sizeof(ItemPointerData) * k);
+	ss.vis_dist = palloc(sizeof(float) * k);
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
 	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
 					  &elems, &elemnulls, &nq);
 
-	/* prepare the queries and rank their lists as a scan would */
-	queries = palloc_extended(sizeof(float) * (Size) Max(nq, 1) * meta.dims, MCXT_ALLOC_HUGE);
-	plist = palloc(sizeof(int32) * (Size) Max(nq, 1) * nprobe);
-	pdist = palloc(sizeof(float) * (Size) Max(nq, 1) * nprobe);
-	for (qi = 0; qi < nq; qi++)
+	per_chunk = chunk_queries(&ss, nq);
+	for (q0 = 0; q0 < nq; q0 += per_chunk)
 	{
-		Vector	   *v;
-		float	   *p;
-		bool		skip;
-
-		if (elemnulls[qi])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("query %d is NULL", qi + 1)));
-		v = DatumGetVector(elems[qi]);
-		if (v->dim != (int) meta.dims)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different vector dimensions %u and %d", meta.dims, v->dim),
-					 errdetail("Query %d; index \"%s\" stores %u-dimensional vectors.",
-							   qi + 1, RelationGetRelationName(index), meta.dims)));
-		p = ivf_prepare_vector(index, metric, meta.dims, PointerGetDatum(v), &skip);
-		memcpy(queries + (Size) qi * meta.dims, p, sizeof(float) * meta.dims);
-		pfree(p);
-		ivf_nearest_lists(cache, queries + (Size) qi * meta.dims, nprobe,
-						  plist + (Size) qi * nprobe, pdist + (Size) qi * nprobe);
-	}
-	/* the cache may go away at the next invalidation: not used below */
-	cache = NULL;
-
-	/* list sizes are needed only to carry max_codes from list to list */
-	sizes = palloc0(sizeof(uint64) * (Size) Max(nq, 1) * nprobe);
-	if (settings.max_codes > 0)
-	{
-		int64	   *slots = palloc(sizeof(int64) * meta.nlists);
-
-		for (i = 0; i < meta.nlists; i++)
-			slots[i] = -1;
-		for (qi = 0; qi < nq; qi++)
-			for (i = 0; i < nprobe; i++)
-			{
-				int32		l = plist[(Size) qi * nprobe + i];
-
-				if (slots[l] < 0)
-					slots[l] = (int64) ivf_list_size(index, &meta, &g, l);
-				sizes[(Size) qi * nprobe + i] = (uint64) slots[l];
-			}
-	}
-	limits = palloc(sizeof(uint64) * (Size) Max(nq, 1) * nprobe);
-	for (qi = 0; qi < nq; qi++)
-		ivf_query_limits(&settings, pdist + (Size) qi * nprobe,
-						 sizes + (Size) qi * nprobe, nprobe,
-						 limits + (Size) qi * nprobe);
-
-	heaps = palloc(sizeof(IvfTopK) * Max(nq, 1));
-	for (qi = 0; qi < nq; qi++)
-		ivf_topk_init(&heaps[qi], k, palloc(sizeof(float) * k),
-					  palloc(sizeof(int64) * k));
-
-	csr = (ivf_search_mode == IVF_SEARCH_CSR) ||
-		(ivf_search_mode == IVF_SEARCH_AUTO &&
-		 (double) nq * nprobe >= (double) meta.nlists);
-
-	/* the GPU worker, with ivf.gpu on (or auto and a big batch) */
-	if (nq > 0)
-	{
-		float	   *gd = palloc_extended(sizeof(float) * (Size) nq * k, MCXT_ALLOC_HUGE);
-		int64	   *gi = palloc_extended(sizeof(int64) * (Size) nq * k, MCXT_ALLOC_HUGE);
-
-		if (ivf_gpu_search(index, &meta, &g, nq, queries, (int) nprobe, plist,
-						   limits, k, gd, gi))
-		{
-			for (qi = 0; qi < nq; qi++)
-			{
-				size_t		m = 0;
-
-				/* ascending, padded with id -1 past the candidates */
-				while (m < (size_t) k && gi[(Size) qi * k + m] >= 0)
-					m++;
-				ivf_topk_push_block_ids(&heaps[qi], gd + (Size) qi * k,
-										gi + (Size) qi * k, m);
-			}
-			nq_served = nq;
-		}
+		MemoryContextSwitchTo(chunkcxt);
+		search_chunk(&ss, elems, elemnulls, q0, Min(per_chunk, nq - q0));
+		MemoryContextSwitchTo(work);
+		MemoryContextReset(chunkcxt);
+		CHECK_FOR_INTERRUPTS();
 	}
 
-	if (nq_served > 0)
-		;						/* answered by the GPU worker */
-	else if (csr && nq > 0)
-	{
-		/* group the (query, list) pairs by list */
-		uint32	   *count = palloc0(sizeof(uint32) * (meta.nlists + 1));
-		int32	   *bylist_q = palloc(sizeof(int32) * (Size) nq * nprobe);
-		uint64	   *bylist_lim = palloc(sizeof(uint64) * (Size) nq * nprobe);
-		uint32	   *fill;
-
-		for (qi = 0; qi < nq; qi++)
-			for (i = 0; i < nprobe; i++)
-				count[plist[(Size) qi * nprobe + i] + 1]++;
-		for (i = 0; i < meta.nlists; i++)
-			count[i + 1] += count[i];
-		fill = palloc(sizeof(uint32) * meta.nlists);
-		memcpy(fill, count, sizeof(uint32) * meta.nlists);
-		for (qi = 0; qi < nq; qi++)
-			for (i = 0; i < nprobe; i++)
-			{
-				int32		l = plist[(Size) qi * nprobe + i];
-				uint32		at = fill[l]++;
-
-				bylist_q[at] = qi;
-				bylist_lim[at] = limits[(Size) qi * nprobe + i];
-			}
-
-		for (i = 0; i < meta.nlists; i++)
-		{
-			uint32		n = count[i + 1] - count[i];
-			IvfListEntry e;
-
-			if (n == 0)
-				continue;
-			ivf_read_list_entry(index, &meta, &g, i, &e);
-			if (BlockNumberIsValid(e.head))
-				ivf_scan_list_multi(index, &g, metric, e.head, i, queries,
-									bylist_q + count[i], bylist_lim + count[i],
-									n, heaps);
-		}
-	}
-	else
-	{
-		IvfCandidates cands;
-
-		ivf_candidates_init(&cands, work, 1024);
-		for (qi = 0; qi < nq; qi++)
-		{
-			size_t		m;
-
-			cands.n = 0;
-			for (i = 0; i < nprobe; i++)
-			{
-				IvfListEntry e;
-				int32		l = plist[(Size) qi * nprobe + i];
-
-				ivf_read_list_entry(index, &meta, &g, l, &e);
-				if (BlockNumberIsValid(e.head))
-					(void) ivf_scan_list(index, &g, metric, e.head, l,
-										 queries + (Size) qi * meta.dims,
-										 limits[(Size) qi * nprobe + i], NULL,
-										 &cands);
-			}
-			m = ivf_select_smallest(cands.dist, cands.id, cands.n, (size_t) k);
-			ivf_topk_push_block_ids(&heaps[qi], cands.dist, cands.id, m);
-		}
-	}
-
-	/* emit (query, rank, tid, distance), 1-based like SQL arrays */
-	for (qi = 0; qi < nq; qi++)
-	{
-		size_t		n = ivf_topk_sort(&heaps[qi]);
-		size_t		r;
-
-		for (r = 0; r < n; r++)
-		{
-			Datum		values[4];
-			bool		nulls[4] = {false, false, false, false};
-			ItemPointerData tid;
-
-			ivf_id_to_tid(heaps[qi].id[r], &tid);
-			values[0] = Int32GetDatum(qi + 1);
-			values[1] = Int32GetDatum((int32) r + 1);
-			values[2] = PointerGetDatum(&tid);
-			values[3] = Float4GetDatum((float4) ivf_distance_value(metric, heaps[qi].dist[r]));
-			tuplestore_putvalues(store, desc, values, nulls);
-		}
-	}
-
-	index_close(index, AccessShareLock);
-	table_close(heap, AccessShareLock);
+	ExecDropSingleTupleTableSlot(ss.slot);
+	table_index_fetch_end(ss.fetch);
+	index_close(ss.index, AccessShareLock);
+	table_close(ss.heap, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);
 	return (Datum) 0;
