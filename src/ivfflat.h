@@ -297,8 +297,10 @@ ivf_page_floats(Page page, const IvfGeometry *g, bool head)
 
 /*
  * Per-index state cached in rd_amcache: the meta page and the centroids.
- * Never hold a pointer to it across anything that may process relcache
- * invalidations (lock acquisition): copy what is needed.
+ * One palloc chunk: the arrays below point into it, after the header
+ * (PostgreSQL frees just that chunk when it drops rd_amcache).  Never hold
+ * a pointer to it across anything that may process relcache invalidations
+ * (lock acquisition): copy what is needed.
  */
 typedef struct IvfCache
 {
@@ -323,7 +325,8 @@ typedef struct IvfCache
 	/*
 	 * Buffer last seen holding each block (InvalidBuffer: none), so that
 	 * list scans can pin pages with ReadRecentBuffer() instead of a
-	 * buffer-mapping lookup per page; a stale hint just falls back.
+	 * buffer-mapping lookup per page; a stale hint just falls back.  Sized
+	 * when the cache is built; blocks from nrecent on get no hint.
 	 */
 	Buffer	   *recent;
 	BlockNumber nrecent;
