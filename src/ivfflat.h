@@ -133,15 +133,17 @@ typedef IvfPageOpaqueData *IvfPageOpaque;
 	((IvfPageOpaque) ((char *) (page) + IVF_PAGE_SPECIAL_OFF))
 
 /*
- * The meta page.  Written at build; later changed in place only by
- * operations that bump 'generation' (and invalidate the relcache entry), so
- * backends may cache it together with the centroids.
+ * The meta page.  Written at build and never changed in place, so backends
+ * cache it with the centroids (IvfCache) and do not read it again.
+ * 'generation' is always 1 and read by nothing: a future change of the
+ * meta page or the centroids in place (a split or merge of lists) must bump
+ * it, send a relcache invalidation, and make ivf_get_cache check it.
  */
 typedef struct IvfMetaPageData
 {
 	uint32		magic;
 	uint32		version;
-	uint32		generation;		/* bumped on every in-place change */
+	uint32		generation;		/* 1; see above */
 	uint16		metric;			/* IvfMetric */
 	uint16		flags;			/* IVF_META_* */
 	uint32		dims;

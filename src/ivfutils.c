@@ -729,26 +729,19 @@ ivf_build_cache(Relation index)
 
 /*
  * The meta page and centroids, cached in rd_amcache (one chunk, see
- * ivf_build_cache).  Anything that changes either in place bumps
- * meta.generation and sends a relcache invalidation, which frees
- * rd_amcache; the generation check catches the window before the
- * invalidation is processed.
+ * ivf_build_cache).  Nothing the cache holds changes in place: the meta
+ * page and the centroid pages are written by the build only, and every
+ * rebuild (REINDEX, TRUNCATE, VACUUM FULL, CLUSTER, a table rewrite)
+ * writes a new relfilenode under AccessExclusiveLock and sends a relcache
+ * invalidation, which a backend processes (dropping rd_amcache) when it
+ * next locks the index, before it can scan or insert.  So the cache is
+ * served without reading the meta page again.
  */
 IvfCache *
 ivf_get_cache(Relation index)
 {
-	IvfCache   *cache = (IvfCache *) index->rd_amcache;
-	IvfMetaPageData meta;
-
-	ivf_read_meta(index, &meta);
-	if (cache != NULL && cache->meta.generation == meta.generation)
-		return cache;
-	if (cache != NULL)
-	{
-		pfree(cache);
-		index->rd_amcache = NULL;
-	}
-	index->rd_amcache = ivf_build_cache(index);
+	if (index->rd_amcache == NULL)
+		index->rd_amcache = ivf_build_cache(index);
 	return (IvfCache *) index->rd_amcache;
 }
 
