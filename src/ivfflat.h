@@ -297,6 +297,13 @@ ivf_page_floats(Page page, const IvfGeometry *g, bool head)
 					  (head ? g->head_floats_off : g->seg_floats_off));
 }
 
+/* a recent-buffer hint (IvfCache.recent) */
+typedef struct IvfRecentBuffer
+{
+	BlockNumber blkno;			/* InvalidBlockNumber: empty slot */
+	Buffer		buffer;
+} IvfRecentBuffer;
+
 /*
  * Per-index state cached in rd_amcache: the meta page and the centroids.
  * One palloc chunk: the arrays below point into it, after the header
@@ -325,14 +332,27 @@ typedef struct IvfCache
 	float	   *ccode_cnorm;
 
 	/*
-	 * Buffer last seen holding each block (InvalidBuffer: none), so that
-	 * list scans can pin pages with ReadRecentBuffer() instead of a
-	 * buffer-mapping lookup per page; a stale hint just falls back.  Sized
-	 * when the cache is built; blocks from nrecent on get no hint.
+	 * Buffer last seen holding a block, so that list scans can pin pages
+	 * with ReadRecentBuffer() instead of a buffer-mapping lookup per page;
+	 * a stale hint just falls back.  Direct-mapped: block b's hint is in
+	 * slot b & (nrecent - 1), if that slot names b.  nrecent is a power of
+	 * two, or 0 (no hints).
 	 */
-	Buffer	   *recent;
-	BlockNumber nrecent;
+	IvfRecentBuffer *recent;
+	uint32		nrecent;
 } IvfCache;
+
+/* the buffer that last held blkno, per the cache's hints, or InvalidBuffer */
+static inline Buffer
+ivf_recent_hint(const IvfCache *cache, BlockNumber blkno)
+{
+	const IvfRecentBuffer *h;
+
+	if (cache == NULL || cache->nrecent == 0)
+		return InvalidBuffer;
+	h = &cache->recent[blkno & (cache->nrecent - 1)];
+	return h->blkno == blkno ? h->buffer : InvalidBuffer;
+}
 
 /* reloptions */
 typedef struct IvfOptions

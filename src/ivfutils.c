@@ -594,21 +594,24 @@ ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 }
 
 /*
- * Blocks the recent-buffer hints of a new cache cover: those the index has
- * now and a quarter more for the groups that inserts add.  Blocks beyond
- * are read without a hint until the cache is next rebuilt (VACUUM and
- * ANALYZE update the index's pg_class row as it grows, and so invalidate
- * it).  0 where ReadRecentBuffer() does not exist.
+ * Slots of the recent-buffer hints of a new cache: a power of two, enough
+ * for the index's blocks and a quarter more for the groups inserts add
+ * (at least 1024), but no more than there are shared buffers (a hint is
+ * only of use while its page stays in one) nor 2^18 (2 MB); blocks share a
+ * slot beyond that, and the hints are direct-mapped, so a larger index
+ * costs hits, not memory.  0 where ReadRecentBuffer() does not exist.
  */
-static BlockNumber
-ivf_cache_hint_blocks(Relation index)
+static uint32
+ivf_cache_hint_slots(Relation index)
 {
 #ifdef IVF_HAVE_READ_RECENT_BUFFER
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	uint64		want = RelationGetNumberOfBlocks(index);
+	uint32		n = 1024;
 
-	if (nblocks >= MaxBlockNumber / 2)
-		return MaxBlockNumber / 2;
-	return Max(nblocks + nblocks / 4, 1024);
+	want = Min(want + want / 4, (uint64) Max(NBuffers, 1024));
+	while (n < want && n < (1U << 18))
+		n *= 2;
+	return n;
 #else
 	return 0;
 #endif
@@ -634,13 +637,14 @@ ivf_build_cache(Relation index)
 				size;
 	bool		ccodes;
 	uint32		d;
-	BlockNumber nrecent;
+	uint32		nrecent;
+	uint32		i;
 
 	ivf_read_meta(index, &meta);
 	d = meta.dims;
 	nfloats = ivf_centroid_rows(&meta) * d;
 	ccodes = meta.nlists >= IVF_CENTROID_CODES_MIN_LISTS;
-	nrecent = ivf_cache_hint_blocks(index);
+	nrecent = ivf_cache_hint_slots(index);
 
 	/* the layout: each array MAXALIGNed, the hints last */
 	off_centroids = MAXALIGN(sizeof(IvfCache));
@@ -654,18 +658,10 @@ ivf_build_cache(Relation index)
 			MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists)) +
 			MAXALIGN((Size) meta.nlists * d);
 	}
-	size = off_recent + sizeof(Buffer) * (Size) nrecent;
+	size = off_recent + sizeof(IvfRecentBuffer) * (Size) nrecent;
 
-	/* the hints are an optimisation: without memory for them, do without */
 	chunk = MemoryContextAllocExtended(index->rd_indexcxt, size,
-									   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-	if (chunk == NULL)
-	{
-		nrecent = 0;
-		size = off_recent;
-		chunk = MemoryContextAllocExtended(index->rd_indexcxt, size,
-										   MCXT_ALLOC_HUGE);
-	}
+									   MCXT_ALLOC_HUGE);
 
 	cache = (IvfCache *) chunk;
 	memset(cache, 0, sizeof(IvfCache));
@@ -688,10 +684,12 @@ ivf_build_cache(Relation index)
 								   MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists)));
 	}
 	cache->nrecent = nrecent;
-	cache->recent = nrecent > 0 ? (Buffer *) (chunk + off_recent) : NULL;
-	/* all-zero bytes are InvalidBuffer */
-	if (nrecent > 0)
-		memset(cache->recent, 0, sizeof(Buffer) * (Size) nrecent);
+	cache->recent = nrecent > 0 ? (IvfRecentBuffer *) (chunk + off_recent) : NULL;
+	for (i = 0; i < nrecent; i++)
+	{
+		cache->recent[i].blkno = InvalidBlockNumber;
+		cache->recent[i].buffer = InvalidBuffer;
+	}
 
 	/* the chunk is not rd_amcache yet: free it if reading fails */
 	PG_TRY();
@@ -703,16 +701,16 @@ ivf_build_cache(Relation index)
 		{
 			float	   *zero = palloc0(sizeof(float) * d);
 			float	   *scratch = palloc(sizeof(float) * d);
-			uint32		i;
+			uint32		l;
 
 			ivf_sq8_train(cache->centroids, meta.nlists, d, cache->ccode_lo,
 						  cache->ccode_step);
-			for (i = 0; i < meta.nlists; i++)
-				cache->ccode_err[i] = ivf_encode_vector(cache->centroids + (Size) i * d,
+			for (l = 0; l < meta.nlists; l++)
+				cache->ccode_err[l] = ivf_encode_vector(cache->centroids + (Size) l * d,
 														zero, cache->ccode_lo,
 														cache->ccode_step, d, scratch,
-														cache->ccodes + (Size) i * d,
-														&cache->ccode_cnorm[i]);
+														cache->ccodes + (Size) l * d,
+														&cache->ccode_cnorm[l]);
 			pfree(zero);
 			pfree(scratch);
 		}
@@ -751,24 +749,26 @@ ivf_get_cache(Relation index)
  * tried first with ReadRecentBuffer(), which checks the buffer's tag
  * instead of looking the block up in the shared buffer-mapping table (a
  * cache miss or two per page, the largest cost of scanning short pages).
- * The hints are remembered per backend, in the cache, for the blocks it
- * was sized for (ivf_cache_hint_blocks), and dropped with it.
+ * The hints are remembered per backend, in the cache (IvfCache.recent),
+ * and dropped with it.
  */
 Buffer
 ivf_read_buffer(Relation index, BlockNumber blkno)
 {
 #ifdef IVF_HAVE_READ_RECENT_BUFFER
 	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+	IvfRecentBuffer *h;
 	Buffer		buf;
 
-	if (cache == NULL || blkno >= cache->nrecent)
+	if (cache == NULL || cache->nrecent == 0)
 		return ReadBuffer(index, blkno);
-	if (BufferIsValid(cache->recent[blkno]) &&
-		IvfReadRecentBuffer(index, blkno, cache->recent[blkno]))
-		return cache->recent[blkno];
+	h = &cache->recent[blkno & (cache->nrecent - 1)];
+	if (h->blkno == blkno && IvfReadRecentBuffer(index, blkno, h->buffer))
+		return h->buffer;
 
 	buf = ReadBuffer(index, blkno);
-	cache->recent[blkno] = buf;
+	h->blkno = blkno;
+	h->buffer = buf;
 	return buf;
 #else
 	return ReadBuffer(index, blkno);
