@@ -65,3 +65,20 @@ SELECT r_exact();
 DELETE FROM r WHERE id % 2 = 0;
 VACUUM r;
 SELECT r_exact();
+
+-- TRUNCATE of a table created in the same transaction rebuilds its indexes
+-- in place (same relfilenode, now one empty list); the rebuild sends a
+-- relcache invalidation all the same, so inserts and scans that follow in
+-- the transaction use the new meta page and centroids
+BEGIN;
+CREATE TABLE n (id int, v vector(2));
+INSERT INTO n SELECT i, ARRAY[i % 10, i / 10]::vector FROM generate_series(1, 100) i;
+CREATE INDEX n_idx ON n USING ivfflat (v) WITH (lists = 4);
+SET LOCAL ivf.nprobe = 4;
+SELECT id FROM n ORDER BY v <-> '[3,3]' LIMIT 3;
+TRUNCATE n;
+INSERT INTO n SELECT i, ARRAY[i % 10, -i]::vector FROM generate_series(101, 150) i;
+SELECT (ivf_index_info('n_idx')).lists, (ivf_index_info('n_idx')).vectors;
+SELECT count(*) FROM ivf_check('n_idx');
+SELECT id FROM n ORDER BY v <-> '[3,-110]' LIMIT 3;
+COMMIT;
