@@ -633,6 +633,7 @@ ivf_build_cache(Relation index)
 	Size		off_centroids,
 				off_norms,
 				off_ccodes = 0,
+				ccode_floats = 0,
 				off_recent,
 				size;
 	bool		ccodes;
@@ -654,9 +655,8 @@ ivf_build_cache(Relation index)
 	{
 		/* ccode_lo, ccode_step, ccode_err, ccode_cnorm, then the codes */
 		off_ccodes = off_recent;
-		off_recent = off_ccodes +
-			MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists)) +
-			MAXALIGN((Size) meta.nlists * d);
+		ccode_floats = MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists));
+		off_recent = off_ccodes + ccode_floats + MAXALIGN((Size) meta.nlists * d);
 	}
 	size = off_recent + sizeof(IvfRecentBuffer) * (Size) nrecent;
 
@@ -680,8 +680,7 @@ ivf_build_cache(Relation index)
 		cache->ccode_step = cache->ccode_lo + d;
 		cache->ccode_err = cache->ccode_step + d;
 		cache->ccode_cnorm = cache->ccode_err + meta.nlists;
-		cache->ccodes = (uint8 *) (chunk + off_ccodes +
-								   MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists)));
+		cache->ccodes = (uint8 *) (chunk + off_ccodes + ccode_floats);
 	}
 	cache->nrecent = nrecent;
 	cache->recent = nrecent > 0 ? (IvfRecentBuffer *) (chunk + off_recent) : NULL;
@@ -728,12 +727,14 @@ ivf_build_cache(Relation index)
 /*
  * The meta page and centroids, cached in rd_amcache (one chunk, see
  * ivf_build_cache).  Nothing the cache holds changes in place: the meta
- * page and the centroid pages are written by the build only, and every
- * rebuild (REINDEX, TRUNCATE, VACUUM FULL, CLUSTER, a table rewrite)
- * writes a new relfilenode under AccessExclusiveLock and sends a relcache
- * invalidation, which a backend processes (dropping rd_amcache) when it
- * next locks the index, before it can scan or insert.  So the cache is
- * served without reading the meta page again.
+ * page and the centroid pages are written by the build only.  Every
+ * rebuild (REINDEX, TRUNCATE, VACUUM FULL, CLUSTER, a table rewrite) holds
+ * AccessExclusiveLock, writes a new relfilenode (or, for a table created
+ * in the same transaction, may truncate and rebuild in place) and sends a
+ * relcache invalidation (index_build always does), which a backend
+ * processes, dropping rd_amcache, when it next locks the index or, for
+ * its own changes, at the end of the command.  So the cache is served
+ * without reading the meta page again.
  */
 IvfCache *
 ivf_get_cache(Relation index)
