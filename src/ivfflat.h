@@ -133,15 +133,17 @@ typedef IvfPageOpaqueData *IvfPageOpaque;
 	((IvfPageOpaque) ((char *) (page) + IVF_PAGE_SPECIAL_OFF))
 
 /*
- * The meta page.  Written at build; later changed in place only by
- * operations that bump 'generation' (and invalidate the relcache entry), so
- * backends may cache it together with the centroids.
+ * The meta page.  Written at build and never changed in place, so backends
+ * cache it with the centroids (IvfCache) and do not read it again.
+ * 'generation' is always 1 and read by nothing: a future change of the
+ * meta page or the centroids in place (a split or merge of lists) must bump
+ * it, send a relcache invalidation, and make ivf_get_cache check it.
  */
 typedef struct IvfMetaPageData
 {
 	uint32		magic;
 	uint32		version;
-	uint32		generation;		/* bumped on every in-place change */
+	uint32		generation;		/* 1; see above */
 	uint16		metric;			/* IvfMetric */
 	uint16		flags;			/* IVF_META_* */
 	uint32		dims;
@@ -295,10 +297,19 @@ ivf_page_floats(Page page, const IvfGeometry *g, bool head)
 					  (head ? g->head_floats_off : g->seg_floats_off));
 }
 
+/* a recent-buffer hint (IvfCache.recent) */
+typedef struct IvfRecentBuffer
+{
+	BlockNumber blkno;			/* InvalidBlockNumber: empty slot */
+	Buffer		buffer;
+} IvfRecentBuffer;
+
 /*
  * Per-index state cached in rd_amcache: the meta page and the centroids.
- * Never hold a pointer to it across anything that may process relcache
- * invalidations (lock acquisition): copy what is needed.
+ * One palloc chunk: the arrays below point into it, after the header
+ * (PostgreSQL frees just that chunk when it drops rd_amcache).  Never hold
+ * a pointer to it across anything that may process relcache invalidations
+ * (lock acquisition): copy what is needed.
  */
 typedef struct IvfCache
 {
@@ -321,13 +332,27 @@ typedef struct IvfCache
 	float	   *ccode_cnorm;
 
 	/*
-	 * Buffer last seen holding each block (InvalidBuffer: none), so that
-	 * list scans can pin pages with ReadRecentBuffer() instead of a
-	 * buffer-mapping lookup per page; a stale hint just falls back.
+	 * Buffer last seen holding a block, so that list scans can pin pages
+	 * with ReadRecentBuffer() instead of a buffer-mapping lookup per page;
+	 * a stale hint just falls back.  Direct-mapped: block b's hint is in
+	 * slot b & (nrecent - 1), if that slot names b.  nrecent is a power of
+	 * two, or 0 (no hints).
 	 */
-	Buffer	   *recent;
-	BlockNumber nrecent;
+	IvfRecentBuffer *recent;
+	uint32		nrecent;
 } IvfCache;
+
+/* the buffer that last held blkno, per the cache's hints, or InvalidBuffer */
+static inline Buffer
+ivf_recent_hint(const IvfCache *cache, BlockNumber blkno)
+{
+	const IvfRecentBuffer *h;
+
+	if (cache == NULL || cache->nrecent == 0)
+		return InvalidBuffer;
+	h = &cache->recent[blkno & (cache->nrecent - 1)];
+	return h->blkno == blkno ? h->buffer : InvalidBuffer;
+}
 
 /* reloptions */
 typedef struct IvfOptions

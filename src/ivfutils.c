@@ -687,99 +687,154 @@ ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 }
 
 /*
- * The meta page and centroids, cached in rd_amcache.  Anything that changes
- * either in place bumps meta.generation and sends a relcache invalidation,
- * which frees rd_amcache; the generation check catches the window before
- * the invalidation is processed.
+ * Slots of the recent-buffer hints of a new cache: a power of two, enough
+ * for the index's blocks and a quarter more for the groups inserts add
+ * (at least 1024), but no more than there are shared buffers (a hint is
+ * only of use while its page stays in one) nor 2^18 (2 MB); blocks share a
+ * slot beyond that, and the hints are direct-mapped, so a larger index
+ * costs hits, not memory.  0 where ReadRecentBuffer() does not exist.
+ */
+static uint32
+ivf_cache_hint_slots(Relation index)
+{
+#ifdef IVF_HAVE_READ_RECENT_BUFFER
+	uint64		want = RelationGetNumberOfBlocks(index);
+	uint32		n = 1024;
+
+	want = Min(want + want / 4, (uint64) Max(NBuffers, 1024));
+	while (n < want && n < (1U << 18))
+		n *= 2;
+	return n;
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Build the cache: one chunk in the index's context, the IvfCache header
+ * followed by its arrays, because that chunk is all PostgreSQL frees when
+ * it drops rd_amcache (RelationReloadIndexInfo keeps the context of an
+ * open index); anything allocated beside it would leak at every reload.
+ */
+static IvfCache *
+ivf_build_cache(Relation index)
+{
+	IvfMetaPageData meta;
+	IvfCache   *cache;
+	char	   *chunk;
+	Size		nfloats;
+	Size		off_centroids,
+				off_norms,
+				off_ccodes = 0,
+				ccode_floats = 0,
+				off_recent,
+				size;
+	bool		ccodes;
+	uint32		d;
+	uint32		nrecent;
+	uint32		i;
+
+	ivf_read_meta(index, &meta);
+	d = meta.dims;
+	nfloats = ivf_centroid_rows(&meta) * d;
+	ccodes = meta.nlists >= IVF_CENTROID_CODES_MIN_LISTS;
+	nrecent = ivf_cache_hint_slots(index);
+
+	/* the layout: each array MAXALIGNed, the hints last */
+	off_centroids = MAXALIGN(sizeof(IvfCache));
+	off_norms = off_centroids + MAXALIGN(nfloats * sizeof(float));
+	off_recent = off_norms + MAXALIGN((Size) meta.nlists * sizeof(float));
+	if (ccodes)
+	{
+		/* ccode_lo, ccode_step, ccode_err, ccode_cnorm, then the codes */
+		off_ccodes = off_recent;
+		ccode_floats = MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists));
+		off_recent = off_ccodes + ccode_floats + MAXALIGN((Size) meta.nlists * d);
+	}
+	size = off_recent + sizeof(IvfRecentBuffer) * (Size) nrecent;
+
+	chunk = MemoryContextAllocExtended(index->rd_indexcxt, size,
+									   MCXT_ALLOC_HUGE);
+
+	cache = (IvfCache *) chunk;
+	memset(cache, 0, sizeof(IvfCache));
+	cache->meta = meta;
+	ivf_meta_geometry(&meta, &cache->geo);
+	cache->centroids = (float *) (chunk + off_centroids);
+	cache->centroid_norms = (float *) (chunk + off_norms);
+	if (meta.flags & IVF_META_CODES)
+	{
+		cache->sq8_lo = ivf_stream_sq8_lo(&meta, cache->centroids);
+		cache->sq8_step = cache->sq8_lo + d;
+	}
+	if (ccodes)
+	{
+		cache->ccode_lo = (float *) (chunk + off_ccodes);
+		cache->ccode_step = cache->ccode_lo + d;
+		cache->ccode_err = cache->ccode_step + d;
+		cache->ccode_cnorm = cache->ccode_err + meta.nlists;
+		cache->ccodes = (uint8 *) (chunk + off_ccodes + ccode_floats);
+	}
+	cache->nrecent = nrecent;
+	cache->recent = nrecent > 0 ? (IvfRecentBuffer *) (chunk + off_recent) : NULL;
+	for (i = 0; i < nrecent; i++)
+	{
+		cache->recent[i].blkno = InvalidBlockNumber;
+		cache->recent[i].buffer = InvalidBuffer;
+	}
+
+	/* the chunk is not rd_amcache yet: free it if reading fails */
+	PG_TRY();
+	{
+		ivf_load_centroids(index, &meta, cache->centroids);
+		ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, d,
+								  cache->centroid_norms);
+		if (ccodes)
+		{
+			float	   *zero = palloc0(sizeof(float) * d);
+			float	   *scratch = palloc(sizeof(float) * d);
+			uint32		l;
+
+			ivf_sq8_train(cache->centroids, meta.nlists, d, cache->ccode_lo,
+						  cache->ccode_step);
+			for (l = 0; l < meta.nlists; l++)
+				cache->ccode_err[l] = ivf_encode_vector(cache->centroids + (Size) l * d,
+														zero, cache->ccode_lo,
+														cache->ccode_step, d, scratch,
+														cache->ccodes + (Size) l * d,
+														&cache->ccode_cnorm[l]);
+			pfree(zero);
+			pfree(scratch);
+		}
+	}
+	PG_CATCH();
+	{
+		pfree(chunk);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	return cache;
+}
+
+/*
+ * The meta page and centroids, cached in rd_amcache (one chunk, see
+ * ivf_build_cache).  Nothing the cache holds changes in place: the meta
+ * page and the centroid pages are written by the build only.  Every
+ * rebuild (REINDEX, TRUNCATE, VACUUM FULL, CLUSTER, a table rewrite) holds
+ * AccessExclusiveLock, writes a new relfilenode (or, for a table created
+ * in the same transaction, may truncate and rebuild in place) and sends a
+ * relcache invalidation (index_build always does), which a backend
+ * processes, dropping rd_amcache, when it next locks the index or, for
+ * its own changes, at the end of the command.  So the cache is served
+ * without reading the meta page again.
  */
 IvfCache *
 ivf_get_cache(Relation index)
 {
-	IvfCache   *cache = (IvfCache *) index->rd_amcache;
-	IvfMetaPageData meta;
-	MemoryContext old;
-	Size		nfloats;
-	float	   *centroids;
-
-	ivf_read_meta(index, &meta);
-	if (cache != NULL && cache->meta.generation == meta.generation)
-		return cache;
-
-	if (cache != NULL)
-	{
-		pfree(cache->centroids);
-		pfree(cache->centroid_norms);
-		if (cache->ccodes)
-		{
-			pfree(cache->ccode_lo);
-			pfree(cache->ccode_step);
-			pfree(cache->ccodes);
-			pfree(cache->ccode_err);
-			pfree(cache->ccode_cnorm);
-		}
-		if (cache->recent)
-			pfree(cache->recent);
-		pfree(cache);
-		index->rd_amcache = NULL;
-	}
-
-	/*
-	 * Read into transient memory first, so an error while reading leaves
-	 * nothing behind in the long-lived index context.
-	 */
-	nfloats = ivf_centroid_rows(&meta) * meta.dims;
-	centroids = palloc_extended(nfloats * sizeof(float), MCXT_ALLOC_HUGE);
-	ivf_load_centroids(index, &meta, centroids);
-
-	old = MemoryContextSwitchTo(index->rd_indexcxt);
-	cache = palloc0(sizeof(IvfCache));
-	cache->meta = meta;
-	ivf_meta_geometry(&meta, &cache->geo);
-	cache->centroids = palloc_extended(nfloats * sizeof(float), MCXT_ALLOC_HUGE);
-	cache->centroid_norms = palloc(meta.nlists * sizeof(float));
-	MemoryContextSwitchTo(old);
-
-	memcpy(cache->centroids, centroids, nfloats * sizeof(float));
-	pfree(centroids);
-	if (meta.flags & IVF_META_CODES)
-	{
-		cache->sq8_lo = ivf_stream_sq8_lo(&meta, cache->centroids);
-		cache->sq8_step = cache->sq8_lo + meta.dims;
-	}
-	ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, meta.dims,
-							  cache->centroid_norms);
-
-	if (meta.nlists >= IVF_CENTROID_CODES_MIN_LISTS)
-	{
-		uint32		d = meta.dims;
-		uint32		i;
-		float	   *zero;
-		float	   *scratch;
-
-		old = MemoryContextSwitchTo(index->rd_indexcxt);
-		cache->ccode_lo = palloc(sizeof(float) * d);
-		cache->ccode_step = palloc(sizeof(float) * d);
-		cache->ccodes = palloc_extended((Size) meta.nlists * d, MCXT_ALLOC_HUGE);
-		cache->ccode_err = palloc(sizeof(float) * meta.nlists);
-		cache->ccode_cnorm = palloc(sizeof(float) * meta.nlists);
-		MemoryContextSwitchTo(old);
-
-		ivf_sq8_train(cache->centroids, meta.nlists, d, cache->ccode_lo,
-					  cache->ccode_step);
-		zero = palloc0(sizeof(float) * d);
-		scratch = palloc(sizeof(float) * d);
-		for (i = 0; i < meta.nlists; i++)
-			cache->ccode_err[i] = ivf_encode_vector(cache->centroids + (Size) i * d,
-													zero, cache->ccode_lo,
-													cache->ccode_step, d, scratch,
-													cache->ccodes + (Size) i * d,
-													&cache->ccode_cnorm[i]);
-		pfree(zero);
-		pfree(scratch);
-	}
-
-	index->rd_amcache = cache;
-	return cache;
+	if (index->rd_amcache == NULL)
+		index->rd_amcache = ivf_build_cache(index);
+	return (IvfCache *) index->rd_amcache;
 }
 
 /*
@@ -788,44 +843,26 @@ ivf_get_cache(Relation index)
  * tried first with ReadRecentBuffer(), which checks the buffer's tag
  * instead of looking the block up in the shared buffer-mapping table (a
  * cache miss or two per page, the largest cost of scanning short pages).
- * The hint is remembered per backend and dropped with the relcache entry.
+ * The hints are remembered per backend, in the cache (IvfCache.recent),
+ * and dropped with it.
  */
 Buffer
 ivf_read_buffer(Relation index, BlockNumber blkno)
 {
 #ifdef IVF_HAVE_READ_RECENT_BUFFER
 	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+	IvfRecentBuffer *h;
 	Buffer		buf;
 
-	if (cache == NULL)
+	if (cache == NULL || cache->nrecent == 0)
 		return ReadBuffer(index, blkno);
-	if (blkno < cache->nrecent && BufferIsValid(cache->recent[blkno]) &&
-		IvfReadRecentBuffer(index, blkno, cache->recent[blkno]))
-		return cache->recent[blkno];
+	h = &cache->recent[blkno & (cache->nrecent - 1)];
+	if (h->blkno == blkno && IvfReadRecentBuffer(index, blkno, h->buffer))
+		return h->buffer;
 
 	buf = ReadBuffer(index, blkno);
-	if (blkno >= cache->nrecent && blkno < MaxBlockNumber / 2)
-	{
-		BlockNumber n = Max(Max(blkno + 1, cache->nrecent * 2), 1024);
-		MemoryContext cxt = GetMemoryChunkContext(cache);
-		Buffer	   *grown;
-
-		/* all-zero bytes are InvalidBuffer */
-		grown = MemoryContextAllocExtended(cxt, sizeof(Buffer) * n,
-										   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO |
-										   MCXT_ALLOC_NO_OOM);
-		if (grown == NULL)
-			return buf;
-		if (cache->recent)
-		{
-			memcpy(grown, cache->recent, sizeof(Buffer) * cache->nrecent);
-			pfree(cache->recent);
-		}
-		cache->recent = grown;
-		cache->nrecent = n;
-	}
-	if (blkno < cache->nrecent)
-		cache->recent[blkno] = buf;
+	h->blkno = blkno;
+	h->buffer = buf;
 	return buf;
 #else
 	return ReadBuffer(index, blkno);

@@ -359,12 +359,10 @@ ivf_prefetch_list_head(Relation index, const IvfGeometry *g,
 					   BlockNumber head, bool codes)
 {
 #ifdef IVF_HAVE_READ_RECENT_BUFFER
-	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+	Buffer		hint = ivf_recent_hint((IvfCache *) index->rd_amcache, head);
 
-	if (cache != NULL && head < cache->nrecent &&
-		BufferIsValid(cache->recent[head]))
-		prefetch_group_page(BufferGetBlock(cache->recent[head]), g,
-							codes && g->codes);
+	if (BufferIsValid(hint))
+		prefetch_group_page(BufferGetBlock(hint), g, codes && g->codes);
 #endif
 }
 
