@@ -1410,6 +1410,9 @@ count_fallback(const char *why)
 			(errmsg("ivf gpu: answering on the CPU: %s", why)));
 }
 
+/* the worker's error text of the last request that failed (see req_send) */
+static char reply_error[sizeof(((IvfGpuMsg *) NULL)->error)];
+
 /* a request being written or sent: in its slot's area, or in a segment */
 typedef struct IvfGpuReq
 {
@@ -1605,8 +1608,23 @@ req_send(IvfGpuReq *r, const char **why)
 	PG_END_TRY();
 
 	if (answered && reply == REPLY_ERROR)
-		*why = r->m->error[0] != '\0' ? pstrdup(r->m->error) :
-			"the GPU worker could not answer";
+	{
+		/*
+		 * Copied out of the message, which req_free gives back, into static
+		 * storage: callers send each request from a memory context they
+		 * reset or delete before they report why (upload_lists), so a
+		 * palloc'd copy could be freed memory by then.  Valid until the
+		 * next request, which no caller sends before reporting.
+		 */
+		if (r->m->error[0] != '\0')
+		{
+			memcpy(reply_error, r->m->error, sizeof(reply_error));
+			reply_error[sizeof(reply_error) - 1] = '\0';
+			*why = reply_error;
+		}
+		else
+			*why = "the GPU worker could not answer";
+	}
 	if (!answered)
 	{
 		/* nothing to read: the worker frees a slot it is still running */
@@ -1758,6 +1776,13 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 		/* copied at once: the cache may be rebuilt by any invalidation */
 		IvfCache   *cache = ivf_get_cache(index);
 
+		/* cbytes is the caller's meta's size: never read past the cache's */
+		if (cache->meta.nlists != meta->nlists || cache->meta.dims != meta->dims)
+		{
+			req_free(seg);
+			*why = "the index's centroids changed during the upload";
+			return false;
+		}
 		memcpy(MSG_PAYLOAD(seg->m), cache->centroids, cbytes);
 	}
 	if (req_send(seg, why) != REPLY_OK)
