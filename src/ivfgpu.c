@@ -1861,12 +1861,26 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 	   const char **why)
 {
 	Size		cbytes = (Size) meta->nlists * meta->dims * sizeof(float);
+	IvfCache   *cache;
 	IvfGpuReq  *seg;
 	uint64		token;
 	uint32	   *all;
 	uint32		l;
 	bool		ok;
 
+	/*
+	 * The cache first: reading it may fail, and must not with a request slot
+	 * claimed (nothing gives that back before the backend exits).  Nothing
+	 * between this and the copy accepts invalidations, which may rebuild
+	 * the cache.
+	 */
+	cache = ivf_get_cache(index);
+	/* cbytes is the caller's meta's size: never read past the cache's */
+	if (cache->meta.nlists != meta->nlists || cache->meta.dims != meta->dims)
+	{
+		*why = "the index's centroids changed during the upload";
+		return false;
+	}
 	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)) + cbytes, MSG_UPLOAD_BEGIN,
 					  index, meta);
 	if (seg == NULL)
@@ -1874,19 +1888,8 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 		*why = "no dynamic shared memory segment for the upload";
 		return false;
 	}
-	{
-		/* copied at once: the cache may be rebuilt by any invalidation */
-		IvfCache   *cache = ivf_get_cache(index);
-
-		/* cbytes is the caller's meta's size: never read past the cache's */
-		if (cache->meta.nlists != meta->nlists || cache->meta.dims != meta->dims)
-		{
-			req_free(seg);
-			*why = "the index's centroids changed during the upload";
-			return false;
-		}
-		memcpy(MSG_PAYLOAD(seg->m), cache->centroids, cbytes);
-	}
+	memcpy(MSG_PAYLOAD(seg->m), cache->centroids, cbytes);
+	cache = NULL;
 	if (req_send(seg, why) != REPLY_OK)
 	{
 		req_free(seg);

@@ -61,6 +61,26 @@ $node->safe_psql('postgres', 'DROP INDEX r_idx');
 ok( IvfTest::poll_until(sub { stat_row('indexes_resident || \'/\' || memory_used') eq '0/0' }, 30),
 	'DROP INDEX: its copy is freed') or diag(stat_row('indexes_resident, memory_used'));
 
+# copies of live indexes survive that check: a temporary index and one in
+# another tablespace (their files are elsewhere), checked when another
+# index's upload begins
+my $ts = PostgreSQL::Test::Utils::tempdir;
+$node->safe_psql('postgres', qq{
+CREATE TABLESPACE ts LOCATION '$ts';
+CREATE INDEX r_ts ON r USING ivfflat (v) WITH (lists = 20) TABLESPACE ts;
+CREATE INDEX r_other ON r USING ivfflat (v) WITH (lists = 10);
+});
+is( $node->safe_psql('postgres', q{
+CREATE TEMP TABLE rt AS SELECT * FROM r WHERE id <= 5000;
+CREATE INDEX rt_idx ON rt USING ivfflat (v) WITH (lists = 10);
+SELECT ivf_gpu_load('rt_idx'), ivf_gpu_load('r_ts');
+SELECT ivf_gpu_load('r_other');
+SELECT indexes_resident FROM ivf_gpu_stats;
+}), "t|t\nt\n3", 'a temporary index and one in a tablespace stay resident');
+$node->safe_psql('postgres', 'DROP INDEX r_ts, r_other; DROP TABLESPACE ts');
+ok(IvfTest::poll_until(sub { stat_row('indexes_resident') eq '0' }, 30),
+	'and go when dropped (the temporary one with its session)');
+
 # 3. cancelled builds leave their k-means sessions behind; later builds
 # must still get the worker (it has 4 sessions)
 my @idle;
