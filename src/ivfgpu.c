@@ -1042,6 +1042,7 @@ take_submitted(Pending *pend, int *np)
 		IvfGpuSlot *slot = &gpu_shared->slots[i];
 		dsm_handle	handle;
 		bool		in_slot;
+		int			owner_pid;
 		Pending    *p;
 
 		SpinLockAcquire(&gpu_shared->mutex);
@@ -1053,6 +1054,7 @@ take_submitted(Pending *pend, int *np)
 		slot->state = SLOT_RUNNING;
 		handle = slot->handle;
 		in_slot = slot->in_slot;
+		owner_pid = slot->owner_pid;
 		SpinLockRelease(&gpu_shared->mutex);
 
 		p = &pend[(*np)++];
@@ -1063,6 +1065,20 @@ take_submitted(Pending *pend, int *np)
 		else
 		{
 			p->seg = dsm_attach(handle);
+
+			/*
+			 * A backend that gave up the request (cancel) may have detached
+			 * its segment already: then it is gone, or (handles are drawn
+			 * at random) the handle names some other segment, which must
+			 * not be written to.  Requests name their backend.
+			 */
+			if (p->seg != NULL &&
+				(dsm_segment_map_length(p->seg) < sizeof(IvfGpuMsg) ||
+				 ((IvfGpuMsg *) dsm_segment_address(p->seg))->pid != owner_pid))
+			{
+				dsm_detach(p->seg);
+				p->seg = NULL;
+			}
 			if (p->seg == NULL)
 			{
 				p->reply = REPLY_ERROR;
