@@ -71,7 +71,7 @@ include $(PGXS)
 # PGXS tracks no header dependencies: every object depends on the headers
 # (a struct that changes layout must never be compiled into half the
 # objects).  After the include, so that plain `make` still means `all`.
-SRC_HDRS = $(wildcard src/*.h)
+SRC_HDRS = $(wildcard src/*.h gpu/*.h)
 $(OBJS): $(SRC_HDRS)
 # the ISA files' flags live here: a change to them must recompile
 src/distance_avx2.o src/distance_avx512.o src/distance_avx2.bc src/distance_avx512.bc: Makefile
@@ -107,13 +107,23 @@ bench/bench_kernels: bench/bench_kernels.c $(STANDALONE_KERNEL_OBJS)
 
 # the GPU library's contract, tested on its CPU implementation (and on a
 # device library: make gpu-test GPU_LIB=gpu/ivf_gpu.so)
-gpu/test_ivf_gpu: gpu/test_ivf_gpu.c gpu/ivf_gpu_cpu.c gpu/ivf_gpu.h $(STANDALONE_KERNEL_OBJS)
+gpu/test_ivf_gpu: gpu/test_ivf_gpu.c gpu/ivf_gpu_cpu.c gpu/ivf_gpu.h $(KERNEL_HDRS) $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -Igpu -o $@ gpu/test_ivf_gpu.c gpu/ivf_gpu_cpu.c \
 		$(STANDALONE_KERNEL_OBJS) -lopenblas -lm -ldl
 gpu-test: gpu/test_ivf_gpu
 	gpu/test_ivf_gpu $(GPU_LIB)
 
-.PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test
+# the objects and programs that include gpu/ivf_gpu.h are out of date when
+# it changes (make -q -W: as if it were newer; nothing is touched or built)
+GPU_HDR_USERS = src/ivfgpu.o gpu/ivf_gpu_cpu.o gpu/test_ivf_gpu
+header-deps-test: $(GPU_HDR_USERS)
+	@for t in $(GPU_HDR_USERS); do \
+		$(MAKE) -q $$t || { echo "$$t: out of date before the check"; exit 1; }; \
+		$(MAKE) -q -W gpu/ivf_gpu.h $$t; rc=$$?; \
+		if [ $$rc -ne 1 ]; then echo "$$t: not rebuilt when gpu/ivf_gpu.h changes (make -q: $$rc)"; exit 1; fi; \
+	done; echo "header dependencies: $(GPU_HDR_USERS) follow gpu/ivf_gpu.h"
+
+.PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test header-deps-test
 KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans gpu/test_ivf_gpu \
 	test/kernels/test_faissio
 kernel-test: $(KERNEL_TESTS)
@@ -122,6 +132,7 @@ kernel-test: $(KERNEL_TESTS)
 	test/kernels/test_kmeans
 	gpu/test_ivf_gpu
 	test/kernels/test_faissio
+	$(MAKE) --no-print-directory header-deps-test
 
 bench-kernels: bench/bench_kernels
 	bench/bench_kernels

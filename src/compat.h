@@ -86,9 +86,18 @@ IvfRelationGetSmgr(Relation rel)
 #if PG_VERSION_NUM >= 160000
 #define IvfRelFileKey(rel) (&(rel)->rd_locator)
 #define IvfRelFileNumber(rel) ((rel)->rd_locator.relNumber)
+#define IvfRelTablespace(rel) ((rel)->rd_locator.spcOid)
 #else
 #define IvfRelFileKey(rel) (&(rel)->rd_node)
 #define IvfRelFileNumber(rel) ((rel)->rd_node.relNode)
+#define IvfRelTablespace(rel) ((rel)->rd_node.spcNode)
+#endif
+
+/* PostgreSQL 17 moved a PGPROC's local transaction id into its vxid. */
+#if PG_VERSION_NUM >= 170000
+#define IvfProcLocalXid(proc) ((proc)->vxid.lxid)
+#else
+#define IvfProcLocalXid(proc) ((proc)->lxid)
 #endif
 
 /*

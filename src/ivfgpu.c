@@ -35,7 +35,8 @@
  * there is no copy -- and asks again.  A change visible to the snapshot
  * bumped its list's counter before it committed, so before the read: no
  * answer ever misses it.  REINDEX, TRUNCATE and VACUUM FULL give a new
- * relfilenode, hence new keys.
+ * relfilenode, hence new keys; the worker frees the copies of files that
+ * are gone (drop_dropped_copies).
  *
  * Batching.  Searches that arrive within ivf.gpu_batch_window of each
  * other, from any backend, are answered by one search per index copy.
@@ -52,10 +53,12 @@
 #include "compat.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #include "access/genam.h"
 #include "access/table.h"
 #include "common/hashfn.h"
+#include "common/relpath.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -433,6 +436,10 @@ typedef struct IvfGpuMsg
 	IvfGpuMsgKind kind;
 	Oid			db;
 	Oid			relfile;
+	Oid			spc;			/* with db, relfile and relbackend: the */
+	int32		relbackend;		/* index's file, for the worker to see that
+								 * it was dropped */
+	uint32		lxid;			/* KMEANS_BEGIN: the build's transaction */
 	uint64		token;			/* the copy's (uploads, and a stale answer) */
 	int32		metric;
 	int32		dims;
@@ -592,6 +599,8 @@ typedef struct Resident
 	bool		complete;		/* every list uploaded once */
 	Oid			db;
 	Oid			relfile;
+	Oid			spc;
+	int			relbackend;
 	uint64		token;
 	uint64		last_used;
 	int			metric;
@@ -628,6 +637,47 @@ drop_resident(Resident *r)
 	if (r->list_versions)
 		pfree(r->list_versions);
 	memset(r, 0, sizeof(Resident));
+}
+
+/*
+ * Whether the index file a copy was made from is gone: REINDEX, TRUNCATE,
+ * VACUUM FULL, SET TABLESPACE and DROP give an index a new file or none,
+ * and the old one is unlinked or (until the next checkpoint) truncated to
+ * nothing at commit.  The first segment of a live ivfflat index always
+ * holds at least its meta page.
+ */
+static bool
+relation_file_gone(const Resident *r)
+{
+	char	   *path = GetRelationPath(r->db, r->spc, r->relfile, r->relbackend,
+									   MAIN_FORKNUM);
+	struct stat st;
+	bool		gone;
+
+	if (stat(path, &st) == 0)
+		gone = (st.st_size == 0);
+	else
+		gone = (errno == ENOENT);
+	pfree(path);
+	return gone;
+}
+
+/* Drop the copies of index files that are gone; true if there were any. */
+static bool
+drop_dropped_copies(void)
+{
+	bool		any = false;
+	int			i;
+
+	for (i = 0; i < IVF_GPU_MAX_RESIDENT; i++)
+		if (resident[i].used && relation_file_gone(&resident[i]))
+		{
+			elog(DEBUG1, "ivf gpu worker: index %u/%u is gone, its copy too",
+				 resident[i].db, resident[i].relfile);
+			drop_resident(&resident[i]);
+			any = true;
+		}
+	return any;
 }
 
 /* evict the least recently used copy other than keep; false if none */
@@ -686,6 +736,8 @@ serve_upload_begin(IvfGpuMsg *m)
 	/* the old copy goes first; its entry is then free for the new one */
 	if (r != NULL)
 		drop_resident(r);
+	/* a REINDEX's new file comes with its old file gone: free that copy */
+	(void) drop_dropped_copies();
 	for (i = 0; r == NULL && i < IVF_GPU_MAX_RESIDENT; i++)
 		if (!resident[i].used)
 			r = &resident[i];
@@ -710,6 +762,8 @@ serve_upload_begin(IvfGpuMsg *m)
 			r->complete = false;
 			r->db = m->db;
 			r->relfile = m->relfile;
+			r->spc = m->spc;
+			r->relbackend = m->relbackend;
 			r->token = ++token_clock;
 			r->last_used = ++use_clock;
 			r->metric = m->metric;
@@ -788,6 +842,7 @@ typedef struct KmSession
 {
 	uint64		token;
 	int			pid;			/* the backend that opened it */
+	uint32		lxid;			/* in this transaction (its build's) */
 	int			metric;
 	int			dims;
 	int64		n;
@@ -821,6 +876,35 @@ drop_km(KmSession *ks)
 	memset(ks, 0, sizeof(KmSession));
 }
 
+/*
+ * Drop the sessions whose build is over without having ended them: their
+ * backend exited, or left the transaction that opened the session (a
+ * cancelled or failed CREATE INDEX, whose backend sits idle).  A build
+ * runs in one transaction, and a PGPROC's local transaction id changes
+ * only when its transaction ends.
+ */
+static void
+drop_orphaned_km(void)
+{
+	int			i;
+
+	for (i = 0; i < IVF_GPU_MAX_KMEANS; i++)
+	{
+		KmSession  *ks = &km_sessions[i];
+		PGPROC	   *proc;
+
+		if (ks->points == NULL)
+			continue;
+		proc = BackendPidGetProc(ks->pid);
+		if (proc == NULL || IvfProcLocalXid(proc) != ks->lxid)
+		{
+			elog(DEBUG1, "ivf gpu worker: dropping the k-means session of process %d, whose build is over",
+				 ks->pid);
+			drop_km(ks);
+		}
+	}
+}
+
 static IvfGpuReply
 serve_kmeans(IvfGpuMsg *m)
 {
@@ -832,15 +916,14 @@ serve_kmeans(IvfGpuMsg *m)
 		case MSG_KMEANS_BEGIN:
 
 			/*
-			 * A backend has one session at a time: a build that failed
-			 * before ending its own leaves it to the next, and sessions of
-			 * backends that are gone are dropped.
+			 * A backend has one session at a time, and sessions whose build
+			 * is over (backend gone, or out of the build's transaction) are
+			 * dropped.
 			 */
 			for (i = 0; i < IVF_GPU_MAX_KMEANS; i++)
-				if (km_sessions[i].points != NULL &&
-					(km_sessions[i].pid == m->pid ||
-					 BackendPidGetProc(km_sessions[i].pid) == NULL))
+				if (km_sessions[i].points != NULL && km_sessions[i].pid == m->pid)
 					drop_km(&km_sessions[i]);
+			drop_orphaned_km();
 			ks = NULL;
 			for (i = 0; ks == NULL && i < IVF_GPU_MAX_KMEANS; i++)
 				if (km_sessions[i].points == NULL)
@@ -857,6 +940,7 @@ serve_kmeans(IvfGpuMsg *m)
 				return msg_error(m, "out of memory for %d training points", m->nq);
 			ks->token = ++token_clock;
 			ks->pid = m->pid;
+			ks->lxid = m->lxid;
 			ks->metric = m->metric;
 			ks->dims = m->dims;
 			ks->n = m->nq;
@@ -958,6 +1042,7 @@ take_submitted(Pending *pend, int *np)
 		IvfGpuSlot *slot = &gpu_shared->slots[i];
 		dsm_handle	handle;
 		bool		in_slot;
+		int			owner_pid;
 		Pending    *p;
 
 		SpinLockAcquire(&gpu_shared->mutex);
@@ -969,6 +1054,7 @@ take_submitted(Pending *pend, int *np)
 		slot->state = SLOT_RUNNING;
 		handle = slot->handle;
 		in_slot = slot->in_slot;
+		owner_pid = slot->owner_pid;
 		SpinLockRelease(&gpu_shared->mutex);
 
 		p = &pend[(*np)++];
@@ -979,6 +1065,20 @@ take_submitted(Pending *pend, int *np)
 		else
 		{
 			p->seg = dsm_attach(handle);
+
+			/*
+			 * A backend that gave up the request (cancel) may have detached
+			 * its segment already: then it is gone, or (handles are drawn
+			 * at random) the handle names some other segment, which must
+			 * not be written to.  Requests name their backend.
+			 */
+			if (p->seg != NULL &&
+				(dsm_segment_map_length(p->seg) < sizeof(IvfGpuMsg) ||
+				 ((IvfGpuMsg *) dsm_segment_address(p->seg))->pid != owner_pid))
+			{
+				dsm_detach(p->seg);
+				p->seg = NULL;
+			}
 			if (p->seg == NULL)
 			{
 				p->reply = REPLY_ERROR;
@@ -1278,6 +1378,7 @@ ivf_gpu_worker_main(Datum arg)
 	int			device = ivf_gpu_device;
 	int			rc;
 	MemoryContext serve_cxt;
+	TimestampTz last_sweep = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1384,6 +1485,21 @@ ivf_gpu_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		serve_slots(serve_cxt);
+
+		/*
+		 * Once a second at most: free the copies of dropped index files
+		 * (uploads check too) and the k-means sessions of builds that
+		 * ended without closing them, so that neither waits for memory
+		 * pressure or the next build to go.
+		 */
+		if (w_ops != NULL &&
+			TimestampDifferenceExceeds(last_sweep, GetCurrentTimestamp(), 1000))
+		{
+			if (drop_dropped_copies())
+				count_resident();
+			drop_orphaned_km();
+			last_sweep = GetCurrentTimestamp();
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -1409,6 +1525,9 @@ count_fallback(const char *why)
 	ereport(LOG,
 			(errmsg("ivf gpu: answering on the CPU: %s", why)));
 }
+
+/* the worker's error text of the last request that failed (see req_send) */
+static char reply_error[sizeof(((IvfGpuMsg *) NULL)->error)];
 
 /* a request being written or sent: in its slot's area, or in a segment */
 typedef struct IvfGpuReq
@@ -1605,8 +1724,23 @@ req_send(IvfGpuReq *r, const char **why)
 	PG_END_TRY();
 
 	if (answered && reply == REPLY_ERROR)
-		*why = r->m->error[0] != '\0' ? pstrdup(r->m->error) :
-			"the GPU worker could not answer";
+	{
+		/*
+		 * Copied out of the message, which req_free gives back, into static
+		 * storage: callers send each request from a memory context they
+		 * reset or delete before they report why (upload_lists), so a
+		 * palloc'd copy could be freed memory by then.  Valid until the
+		 * next request, which no caller sends before reporting.
+		 */
+		if (r->m->error[0] != '\0')
+		{
+			memcpy(reply_error, r->m->error, sizeof(reply_error));
+			reply_error[sizeof(reply_error) - 1] = '\0';
+			*why = reply_error;
+		}
+		else
+			*why = "the GPU worker could not answer";
+	}
 	if (!answered)
 	{
 		/* nothing to read: the worker frees a slot it is still running */
@@ -1633,6 +1767,8 @@ new_message(Size size, IvfGpuMsgKind kind, Relation index,
 	r->m->kind = kind;
 	r->m->db = MyDatabaseId;
 	r->m->relfile = IvfRelFileNumber(index);
+	r->m->spc = IvfRelTablespace(index);
+	r->m->relbackend = (int32) index->rd_backend;
 	r->m->metric = (meta->metric == IVF_METRIC_L2) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
 	r->m->dims = (int32) meta->dims;
 	r->m->nlists = (int32) meta->nlists;
@@ -1741,12 +1877,26 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 	   const char **why)
 {
 	Size		cbytes = (Size) meta->nlists * meta->dims * sizeof(float);
+	IvfCache   *cache;
 	IvfGpuReq  *seg;
 	uint64		token;
 	uint32	   *all;
 	uint32		l;
 	bool		ok;
 
+	/*
+	 * The cache first: reading it may fail, and must not with a request slot
+	 * claimed (nothing gives that back before the backend exits).  Nothing
+	 * between this and the copy accepts invalidations, which may rebuild
+	 * the cache.
+	 */
+	cache = ivf_get_cache(index);
+	/* cbytes is the caller's meta's size: never read past the cache's */
+	if (cache->meta.nlists != meta->nlists || cache->meta.dims != meta->dims)
+	{
+		*why = "the index's centroids changed during the upload";
+		return false;
+	}
 	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)) + cbytes, MSG_UPLOAD_BEGIN,
 					  index, meta);
 	if (seg == NULL)
@@ -1754,12 +1904,8 @@ upload(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 		*why = "no dynamic shared memory segment for the upload";
 		return false;
 	}
-	{
-		/* copied at once: the cache may be rebuilt by any invalidation */
-		IvfCache   *cache = ivf_get_cache(index);
-
-		memcpy(MSG_PAYLOAD(seg->m), cache->centroids, cbytes);
-	}
+	memcpy(MSG_PAYLOAD(seg->m), cache->centroids, cbytes);
+	cache = NULL;
 	if (req_send(seg, why) != REPLY_OK)
 	{
 		req_free(seg);
@@ -1934,6 +2080,7 @@ new_km_message(Size payload, IvfGpuMsgKind kind, const IvfGpuKmeans *km)
 		return NULL;
 	r->m->kind = kind;
 	r->m->token = km->token;
+	r->m->lxid = IvfProcLocalXid(MyProc);
 	r->m->metric = km->metric;
 	r->m->dims = km->dims;
 	r->m->nq = (int32) km->n;
