@@ -127,6 +127,22 @@ for my $preload ('', 'ivf', 'vector,ivf', 'ivf,vector')
 			"$scan SET ivf.nprobe = 1; SET ivf.iterative_scan = relaxed_order; SET ivf.max_nprobe = 2; $count"),
 		$bounded, "$name: db2 the same as ivf.max_nprobe = 2");
 
+	# builds, with both libraries in the process when both are preloaded:
+	# each must use its own functions (same C names in both libraries)
+	($rc, $out, $err) = $node->psql('db2',
+		q{CREATE INDEX t_idx2 ON t USING ivfflat (v vector_cosine_ops) WITH (lists = 4);
+		  SELECT metric FROM ivf_index_info('t_idx2'); DROP INDEX t_idx2});
+	is($out, 'cosine', "$name: db2 ivf index build")
+	  or diag($err);
+	($rc, $out, $err) = $node->psql('db1',
+		q{CREATE INDEX items_h ON items USING hnsw (embedding vector_l2_ops);
+		  CREATE INDEX items_c ON items USING ivfflat (embedding vector_cosine_ops) WITH (lists = 2);
+		  SET enable_seqscan = off;
+		  SELECT count(*) FROM (SELECT id FROM items ORDER BY embedding <-> '[1,2,3]' LIMIT 5) s;
+		  DROP INDEX items_h, items_c});
+	is($out, '5', "$name: db1 pgvector index builds")
+	  or diag($err);
+
 	($rc, $out, $err) = $node->psql('db2',
 		qq{LOAD 'vector'; $scan SET ivfflat.probes = 2; $count});
 	is($out, $two, "$name: db2 LOAD 'vector', then ivfflat.probes = 2")
