@@ -40,6 +40,14 @@ OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
 	src/faissio.o src/ivffaiss.o src/ivfparams.o src/ivfautotune.o
 
 SHLIB_LINK = -lopenblas -lm -ldl
+# ivf.so's references to its own functions bind to its own definitions.
+# PostgreSQL loads libraries RTLD_GLOBAL, so with pgvector's vector.so
+# loaded first (shared_preload_libraries = 'vector,ivf') the C names both
+# define (vector_l2_squared_distance, InitVector, ...) would resolve to
+# pgvector's (macOS binds per library anyway)
+ifneq ($(shell uname -s),Darwin)
+SHLIB_LINK += -Wl,-Bsymbolic
+endif
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/gpu
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 ifdef WERROR

@@ -38,11 +38,9 @@ SELECT n_returned() = :three_lists AS index_default_used;
 -- a session setting wins over the index's ...
 SET ivf.nprobe = 1;
 SELECT n_returned() = :one_list AS session_setting_wins;
--- ... and between the session's two ways, the one set last
+-- ... and over ivf.params, whichever was set last
 SET ivf.params = 'nprobe=3';
-SELECT n_returned() = :three_lists AS params_set_last_wins;
-SET ivf.nprobe = 1;
-SELECT n_returned() = :one_list AS nprobe_set_last_wins;
+SELECT n_returned() = :one_list AS setting_over_params;
 RESET ivf.nprobe;
 SELECT n_returned() = :three_lists AS params_left;
 RESET ivf.params;

@@ -87,8 +87,24 @@ SELECT count(*) AS alias_still_on FROM
 SET ivfflat.iterative_scan = off;
 SELECT count(*) < 10 AS off_again FROM
   (SELECT id FROM t WHERE cat = 1 AND id % 12 = 6 ORDER BY v <-> (SELECT q FROM q) LIMIT 10) s;
+-- without pgvector they are placeholders: a bad value fails the next scan,
+-- naming it
 SET ivfflat.iterative_scan = sideways;
+SELECT n_returned();
+RESET ivfflat.iterative_scan;
+SET ivfflat.max_probes = 99999;
+SET ivf.iterative_scan = relaxed_order;
+SELECT n_returned();
+RESET ivf.iterative_scan;
+SELECT n_returned() > 0 AS max_probes_unused_without_iterative;
 RESET ivfflat.max_probes;
+SET ivfflat.probes = 'three';
+SELECT n_returned();
+SET ivfflat.probes = 0;               -- 0: not set, the index's default (3)
+RESET ivf.nprobe;
+SELECT n_returned() = :unlimited AS index_default;
+SET ivf.nprobe = 3;
+RESET ivfflat.probes;
 
 RESET ivf.nprobe;
 RESET enable_seqscan;
@@ -126,3 +142,86 @@ SELECT id FROM o ORDER BY v <-> '[100,0]' LIMIT 1;
 RESET ivf.nprobe;
 RESET enable_seqscan;
 DROP TABLE o;
+
+-- precedence, from the values alone: ivf.* knob > ivf.params > pgvector's
+-- ivfflat.* name > the index's params > its defaults.  The order of SET,
+-- when the library was loaded, and a parallel worker's restoring of the
+-- settings change nothing.
+CREATE TABLE p (id int, v vector(3));
+INSERT INTO p
+SELECT i, ARRAY[(i % 4) * 10 + sin(i)::real, (i % 3) * 10 + cos(i)::real, sin(i * 7)::real]::vector(3)
+FROM generate_series(1, 2000) i;
+CREATE INDEX p_idx ON p USING ivfflat (v) WITH (lists = 12);
+ANALYZE p;
+CREATE FUNCTION p_returned() RETURNS bigint LANGUAGE sql PARALLEL SAFE AS
+  $$ SELECT count(*) FROM (SELECT id FROM p ORDER BY v <-> '[12.5,9.5,0.1]') s $$;
+SET enable_seqscan = off;
+SET ivf.nprobe = 1;
+SELECT p_returned() AS one_list \gset
+SET ivf.nprobe = 12;
+SELECT p_returned() AS all_lists \gset
+SELECT :one_list < :all_lists AS one_list_fewer;
+\c -
+-- before the library is loaded: both orders act as ivf.nprobe = 1
+SET enable_seqscan = off;
+SET ivfflat.probes = 12;
+SET ivf.nprobe = 1;
+SELECT p_returned() = :one_list AS nprobe_wins;
+\c -
+SET enable_seqscan = off;
+SET ivf.nprobe = 1;
+SET ivfflat.probes = 12;
+SELECT p_returned() = :one_list AS nprobe_wins;
+\c -
+-- after it: the same
+LOAD 'ivf';
+SET enable_seqscan = off;
+SET ivfflat.probes = 12;
+SET ivf.nprobe = 1;
+SELECT p_returned() = :one_list AS nprobe_wins;
+RESET ivf.nprobe;
+RESET ivfflat.probes;
+SET ivf.nprobe = 1;
+SET ivfflat.probes = 12;
+SELECT p_returned() = :one_list AS nprobe_wins;
+RESET ivf.nprobe;
+SELECT p_returned() = :all_lists AS alias_without_nprobe;
+-- ivf.params beats the alias and the index's params; the knob beats ivf.params
+SET ivf.params = 'nprobe=1';
+SELECT p_returned() = :one_list AS params_over_alias;
+SET ivf.nprobe = 12;
+SELECT p_returned() = :all_lists AS nprobe_over_params;
+RESET ivf.nprobe;
+RESET ivf.params;
+ALTER INDEX p_idx SET (params = 'nprobe=12');
+SET ivfflat.probes = 1;
+SELECT p_returned() = :one_list AS alias_over_index_params;
+RESET ivfflat.probes;
+SELECT p_returned() = :all_lists AS index_params;
+ALTER INDEX p_idx RESET (params);
+SET ivf.max_codes = 50;
+SET ivf.params = 'max_codes=400';
+SELECT p_returned() AS max_codes_knob_wins;
+RESET ivf.max_codes;
+SELECT p_returned() AS max_codes_from_params;
+RESET ivf.params;
+-- a parallel worker restores the settings in its own order (by name): it
+-- must resolve them as the leader does
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                  THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false) AS forced;
+SET ivfflat.probes = 12;
+SET ivf.nprobe = 1;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT id FROM p ORDER BY v <-> '[12.5,9.5,0.1]';
+SELECT count(*) = :one_list AS worker_nprobe_wins
+FROM (SELECT id FROM p ORDER BY v <-> '[12.5,9.5,0.1]') s;
+SET ivf.max_codes = 50;
+SET ivf.params = 'max_codes=400,nprobe=12';
+SELECT count(*) AS worker_max_codes_knob_wins
+FROM (SELECT id FROM p ORDER BY v <-> '[12.5,9.5,0.1]') s;
+RESET ALL;
+DROP FUNCTION p_returned();
+DROP TABLE p;

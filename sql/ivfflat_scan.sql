@@ -35,7 +35,8 @@ SET ivf.nprobe = 1;
 SELECT count(*) < 2000 AS fewer FROM (SELECT id FROM t ORDER BY v <-> (SELECT q FROM q)) s;
 SELECT count(*) > 0 AS found FROM (SELECT id FROM t ORDER BY v <-> (SELECT q FROM q) LIMIT 5) s;
 
--- ivfflat.probes is an alias; whichever was set last wins
+-- ivfflat.probes is an alias; ivf.nprobe, when set, wins (see ivfflat_knobs)
+RESET ivf.nprobe;
 SET ivfflat.probes = 12;
 SELECT count(*) AS all_rows FROM (SELECT id FROM t ORDER BY v <-> (SELECT q FROM q)) s;
 SET ivf.nprobe = 1;

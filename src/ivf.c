@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * ivf.c
- *	  Module initialisation and settings of the ivf extension.
+ *	  Module initialisation of the ivf extension and the definitions of its
+ *	  settings (how a search combines them: ivfparams.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -22,48 +23,10 @@ PG_MODULE_MAGIC;
 
 int			ivf_simd_level_setting = IVF_SIMD_AUTO;
 
-/*
- * ivf.nprobe and its pgvector alias ivfflat.probes.  0 means "not set";
- * when both are set, the one assigned last wins.  Assign hooks also run
- * when a SET LOCAL or a function's SET clause is undone, which counts as
- * setting the restored value.
- */
-int			ivf_nprobe_setting = 0;
-int			ivf_probes_alias_setting = 0;
-static uint64 nprobe_stamp = 0;
-static uint64 probes_stamp = 0;
-static uint64 stamp_counter = 0;
-
 int			ivf_kmeans_iterations = 25;
 double		ivf_kmeans_tolerance = 0.002;
 int			ivf_kmeans_points_per_list = 128;
-
-/* search knobs (see ivfflat.h); the iterative ones also have pgvector aliases */
 int			ivf_prefilter_k = 10;
-/* read through ivf_search_settings() only, which weighs them against the rest */
-static int	ivf_max_codes = 0;
-static int	ivf_profile = IVF_PROFILE_EXACT;
-static int	ivf_candidate_budget = 0;
-static int	ivf_budget_strategy = IVF_BUDGET_UNIFORM;
-static uint64 max_codes_stamp = 0;
-static uint64 profile_stamp = 0;
-static uint64 budget_stamp = 0;
-static uint64 strategy_stamp = 0;
-
-/* ivf.params: the text, and its parse (the GUC's extra) */
-static char *ivf_params_setting = NULL;
-static const IvfParamSet *session_params = NULL;
-static uint64 params_stamp = 0;
-
-const IvfParamSet *ivf_params_override = NULL;
-static int	ivf_iterative_setting = IVF_ITERATIVE_OFF;
-static int	ivf_iterative_alias_setting = IVF_ITERATIVE_OFF;
-static int	ivf_max_nprobe_setting = 0;
-static int	ivf_max_probes_alias_setting = 0;
-static uint64 iterative_stamp = 0;
-static uint64 iterative_alias_stamp = 0;
-static uint64 max_nprobe_stamp = 0;
-static uint64 max_probes_alias_stamp = 0;
 
 static const struct config_enum_entry profile_options[] = {
 	{"exact", IVF_PROFILE_EXACT, false},
@@ -148,41 +111,6 @@ assign_simd_level(int newval, void *extra)
 	(void) ivf_kernels_set_level(level);
 }
 
-static void
-assign_nprobe(int newval, void *extra)
-{
-	if (newval > 0)
-		nprobe_stamp = ++stamp_counter;
-}
-
-static void
-assign_max_codes(int newval, void *extra)
-{
-	if (newval != 0)
-		max_codes_stamp = ++stamp_counter;
-}
-
-static void
-assign_profile(int newval, void *extra)
-{
-	if (newval != IVF_PROFILE_EXACT)
-		profile_stamp = ++stamp_counter;
-}
-
-static void
-assign_candidate_budget(int newval, void *extra)
-{
-	if (newval != 0)
-		budget_stamp = ++stamp_counter;
-}
-
-static void
-assign_budget_strategy(int newval, void *extra)
-{
-	if (newval != IVF_BUDGET_UNIFORM)
-		strategy_stamp = ++stamp_counter;
-}
-
 static bool
 check_params(char **newval, void **extra, GucSource source)
 {
@@ -211,178 +139,7 @@ check_params(char **newval, void **extra, GucSource source)
 static void
 assign_params(const char *newval, void *extra)
 {
-	session_params = (const IvfParamSet *) extra;
-	if (session_params != NULL && session_params->set != 0)
-		params_stamp = ++stamp_counter;
-}
-
-static void
-assign_probes_alias(int newval, void *extra)
-{
-	if (newval > 0)
-		probes_stamp = ++stamp_counter;
-}
-
-static void
-assign_iterative(int newval, void *extra)
-{
-	if (newval != IVF_ITERATIVE_OFF)
-		iterative_stamp = ++stamp_counter;
-}
-
-static void
-assign_iterative_alias(int newval, void *extra)
-{
-	if (newval != IVF_ITERATIVE_OFF)
-		iterative_alias_stamp = ++stamp_counter;
-}
-
-static void
-assign_max_nprobe(int newval, void *extra)
-{
-	if (newval > 0)
-		max_nprobe_stamp = ++stamp_counter;
-}
-
-static void
-assign_max_probes_alias(int newval, void *extra)
-{
-	if (newval > 0)
-		max_probes_alias_stamp = ++stamp_counter;
-}
-
-/*
- * The value of a setting that has a pgvector alias: whichever of the two
- * was set (to a non-default value) last.
- */
-static int
-aliased(int value, uint64 stamp, int alias_value, uint64 alias_stamp,
-		int unset)
-{
-	if (value != unset && (alias_value == unset || stamp >= alias_stamp))
-		return value;
-	if (alias_value != unset)
-		return alias_value;
-	return unset;
-}
-
-int
-ivf_iterative_scan(void)
-{
-	return aliased(ivf_iterative_setting, iterative_stamp,
-				   ivf_iterative_alias_setting, iterative_alias_stamp,
-				   IVF_ITERATIVE_OFF);
-}
-
-int
-ivf_max_nprobe(void)
-{
-	return aliased(ivf_max_nprobe_setting, max_nprobe_stamp,
-				   ivf_max_probes_alias_setting, max_probes_alias_stamp, 0);
-}
-
-/*
- * One knob of a search.  The session's own setting (GUC, set to other than
- * its default) and its ivf.params string compete by which was set last;
- * with neither, the index's params option; then the default.  The
- * override (ivf_autotune's experiments) comes first of all.
- */
-static int
-param_value(const IvfParamSet *ps, uint32 bit)
-{
-	switch (bit)
-	{
-		case IVF_PARAM_NPROBE:
-			return ps->nprobe;
-		case IVF_PARAM_MAX_CODES:
-			return ps->max_codes;
-		case IVF_PARAM_PROFILE:
-			return ps->profile;
-		case IVF_PARAM_BUDGET:
-			return ps->candidate_budget;
-		default:
-			Assert(bit == IVF_PARAM_STRATEGY);
-			return ps->budget_strategy;
-	}
-}
-
-static bool
-pick(uint32 bit, const IvfParamSet *index_ps, bool guc_set, uint64 guc_stamp,
-	 int guc_value, int *out)
-{
-	if (ivf_params_override != NULL && (ivf_params_override->set & bit))
-		*out = param_value(ivf_params_override, bit);
-	else if (session_params != NULL && (session_params->set & bit) &&
-			 (!guc_set || params_stamp > guc_stamp))
-		*out = param_value(session_params, bit);
-	else if (guc_set)
-		*out = guc_value;
-	else if (index_ps->set & bit)
-		*out = param_value(index_ps, bit);
-	else
-		return false;
-	return true;
-}
-
-/*
- * The settings a search of this index uses.  nprobe falls back to the
- * index's nprobe option and then to what the build chose; the others to
- * "no limit" and the uniform strategy.
- */
-void
-ivf_search_settings(Relation index, const IvfMetaPageData *meta,
-					IvfSearchSettings *s)
-{
-	IvfParamSet ips;
-	int			nprobe_guc;
-	uint64		nprobe_stamp_latest;
-	int			nprobe;
-	int			max_codes = 0;
-	int			profile = IVF_PROFILE_EXACT;
-	int			budget = 0;
-	int			strategy = IVF_BUDGET_UNIFORM;
-
-	ivf_index_params(index, &ips);
-
-	nprobe_guc = aliased(ivf_nprobe_setting, nprobe_stamp,
-						 ivf_probes_alias_setting, probes_stamp, 0);
-	nprobe_stamp_latest = Max(ivf_nprobe_setting > 0 ? nprobe_stamp : 0,
-							  ivf_probes_alias_setting > 0 ? probes_stamp : 0);
-	/* ips has no nprobe if this falls through: the option, or the build's */
-	if (!pick(IVF_PARAM_NPROBE, &ips, nprobe_guc > 0, nprobe_stamp_latest,
-			  nprobe_guc, &nprobe))
-		nprobe = (int) ivf_option_nprobe(index, meta);
-	s->nprobe = (uint32) Max(1, Min(nprobe, (int) meta->nlists));
-
-	(void) pick(IVF_PARAM_MAX_CODES, &ips, ivf_max_codes != 0,
-				max_codes_stamp, ivf_max_codes, &max_codes);
-	(void) pick(IVF_PARAM_PROFILE, &ips, ivf_profile != IVF_PROFILE_EXACT,
-				profile_stamp, ivf_profile, &profile);
-	(void) pick(IVF_PARAM_BUDGET, &ips, ivf_candidate_budget != 0,
-				budget_stamp, ivf_candidate_budget, &budget);
-	(void) pick(IVF_PARAM_STRATEGY, &ips,
-				ivf_budget_strategy != IVF_BUDGET_UNIFORM, strategy_stamp,
-				ivf_budget_strategy, &strategy);
-
-	s->max_codes = (uint64) Max(max_codes, 0);
-	s->budget_strategy = strategy;
-	if (budget > 0)
-		s->budget = (uint64) budget;
-	else
-		switch (profile)
-		{
-			case IVF_PROFILE_FAST:
-				s->budget = 32768;
-				break;
-			case IVF_PROFILE_BALANCED:
-				s->budget = 65536;
-				break;
-			case IVF_PROFILE_QUALITY:
-				s->budget = 131072;
-				break;
-			default:
-				s->budget = 0;
-		}
+	ivf_session_params = (const IvfParamSet *) extra;
 }
 
 void
@@ -410,25 +167,12 @@ _PG_init(void)
 
 	DefineCustomIntVariable("ivf.nprobe",
 							"Number of lists an ivfflat scan probes.",
-							"0 uses the index's default (its nprobe option, or sqrt(lists)).",
+							"0 (not set) uses ivf.params, pgvector's ivfflat.probes, the index's params, its nprobe option, sqrt(lists): the first set.",
 							&ivf_nprobe_setting,
 							0, 0, IVF_MAX_LISTS,
 							PGC_USERSET,
 							0,
-							NULL,
-							assign_nprobe,
-							NULL);
-
-	DefineCustomIntVariable("ivfflat.probes",
-							"Alias of ivf.nprobe accepted for pgvector compatibility.",
-							"0 means not set; when both are set, the one set last wins.",
-							&ivf_probes_alias_setting,
-							0, 0, IVF_MAX_LISTS,
-							PGC_USERSET,
-							0,
-							NULL,
-							assign_probes_alias,
-							NULL);
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ivf.kmeans_iterations",
 							"Most k-means iterations when building an ivfflat index.",
@@ -466,11 +210,11 @@ _PG_init(void)
 	DefineCustomIntVariable("ivf.max_codes",
 							"Most vectors an ivfflat scan examines per probe round (0: no limit, or the index's params).",
 							"Lists are taken nearest first; the list that crosses the limit is cut exactly, as in Faiss.",
-							&ivf_max_codes,
+							&ivf_max_codes_setting,
 							0, 0, INT_MAX,
 							PGC_USERSET,
 							0,
-							NULL, assign_max_codes, NULL);
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ivf.prefilter_k",
 							"Rows an ivfflat scan reads in full while scanning, when the index has codes (0: read every row).",
@@ -484,35 +228,35 @@ _PG_init(void)
 	DefineCustomEnumVariable("ivf.profile",
 							 "Candidate-budget preset of ivfflat scans.",
 							 "exact: no budget; approx_fast / approx_balanced / approx_quality: 32768 / 65536 / 131072 candidates per probe round, shared among the probed lists.",
-							 &ivf_profile,
+							 &ivf_profile_setting,
 							 IVF_PROFILE_EXACT,
 							 profile_options,
 							 PGC_USERSET,
 							 0,
-							 NULL, assign_profile, NULL);
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ivf.candidate_budget",
 							"Candidates per probe round, shared among the probed lists (0: the profile's).",
 							NULL,
-							&ivf_candidate_budget,
+							&ivf_candidate_budget_setting,
 							0, 0, INT_MAX,
 							PGC_USERSET,
 							0,
-							NULL, assign_candidate_budget, NULL);
+							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("ivf.budget_strategy",
 							 "How a candidate budget is shared among probed lists.",
 							 "uniform: ceil(budget/nprobe) each; distance_weighted: in proportion to exp(-3 z), z the list's normalised centroid distance.",
-							 &ivf_budget_strategy,
+							 &ivf_budget_strategy_setting,
 							 IVF_BUDGET_UNIFORM,
 							 budget_strategy_options,
 							 PGC_USERSET,
 							 0,
-							 NULL, assign_budget_strategy, NULL);
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("ivf.params",
 							   "Several ivfflat search settings in one string, e.g. 'nprobe=8,max_codes=4096'.",
-							   "Names: nprobe, max_codes, profile, candidate_budget, budget_strategy.  Each one given overrides the index's params option; between this string and the individual setting, the one set last counts.",
+							   "Names: nprobe, max_codes, profile, candidate_budget, budget_strategy.  Each one given overrides pgvector's ivfflat.probes and the index's params option; an individual setting, when set, overrides it.",
 							   &ivf_params_setting,
 							   "",
 							   PGC_USERSET,
@@ -521,41 +265,22 @@ _PG_init(void)
 
 	DefineCustomEnumVariable("ivf.iterative_scan",
 							 "Probe further lists when a scan runs out of rows (for filtered queries).",
-							 "relaxed_order returns every further candidate; strict_order drops those nearer than a row already returned.",
+							 "relaxed_order returns every further candidate; strict_order drops those nearer than a row already returned.  off (not set) uses pgvector's ivfflat.iterative_scan.",
 							 &ivf_iterative_setting,
 							 IVF_ITERATIVE_OFF,
 							 iterative_options,
 							 PGC_USERSET,
 							 0,
-							 NULL, assign_iterative, NULL);
-
-	DefineCustomEnumVariable("ivfflat.iterative_scan",
-							 "Alias of ivf.iterative_scan accepted for pgvector compatibility.",
-							 NULL,
-							 &ivf_iterative_alias_setting,
-							 IVF_ITERATIVE_OFF,
-							 iterative_options,
-							 PGC_USERSET,
-							 0,
-							 NULL, assign_iterative_alias, NULL);
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ivf.max_nprobe",
 							"Most lists an iterative ivfflat scan probes (0: all).",
-							NULL,
+							"0 (not set) uses pgvector's ivfflat.max_probes.",
 							&ivf_max_nprobe_setting,
 							0, 0, IVF_MAX_LISTS,
 							PGC_USERSET,
 							0,
-							NULL, assign_max_nprobe, NULL);
-
-	DefineCustomIntVariable("ivfflat.max_probes",
-							"Alias of ivf.max_nprobe accepted for pgvector compatibility.",
-							"0 means not set.",
-							&ivf_max_probes_alias_setting,
-							0, 0, IVF_MAX_LISTS,
-							PGC_USERSET,
-							0,
-							NULL, assign_max_probes_alias, NULL);
+							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("ivf.search_mode",
 							 "Path of batch search (ivf_search).",
@@ -570,6 +295,11 @@ _PG_init(void)
 	ivf_init_reloptions();
 	ivf_gpu_init();
 
+	/*
+	 * Only "ivf": pgvector's ivfflat.* names are read, never defined (see
+	 * ivfparams.c), and reserving "ivfflat" would make them unsettable
+	 * without pgvector.
+	 */
 	IvfReserveGUCPrefix("ivf");
 }
 

@@ -380,7 +380,7 @@ typedef struct IvfOptions
 #define IVF_PHASE_ASSIGN	4
 #define IVF_PHASE_WRITE		5
 
-/* search settings (ivf.c) */
+/* search settings (defined in ivf.c, resolved in ivfparams.c) */
 #define IVF_PROFILE_EXACT		0
 #define IVF_PROFILE_FAST		1
 #define IVF_PROFILE_BALANCED	2
@@ -397,8 +397,6 @@ typedef struct IvfOptions
 #define IVF_SEARCH_MATRIX		1
 #define IVF_SEARCH_CSR			2
 
-extern int	ivf_nprobe_setting;
-extern int	ivf_probes_alias_setting;
 extern int	ivf_kmeans_iterations;
 extern double ivf_kmeans_tolerance;
 extern int	ivf_kmeans_points_per_list;
@@ -421,7 +419,22 @@ typedef struct IvfParamSet
 	int			budget_strategy;
 } IvfParamSet;
 
-/* what a search uses, resolved from settings and the index (ivf.c) */
+/*
+ * The search knobs' settings (ivfparams.c; ivf.c defines them as GUCs).
+ * Each one's default means "not set" (see ivf_search_settings).
+ * pgvector's ivfflat.* names are never defined here, only read.
+ */
+extern int	ivf_nprobe_setting;
+extern int	ivf_max_codes_setting;
+extern int	ivf_profile_setting;
+extern int	ivf_candidate_budget_setting;
+extern int	ivf_budget_strategy_setting;
+extern int	ivf_iterative_setting;
+extern int	ivf_max_nprobe_setting;
+extern char *ivf_params_setting;
+extern const IvfParamSet *ivf_session_params;	/* ivf.params, parsed */
+
+/* what a search uses, resolved from settings and the index (ivfparams.c) */
 typedef struct IvfSearchSettings
 {
 	uint32		nprobe;			/* lists probed, 1 .. nlists */

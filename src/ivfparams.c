@@ -13,9 +13,13 @@
  * Names: nprobe (pgvector's "probes" also accepted), max_codes, profile,
  * candidate_budget, budget_strategy.  Blanks around names and values are
  * ignored, an empty string sets nothing, and a name given twice takes its
- * last value.  An unknown name or a bad value is an error naming it.  How
- * the three places combine with the individual settings is in ivf.c
- * (ivf_search_settings).
+ * last value.  An unknown name or a bad value is an error naming it.
+ *
+ * It also resolves what a search uses (ivf_search_settings and friends):
+ * every knob from the settings' values alone, by one fixed precedence, so
+ * neither the order of SET commands nor the order in which a process
+ * (a backend loading the library, a parallel worker restoring the
+ * leader's settings) assigns them can change the result.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,7 +30,41 @@
 
 #include "ivfflat.h"
 
+#include "utils/guc.h"
 #include "utils/rel.h"
+
+/*
+ * The search knobs (ivf.c defines them as GUCs).  Each one's default is
+ * its "not set" value: ivf.nprobe 0, ivf.max_codes 0, ivf.profile exact,
+ * ivf.candidate_budget 0, ivf.budget_strategy uniform, ivf.params '',
+ * ivf.iterative_scan off, ivf.max_nprobe 0.
+ */
+int			ivf_nprobe_setting = 0;
+int			ivf_max_codes_setting = 0;
+int			ivf_profile_setting = IVF_PROFILE_EXACT;
+int			ivf_candidate_budget_setting = 0;
+int			ivf_budget_strategy_setting = IVF_BUDGET_UNIFORM;
+int			ivf_iterative_setting = IVF_ITERATIVE_OFF;
+int			ivf_max_nprobe_setting = 0;
+char	   *ivf_params_setting = NULL;
+const IvfParamSet *ivf_session_params = NULL;
+
+/* ivf_autotune's experiments: above every setting */
+const IvfParamSet *ivf_params_override = NULL;
+
+/*
+ * pgvector's names of three knobs.  pgvector defines them when it is
+ * loaded, and a second definition of a name is an error (in whichever
+ * library comes second), so ivf never defines them: it reads their text,
+ * which is pgvector's value or, without pgvector, a placeholder's.  Not set
+ * means absent, empty, 0 as a placeholder (ivf's "unset" of old), or
+ * pgvector's default while pgvector defines the name.
+ */
+#define PGVECTOR_PROBES			"ivfflat.probes"
+#define PGVECTOR_ITERATIVE		"ivfflat.iterative_scan"
+#define PGVECTOR_MAX_PROBES		"ivfflat.max_probes"
+#define PGVECTOR_DEFAULT_PROBES	1
+#define PGVECTOR_DEFAULT_MAX_PROBES	32768
 
 static const char *const profile_names[] = {
 	[IVF_PROFILE_EXACT] = "exact",
@@ -225,4 +263,188 @@ ivf_index_params(Relation index, IvfParamSet *out)
 		return;
 	if (!ivf_params_parse((const char *) opts + opts->params_offset, out, &msg))
 		memset(out, 0, sizeof(*out));
+}
+
+/* The text of a pgvector setting, or NULL when it has none. */
+static const char *
+pgvector_setting(const char *name, bool *defined)
+{
+	const char *value = GetConfigOption(name, true, false);
+
+	if (value == NULL || value[0] == '\0')
+		return NULL;
+	*defined = !(GetConfigOptionFlags(name, true) & GUC_CUSTOM_PLACEHOLDER);
+	return value;
+}
+
+/*
+ * An integer pgvector setting: false when not set, else its value in
+ * [1, IVF_MAX_LISTS].  A placeholder's text was never checked, so a bad one
+ * is an error here, naming it.
+ */
+static bool
+pgvector_int(const char *name, int pgvector_default, int *out)
+{
+	bool		defined = false;
+	const char *text = pgvector_setting(name, &defined);
+	int			v;
+
+	if (text == NULL)
+		return false;
+	if (!parse_int(text, &v, 0, NULL) || v < 0 || v > IVF_MAX_LISTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for parameter \"%s\": \"%s\"", name, text),
+				 errhint("ivf reads it as an integer from 1 to %d, 0 meaning not set.",
+						 IVF_MAX_LISTS)));
+	if (v == 0 || (defined && v == pgvector_default))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* ivfflat.iterative_scan: IVF_ITERATIVE_OFF when not set */
+static int
+pgvector_iterative(void)
+{
+	bool		defined = false;
+	const char *text = pgvector_setting(PGVECTOR_ITERATIVE, &defined);
+
+	if (text == NULL || pg_strcasecmp(text, "off") == 0)
+		return IVF_ITERATIVE_OFF;
+	if (pg_strcasecmp(text, "relaxed_order") == 0)
+		return IVF_ITERATIVE_RELAXED;
+	if (pg_strcasecmp(text, "strict_order") == 0)
+		return IVF_ITERATIVE_STRICT;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for parameter \"%s\": \"%s\"",
+					PGVECTOR_ITERATIVE, text),
+			 errhint("Available values: off, relaxed_order, strict_order.")));
+	return IVF_ITERATIVE_OFF;	/* keep the compiler quiet */
+}
+
+/* ivf.iterative_scan if set (not off), else ivfflat.iterative_scan */
+int
+ivf_iterative_scan(void)
+{
+	if (ivf_iterative_setting != IVF_ITERATIVE_OFF)
+		return ivf_iterative_setting;
+	return pgvector_iterative();
+}
+
+/* ivf.max_nprobe if set (not 0), else ivfflat.max_probes, else 0 (all) */
+int
+ivf_max_nprobe(void)
+{
+	int			v;
+
+	if (ivf_max_nprobe_setting > 0)
+		return ivf_max_nprobe_setting;
+	if (pgvector_int(PGVECTOR_MAX_PROBES, PGVECTOR_DEFAULT_MAX_PROBES, &v))
+		return v;
+	return 0;
+}
+
+static int
+param_value(const IvfParamSet *ps, uint32 bit)
+{
+	switch (bit)
+	{
+		case IVF_PARAM_NPROBE:
+			return ps->nprobe;
+		case IVF_PARAM_MAX_CODES:
+			return ps->max_codes;
+		case IVF_PARAM_PROFILE:
+			return ps->profile;
+		case IVF_PARAM_BUDGET:
+			return ps->candidate_budget;
+		default:
+			Assert(bit == IVF_PARAM_STRATEGY);
+			return ps->budget_strategy;
+	}
+}
+
+/*
+ * One knob of a search, the first that is set of: ivf_autotune's override,
+ * the knob's own setting (set = other than its default), its entry in
+ * ivf.params, pgvector's alias (nprobe only), the index's params option.
+ * False when none is.
+ */
+static bool
+pick(uint32 bit, const IvfParamSet *index_ps, bool knob_set, int knob,
+	 bool alias_set, int alias, int *out)
+{
+	if (ivf_params_override != NULL && (ivf_params_override->set & bit))
+		*out = param_value(ivf_params_override, bit);
+	else if (knob_set)
+		*out = knob;
+	else if (ivf_session_params != NULL && (ivf_session_params->set & bit))
+		*out = param_value(ivf_session_params, bit);
+	else if (alias_set)
+		*out = alias;
+	else if (index_ps->set & bit)
+		*out = param_value(index_ps, bit);
+	else
+		return false;
+	return true;
+}
+
+/*
+ * The settings a search of this index uses.  nprobe falls back to the
+ * index's nprobe option and then to what the build chose; the others to
+ * "no limit" and the uniform strategy.
+ */
+void
+ivf_search_settings(Relation index, const IvfMetaPageData *meta,
+					IvfSearchSettings *s)
+{
+	IvfParamSet ips;
+	int			probes = 0;
+	bool		probes_set;
+	int			nprobe;
+	int			max_codes = 0;
+	int			profile = IVF_PROFILE_EXACT;
+	int			budget = 0;
+	int			strategy = IVF_BUDGET_UNIFORM;
+
+	ivf_index_params(index, &ips);
+	probes_set = pgvector_int(PGVECTOR_PROBES, PGVECTOR_DEFAULT_PROBES, &probes);
+
+	/* ips has no nprobe if this falls through: the option, or the build's */
+	if (!pick(IVF_PARAM_NPROBE, &ips, ivf_nprobe_setting > 0,
+			  ivf_nprobe_setting, probes_set, probes, &nprobe))
+		nprobe = (int) ivf_option_nprobe(index, meta);
+	s->nprobe = (uint32) Max(1, Min(nprobe, (int) meta->nlists));
+
+	(void) pick(IVF_PARAM_MAX_CODES, &ips, ivf_max_codes_setting != 0,
+				ivf_max_codes_setting, false, 0, &max_codes);
+	(void) pick(IVF_PARAM_PROFILE, &ips,
+				ivf_profile_setting != IVF_PROFILE_EXACT,
+				ivf_profile_setting, false, 0, &profile);
+	(void) pick(IVF_PARAM_BUDGET, &ips, ivf_candidate_budget_setting != 0,
+				ivf_candidate_budget_setting, false, 0, &budget);
+	(void) pick(IVF_PARAM_STRATEGY, &ips,
+				ivf_budget_strategy_setting != IVF_BUDGET_UNIFORM,
+				ivf_budget_strategy_setting, false, 0, &strategy);
+
+	s->max_codes = (uint64) Max(max_codes, 0);
+	s->budget_strategy = strategy;
+	if (budget > 0)
+		s->budget = (uint64) budget;
+	else
+		switch (profile)
+		{
+			case IVF_PROFILE_FAST:
+				s->budget = 32768;
+				break;
+			case IVF_PROFILE_BALANCED:
+				s->budget = 65536;
+				break;
+			case IVF_PROFILE_QUALITY:
+				s->budget = 131072;
+				break;
+			default:
+				s->budget = 0;
+		}
 }

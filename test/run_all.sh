@@ -11,7 +11,8 @@
 # Steps (each prints a header; a failing step is counted and the rest still run):
 #    1 deps          test/lib/install-deps.sh (apt-get, root only)
 #    2 build         make clean && make WERROR=1
-#    3 install       make install
+#    3 install       make install, then pgvector beside it for test/t/023 (test/lib/install-pgvector.sh:
+#                    built from ../shared/vendor; without a tarball or an installed one, 023 skips)
 #    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data)
 #    5 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
 #    6 installcheck  make installcheck (pg_regress) against it
@@ -25,6 +26,7 @@
 # Environment:
 #   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo)
 #   IVF_FUZZ_SECONDS    fuzz duration (default 60)
+#   IVF_VENDOR_DIR      third-party release sources, e.g. pgvector (default: ../shared/vendor)
 #   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL REGRESS
 #                       TAP CLIENT FUZZ GPU (a skipped step is reported, not counted as passed)
 #   IVF_KEEP_TMP=1      keep the temp dir (cluster, TAP logs) for debugging
@@ -122,6 +124,8 @@ step_install() {
 		echo "  $("$PG_CONFIG" --pkglibdir) and $("$PG_CONFIG" --sharedir)/extension"
 		return 1
 	fi
+	# 77: no pgvector source nor installed pgvector; the test that needs it skips
+	PG_CONFIG="$PG_CONFIG" bash test/lib/install-pgvector.sh || [ $? -eq 77 ]
 }
 
 step_kernel() {
