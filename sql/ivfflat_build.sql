@@ -37,8 +37,8 @@ RESET max_parallel_maintenance_workers;
 ALTER TABLE t RESET (parallel_workers);
 SELECT index_pages('t_l2') = index_pages('t_l2_parallel') AS parallel_same_pages;
 SELECT * FROM ivf_check('t_l2_parallel');
--- lists ordered by residual: the serial build orders its rows in memory,
--- the parallel one through the tuplesort; the same index
+-- lists ordered by residual: the parallel build's leader orders the
+-- workers' rows as the serial build orders its own; the same index
 CREATE INDEX t_ord ON t USING ivfflat (v) WITH (lists = 12, list_ordering = residual_norm_asc);
 ALTER TABLE t SET (parallel_workers = 2);
 SET max_parallel_maintenance_workers = 2;

@@ -112,4 +112,23 @@ IvfRelationGetSmgr(Relation rel)
 #define IVF_ROLE_WRITE_SERVER_FILES DEFAULT_ROLE_WRITE_SERVER_FILES
 #endif
 
+/*
+ * Workers for the build's parallel assignment pass: from 17 index_build
+ * plans them for an AM with amcanbuildparallel; before, it does so for
+ * btree only and the AM asks the planner itself (needs optimizer/plancat.h).
+ * shm_mq_sendv() gained force_flush in 15.
+ */
+#if PG_VERSION_NUM >= 170000
+#define IvfIndexBuildWorkers(heap, index, indexInfo) \
+	((indexInfo)->ii_ParallelWorkers)
+#else
+#define IvfIndexBuildWorkers(heap, index, indexInfo) \
+	plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index))
+#endif
+#if PG_VERSION_NUM >= 150000
+#define IvfShmMqSendv(mqh, iov, iovcnt) shm_mq_sendv((mqh), (iov), (iovcnt), false, true)
+#else
+#define IvfShmMqSendv(mqh, iov, iovcnt) shm_mq_sendv((mqh), (iov), (iovcnt), false)
+#endif
+
 #endif							/* IVF_COMPAT_H */

@@ -19,13 +19,13 @@
  *    appends each (residual, tid, vector) to its list's bucket in memory,
  *    and each list is sorted on its own when written; rows that outgrow
  *    maintenance_work_mem move to a tuplesort on (list, residual, tid),
- *    which spills.  From IVF_PARALLEL_MIN_LISTS lists (or with the table's
- *    parallel_workers) the pass is parallel, as nbtree's build is: workers
- *    and the leader each scan part of the heap (a parallel table scan),
- *    assign their rows and sort them into a run of a coordinated
- *    tuplesort, which the leader merges.  The order (list, residual, tid)
- *    is total, so the index is the same page for page whichever way the
- *    rows were ordered.
+ *    which spills.  When the planner gives the build workers
+ *    (plan_create_index_workers) the pass is parallel: workers and the
+ *    leader each scan part of the heap (a parallel table scan) and assign
+ *    their rows; the workers send theirs to the leader through shm_mq
+ *    queues and the leader keeps them as a serial pass would.  The order
+ *    (list, residual, tid) is total, so the index is the same page for
+ *    page whichever way the rows came.
  * 4. Writing: the ordered rows become each list's groups, written
  *    consecutively so a list is one run of blocks; then the directory and
  *    the meta page.  List pages are built in local memory and written
@@ -57,7 +57,8 @@
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
-#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/shm_mq.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
@@ -113,13 +114,14 @@ typedef struct IvfBuildState
 	TupleDesc	sortdesc;
 	TupleTableSlot *slot;
 	double		indtuples;
-	struct IvfLeader *leader;	/* parallel assignment, until the end */
+	struct IvfLeader *leader;	/* parallel leader: the workers' queues */
+	shm_mq_handle *mq;			/* parallel worker: rows go to the leader */
 } IvfBuildState;
 
 /* ------------------------------------------------- parallel assignment */
 
 #define IVF_PARALLEL_KEY_SHARED		UINT64CONST(0xA1F0000000000001)
-#define IVF_PARALLEL_KEY_TUPLESORT	UINT64CONST(0xA1F0000000000002)
+#define IVF_PARALLEL_KEY_QUEUES		UINT64CONST(0xA1F0000000000002)
 #define IVF_PARALLEL_KEY_CENTROIDS	UINT64CONST(0xA1F0000000000003)
 #define IVF_PARALLEL_KEY_QUERY_TEXT	UINT64CONST(0xA1F0000000000004)
 #define IVF_PARALLEL_KEY_WAL_USAGE	UINT64CONST(0xA1F0000000000005)
@@ -132,21 +134,25 @@ typedef struct IvfBuildState
  */
 #define IVF_PARALLEL_MAX_CENTROID_BYTES ((Size) 256 * 1024 * 1024)
 
+/*
+ * Each worker sends its assigned rows to the leader through a shm_mq of
+ * this size (in the DSM segment): about one batch of 128-d rows, so a
+ * worker rarely waits while the leader is busy with its own batch.
+ */
+#define IVF_PARALLEL_QUEUE_BYTES	((Size) 4 * 1024 * 1024)
+
 /* what every participant of the parallel pass reads (and the counters) */
 typedef struct IvfShared
 {
 	Oid			heaprelid;
 	Oid			indexrelid;
 	bool		isconcurrent;
-	bool		ordered;
 	uint32		nlists;
 	uint32		dims;
-	int			sortmem;		/* kB per participant */
+	Size		queue_bytes;	/* each worker's shm_mq */
 
-	ConditionVariable workersdonecv;
 	slock_t		mutex;
-	int			nparticipantsdone;
-	double		indtuples;
+	double		worker_rows;	/* rows the workers sent */
 	/* a ParallelTableScanDescData follows at BUFFERALIGN(sizeof(IvfShared)) */
 } IvfShared;
 
@@ -156,9 +162,12 @@ typedef struct IvfShared
 typedef struct IvfLeader
 {
 	ParallelContext *pcxt;
-	int			nparticipants;
 	IvfShared  *shared;
-	Sharedsort *sharedsort;
+	shm_mq_handle **queues;		/* per launched worker; NULL once detached */
+	int			nqueues;
+	int			nactive;		/* queues not yet detached */
+	double		received;		/* rows read from the queues */
+	double		sent;			/* rows the workers said they sent */
 	Snapshot	snapshot;
 	WalUsage   *walusage;
 	BufferUsage *bufferusage;
@@ -527,12 +536,54 @@ store_sort(IvfBuildState *bs)
 	return true;
 }
 
+/*
+ * Keep n assigned rows for the writer: in the row store while it has room,
+ * else in the tuplesort.
+ */
+static void
+keep_rows(IvfBuildState *bs, size_t n, const int32 *lists, const float *dists,
+		  ItemPointer tids, const float *vecs)
+{
+	size_t		i = 0;
+	bytea	   *vbytes;
+
+	if (bs->store)
+	{
+		for (; i < n; i++)
+			if (!store_append(bs->store, lists[i], &tids[i],
+							  bs->ordered ? dists[i] : 0.0f,
+							  vecs + i * bs->dims))
+				break;
+		if (i < n)
+			store_spill(bs);
+	}
+	if (i < n)
+	{
+		vbytes = vector_bytes(bs->dims);
+		for (; i < n; i++)
+			sort_put_row(bs, lists[i], dists[i], &tids[i],
+						 vecs + i * bs->dims, vbytes);
+		pfree(vbytes);
+	}
+}
+
+static void send_rows(IvfBuildState *bs);
+static void drain_queues(IvfBuildState *bs, bool wait);
+
+/* ivf_assign's periodic check: in a parallel leader, read the queues too */
+static void
+assign_check(void *arg)
+{
+	IvfBuildState *bs = (IvfBuildState *) arg;
+
+	CHECK_FOR_INTERRUPTS();
+	if (bs->leader != NULL)
+		drain_queues(bs, false);
+}
+
 static void
 flush_batch(IvfBuildState *bs)
 {
-	size_t		i;
-	bytea	   *vbytes;
-
 	if (bs->nbatch == 0)
 		return;
 
@@ -543,28 +594,16 @@ flush_batch(IvfBuildState *bs)
 				   bs->nlists, bs->dims,
 				   bs->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
 				   bs->assign_ws, bs->batch_lists, bs->batch_dist,
-				   check_interrupts, NULL);
+				   assign_check, bs);
 
-	i = 0;
-	if (bs->store)
-	{
-		for (; i < bs->nbatch; i++)
-			if (!store_append(bs->store, bs->batch_lists[i], &bs->batch_tids[i],
-							  bs->ordered ? bs->batch_dist[i] : 0.0f,
-							  bs->batch + i * bs->dims))
-				break;
-		if (i < bs->nbatch)
-			store_spill(bs);
-	}
-	if (i < bs->nbatch)
-	{
-		vbytes = vector_bytes(bs->dims);
-		for (; i < bs->nbatch; i++)
-			sort_put_row(bs, bs->batch_lists[i], bs->batch_dist[i],
-						 &bs->batch_tids[i], bs->batch + i * bs->dims, vbytes);
-		pfree(vbytes);
-	}
+	if (bs->mq != NULL)
+		send_rows(bs);
+	else
+		keep_rows(bs, bs->nbatch, bs->batch_lists, bs->batch_dist,
+				  bs->batch_tids, bs->batch);
 	bs->nbatch = 0;
+	if (bs->leader != NULL)
+		drain_queues(bs, false);
 }
 
 static void
@@ -1062,7 +1101,7 @@ sort_mem_kb(Size bytes, Size fixed)
 
 /* the (list, residual, tid, vector) tuplesort and its input slot */
 static void
-sort_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
+sort_begin(IvfBuildState *bs, int sortmem)
 {
 	AttrNumber	attnums[3] = {1, 2, 3};
 	Oid			sortops[3] = {Int4LessOperator, IVF_FLOAT4_LT_OPERATOR, TIDLessOperator};
@@ -1075,18 +1114,17 @@ sort_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
 	TupleDescInitEntry(bs->sortdesc, 3, "tid", TIDOID, -1, 0);
 	TupleDescInitEntry(bs->sortdesc, 4, "vector", BYTEAOID, -1, 0);
 	bs->sort = tuplesort_begin_heap(bs->sortdesc, 3, attnums, sortops, colls,
-									nullsfirst, sortmem, coordinate,
+									nullsfirst, sortmem, NULL,
 									IVF_TUPLESORT_NONE);
 	bs->slot = MakeSingleTupleTableSlot(bs->sortdesc, &TTSOpsVirtual);
 }
 
 /*
- * Set up one participant's assignment: GEMM workspace, batch buffers and a
- * tuplesort (serial, or a worker's part of a coordinated one).  The
- * centroids and their norms are in bs already.
+ * Set up one participant's assignment: GEMM workspace and batch buffers.
+ * The centroids and their norms are in bs already.
  */
 static void
-assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
+assign_begin(IvfBuildState *bs)
 {
 	Size		dbytes = sizeof(float) * bs->dims;
 
@@ -1097,73 +1135,151 @@ assign_begin(IvfBuildState *bs, int sortmem, SortCoordinate coordinate)
 	bs->batch_tids = palloc(sizeof(ItemPointerData) * bs->batch_max);
 	bs->batch_lists = palloc(sizeof(int32) * bs->batch_max);
 	bs->batch_dist = palloc(sizeof(float) * bs->batch_max);
-	sort_begin(bs, sortmem, coordinate);
 }
 
-/*
- * Below this many lists the parallel pass is not planned unless the table's
- * parallel_workers option asks for it.  In parallel every vector crosses a
- * temporary file twice (a worker's run, the leader's merge), while a
- * serial build keeps its rows in memory when they fit; the parallel pass
- * only divides the assignment GEMM, whose cost grows with the lists.  On
- * 2 cores, 1M x 128 at 1000 lists: 8.1 s serial, 10.2 s with two workers
- * (the merge alone ~3 s); the GEMM is ~2 s per 1000 lists there.
- */
-#define IVF_PARALLEL_MIN_LISTS 4096
-
-/* number of workers for the assignment pass (0: serial) */
+/* number of workers for the assignment pass (0: serial), as the planner says */
 static int
 parallel_workers(Relation heap, Relation index, IndexInfo *indexInfo,
 				 uint32 nlists, uint32 dims)
 {
-	int			n;
-
 	if ((Size) nlists * dims * sizeof(float) > IVF_PARALLEL_MAX_CENTROID_BYTES)
 		return 0;
-	if (nlists < IVF_PARALLEL_MIN_LISTS && RelationGetParallelWorkers(heap, -1) < 0)
-		return 0;
-#if PG_VERSION_NUM >= 170000
-	n = indexInfo->ii_ParallelWorkers;
-#else
-	/* before 17, index_build plans workers for btree only: ask ourselves */
-	n = plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index));
-#endif
-	return n;
+	return IvfIndexBuildWorkers(heap, index, indexInfo);
 }
 
 /*
- * A participant's share of the parallel pass: scan part of the heap,
- * assign, sort into its run.  Counts go to the shared state.
+ * A message of the workers' queues: a batch of n assigned rows as arrays,
+ * (n, 0), lists[n], residuals[n], tids[n], padding to 4 bytes, vectors[n].
+ * shm_mq hands messages over MAXALIGNed, so each array is aligned.
+ */
+static Size
+rows_message_layout(size_t n, uint32 dims, Size *off_tids, Size *off_vecs)
+{
+	Size		off = 2 * sizeof(uint32) + n * (sizeof(int32) + sizeof(float));
+
+	*off_tids = off;
+	off += n * sizeof(ItemPointerData);
+	off = TYPEALIGN(sizeof(float), off);
+	*off_vecs = off;
+	return off + n * dims * sizeof(float);
+}
+
+/* A worker sends its assigned batch to the leader (blocking while full). */
+static void
+send_rows(IvfBuildState *bs)
+{
+	uint32		header[2] = {(uint32) bs->nbatch, 0};
+	static const char zeros[sizeof(float)];
+	Size		off_tids;
+	Size		off_vecs;
+	shm_mq_iovec iov[6];
+	shm_mq_result res;
+
+	(void) rows_message_layout(bs->nbatch, bs->dims, &off_tids, &off_vecs);
+	iov[0].data = (const char *) header;
+	iov[0].len = sizeof(header);
+	iov[1].data = (const char *) bs->batch_lists;
+	iov[1].len = sizeof(int32) * bs->nbatch;
+	iov[2].data = (const char *) bs->batch_dist;
+	iov[2].len = sizeof(float) * bs->nbatch;
+	iov[3].data = (const char *) bs->batch_tids;
+	iov[3].len = sizeof(ItemPointerData) * bs->nbatch;
+	iov[4].data = zeros;
+	iov[4].len = off_vecs - off_tids - iov[3].len;
+	iov[5].data = (const char *) bs->batch;
+	iov[5].len = sizeof(float) * bs->dims * bs->nbatch;
+	res = IvfShmMqSendv(bs->mq, iov, 6);
+	if (res != SHM_MQ_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not send assigned rows to the parallel leader of ivfflat index \"%s\"",
+						RelationGetRelationName(bs->index))));
+}
+
+/* The leader keeps the rows of a worker's message. */
+static void
+receive_rows(IvfBuildState *bs, const char *data, Size nbytes)
+{
+	uint32		n;
+	Size		off_tids;
+	Size		off_vecs;
+
+	if (nbytes < 2 * sizeof(uint32))
+		elog(ERROR, "ivfflat parallel build: short message of %zu bytes", nbytes);
+	memcpy(&n, data, sizeof(uint32));
+	if (rows_message_layout(n, bs->dims, &off_tids, &off_vecs) != nbytes)
+		elog(ERROR, "ivfflat parallel build: message of %zu bytes for %u rows",
+			 nbytes, n);
+	Assert((uintptr_t) data % MAXIMUM_ALIGNOF == 0);
+	keep_rows(bs, n, (const int32 *) (data + 2 * sizeof(uint32)),
+			  (const float *) (data + 2 * sizeof(uint32) + n * sizeof(int32)),
+			  (ItemPointer) (data + off_tids), (const float *) (data + off_vecs));
+	bs->leader->received += n;
+	bs->indtuples += n;
+}
+
+/*
+ * The leader reads whatever its workers have sent; with wait, until every
+ * worker has detached (done, or failed: parallel_end reports the error).
  */
 static void
-parallel_scan_and_sort(IvfBuildState *bs, IvfShared *shared,
-					   Sharedsort *sharedsort, bool progress)
+drain_queues(IvfBuildState *bs, bool wait)
 {
-	SortCoordinate coordinate = palloc0(sizeof(SortCoordinateData));
-	TableScanDesc scan;
+	IvfLeader  *leader = bs->leader;
 
-	coordinate->isWorker = true;
-	coordinate->nParticipants = -1;
-	coordinate->sharedsort = sharedsort;
-	assign_begin(bs, shared->sortmem, coordinate);
+	for (;;)
+	{
+		bool		progress = false;
+		int			i;
+
+		for (i = 0; i < leader->nqueues; i++)
+		{
+			while (leader->queues[i] != NULL)
+			{
+				Size		nbytes;
+				void	   *data;
+				shm_mq_result res;
+
+				res = shm_mq_receive(leader->queues[i], &nbytes, &data, true);
+				if (res == SHM_MQ_WOULD_BLOCK)
+					break;
+				progress = true;
+				if (res == SHM_MQ_DETACHED)
+				{
+					shm_mq_detach(leader->queues[i]);
+					leader->queues[i] = NULL;
+					leader->nactive--;
+					break;
+				}
+				receive_rows(bs, data, nbytes);
+			}
+		}
+		if (!wait || leader->nactive == 0)
+			return;
+		if (!progress)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1,
+							 WAIT_EVENT_PARALLEL_CREATE_INDEX_SCAN);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * A participant's share of the parallel pass: scan part of the heap and
+ * assign it; a worker sends its rows to the leader, the leader keeps its
+ * own and reads the workers' as they come.
+ */
+static void
+parallel_scan(IvfBuildState *bs, IvfShared *shared, bool progress)
+{
+	TableScanDesc scan;
 
 	scan = table_beginscan_parallel(bs->heap, ParallelTableScanFromIvfShared(shared));
 	(void) table_index_build_scan(bs->heap, bs->index, bs->indexInfo, true,
 								  progress, assign_callback, bs, scan);
 	flush_batch(bs);
-	tuplesort_performsort(bs->sort);
-
-	SpinLockAcquire(&shared->mutex);
-	shared->nparticipantsdone++;
-	shared->indtuples += bs->indtuples;
-	SpinLockRelease(&shared->mutex);
-	ConditionVariableSignal(&shared->workersdonecv);
-
-	/* this run now lives in the shared fileset */
-	tuplesort_end(bs->sort);
-	bs->sort = NULL;
-	ExecDropSingleTupleTableSlot(bs->slot);
-	bs->slot = NULL;
 }
 
 static void
@@ -1171,7 +1287,12 @@ parallel_end(IvfLeader *leader)
 {
 	int			i;
 
+	for (i = 0; i < leader->nqueues; i++)
+		if (leader->queues[i] != NULL)
+			shm_mq_detach(leader->queues[i]);
 	WaitForParallelWorkersToFinish(leader->pcxt);
+	/* the workers are gone: their count is final (the DSM goes next) */
+	leader->sent = leader->shared->worker_rows;
 	for (i = 0; i < leader->pcxt->nworkers_launched; i++)
 		InstrAccumParallelQuery(&leader->bufferusage[i], &leader->walusage[i]);
 	if (IsMVCCSnapshot(leader->snapshot))
@@ -1187,14 +1308,14 @@ parallel_begin(IvfBuildState *bs, int request)
 	ParallelContext *pcxt;
 	Snapshot	snapshot;
 	Size		estshared;
-	Size		estsort;
+	Size		queue_bytes = IVF_PARALLEL_QUEUE_BYTES;
 	Size		centroid_bytes = (Size) bs->nlists * bs->dims * sizeof(float);
 	IvfShared  *shared;
-	Sharedsort *sharedsort;
+	char	   *queuespace;
 	float	   *centroids;
 	IvfLeader  *leader;
-	int			nparticipants = request + 1;	/* the leader takes part */
 	int			querylen = 0;
+	int			i;
 
 	EnterParallelMode();
 	pcxt = CreateParallelContext("ivf", "ivf_parallel_build_main", request);
@@ -1208,8 +1329,7 @@ parallel_begin(IvfBuildState *bs, int request)
 	estshared = add_size(BUFFERALIGN(sizeof(IvfShared)),
 						 table_parallelscan_estimate(bs->heap, snapshot));
 	shm_toc_estimate_chunk(&pcxt->estimator, estshared);
-	estsort = tuplesort_estimate_shared(nparticipants);
-	shm_toc_estimate_chunk(&pcxt->estimator, estsort);
+	shm_toc_estimate_chunk(&pcxt->estimator, mul_size(queue_bytes, pcxt->nworkers));
 	shm_toc_estimate_chunk(&pcxt->estimator, centroid_bytes);
 	shm_toc_estimate_chunk(&pcxt->estimator,
 						   mul_size(sizeof(WalUsage), pcxt->nworkers));
@@ -1237,26 +1357,25 @@ parallel_begin(IvfBuildState *bs, int request)
 	shared->heaprelid = RelationGetRelid(bs->heap);
 	shared->indexrelid = RelationGetRelid(bs->index);
 	shared->isconcurrent = bs->indexInfo->ii_Concurrent;
-	shared->ordered = bs->ordered;
 	shared->nlists = bs->nlists;
 	shared->dims = bs->dims;
-	shared->sortmem = sort_mem_kb(mwm_bytes() / nparticipants,
-								  assign_fixed_bytes(bs->nlists, bs->dims));
-	ConditionVariableInit(&shared->workersdonecv);
+	shared->queue_bytes = queue_bytes;
 	SpinLockInit(&shared->mutex);
-	shared->nparticipantsdone = 0;
-	shared->indtuples = 0;
+	shared->worker_rows = 0;
 	table_parallelscan_initialize(bs->heap, ParallelTableScanFromIvfShared(shared),
 								  snapshot);
 
-	sharedsort = shm_toc_allocate(pcxt->toc, estsort);
-	tuplesort_initialize_shared(sharedsort, nparticipants, pcxt->seg);
+	/* one queue per worker, the leader receiving */
+	queuespace = shm_toc_allocate(pcxt->toc, mul_size(queue_bytes, pcxt->nworkers));
+	for (i = 0; i < pcxt->nworkers; i++)
+		shm_mq_set_receiver(shm_mq_create(queuespace + (Size) i * queue_bytes,
+										  queue_bytes), MyProc);
 
 	centroids = shm_toc_allocate(pcxt->toc, centroid_bytes);
 	memcpy(centroids, bs->centroids, centroid_bytes);
 
 	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_SHARED, shared);
-	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_TUPLESORT, sharedsort);
+	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_QUEUES, queuespace);
 	shm_toc_insert(pcxt->toc, IVF_PARALLEL_KEY_CENTROIDS, centroids);
 	if (debug_query_string)
 	{
@@ -1277,24 +1396,32 @@ parallel_begin(IvfBuildState *bs, int request)
 	LaunchParallelWorkers(pcxt);
 	leader->pcxt = pcxt;
 	leader->shared = shared;
-	leader->sharedsort = sharedsort;
 	leader->snapshot = snapshot;
-	leader->nparticipants = pcxt->nworkers_launched + 1;
+	leader->nqueues = pcxt->nworkers_launched;
+	leader->nactive = leader->nqueues;
 	if (pcxt->nworkers_launched == 0)
 	{
-		/* nothing was built yet: tear down and let the caller go serial */
+		/* nothing was assigned yet: tear down and let the caller go serial */
 		parallel_end(leader);
 		return NULL;
 	}
+	leader->queues = palloc0(sizeof(shm_mq_handle *) * leader->nqueues);
+	for (i = 0; i < leader->nqueues; i++)
+		leader->queues[i] = shm_mq_attach((shm_mq *) (queuespace + (Size) i * queue_bytes),
+										  pcxt->seg, pcxt->worker[i].bgwhandle);
 
 	WaitForParallelWorkersToAttach(pcxt);
 	return leader;
 }
 
 /*
- * Phase 3: assign every row to its list and sort by (list, residual, tid),
- * in parallel when workers can be had.  Leaves bs->sort sorted and ready
- * to read, and bs->indtuples set.
+ * Phase 3: assign every row to its list, keep the rows in memory (or the
+ * tuplesort when they outgrow it) and order them by (list, residual, tid).
+ * In parallel, workers assign their share of the heap and send the rows
+ * to the leader, which keeps them exactly as a serial pass would: the
+ * vectors never cross a temporary file unless memory runs out, and the
+ * rest of the build does not know which way the rows came.  Leaves
+ * bs->store (or bs->sort) ready to read and bs->indtuples set.
  */
 static void
 assign_and_sort(IvfBuildState *bs)
@@ -1303,6 +1430,7 @@ assign_and_sort(IvfBuildState *bs)
 										   bs->nlists, bs->dims);
 	IvfLeader  *leader = NULL;
 	Size		fixed = assign_fixed_bytes(bs->nlists, bs->dims);
+	int			sortmem;
 
 	if (request > 0)
 		leader = parallel_begin(bs, request);
@@ -1313,74 +1441,41 @@ assign_and_sort(IvfBuildState *bs)
 		bs->gpu = NULL;
 	}
 
-	if (leader == NULL)
-	{
-		int			sortmem = sort_mem_kb(mwm_bytes(), fixed);
+	/* every participant's assignment buffers count against the memory */
+	if (leader != NULL)
+		fixed = mul_size(fixed, leader->nqueues + 1);
+	sortmem = sort_mem_kb(mwm_bytes(), fixed);
+	assign_begin(bs);
+	sort_begin(bs, sortmem);
+	bs->store = store_create(bs->dims, bs->nlists, (Size) sortmem * 1024);
 
-		assign_begin(bs, sortmem, NULL);
-		bs->store = store_create(bs->dims, bs->nlists, (Size) sortmem * 1024);
+	if (leader == NULL)
 		(void) table_index_build_scan(bs->heap, bs->index, bs->indexInfo,
 									  false, true, assign_callback, bs, NULL);
-		flush_batch(bs);
-		if (bs->store && !store_sort(bs))
-			store_spill(bs);
-		if (bs->store == NULL)
-			tuplesort_performsort(bs->sort);
-		return;
-	}
-
-	ereport(DEBUG1,
-			(errmsg_internal("ivfflat index \"%s\": assignment pass with %d parallel workers",
-							 RelationGetRelationName(bs->index),
-							 leader->pcxt->nworkers_launched)));
-
-	/* the leader scans its share too, reporting the scan's progress */
+	else
 	{
-		IvfBuildState part = *bs;
+		ereport(DEBUG1,
+				(errmsg_internal("ivfflat index \"%s\": assignment pass with %d parallel workers",
+								 RelationGetRelationName(bs->index),
+								 leader->pcxt->nworkers_launched)));
 
-		part.indtuples = 0;
-		part.nbatch = 0;
-		part.tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
-											"ivfflat build tuple",
-											ALLOCSET_DEFAULT_SIZES);
-		parallel_scan_and_sort(&part, leader->shared, leader->sharedsort, true);
-		pfree(part.batch);
-		pfree(part.assign_ws);
+		/* the leader scans its share too, reporting the scan's progress */
+		bs->leader = leader;
+		parallel_scan(bs, leader->shared, true);
+		drain_queues(bs, true);
+		bs->leader = NULL;
+
+		/* a failed worker's error is raised here */
+		parallel_end(leader);
+		if (leader->sent != leader->received)
+			elog(ERROR, "ivfflat parallel build: workers sent %.0f rows, the leader received %.0f",
+				 leader->sent, leader->received);
 	}
-
-	/* wait for every participant's run */
-	for (;;)
-	{
-		SpinLockAcquire(&leader->shared->mutex);
-		if (leader->shared->nparticipantsdone == leader->nparticipants)
-		{
-			bs->indtuples = leader->shared->indtuples;
-			SpinLockRelease(&leader->shared->mutex);
-			break;
-		}
-		SpinLockRelease(&leader->shared->mutex);
-		ConditionVariableSleep(&leader->shared->workersdonecv,
-							   WAIT_EVENT_PARALLEL_CREATE_INDEX_SCAN);
-	}
-	ConditionVariableCancelSleep();
-
-	/* the leader's sort merges the runs */
-	{
-		SortCoordinate coordinate = palloc0(sizeof(SortCoordinateData));
-
-		coordinate->isWorker = false;
-		coordinate->nParticipants = leader->nparticipants;
-		coordinate->sharedsort = leader->sharedsort;
-		sort_begin(bs, sort_mem_kb(mwm_bytes(), 0), coordinate);
+	flush_batch(bs);
+	if (bs->store && !store_sort(bs))
+		store_spill(bs);
+	if (bs->store == NULL)
 		tuplesort_performsort(bs->sort);
-	}
-
-	/*
-	 * Workers are done with the shared state; the sort's fileset belongs to
-	 * the DSM segment, so the context stays until the runs are read: see
-	 * ivf_build, which ends it after writing the lists.
-	 */
-	bs->leader = leader;
 }
 
 /*
@@ -1391,7 +1486,8 @@ void
 ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 {
 	IvfShared  *shared;
-	Sharedsort *sharedsort;
+	char	   *queuespace;
+	shm_mq	   *mq;
 	char	   *sharedquery;
 	LOCKMODE	heapLockmode;
 	LOCKMODE	indexLockmode;
@@ -1417,6 +1513,11 @@ ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 	}
 
 	memset(&bs, 0, sizeof(bs));
+	queuespace = shm_toc_lookup(toc, IVF_PARALLEL_KEY_QUEUES, false);
+	mq = (shm_mq *) (queuespace + (Size) ParallelWorkerNumber * shared->queue_bytes);
+	shm_mq_set_sender(mq, MyProc);
+	bs.mq = shm_mq_attach(mq, seg, NULL);
+
 	bs.heap = table_open(shared->heaprelid, heapLockmode);
 	bs.index = index_open(shared->indexrelid, indexLockmode);
 	bs.indexInfo = BuildIndexInfo(bs.index);
@@ -1424,18 +1525,23 @@ ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 	bs.metric = ivf_index_metric(bs.index);
 	bs.dims = shared->dims;
 	bs.nlists = shared->nlists;
-	bs.ordered = shared->ordered;
 	bs.centroids = shm_toc_lookup(toc, IVF_PARALLEL_KEY_CENTROIDS, false);
 	bs.centroid_norms = palloc(sizeof(float) * bs.nlists);
 	ivf_kernels.norm_sq_block(bs.centroids, bs.nlists, bs.dims, bs.centroid_norms);
 	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "ivfflat build tuple",
 									  ALLOCSET_DEFAULT_SIZES);
 
-	sharedsort = shm_toc_lookup(toc, IVF_PARALLEL_KEY_TUPLESORT, false);
-	tuplesort_attach_shared(sharedsort, seg);
-
 	InstrStartParallelQuery();
-	parallel_scan_and_sort(&bs, shared, sharedsort, false);
+	assign_begin(&bs);
+	parallel_scan(&bs, shared, false);
+
+	/* counted before the queue closes, so the leader reads the final sum */
+	SpinLockAcquire(&shared->mutex);
+	shared->worker_rows += bs.indtuples;
+	SpinLockRelease(&shared->mutex);
+	shm_mq_detach(bs.mq);
+	bs.mq = NULL;
+
 	bufferusage = shm_toc_lookup(toc, IVF_PARALLEL_KEY_BUFFER_USAGE, false);
 	walusage = shm_toc_lookup(toc, IVF_PARALLEL_KEY_WAL_USAGE, false);
 	InstrEndParallelQuery(&bufferusage[ParallelWorkerNumber],
@@ -1698,8 +1804,6 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		store_free(bs.store);
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);
-	if (bs.leader)
-		parallel_end(bs.leader);
 	phase_done(index, "writing the lists", &t);
 
 	/*
