@@ -128,6 +128,20 @@ CREATE INDEX t_part ON t USING ivfflat (v) WITH (lists = 4) WHERE id % 2 = 0;
 SELECT vectors FROM ivf_index_info('t_part');
 DROP INDEX t_part;
 
+-- the statistics a build and a VACUUM leave: the table's row count is every
+-- live row, the index's only those it holds (not NULL, in the predicate)
+CREATE TABLE st (id int, c int, v vector(2)) WITH (autovacuum_enabled = off);
+INSERT INTO st SELECT i, i % 50, ARRAY[i, i % 7] FROM generate_series(1, 1000) i;
+INSERT INTO st VALUES (1001, 3, NULL);
+CREATE INDEX st_part ON st USING ivfflat (v) WITH (lists = 2) WHERE c = 3;
+SELECT relname, reltuples FROM pg_class WHERE relname IN ('st', 'st_part') ORDER BY relname;
+VACUUM st;
+SELECT relname, reltuples FROM pg_class WHERE relname IN ('st', 'st_part') ORDER BY relname;
+DELETE FROM st WHERE id <= 100;
+VACUUM st;
+SELECT relname, reltuples FROM pg_class WHERE relname IN ('st', 'st_part') ORDER BY relname;
+DROP TABLE st;
+
 -- REINDEX and CREATE INDEX CONCURRENTLY
 REINDEX INDEX t_l2;
 SELECT * FROM ivf_check('t_l2');

@@ -92,6 +92,7 @@ typedef struct IvfBuildState
 	size_t		nsamples;
 	size_t		max_samples;
 	uint64		rows;			/* indexable rows seen */
+	double		heap_tuples;	/* live table rows seen, indexable or not */
 	uint64		prng;
 
 	/* assignment */
@@ -1632,8 +1633,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 						 "k-means needs the centroids and at least one training vector per list in memory.");
 	}
 	bs.samples = MemoryContextAllocHuge(buildCtx, bs.max_samples * dbytes);
-	(void) table_index_build_scan(heap, index, indexInfo, false, true,
-								  sample_callback, &bs, NULL);
+	bs.heap_tuples = table_index_build_scan(heap, index, indexInfo, false, true,
+											sample_callback, &bs, NULL);
 	phase_done(index, "sampling", &t);
 
 	/* ---- 2. k-means ---- */
@@ -1823,7 +1824,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	MemoryContextSwitchTo(old);
 
 	result = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
-	result->heap_tuples = (double) bs.rows;
+	/* the table's row count (index_build stores it as its reltuples) */
+	result->heap_tuples = bs.heap_tuples;
 	result->index_tuples = bs.indtuples;
 
 	MemoryContextDelete(buildCtx);

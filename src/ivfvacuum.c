@@ -369,14 +369,16 @@ ivf_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	if (info->analyze_only)
 		return stats;
 
-	if (stats == NULL)
-	{
-		/* nothing was deleted: no need to walk the index to count */
-		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-		stats->num_index_tuples = info->num_heap_tuples;
-		stats->estimated_count = info->estimated_count;
-	}
-	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	IndexFreeSpaceMapVacuum(info->index);
+
+	/*
+	 * Nothing was deleted, so ambulkdelete did not count the index's
+	 * entries.  The table's row count is no estimate of them (NULL vectors
+	 * and rows outside a partial index's predicate have none), so report
+	 * nothing and leave the index's statistics as they were.
+	 */
+	if (stats == NULL)
+		return NULL;
+	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	return stats;
 }
