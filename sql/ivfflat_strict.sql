@@ -105,8 +105,8 @@ SELECT array_agg(id) AS exact_first5 FROM
   (SELECT id FROM c ORDER BY v <-> '[5.3,0]', id LIMIT 5) x;
 SET enable_indexscan = on;
 SET enable_seqscan = off;
--- the same with vectors of many pages (inserts log the radius with the
--- head page and the last segment pages)
+-- the same with vectors of many pages (each insert adds a five-page group;
+-- the record that links it raises the radius)
 DROP TABLE c;
 CREATE TABLE w (id int PRIMARY KEY, v vector(9000));
 INSERT INTO w SELECT i, array_fill(((i % 2) * 10)::real + 0.1 * (i % 7), ARRAY[9000])::vector(9000)
