@@ -193,6 +193,14 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 		so->pf.step = cache->sq8_step;
 	}
 
+	/* the last round's bound stream arrays (strict_order carries many) */
+	if (so->lb_idx != NULL)
+	{
+		pfree(so->lb_idx);
+		pfree(so->late_dist);
+		pfree(so->late_id);
+		so->lb_idx = NULL;
+	}
 	ivf_candidates_reset(&so->cands, so->use_pf ? ivf_prefilter_k : 0);
 	if (so->ncarry > 0 || so->ncarry_lb > 0)
 	{
@@ -728,6 +736,7 @@ ivf_scan_start(IndexScanDesc scan)
 
 	ivf_candidates_init(&so->cands, so->cxt, 1024);
 	so->probed = 0;
+	so->lb_idx = NULL;			/* freed by the rescan's context reset */
 	so->have_held = false;
 	so->ncarry = so->ncarry_lb = 0;
 	if (so->iterative == IVF_ITERATIVE_STRICT && !so->null_query)
