@@ -65,7 +65,7 @@ src/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
 src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
 
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
-	ivfflat_build ivfflat_scan ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
+	ivfflat_build ivfflat_scan ivfflat_strict ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
 	ivf_faiss ivf_tune ivf_security ivfflat_cache
 REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
 

@@ -710,6 +710,7 @@ write_fixed_pages(Relation index, ForkNumber fork, const IvfGeometry *g,
 			entries[j].insert = InvalidBlockNumber;
 			entries[j].ngroups = 0;
 			entries[j].nbuilt = 0;
+			entries[j].radius = 0;
 		}
 		IvfPageGetOpaque(page)->nvec = n;
 		if (i + 1 < meta->directory_npages)
@@ -915,6 +916,10 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 		}
 		group_add(bs, &w, (uint32) list, vec, tid, scratch);
 		dir[list].nbuilt++;
+		/* strict_order's bound on the list (see IvfListEntry) */
+		dir[list].radius = Max(dir[list].radius,
+							   ivf_member_radius(vec, bs->centroids + (Size) list * g->dims,
+												 g->dims));
 
 		written += 1;
 		if ((int64) written % 1024 == 0)

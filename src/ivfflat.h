@@ -60,7 +60,7 @@
 #include "topk.h"
 
 #define IVF_MAGIC			0x49564631	/* "IVF1" */
-#define IVF_FORMAT_VERSION	1
+#define IVF_FORMAT_VERSION	2	/* 2: IvfListEntry.radius */
 #define IVF_PAGE_ID			0xFF8C
 #define IVF_METAPAGE_BLKNO	0
 
@@ -173,6 +173,12 @@ typedef IvfMetaPageData *IvfMetaPage;
  * group or a new one; 'insert' is a hint: a group of this list at or before
  * which no group has a free slot.  Groups never leave their list, so any of
  * these stays a valid page of the list forever.
+ *
+ * 'radius' is at least |x - centroid| (Euclidean, of the stored vector,
+ * whatever the metric) for every vector ever put in the list: set by the
+ * build, raised by an insert in the WAL record that publishes its vector,
+ * never lowered until REINDEX.  strict_order scans bound unprobed lists
+ * with it (ivfscan.c).
  */
 typedef struct IvfListEntry
 {
@@ -181,6 +187,7 @@ typedef struct IvfListEntry
 	BlockNumber insert;			/* insertion hint, or invalid */
 	uint32		ngroups;		/* groups in the chain */
 	uint32		nbuilt;			/* vectors placed here at build */
+	float4		radius;			/* max distance of a member to the centroid */
 } IvfListEntry;
 
 /*
@@ -647,6 +654,12 @@ extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfCandidates *out);
 extern float ivf_pair_distance(IvfMetric metric, const float *q,
 							   const float *x, uint32 d);
+extern float ivf_member_radius(const float *x, const float *centroid,
+							   uint32 d);
+extern void ivf_candidates_carry(IvfCandidates *c, const float *dist,
+								 const int64 *id, size_t n, const float *lb,
+								 const int64 *lb_id, const int64 *loc,
+								 size_t nlb);
 extern bool ivf_refine_slot(Relation index, const IvfGeometry *g,
 							IvfMetric metric, const float *q, int64 loc,
 							int64 id, float *dist);

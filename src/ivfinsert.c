@@ -122,7 +122,7 @@ log_segments(Relation index, const IvfGeometry *g, Buffer *sbufs,
 static void
 add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 		  Buffer dirbuf, uint32 dirslot, const float *vec, ItemPointer tid,
-		  const uint8 *code, float err, float cnorm)
+		  const uint8 *code, float err, float cnorm, float radius)
 {
 	Buffer		headbuf;
 	Buffer		sbufs[IVF_MAX_SEGMENTS];
@@ -175,6 +175,8 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	entry->tail = BufferGetBlockNumber(headbuf);
 	entry->insert = BufferGetBlockNumber(headbuf);
 	entry->ngroups++;
+	if (!(entry->radius >= radius))
+		entry->radius = radius;
 	GenericXLogFinish(state);
 
 	for (s = 1; s < g->nsegments; s++)
@@ -182,15 +184,53 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	UnlockReleaseBuffer(headbuf);
 }
 
-/* Store vec in the free slot of an exclusively locked group head. */
+/*
+ * Lock the directory page dirblk exclusively if the list's radius (entry
+ * 'dirslot') must grow to 'radius'; InvalidBuffer when it need not.  Called
+ * holding the group's pages, which come first in the lock order.
+ */
+static Buffer
+lock_for_radius(Relation index, BlockNumber dirblk, uint32 dirslot,
+				float radius)
+{
+	Buffer		dirbuf = ReadBuffer(index, dirblk);
+
+	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+	if (ivf_directory_entries(BufferGetPage(dirbuf))[dirslot].radius >= radius)
+	{
+		UnlockReleaseBuffer(dirbuf);
+		return InvalidBuffer;
+	}
+	return dirbuf;
+}
+
+/* raise entry dirslot's radius in a page registered in the record */
+static void
+raise_radius(GenericXLogState *state, Buffer dirbuf, uint32 dirslot,
+			 float radius)
+{
+	Page		dp = GenericXLogRegisterBuffer(state, dirbuf, 0);
+
+	ivf_directory_entries(dp)[dirslot].radius = radius;
+}
+
+/*
+ * Store vec in the free slot of an exclusively locked group head.  When
+ * 'grow' is set the list's radius may have to grow to 'radius': the
+ * directory page is then locked after the group's pages and changed in the
+ * record that publishes the vector, so no scan (or standby, or crash
+ * recovery) sees the vector without the radius that covers it.
+ */
 static void
 add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 			 const float *vec, ItemPointer tid, const uint8 *code, float err,
-			 float cnorm)
+			 float cnorm, bool grow, BlockNumber dirblk, uint32 dirslot,
+			 float radius)
 {
 	Page		page = BufferGetPage(headbuf);
 	uint32		slot = IvfPageGetOpaque(page)->nvec;
 	Buffer		sbufs[IVF_MAX_SEGMENTS];
+	Buffer		dirbuf = InvalidBuffer;
 	GenericXLogState *state;
 	uint32		first;
 	uint32		s;
@@ -204,13 +244,19 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 		s = 1 + ivf_slot_fpage(g, slot);
 		fbuf = ReadBuffer(index, ivf_head_segblocks(page)[s - 1]);
 		LockBuffer(fbuf, BUFFER_LOCK_EXCLUSIVE);
+		if (grow)
+			dirbuf = lock_for_radius(index, dirblk, dirslot, radius);
 		state = GenericXLogStart(index);
 		/* head first: redo locks in this order (see add_to_group's end) */
 		page = GenericXLogRegisterBuffer(state, headbuf, 0);
 		fpage = GenericXLogRegisterBuffer(state, fbuf, 0);
 		write_segment(fpage, g, s, slot, vec);
 		write_head(page, g, slot, vec, tid, code, err, cnorm);
+		if (BufferIsValid(dirbuf))
+			raise_radius(state, dirbuf, dirslot, radius);
 		GenericXLogFinish(state);
+		if (BufferIsValid(dirbuf))
+			UnlockReleaseBuffer(dirbuf);
 		UnlockReleaseBuffer(fbuf);
 		return;
 	}
@@ -225,7 +271,11 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 	 * Segment data first; the slot becomes visible only when the head's
 	 * nvec is raised, in the final record.
 	 */
-	first = log_segments(index, g, sbufs, Min(g->nsegments - 1, MAX_GENERIC_XLOG_PAGES - 1),
+	if (grow)
+		dirbuf = lock_for_radius(index, dirblk, dirslot, radius);
+	first = log_segments(index, g, sbufs,
+						 Min(g->nsegments - 1,
+							 MAX_GENERIC_XLOG_PAGES - (BufferIsValid(dirbuf) ? 2 : 1)),
 						 slot, vec, false, 0);
 
 	/*
@@ -244,8 +294,12 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 		write_segment(sp, g, s, slot, vec);
 	}
 	write_head(page, g, slot, vec, tid, code, err, cnorm);
+	if (BufferIsValid(dirbuf))
+		raise_radius(state, dirbuf, dirslot, radius);
 	GenericXLogFinish(state);
 
+	if (BufferIsValid(dirbuf))
+		UnlockReleaseBuffer(dirbuf);
 	for (s = 1; s < g->nsegments; s++)
 		UnlockReleaseBuffer(sbufs[s]);
 }
@@ -297,9 +351,12 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	uint8	   *code = NULL;
 	float		err = 0;
 	float		cnorm = 0;
+	float		radius;
 
 	ivf_nearest_lists(cache, vec, 1, &list, NULL);
 	dirblk = ivf_directory_block(&meta, &g, list, &dirslot);
+	radius = ivf_member_radius(vec, cache->centroids + (Size) list * g.dims,
+							   g.dims);
 	if (g.codes)
 	{
 		code = palloc(g.dims);
@@ -325,7 +382,7 @@ restart:
 			goto restart;
 		}
 		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid,
-				  code, err, cnorm);
+				  code, err, cnorm, radius);
 		UnlockReleaseBuffer(dirbuf);
 		return (uint32) list;
 	}
@@ -348,7 +405,12 @@ restart:
 
 		if (opaque->nvec < g.vecs_per_group)
 		{
-			add_to_group(index, &g, buf, vec, tid, code, err, cnorm);
+			/*
+			 * The radius only grows, so one read before the lock that
+			 * already covers this vector still does; else recheck locked.
+			 */
+			add_to_group(index, &g, buf, vec, tid, code, err, cnorm,
+						 !(entry.radius >= radius), dirblk, dirslot, radius);
 			UnlockReleaseBuffer(buf);
 			if (blkno != hint)
 				advance_hint(index, &meta, &g, list, hint, blkno);
@@ -371,7 +433,7 @@ restart:
 
 			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
 			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid, code,
-					  err, cnorm);
+					  err, cnorm, radius);
 			UnlockReleaseBuffer(dirbuf);
 		}
 		UnlockReleaseBuffer(buf);

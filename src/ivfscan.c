@@ -16,12 +16,19 @@
  * round on the next nprobe lists, up to ivf.max_nprobe lists in all, so a
  * filtered query (WHERE ... ORDER BY ... LIMIT k) finds k rows when they
  * exist.  relaxed_order returns every new candidate (a later round may
- * hold rows nearer than ones already returned); strict_order skips those,
- * so the output stays ordered.
+ * hold rows nearer than ones already returned).  strict_order returns the
+ * same rows in exact (distance, tid) order: a candidate is returned only
+ * once it is nearer than a lower bound of every row of the lists not probed
+ * yet (from each list's centroid distance and radius, see strict_bounds);
+ * the others stay candidates, carried into the next round's set, and the
+ * last round (ivf.max_nprobe lists, or all) returns everything left.
  *
  *-------------------------------------------------------------------------
  */
 #include "compat.h"
+
+#include <float.h>
+#include <math.h>
 
 #include "access/relscan.h"
 #include "miscadmin.h"
@@ -30,6 +37,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "distance.h"
 #include "ivfflat.h"
 #include "vector.h"
 
@@ -53,8 +61,24 @@ typedef struct IvfScanOpaqueData
 	uint32		nprobe;
 	IvfSearchSettings settings; /* resolved at rescan (nprobe is in there too) */
 	int			iterative;		/* IVF_ITERATIVE_* */
-	bool		have_last;
-	float		last_dist;		/* strict_order: last distance returned */
+
+	/*
+	 * strict_order: strict_lb[p] is a lower bound of the distance of every
+	 * row of the ranked lists [p, nranked) (+inf at nranked); the next
+	 * candidate (held) is returned once it is below strict_lb[probed].
+	 * carry_*: the candidates a round left, for the next round's set.
+	 */
+	float	   *strict_lb;
+	bool		have_held;
+	float		held_d;
+	int64		held_id;
+	float	   *carry_dist;
+	int64	   *carry_id;
+	size_t		ncarry;
+	float	   *carry_lb;
+	int64	   *carry_lb_id;
+	int64	   *carry_loc;
+	size_t		ncarry_lb;
 
 	IvfCandidates cands;
 	IvfSelectStream stream;		/* the round's exact candidates */
@@ -169,7 +193,22 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 		so->pf.step = cache->sq8_step;
 	}
 
+	/* the last round's bound stream arrays (strict_order carries many) */
+	if (so->lb_idx != NULL)
+	{
+		pfree(so->lb_idx);
+		pfree(so->late_dist);
+		pfree(so->late_id);
+		so->lb_idx = NULL;
+	}
 	ivf_candidates_reset(&so->cands, so->use_pf ? ivf_prefilter_k : 0);
+	if (so->ncarry > 0 || so->ncarry_lb > 0)
+	{
+		ivf_candidates_carry(&so->cands, so->carry_dist, so->carry_id,
+							 so->ncarry, so->carry_lb, so->carry_lb_id,
+							 so->carry_loc, so->ncarry_lb);
+		so->ncarry = so->ncarry_lb = 0;
+	}
 	ivf_read_list_entry(index, &so->meta, &so->geo, so->order[first], &next);
 	for (i = 0; i < n && remaining > 0; i++)
 	{
@@ -366,6 +405,230 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 }
 
 /*
+ * strict_order: the lower bounds strict_lb (see IvfScanOpaqueData).  A row
+ * x of list l (centroid c, radius r >= |x - c|, IvfListEntry) is at least
+ *
+ *	L2:          |q - x|^2 >= max(0, |q - c| - r)^2       (triangle inequality)
+ *	ip, cosine:  -q.x      >= -q.c - |q| r                (Cauchy-Schwarz)
+ *
+ * from the centroid distance the ranking computed (squared L2, or -q.c;
+ * cosine works on unit vectors, as stored).  Every quantity here came out
+ * of float kernels, so, as for the prefilter's bounds (listscan.c), the
+ * bound is loosened by a relative slack of (dims + 16) float epsilons per
+ * sum, more than their rounding can account for: a row is never returned
+ * after one its kernel-computed distance puts first.
+ *
+ * The radii are read here, once: a row this scan's snapshot sees was
+ * inserted, radius included (ivfinsert.c), before the snapshot was taken.
+ */
+static void
+strict_bounds(IndexScanDesc scan, const IvfCache *cache)
+{
+	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	uint32		nlists = so->meta.nlists;
+	float	   *radius = palloc(sizeof(float) * nlists);
+	double		gamma = (double) (so->meta.dims + 16) * FLT_EPSILON;
+	double		qn = 0;
+	float		lo = get_float4_infinity();
+	uint32		list = 0;
+	uint32		i;
+
+	for (i = 0; i < so->meta.directory_npages && list < nlists; i++)
+	{
+		BlockNumber blkno = so->meta.directory_start + i;
+		Buffer		buf = ivf_read_buffer(index, blkno);
+		uint32		n = Min(nlists - list, so->geo.directory_entries_per_page);
+		Page		page;
+		IvfListEntry *e;
+		uint32		j;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if ((IvfPageGetOpaque(page)->flags & IVF_PAGE_DIRECTORY) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": block %u is not a directory page",
+							RelationGetRelationName(index), blkno)));
+		e = ivf_directory_entries(page);
+		for (j = 0; j < n; j++)
+			radius[list + j] = e[j].radius;
+		UnlockReleaseBuffer(buf);
+		list += n;
+	}
+	if (list < nlists)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": the directory holds %u of %u lists",
+						RelationGetRelationName(index), list, nlists)));
+
+	if (so->metric != IVF_METRIC_L2)
+		qn = sqrt((double) ivf_kernels.norm_sq(so->query, so->meta.dims)) *
+			(1 + gamma);
+
+	so->strict_lb = palloc(sizeof(float) * (so->nranked + 1));
+	so->strict_lb[so->nranked] = lo;
+	for (i = so->nranked; i-- > 0;)
+	{
+		int32		l = so->order[i];
+		double		cd = so->order_dist[i];
+		double		r = (double) radius[l] * (1 + gamma);
+		double		b;
+		float		bf;
+
+		if (so->metric == IVF_METRIC_L2)
+		{
+			double		t = sqrt(Max(cd, 0.0) / (1 + gamma)) - r;
+
+			b = (t > 0) ? t * t * (1 - gamma) : 0;
+		}
+		else
+		{
+			double		cn = sqrt((double) cache->centroid_norms[l]) * (1 + gamma);
+
+			b = cd - gamma * fabs(cd) - qn * (r * (1 + gamma) + 2 * gamma * cn);
+		}
+		/* round down to float; NaN (inf - inf) rules nothing out */
+		bf = (float) b;
+		if (isnan(b))
+			bf = -get_float4_infinity();
+		else if ((double) bf > b)
+			bf = nextafterf(bf, -get_float4_infinity());
+		if (bf < lo)
+			lo = bf;
+		so->strict_lb[i] = lo;
+	}
+	pfree(radius);
+}
+
+/*
+ * strict_order: move every candidate the round has not returned (the held
+ * one, the exact ones left in the stream and in the refined heap, the
+ * deferred ones not refined) to the carry arrays, and scan the next round,
+ * whose candidate set starts with them.  Called only while lists are left.
+ */
+static void
+strict_next_round(IndexScanDesc scan)
+{
+	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+	IvfCandidates *c = &so->cands;
+	size_t		maxx = 2 + (so->stream.n - so->stream.next) + so->nlate;
+	size_t		maxd;
+	size_t		k;
+
+	so->carry_dist = palloc_extended(sizeof(float) * maxx, MCXT_ALLOC_HUGE);
+	so->carry_id = palloc_extended(sizeof(int64) * maxx, MCXT_ALLOC_HUGE);
+	so->ncarry = 0;
+	if (so->have_held)
+	{
+		so->carry_dist[so->ncarry] = so->held_d;
+		so->carry_id[so->ncarry++] = so->held_id;
+		so->have_held = false;
+	}
+	if (so->have_e)
+	{
+		so->carry_dist[so->ncarry] = so->e_dist;
+		so->carry_id[so->ncarry++] = so->e_id;
+		so->have_e = false;
+	}
+	for (k = so->stream.next; k < so->stream.n; k++)
+	{
+		so->carry_dist[so->ncarry] = so->stream.dist[k];
+		so->carry_id[so->ncarry++] = so->stream.id[k];
+	}
+	for (k = 0; k < so->nlate; k++)
+	{
+		so->carry_dist[so->ncarry] = so->late_dist[k];
+		so->carry_id[so->ncarry++] = so->late_id[k];
+	}
+	so->nlate = 0;
+
+	/*
+	 * Deferred ones: all of them while the bound stream is not started;
+	 * else its next entry and the rest, whose positions in lb_id and loc are
+	 * the stream's ids (the stream permutes only lb and the ids).
+	 */
+	maxd = so->lb_pending ? c->nlb :
+		(so->have_l ? 1 : 0) + (so->lbstream.n - so->lbstream.next);
+	so->carry_lb = palloc_extended(sizeof(float) * Max(maxd, 1), MCXT_ALLOC_HUGE);
+	so->carry_lb_id = palloc_extended(sizeof(int64) * Max(maxd, 1), MCXT_ALLOC_HUGE);
+	so->carry_loc = palloc_extended(sizeof(int64) * Max(maxd, 1), MCXT_ALLOC_HUGE);
+	so->ncarry_lb = 0;
+	if (so->lb_pending)
+	{
+		memcpy(so->carry_lb, c->lb, sizeof(float) * c->nlb);
+		memcpy(so->carry_lb_id, c->lb_id, sizeof(int64) * c->nlb);
+		memcpy(so->carry_loc, c->loc, sizeof(int64) * c->nlb);
+		so->ncarry_lb = c->nlb;
+	}
+	else
+	{
+		if (so->have_l)
+		{
+			so->carry_lb[0] = so->l_lb;
+			so->carry_lb_id[0] = c->lb_id[so->l_idx];
+			so->carry_loc[0] = c->loc[so->l_idx];
+			so->ncarry_lb = 1;
+		}
+		for (k = so->lbstream.next; k < so->lbstream.n; k++)
+		{
+			size_t		j = (size_t) so->lbstream.id[k];
+
+			so->carry_lb[so->ncarry_lb] = so->lbstream.dist[k];
+			so->carry_lb_id[so->ncarry_lb] = c->lb_id[j];
+			so->carry_loc[so->ncarry_lb++] = c->loc[j];
+		}
+	}
+	so->have_l = false;
+	so->lb_pending = false;
+
+	(void) ivf_probe_round(scan, NULL);
+	pfree(so->carry_dist);
+	pfree(so->carry_id);
+	pfree(so->carry_lb);
+	pfree(so->carry_lb_id);
+	pfree(so->carry_loc);
+	so->ncarry = so->ncarry_lb = 0;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * strict_order's next row: the round's next candidate once it is below the
+ * bound of the lists left (or none is left), else the next round first.
+ */
+static bool
+strict_next(IndexScanDesc scan, float *d, int64 *id)
+{
+	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
+
+	for (;;)
+	{
+		if (!so->have_held)
+		{
+			if (next_candidate(scan, &so->held_d, &so->held_id))
+				so->have_held = true;
+			else if (so->probed < so->nranked)
+			{
+				strict_next_round(scan);
+				continue;
+			}
+			else
+				return false;
+		}
+		if (so->probed >= so->nranked || so->null_query ||
+			so->held_d < so->strict_lb[so->probed])
+		{
+			so->have_held = false;
+			*d = so->held_d;
+			*id = so->held_id;
+			return true;
+		}
+		strict_next_round(scan);
+	}
+}
+
+/*
  * ivf.gpu = on: ask the GPU worker for the first round's ivf.gpu_scan_k
  * nearest rows (the lists ranked here, their limits as ivf_probe_round
  * computes them).  On any failure the worker's side falls back (counted)
@@ -473,7 +736,11 @@ ivf_scan_start(IndexScanDesc scan)
 
 	ivf_candidates_init(&so->cands, so->cxt, 1024);
 	so->probed = 0;
-	so->have_last = false;
+	so->lb_idx = NULL;			/* freed by the rescan's context reset */
+	so->have_held = false;
+	so->ncarry = so->ncarry_lb = 0;
+	if (so->iterative == IVF_ITERATIVE_STRICT && !so->null_query)
+		strict_bounds(scan, cache);
 	so->gpu = false;
 	if (!so->null_query && so->iterative == IVF_ITERATIVE_OFF && ivf_gpu_for_scans())
 		scan_start_gpu(scan);
@@ -485,24 +752,23 @@ ivf_scan_start(IndexScanDesc scan)
 	pgstat_count_index_scan(index);
 }
 
-bool
-ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
+/*
+ * The next row without strict_order: the round's next candidate (after the
+ * GPU worker's rows, skipping those), else the next round's when iterative.
+ */
+static bool
+next_row(IndexScanDesc scan, float *d, int64 *id)
 {
 	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
-	float		d;
-	int64		id;
-
-	if (!so->started)
-		ivf_scan_start(scan);
 
 	for (;;)
 	{
 		if (so->gpu && so->gpu_next < so->gpu_n)
 		{
-			d = so->gpu_dist[so->gpu_next];
-			id = so->gpu_id[so->gpu_next];
+			*d = so->gpu_dist[so->gpu_next];
+			*id = so->gpu_id[so->gpu_next];
 			so->gpu_next++;
-			break;
+			return true;
 		}
 		if (so->gpu && !so->gpu_cpu_started)
 		{
@@ -513,17 +779,13 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 			(void) ivf_probe_round(scan, NULL);
 			MemoryContextSwitchTo(old);
 		}
-		if (next_candidate(scan, &d, &id))
+		if (next_candidate(scan, d, id))
 		{
 			/* returned already from the worker's answer */
 			if (so->gpu && so->gpu_n > 0 &&
-				bsearch(&id, so->gpu_seen, so->gpu_n, sizeof(int64), ivf_cmp_int64) != NULL)
+				bsearch(id, so->gpu_seen, so->gpu_n, sizeof(int64), ivf_cmp_int64) != NULL)
 				continue;
-			/* strict order: never return a row nearer than one returned */
-			if (so->iterative == IVF_ITERATIVE_STRICT && so->have_last &&
-				d < so->last_dist)
-				continue;
-			break;
+			return true;
 		}
 		if (so->iterative == IVF_ITERATIVE_OFF)
 			return false;
@@ -537,9 +799,22 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 				return false;
 		}
 	}
+}
 
-	so->have_last = true;
-	so->last_dist = d;
+bool
+ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
+	float		d;
+	int64		id;
+
+	if (!so->started)
+		ivf_scan_start(scan);
+
+	if (so->iterative == IVF_ITERATIVE_STRICT ?
+		!strict_next(scan, &d, &id) : !next_row(scan, &d, &id))
+		return false;
+
 	ivf_id_to_tid(id, &scan->xs_heaptid);
 	scan->xs_recheck = false;
 	scan->xs_recheckorderby = false;

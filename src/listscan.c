@@ -67,6 +67,44 @@ candidates_reserve(IvfCandidates *c, size_t more)
 	c->id = repalloc_huge(c->id, c->cap * sizeof(int64));
 }
 
+static void deferred_reserve(IvfCandidates *c, size_t more);
+
+/*
+ * Add candidates left over from an earlier probe round (strict_order keeps
+ * them, see ivfscan.c) to a set just reset: n exact ones and nlb deferred
+ * ones with their bounds and locations.  The exact ones also count for the
+ * prefilter's bar.
+ */
+void
+ivf_candidates_carry(IvfCandidates *c, const float *dist, const int64 *id,
+					 size_t n, const float *lb, const int64 *lb_id,
+					 const int64 *loc, size_t nlb)
+{
+	size_t		i;
+
+	candidates_reserve(c, n);
+	memcpy(c->dist + c->n, dist, sizeof(float) * n);
+	memcpy(c->id + c->n, id, sizeof(int64) * n);
+	c->n += n;
+	if (c->kbest.k > 0)
+		for (i = 0; i < n; i++)
+			ivf_topk_push(&c->kbest, dist[i], id[i]);
+	if (nlb == 0)
+		return;
+	deferred_reserve(c, nlb);
+	memcpy(c->lb + c->nlb, lb, sizeof(float) * nlb);
+	memcpy(c->lb_id + c->nlb, lb_id, sizeof(int64) * nlb);
+	memcpy(c->loc + c->nlb, loc, sizeof(int64) * nlb);
+	c->nlb += nlb;
+	for (i = 0; i < nlb; i++)
+	{
+		if (lb[i] < c->lbmin)
+			c->lbmin = lb[i];
+		else if (isnan(lb[i]))
+			c->lbnan = true;
+	}
+}
+
 /*
  * The deferred arrays are borrowed from a per-backend pool instead of the
  * scan's context: a scan over many lists defers tens of thousands of
@@ -374,6 +412,16 @@ ivf_pair_distance(IvfMetric metric, const float *q, const float *x,
 	if (metric == IVF_METRIC_L2)
 		return ivf_kernels.l2sq(q, x, d);
 	return -ivf_kernels.dot(q, x, d);
+}
+
+/*
+ * |x - centroid|, what a list's radius must cover (IvfListEntry): the same
+ * for every metric, since ip and cosine are bounded through it too.
+ */
+float
+ivf_member_radius(const float *x, const float *centroid, uint32 d)
+{
+	return sqrtf(ivf_kernels.l2sq(x, centroid, d));
 }
 
 /* distance of q to each of the n vectors of one page's block: out[i] */
