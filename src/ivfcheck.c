@@ -7,17 +7,18 @@
  * The check walks the meta page, every centroid and directory page, every
  * list chain (page types, list numbers, slot counts, segment pages, tail and
  * insertion hint, group counts, no page reachable twice), every vector
- * (finite, unit length for cosine) and every TID (distinct, and pointing at
- * a heap line pointer that is in use: live, dead or redirected, but not
- * unused, which would mean VACUUM removed the heap tuple and left the index
- * entry behind).  It takes the same share locks as a scan, one page at a
- * time, so it can run beside inserts and VACUUM; run it on a quiet index
- * for an exact picture.
+ * (finite, unit length for cosine, within its list's radius) and every TID
+ * (distinct, and pointing at a heap line pointer that is in use: live, dead
+ * or redirected, but not unused, which would mean VACUUM removed the heap
+ * tuple and left the index entry behind).  It takes the same share locks as
+ * a scan, one page at a time, so it can run beside inserts and VACUUM; run
+ * it on a quiet index for an exact picture.
  *
  *-------------------------------------------------------------------------
  */
 #include "compat.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "access/heapam.h"
@@ -58,10 +59,12 @@ typedef struct CheckState
 	int64		*tids;			/* packed, for the duplicate check */
 	int64		ntids;
 	int64		captids;
-	/* codes: the centroid stream (NULL if unreadable) and scratch space */
+	/* the centroid stream (NULL if unreadable) and scratch space */
 	float	   *cstream;
 	float	   *residual;
 	uint8	   *code;
+	float	   *vec;			/* a multi-page vector, gathered */
+	double		gamma;			/* strict_order's rounding slack (ivfscan.c) */
 } CheckState;
 
 #define MAX_PROBLEMS 1000
@@ -177,6 +180,14 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 	bool		hint_found = false;
 	uint32		ngroups = 0;
 	int64		nlist = 0;
+	float		maxdist = 0;	/* largest member distance to the centroid */
+	BlockNumber maxblk = InvalidBlockNumber;
+	uint32		maxslot = 0;
+	bool		radius_ok = e->radius >= 0;
+
+	/* strict_order's bound needs radius >= 0; NaN would rule nothing out */
+	if (!radius_ok)
+		problem(cs, "list %u: radius %g is negative or NaN", list, e->radius);
 
 	if (!BlockNumberIsValid(e->head))
 	{
@@ -302,6 +313,34 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 					problem(cs, "list %u: block %u slot %u: code, error or code norm does not match the vector",
 							list, blkno, i);
 			}
+			if (cs->cstream && complete && radius_ok)
+			{
+				const float *x;
+				float		dist;
+
+				if (g->codes)
+					x = ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i);
+				else if (g->nsegments == 1)
+					x = ivf_page_floats(page, g, true) + (Size) i * g->seg_dims;
+				else
+				{
+					for (s = 0; s < g->nsegments; s++)
+						memcpy(cs->vec + s * g->seg_dims,
+							   ivf_page_floats(segpages[s], g, s == 0) + (Size) i * g->seg_dims,
+							   sizeof(float) * ivf_seg_dims(g, s));
+					x = cs->vec;
+				}
+				/* as the build and insert compute it (ivf_member_radius) */
+				dist = ivf_member_radius(x, cs->cstream + (Size) list * g->dims,
+										 g->dims);
+				/* NaN: a non-finite value, reported above */
+				if (dist > maxdist)
+				{
+					maxdist = dist;
+					maxblk = blkno;
+					maxslot = i;
+				}
+			}
 			if (cs->meta.metric == IVF_METRIC_COSINE && complete &&
 				fabs(normsq - 1.0) > 1e-3)
 				problem(cs, "list %u: block %u slot %u is not unit length (norm^2 %g) in a cosine index",
@@ -336,6 +375,22 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 		problem(cs, "list %u: insertion hint %u is not a group of the list", list, e->insert);
 	if (ngroups != e->ngroups)
 		problem(cs, "list %u: directory says %u groups, chain has %u", list, e->ngroups, ngroups);
+
+	/*
+	 * With the slack strict_order gives the radius, it must cover every
+	 * member.  An insert may have raised it since the directory was read:
+	 * its vector was published with the raise, so reading the entry again
+	 * now sees a radius covering every vector the walk saw.
+	 */
+	if (radius_ok && !((double) maxdist <= (double) e->radius * (1 + cs->gamma)))
+	{
+		IvfListEntry now;
+
+		ivf_read_list_entry(cs->index, &cs->meta, g, list, &now);
+		if (!((double) maxdist <= (double) now.radius * (1 + cs->gamma)))
+			problem(cs, "list %u: radius %.9g is below the distance %.9g of its member at block %u slot %u to the centroid",
+					list, now.radius, maxdist, maxblk, maxslot);
+	}
 }
 
 static void
@@ -385,13 +440,16 @@ run_check(CheckState *cs)
 	}
 	if (done != total)
 		problem(cs, "centroid pages hold %zu floats, expected %zu", (size_t) done, (size_t) total);
-	else if (cs->g.codes)
+	else
 	{
+		/* the codes are checked against them, the radii from them */
 		cs->cstream = palloc_extended(total * sizeof(float), MCXT_ALLOC_HUGE);
 		ivf_load_centroids(cs->index, &cs->meta, cs->cstream);
 		cs->residual = palloc(sizeof(float) * cs->meta.dims);
 		cs->code = palloc(cs->meta.dims);
+		cs->vec = palloc(sizeof(float) * cs->meta.dims);
 	}
+	cs->gamma = (double) (cs->meta.dims + 16) * FLT_EPSILON;
 
 	/* directory pages, then every list */
 	dir = palloc(sizeof(IvfListEntry) * cs->meta.nlists);
@@ -417,7 +475,10 @@ run_check(CheckState *cs)
 					blkno, first, first + n - 1);
 			memset(dir + first, 0xFF, sizeof(IvfListEntry) * n);
 			for (list = first; list < first + n; list++)
+			{
 				dir[list].ngroups = 0;
+				dir[list].radius = 0;
+			}
 		}
 		else
 			memcpy(dir + first, ivf_directory_entries(page), sizeof(IvfListEntry) * n);

@@ -1,0 +1,224 @@
+# ivf_check and the meta page's version check against an index corrupted on
+# disk, the way contrib/amcheck's TAP tests do it: stop the server, overwrite
+# bytes of the index file at offsets computed from the page layout
+# (src/ivfflat.h, src/README "Page types"), start it again.
+#
+#   (a) a list's radius set to 0, -1 or NaN in its directory entry:
+#       ivf_check names the list, the stored radius and the distance of its
+#       farthest member (code layout, plain layout, two-page groups);
+#   (b) the meta page's format version set to 1: scans, inserts and
+#       ivf_check fail with the "format version 1 ... REINDEX" error, and
+#       REINDEX makes the index usable again;
+#   (c) sound indexes after inserts of far outliers (raising radii), deletes
+#       and VACUUM: ivf_check reports nothing.
+#
+# The node runs without data checksums (initdb's default): with them the
+# overwritten pages would fail their checksum before ivf saw them.
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IvfTest;
+
+my $node = PostgreSQL::Test::Cluster->new('corruption');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\njit = off\n");
+$node->start;
+
+if ($node->safe_psql('postgres', 'SHOW data_checksums') ne 'off')
+{
+	plan skip_all => 'the test cluster has data checksums on';
+}
+
+my $blcksz = $node->safe_psql('postgres', 'SHOW block_size');
+
+# Page layout (src/ivfflat.h): page contents start after the page header,
+# MAXALIGN(SizeOfPageHeaderData) = 24 bytes.  IvfMetaPageData: magic at 0,
+# version at 4, directory_start at 64.  IvfListEntry (24 bytes): head at 0,
+# radius (float4) at 20.
+my $contents = 24;
+my $meta_version = $contents + 4;
+my $meta_dirstart = $contents + 64;
+my $entry_size = 24;
+my $entry_radius = 20;
+
+sub index_file
+{
+	my ($index) = @_;
+	return $node->data_dir . '/'
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$index')");
+}
+
+sub read_bytes
+{
+	my ($file, $off, $len) = @_;
+	open(my $fh, '<:raw', $file) or die "open $file: $!";
+	sysseek($fh, $off, 0) or die "seek $file: $!";
+	my $buf;
+	sysread($fh, $buf, $len) == $len or die "short read of $file at $off";
+	close($fh);
+	return $buf;
+}
+
+sub write_bytes
+{
+	my ($file, $off, $bytes) = @_;
+	open(my $fh, '+<:raw', $file) or die "open $file: $!";
+	sysseek($fh, $off, 0) or die "seek $file: $!";
+	syswrite($fh, $bytes) == length($bytes) or die "short write of $file at $off";
+	close($fh);
+	return;
+}
+
+# (file offset of list's radius, radius) for the first $n lists that have a
+# group and a positive radius; the server must be stopped.
+sub nonempty_lists
+{
+	my ($file, $n) = @_;
+	my ($magic) = unpack('L', read_bytes($file, $contents, 4));
+	die sprintf('%s: magic 0x%08x is not ivf\'s', $file, $magic)
+	  unless $magic == 0x49564631;
+	my ($dirstart) = unpack('L', read_bytes($file, $meta_dirstart, 4));
+	my @found;
+	for (my $list = 0; @found < $n && $list < 64; $list++)
+	{
+		my $off = $dirstart * $blcksz + $contents + $list * $entry_size;
+		my ($head) = unpack('L', read_bytes($file, $off, 4));
+		my ($radius) = unpack('f', read_bytes($file, $off + $entry_radius, 4));
+		push @found, [ $list, $off + $entry_radius, $radius ]
+		  if $head != 0xFFFFFFFF && $radius > 0;
+	}
+	die "$file: fewer than $n lists with members" unless @found == $n;
+	return @found;
+}
+
+sub check_rows
+{
+	my ($index) = @_;
+	my $out = $node->safe_psql('postgres', "SELECT * FROM ivf_check('$index')");
+	return $out eq '' ? () : split(/\n/, $out);
+}
+
+$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
+
+# four clusters of 8-dimensional rows; 3000-dimensional rows in two clusters
+# (two pages per group)
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE t (id int PRIMARY KEY, v vector(8));
+INSERT INTO t SELECT i, ARRAY(SELECT ((i % 4) * 10 + sin(i * 7 + j))::real
+  FROM generate_series(1, 8) j)::vector(8)
+FROM generate_series(1, 3000) i;
+CREATE INDEX t_l2 ON t USING ivfflat (v vector_l2_ops) WITH (lists = 4);
+CREATE INDEX t_ip ON t USING ivfflat (v vector_ip_ops) WITH (lists = 4, prefilter = off);
+CREATE INDEX t_cos ON t USING ivfflat (v vector_cosine_ops) WITH (lists = 4);
+CREATE TABLE w (id int PRIMARY KEY, v vector(3000));
+INSERT INTO w SELECT i, ARRAY(SELECT ((i % 2) * 10 + sin(i * 3 + j))::real
+  FROM generate_series(1, 3000) j)::vector(3000)
+FROM generate_series(1, 24) i;
+CREATE INDEX w_l2 ON w USING ivfflat (v vector_l2_ops) WITH (lists = 2);
+});
+is(ivf_index_info($node, 'postgres', 'w_l2')->{vectors_per_group},
+	'1', 'w_l2: one 3000-dimension vector per two-page group');
+
+my @indexes = qw(t_l2 t_ip t_cos w_l2);
+
+# (c) inserts far from every centroid raise the radii; VACUUM keeps them
+$node->safe_psql(
+	'postgres', q{
+INSERT INTO t SELECT 10000 + i, ARRAY(SELECT (1000 * i * (-1) ^ (i + j))::real
+  FROM generate_series(1, 8) j)::vector(8)
+FROM generate_series(1, 6) i;
+INSERT INTO w SELECT 100 + i, array_fill((500 * i)::real, ARRAY[3000])::vector(3000)
+FROM generate_series(1, 2) i;
+DELETE FROM t WHERE id % 5 = 0 OR id = 10001;
+DELETE FROM w WHERE id % 3 = 0 OR id = 101;
+});
+$node->safe_psql('postgres', 'VACUUM t');
+$node->safe_psql('postgres', 'VACUUM w');
+ivf_check_clean($node, 'postgres', $_, "(c) $_: no problem after outliers and VACUUM")
+  for @indexes;
+
+# (a) radii too small, negative, NaN
+my %file = map { $_ => index_file($_) } @indexes;
+$node->stop;
+my @l2 = nonempty_lists($file{t_l2}, 3);
+my @ip = nonempty_lists($file{t_ip}, 1);
+my @wl = nonempty_lists($file{w_l2}, 1);
+write_bytes($file{t_l2}, $l2[0][1], pack('f', 0));
+write_bytes($file{t_l2}, $l2[1][1], pack('f', -1));
+write_bytes($file{t_l2}, $l2[2][1], pack('L', 0x7FC00000));    # NaN
+write_bytes($file{t_ip}, $ip[0][1], pack('f', 0));
+write_bytes($file{w_l2}, $wl[0][1], pack('f', 0));
+$node->start;
+
+sub radius_below
+{
+	my ($index, $entry) = @_;
+	my ($list, undef, $radius) = @$entry;
+	my @rows = check_rows($index);
+	is(scalar(@rows), 1, "(a) $index: one problem for list $list") or diag(join("\n", @rows));
+	like($rows[0] // '',
+		qr/^list $list: radius 0 is below the distance ([0-9.e+-]+) of its member at block \d+ slot \d+ to the centroid$/,
+		"(a) $index: list ${list}'s radius 0 is reported");
+	# the farthest member is within the radius that was stored (which
+	# VACUUM did not lower after the deletes)
+	my ($dist) = ($rows[0] // '') =~ /the distance (\S+) of/;
+	ok(defined $dist && $dist > 0 && $dist <= $radius * (1 + 1e-6),
+		"(a) $index: the distance reported (" . ($dist // 'none')
+		  . ") is positive and within the radius that was stored ($radius)");
+	return;
+}
+
+{
+	my @rows = check_rows('t_l2');
+	is(scalar(@rows), 3, '(a) t_l2: three problems') or diag(join("\n", @rows));
+	my ($list0, $list1, $list2) = map { $_->[0] } @l2;
+	ok((grep { /^list $list0: radius 0 is below the distance [0-9.e+-]+ of its member at block \d+ slot \d+ to the centroid$/ } @rows),
+		"(a) t_l2: list ${list0}'s radius 0 is reported");
+	ok((grep { /^list $list1: radius -1 is negative or NaN$/ } @rows),
+		"(a) t_l2: list ${list1}'s negative radius is reported");
+	ok((grep { /^list $list2: radius -?nan is negative or NaN$/i } @rows),
+		"(a) t_l2: list ${list2}'s NaN radius is reported");
+}
+radius_below('t_ip', $ip[0]);
+radius_below('w_l2', $wl[0]);
+ivf_check_clean($node, 'postgres', 't_cos', '(a) t_cos: untouched, no problem');
+
+# (b) a format version 1 meta page: refused everywhere, REINDEX repairs
+$node->stop;
+write_bytes($file{t_l2}, $meta_version, pack('L', 1));
+$node->start;
+
+my $noseq = 'SET enable_seqscan = off; SET enable_bitmapscan = off;';
+my $scan = q{SELECT id FROM t ORDER BY v <-> '[1,1,1,1,1,1,1,1]' LIMIT 5};
+my $version_error =
+  qr/index "t_l2" has format version 1, this build reads version \d+.*HINT:\s+REINDEX the index/s;
+my ($rc, $out, $err) = $node->psql('postgres', "$noseq $scan");
+isnt($rc, 0, '(b) a scan of a version 1 index fails');
+like($err, $version_error, '(b) the scan says format version 1 and REINDEX');
+($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM ivf_check('t_l2')");
+isnt($rc, 0, '(b) ivf_check of a version 1 index fails');
+like($err, $version_error, '(b) ivf_check says format version 1 and REINDEX');
+($rc, $out, $err) = $node->psql('postgres', q{INSERT INTO t VALUES (20000, '[1,2,3,4,5,6,7,8]')});
+isnt($rc, 0, '(b) an insert into a version 1 index fails');
+like($err, $version_error, '(b) the insert says format version 1 and REINDEX');
+
+$node->safe_psql('postgres', 'REINDEX INDEX t_l2');
+ivf_check_clean($node, 'postgres', 't_l2', '(b) t_l2 after REINDEX: no problem');
+my $exact = $node->safe_psql('postgres',
+	q{SET enable_indexscan = off; SET enable_bitmapscan = off;
+SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY v <-> '[1,1,1,1,1,1,1,1]', id LIMIT 5) x});
+is( $node->safe_psql('postgres',
+		"$noseq SET ivf.nprobe = 4; SELECT string_agg(id::text, ',') FROM ($scan) x"),
+	$exact, '(b) t_l2 after REINDEX: a scan of every list returns the exact nearest rows');
+my ($uses) = uses_index($node, 'postgres', $noseq, $scan, 't_l2');
+is($uses, 1, '(b) that scan uses t_l2');
+
+$node->stop;
+done_testing();
