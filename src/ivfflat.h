@@ -506,6 +506,7 @@ extern IvfCache *ivf_get_cache(Relation index);
 extern Buffer ivf_read_buffer(Relation index, BlockNumber blkno);
 extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,
 							   float *dest);
+extern Buffer ivf_read_directory_page(Relation index, BlockNumber blkno);
 extern void ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
 								const IvfGeometry *g, uint32 list,
 								IvfListEntry *entry);

@@ -436,21 +436,11 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 
 	for (i = 0; i < so->meta.directory_npages && list < nlists; i++)
 	{
-		BlockNumber blkno = so->meta.directory_start + i;
-		Buffer		buf = ivf_read_buffer(index, blkno);
+		Buffer		buf = ivf_read_directory_page(index, so->meta.directory_start + i);
 		uint32		n = Min(nlists - list, so->geo.directory_entries_per_page);
-		Page		page;
-		IvfListEntry *e;
+		IvfListEntry *e = ivf_directory_entries(BufferGetPage(buf));
 		uint32		j;
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if ((IvfPageGetOpaque(page)->flags & IVF_PAGE_DIRECTORY) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\": block %u is not a directory page",
-							RelationGetRelationName(index), blkno)));
-		e = ivf_directory_entries(page);
 		for (j = 0; j < n; j++)
 			radius[list + j] = e[j].radius;
 		UnlockReleaseBuffer(buf);

@@ -885,25 +885,30 @@ ivf_directory_entries(Page page)
 	return (IvfListEntry *) PageGetContents(page);
 }
 
+/* Directory page blkno, share-locked, after checking that it is one. */
+Buffer
+ivf_read_directory_page(Relation index, BlockNumber blkno)
+{
+	Buffer		buf = ivf_read_buffer(index, blkno);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	if ((IvfPageGetOpaque(BufferGetPage(buf))->flags & IVF_PAGE_DIRECTORY) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a directory page",
+						RelationGetRelationName(index), blkno)));
+	return buf;
+}
+
 void
 ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
 					const IvfGeometry *g, uint32 list, IvfListEntry *entry)
 {
 	uint32		slot;
-	BlockNumber blkno;
 	Buffer		buf;
-	Page		page;
 
-	blkno = ivf_directory_block(meta, g, list, &slot);
-	buf = ivf_read_buffer(index, blkno);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	if ((IvfPageGetOpaque(page)->flags & IVF_PAGE_DIRECTORY) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\": block %u is not a directory page",
-						RelationGetRelationName(index), blkno)));
-	*entry = ivf_directory_entries(page)[slot];
+	buf = ivf_read_directory_page(index, ivf_directory_block(meta, g, list, &slot));
+	*entry = ivf_directory_entries(BufferGetPage(buf))[slot];
 	UnlockReleaseBuffer(buf);
 }
 
