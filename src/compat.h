@@ -131,4 +131,32 @@ IvfRelationGetSmgr(Relation rel)
 #define IvfShmMqSendv(mqh, iov, iovcnt) shm_mq_sendv((mqh), (iov), (iovcnt), false)
 #endif
 
+/*
+ * Whether a custom setting exists only as a placeholder, that is no loaded
+ * library has defined it (ivf reads pgvector's ivfflat.* settings either
+ * way).  GetConfigOptionFlags() is 15's; before, look the name up in the
+ * table of settings.  The setting is known to exist.
+ */
+#if PG_VERSION_NUM >= 150000
+static inline bool
+IvfGucIsPlaceholder(const char *name)
+{
+	return (GetConfigOptionFlags(name, true) & GUC_CUSTOM_PLACEHOLDER) != 0;
+}
+#else
+#include "utils/guc_tables.h"
+static inline bool
+IvfGucIsPlaceholder(const char *name)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (pg_strcasecmp(vars[i]->name, name) == 0)
+			return (vars[i]->flags & GUC_CUSTOM_PLACEHOLDER) != 0;
+	return true;
+}
+#endif
+
 #endif							/* IVF_COMPAT_H */

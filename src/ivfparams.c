@@ -273,7 +273,7 @@ pgvector_setting(const char *name, bool *defined)
 
 	if (value == NULL || value[0] == '\0')
 		return NULL;
-	*defined = !(GetConfigOptionFlags(name, true) & GUC_CUSTOM_PLACEHOLDER);
+	*defined = !IvfGucIsPlaceholder(name);
 	return value;
 }
 
