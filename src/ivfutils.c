@@ -67,10 +67,8 @@ ivfflat_handler(PG_FUNCTION_ARGS)
 	am->amclusterable = false;
 	am->ampredlocks = false;
 	am->amcanparallel = false;
-#if PG_VERSION_NUM >= 170000
-	/* parallel assignment pass; earlier versions plan it in ivf_build */
-	am->amcanbuildparallel = true;
-#endif
+	/* parallel assignment pass; before 17 ivf_build plans it itself */
+	IvfSetCanBuildParallel(am);
 	am->amcaninclude = false;
 	am->amusemaintenanceworkmem = true;
 	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
