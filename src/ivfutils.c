@@ -609,7 +609,7 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has an invalid meta page",
 						RelationGetRelationName(index)),
-				 errdetail("dims %u, lists %u", meta->dims, meta->nlists)));
+				 errdetail("The meta page gives %u dimensions and %u lists.", meta->dims, meta->nlists)));
 
 	ivf_meta_geometry(meta, &g);
 	if (g.nsegments != meta->nsegments || g.seg_dims != meta->seg_dims ||
