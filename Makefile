@@ -131,7 +131,13 @@ header-deps-test: $(GPU_HDR_USERS)
 		if [ $$rc -ne 1 ]; then echo "$$t: not rebuilt when gpu/ivf_gpu.h changes (make -q: $$rc)"; exit 1; fi; \
 	done; echo "header dependencies: $(GPU_HDR_USERS) follow gpu/ivf_gpu.h"
 
-.PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test header-deps-test
+# Version conditionals live in src/compat.h only (as named macros).
+compat-test:
+	@if grep -n 'PG_VERSION_NUM' $(filter-out src/compat.h,$(wildcard src/*.c src/*.h gpu/*.c gpu/*.h)); then \
+		echo "PG_VERSION_NUM outside src/compat.h (above): move the conditional into compat.h"; exit 1; \
+	fi; echo "version conditionals: only in src/compat.h"
+
+.PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test header-deps-test compat-test
 KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans gpu/test_ivf_gpu \
 	test/kernels/test_faissio
 kernel-test: $(KERNEL_TESTS)
@@ -141,6 +147,7 @@ kernel-test: $(KERNEL_TESTS)
 	gpu/test_ivf_gpu
 	test/kernels/test_faissio
 	$(MAKE) --no-print-directory header-deps-test
+	$(MAKE) --no-print-directory compat-test
 
 bench-kernels: bench/bench_kernels
 	bench/bench_kernels

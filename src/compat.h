@@ -132,6 +132,39 @@ IvfRelationGetSmgr(Relation rel)
 #endif
 
 /*
+ * PostgreSQL 14 gave aminsert an indexUnchanged hint; ivf ignores it.
+ * IVF_AMINSERT_PARAMS is ivf_insert's parameter list for the version.
+ */
+#if PG_VERSION_NUM >= 140000
+#define IVF_AMINSERT_PARAMS \
+	Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, \
+	Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged, \
+	IndexInfo *indexInfo
+#else
+#define IVF_AMINSERT_PARAMS \
+	Relation index, Datum *values, bool *isnull, ItemPointer heap_tid, \
+	Relation heap, IndexUniqueCheck checkUnique, IndexInfo *indexInfo
+#endif
+
+/*
+ * From 17 an AM says it can build in parallel (amcanbuildparallel) and
+ * index_build plans the workers; before, ivf_build plans them itself.
+ */
+#if PG_VERSION_NUM >= 170000
+#define IvfSetCanBuildParallel(am) ((am)->amcanbuildparallel = true)
+#else
+#define IvfSetCanBuildParallel(am) ((void) (am))
+#endif
+
+/*
+ * PostgreSQL 15 added shmem_request_hook, where shared memory must be
+ * requested; before, _PG_init requests it directly.
+ */
+#if PG_VERSION_NUM >= 150000
+#define IVF_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+/*
  * Whether a custom setting exists only as a placeholder, that is no loaded
  * library has defined it (ivf reads pgvector's ivfflat.* settings either
  * way).  GetConfigOptionFlags() is 15's; before, look the name up in the

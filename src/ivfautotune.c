@@ -573,7 +573,8 @@ ivf_set_params(PG_FUNCTION_ARGS)
 	if (!ivf_params_parse(str, &ps, &msg))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s", msg)));
+				 errmsg("invalid parameter string \"%s\"", str),
+				 errdetail("%s", msg)));
 	canon = ivf_params_format(&ps);
 	/* only the owner changes the params; nothing of the rows is returned */
 	index = ivf_open_index(indexoid, &heap, __func__, IVF_OPEN_OWNER);

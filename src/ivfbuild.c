@@ -1002,7 +1002,7 @@ mwm_bytes(void)
 }
 
 static void
-memory_error(Relation index, Size need, const char *what)
+memory_error(Relation index, Size need)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -1010,7 +1010,7 @@ memory_error(Relation index, Size need, const char *what)
 					RelationGetRelationName(index),
 					(size_t) ((need + 1024 * 1024 - 1) / (1024 * 1024)),
 					maintenance_work_mem / 1024),
-			 errdetail("%s", what),
+			 errdetail("k-means needs the centroids and at least one training vector per list in memory."),
 			 errhint("Increase maintenance_work_mem or use fewer lists.")));
 }
 
@@ -1634,8 +1634,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		if (avail / per < bs.max_samples)
 			bs.max_samples = avail / per;
 		if (bs.max_samples < est_lists)
-			memory_error(index, fixed + (Size) est_lists * per,
-						 "k-means needs the centroids and at least one training vector per list in memory.");
+			memory_error(index, fixed + (Size) est_lists * per);
 	}
 	bs.samples = MemoryContextAllocHuge(buildCtx, bs.max_samples * dbytes);
 	bs.heap_tuples = table_index_build_scan(heap, index, indexInfo, false, true,
@@ -1722,8 +1721,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 			bs.nsamples = Max(k, bs.nsamples - bs.nsamples / 8);
 		}
 		if (need > mwm_bytes())
-			memory_error(index, need,
-						 "k-means needs the centroids and at least one training vector per list in memory.");
+			memory_error(index, need);
 
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, IVF_PHASE_KMEANS);
 		bs.centroids = MemoryContextAllocHuge(buildCtx, (Size) k * dbytes);

@@ -267,11 +267,19 @@ ivf_faiss_read_centroids(const char *path, uint32 dims, IvfMetric metric,
 	src.arg = &fs;
 	src.length = (uint64_t) st.st_size;
 	if (ivf_faiss_read(&src, palloc_huge, NULL, 0, &info, err, sizeof(err)) != 0)
+	{
+		/* the reader's message starts with the prefix; the path goes there */
+		const char *prefix = "invalid Faiss file: ";
+		const char *why = err;
+
+		if (strncmp(err, prefix, strlen(prefix)) == 0)
+			why += strlen(prefix);
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("%s", err),
-				 errdetail("In file \"%s\" at byte " UINT64_FORMAT ".",
-						   path, (uint64) info.offset)));
+				 errmsg("invalid Faiss file \"%s\": %s", path, why),
+				 errdetail("The problem is at byte " UINT64_FORMAT " of the file.",
+						   (uint64) info.offset)));
+	}
 	CloseTransientFile(fs.fd);
 
 	if (info.d != dims)
@@ -402,12 +410,17 @@ sink_write(void *arg, const void *data, size_t n)
 	return 0;
 }
 
-/* a writer error is ours, not the user's: the counts come from the index */
+/*
+ * A writer error: the counts come from the index, so it is the index's
+ * content that Faiss cannot take (a non-finite centroid, say).
+ */
 static void
 writer_check(int rc, const char *err)
 {
 	if (rc != 0)
-		elog(ERROR, "could not write the Faiss file: %s", err);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("could not write the index as a Faiss file: %s", err)));
 }
 
 static void

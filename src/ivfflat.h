@@ -537,16 +537,7 @@ extern void ivf_faiss_validate_path(const char *value);
 /* ivfinsert.c */
 extern uint32 ivf_insert_vector(Relation index, const IvfCache *cache,
 							  const float *vec, ItemPointer tid);
-#if PG_VERSION_NUM >= 140000
-extern bool ivf_insert(Relation index, Datum *values, bool *isnull,
-					   ItemPointer heap_tid, Relation heap,
-					   IndexUniqueCheck checkUnique, bool indexUnchanged,
-					   IndexInfo *indexInfo);
-#else
-extern bool ivf_insert(Relation index, Datum *values, bool *isnull,
-					   ItemPointer heap_tid, Relation heap,
-					   IndexUniqueCheck checkUnique, IndexInfo *indexInfo);
-#endif
+extern bool ivf_insert(IVF_AMINSERT_PARAMS);
 
 /* ivfscan.c */
 extern IndexScanDesc ivf_beginscan(Relation index, int nkeys, int norderbys);

@@ -16,12 +16,14 @@
  * where ivf_gpu_stats() reads it.  The postmaster restarts a worker that
  * exits or dies (after bgw_restart_time); its state starts over.
  *
- * Serving searches.  A backend running ivf_search with ivf.gpu on writes
- * its request (queries, the lists it ranked for each, per-list limits, k)
- * into a dynamic shared memory segment, takes a request slot in the
- * worker's shared memory and sets the worker's latch; the worker answers
- * into the same segment and sets the backend's latch.  Only ids and
- * distances come back.
+ * Serving searches.  A backend running ivf_search with ivf.gpu on takes a
+ * request slot in the worker's shared memory and writes its request
+ * (queries, the lists it ranked for each, per-list limits, k) into that
+ * slot's own area when it fits (IVF_GPU_SLOT_BYTES, 32 kB); a larger
+ * request, or one that finds no free slot, goes into a dynamic shared
+ * memory segment that a slot then names (req_create, req_send).  It sets
+ * the worker's latch; the worker answers in the same place and sets the
+ * backend's latch.  Only ids and distances come back.
  *
  * Coherence.  Every change to a list of an index (an insert into it, a
  * VACUUM that removed from it) adds one to a shared version counter for
@@ -220,7 +222,7 @@ static int	ivf_gpu_max_batch = 4096;	/* queries */
 static IvfGpuShared *gpu_shared = NULL;
 static bool gpu_preloaded = false;
 
-#if PG_VERSION_NUM >= 150000
+#ifdef IVF_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -233,7 +235,7 @@ gpu_shmem_size(void)
 	return MAXALIGN(sizeof(IvfGpuShared)) + (Size) IVF_GPU_SLOTS * IVF_GPU_SLOT_BYTES;
 }
 
-#if PG_VERSION_NUM >= 150000
+#ifdef IVF_HAVE_SHMEM_REQUEST_HOOK
 static void
 gpu_shmem_request(void)
 {
@@ -365,7 +367,7 @@ ivf_gpu_init(void)
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 
-#if PG_VERSION_NUM >= 150000
+#ifdef IVF_HAVE_SHMEM_REQUEST_HOOK
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = gpu_shmem_request;
 #else

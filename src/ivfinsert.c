@@ -441,16 +441,8 @@ restart:
 	}
 }
 
-#if PG_VERSION_NUM >= 140000
 bool
-ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
-		   Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
-		   IndexInfo *indexInfo)
-#else
-bool
-ivf_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
-		   Relation heap, IndexUniqueCheck checkUnique, IndexInfo *indexInfo)
-#endif
+ivf_insert(IVF_AMINSERT_PARAMS)
 {
 	MemoryContext tmp;
 	MemoryContext old;

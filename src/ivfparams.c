@@ -124,7 +124,8 @@ trimmed(const char *s, size_t len)
 
 /*
  * Parse str into *out.  On an error returns false with *msg (palloc'd in
- * the current context) saying what is wrong, naming the parameter; usable
+ * the current context), an errdetail sentence saying what is wrong and
+ * naming the parameter; usable
  * from GUC check hooks, which must not throw.
  */
 bool
@@ -149,12 +150,12 @@ ivf_params_parse(const char *str, IvfParamSet *out, char **msg)
 		p += len + (comma ? 1 : 0);
 		if (item[0] == '\0')
 		{
-			*msg = psprintf("empty entry in parameter string \"%s\"", str);
+			*msg = psprintf("The parameter string \"%s\" has an empty entry.", str);
 			return false;
 		}
 		if (eq == NULL)
 		{
-			*msg = psprintf("parameter \"%s\" has no value (expected name=value)", item);
+			*msg = psprintf("Parameter \"%s\" has no value (expected name=value).", item);
 			return false;
 		}
 		name = trimmed(item, eq - item);
@@ -165,7 +166,7 @@ ivf_params_parse(const char *str, IvfParamSet *out, char **msg)
 			ok = params_int(value, 1, IVF_MAX_LISTS, &out->nprobe);
 			out->set |= IVF_PARAM_NPROBE;
 			if (!ok)
-				*msg = psprintf("invalid value for parameter \"%s\": \"%s\" (an integer from 1 to %d)",
+				*msg = psprintf("Parameter \"%s\" is \"%s\"; it must be an integer from 1 to %d.",
 								name, value, IVF_MAX_LISTS);
 		}
 		else if (pg_strcasecmp(name, "max_codes") == 0)
@@ -173,7 +174,7 @@ ivf_params_parse(const char *str, IvfParamSet *out, char **msg)
 			ok = params_int(value, 0, INT_MAX, &out->max_codes);
 			out->set |= IVF_PARAM_MAX_CODES;
 			if (!ok)
-				*msg = psprintf("invalid value for parameter \"%s\": \"%s\" (an integer from 0 to %d; 0 = no limit)",
+				*msg = psprintf("Parameter \"%s\" is \"%s\"; it must be an integer from 0 to %d (0: no limit).",
 								name, value, INT_MAX);
 		}
 		else if (pg_strcasecmp(name, "candidate_budget") == 0)
@@ -181,7 +182,7 @@ ivf_params_parse(const char *str, IvfParamSet *out, char **msg)
 			ok = params_int(value, 0, INT_MAX, &out->candidate_budget);
 			out->set |= IVF_PARAM_BUDGET;
 			if (!ok)
-				*msg = psprintf("invalid value for parameter \"%s\": \"%s\" (an integer from 0 to %d; 0 = the profile's)",
+				*msg = psprintf("Parameter \"%s\" is \"%s\"; it must be an integer from 0 to %d (0: the profile's).",
 								name, value, INT_MAX);
 		}
 		else if (pg_strcasecmp(name, "profile") == 0)
@@ -189,7 +190,7 @@ ivf_params_parse(const char *str, IvfParamSet *out, char **msg)
 			ok = params_name(value, profile_names, lengthof(profile_names), &out->profile);
 			out->set |= IVF_PARAM_PROFILE;
 			if (!ok)
-				*msg = psprintf("invalid value for parameter \"%s\": \"%s\" (exact, approx_fast, approx_balanced or approx_quality)",
+				*msg = psprintf("Parameter \"%s\" is \"%s\"; it must be exact, approx_fast, approx_balanced or approx_quality.",
 								name, value);
 		}
 		else if (pg_strcasecmp(name, "budget_strategy") == 0)
@@ -197,12 +198,12 @@ ivf_params_parse(const char *str, IvfParamSet *out, char **msg)
 			ok = params_name(value, strategy_names, lengthof(strategy_names), &out->budget_strategy);
 			out->set |= IVF_PARAM_STRATEGY;
 			if (!ok)
-				*msg = psprintf("invalid value for parameter \"%s\": \"%s\" (uniform or distance_weighted)",
+				*msg = psprintf("Parameter \"%s\" is \"%s\"; it must be uniform or distance_weighted.",
 								name, value);
 		}
 		else
 		{
-			*msg = psprintf("unknown parameter \"%s\" (valid: nprobe, max_codes, profile, candidate_budget, budget_strategy)",
+			*msg = psprintf("Parameter \"%s\" is unknown; the parameters are nprobe, max_codes, profile, candidate_budget and budget_strategy.",
 							name);
 			return false;
 		}
@@ -244,7 +245,9 @@ ivf_params_validate(const char *value)
 	if (!ivf_params_parse(value, &ps, &msg))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for ivfflat option \"params\": %s", msg)));
+				 errmsg("invalid value for ivfflat option \"params\": \"%s\"",
+						value),
+				 errdetail("%s", msg)));
 }
 
 /*

@@ -67,10 +67,8 @@ ivfflat_handler(PG_FUNCTION_ARGS)
 	am->amclusterable = false;
 	am->ampredlocks = false;
 	am->amcanparallel = false;
-#if PG_VERSION_NUM >= 170000
-	/* parallel assignment pass; earlier versions plan it in ivf_build */
-	am->amcanbuildparallel = true;
-#endif
+	/* parallel assignment pass; before 17 ivf_build plans it itself */
+	IvfSetCanBuildParallel(am);
 	am->amcaninclude = false;
 	am->amusemaintenanceworkmem = true;
 	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
@@ -611,7 +609,7 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has an invalid meta page",
 						RelationGetRelationName(index)),
-				 errdetail("dims %u, lists %u", meta->dims, meta->nlists)));
+				 errdetail("The meta page gives %u dimensions and %u lists.", meta->dims, meta->nlists)));
 
 	ivf_meta_geometry(meta, &g);
 	if (g.nsegments != meta->nsegments || g.seg_dims != meta->seg_dims ||
