@@ -13,7 +13,8 @@
 #    2 build         make clean && make WERROR=1
 #    3 install       make install, then pgvector beside it for test/t/023 (test/lib/install-pgvector.sh:
 #                    built from ../shared/vendor; without a tarball or an installed one, 023 skips)
-#    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data)
+#    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data; without it the real-data
+#                    checks use Debian's Fashion-MNIST, as TAP 010/016/017 do)
 #    5 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
 #    6 installcheck  make installcheck (pg_regress) against it
 #    7 tap           prove test/t/*.pl (PostgreSQL::Test::Cluster, runs as postgres)
@@ -24,7 +25,7 @@
 #                    gpu/test_ivf_gpu on it (runs the kernels only with a device), else skipped
 #
 # Environment:
-#   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo)
+#   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo; optional)
 #   IVF_FUZZ_SECONDS    fuzz duration (default 60)
 #   IVF_VENDOR_DIR      third-party release sources, e.g. pgvector (default: ../shared/vendor)
 #   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL REGRESS
@@ -34,7 +35,10 @@
 #   IVF_REGRESS         pg_regress tests to run instead of all (e.g. "ivfflat_batch ivf_tune")
 #   PG_CONFIG           pg_config to use (default: PostgreSQL 15's)
 #
-# Ends with "N passed, M failed" (N, M count steps) and exits non-zero if any failed.
+# The summary lists skipped steps and skipped tests with their reasons (prove's
+# "skipped: WHY" for a TAP file, "skip  WHAT" from the C tests, e.g. the GPU test
+# without a device), then "N passed, M failed" (N, M count steps); it exits
+# non-zero if any failed (a skip is not a failure).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -3,9 +3,9 @@
 # Fashion-MNIST; L2, lists 40).
 #
 #  - ivf_recall's exact ground truth (GEMM over the table) agrees with the
-#    data set's official one (Fashion-MNIST: a sequential scan's): the recall it reports equals the recall of
-#    the same queries' ORDER BY ... LIMIT 10 scored against the official
-#    ground truth file, at several nprobe values;
+#    data set's official one (Fashion-MNIST: a sequential scan's): the
+#    recall it reports equals the recall of the same queries' ORDER BY ...
+#    LIMIT 10 scored against that ground truth, at several nprobe values;
 #  - ivf_autotune reports one NOTICE per operating point and a frontier
 #    whose recall rises with time; with apply it stores the cheapest point
 #    reaching the target as the index's params, and plain queries (no SET)
