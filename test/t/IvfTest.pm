@@ -138,11 +138,13 @@ sub _read_vecs
 sub read_fvecs { return _read_vecs($_[0], 'f<', $_[1]); }
 sub read_ivecs { return _read_vecs($_[0], 'l<', $_[1]); }
 
-# '[x,y,...]' with 9 significant digits, which round-trips any float32.
+# '[x,y,...]' with 9 significant digits, which round-trips any float32
+# (non-zero integers as they are: the same number, and much faster for
+# pixel data; zero by sprintf, which keeps -0).
 sub vec_literal
 {
 	my ($v) = @_;
-	return '[' . join(',', map { sprintf('%.9g', $_) } @$v) . ']';
+	return '[' . join(',', map { $_ && $_ == int($_) ? $_ : sprintf('%.9g', $_) } @$v) . ']';
 }
 
 # Write a text COPY file "id<TAB>[...]" for the vectors, ids $id0, $id0+1, ...
