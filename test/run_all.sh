@@ -13,7 +13,8 @@
 #    2 build         make clean && make WERROR=1
 #    3 install       make install, then pgvector beside it for test/t/023 (test/lib/install-pgvector.sh:
 #                    built from ../shared/vendor; without a tarball or an installed one, 023 skips)
-#    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data)
+#    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data; without it the real-data
+#                    checks use Debian's Fashion-MNIST, as TAP 010/016/017 do)
 #    5 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
 #    6 installcheck  make installcheck (pg_regress) against it
 #    7 tap           prove test/t/*.pl (PostgreSQL::Test::Cluster, runs as postgres)
@@ -24,7 +25,7 @@
 #                    gpu/test_ivf_gpu on it (runs the kernels only with a device), else skipped
 #
 # Environment:
-#   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo)
+#   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo; optional)
 #   IVF_FUZZ_SECONDS    fuzz duration (default 60)
 #   IVF_VENDOR_DIR      third-party release sources, e.g. pgvector (default: ../shared/vendor)
 #   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL REGRESS
@@ -34,7 +35,10 @@
 #   IVF_REGRESS         pg_regress tests to run instead of all (e.g. "ivfflat_batch ivf_tune")
 #   PG_CONFIG           pg_config to use (default: PostgreSQL 15's)
 #
-# Ends with "N passed, M failed" (N, M count steps) and exits non-zero if any failed.
+# The summary lists skipped steps and skipped tests with their reasons (prove's
+# "skipped: WHY" for a TAP file, "skip  WHAT" from the C tests, e.g. the GPU test
+# without a device), then "N passed, M failed" (N, M count steps); it exits
+# non-zero if any failed (a skip is not a failure).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -98,6 +102,15 @@ run_step() {
 PG_CONFIG="$(ivf_pg_config || true)"
 DATA_DIR="$(ivf_data_dir || true)"
 
+# note_skips STEP FILE: add the tests that FILE (a step's output) says were
+# skipped to $IVF_TMP/skips, one "STEP: what: why" a line, for the summary.
+# prove prints "t/NNN_x.pl .. skipped: WHY" for a file that plans skip_all;
+# the C test programs print "skip  WHAT (WHY)".
+note_skips() {
+	sed -n -E -e 's/^(\[[0-9:]+\] )?(t\/[^ ]+\.pl) \.+ skipped: (.*)$/\2: \3/p' \
+		-e 's/^skip  (.*)$/\1/p' "$2" | sed "s|^|$1: |" >>"$IVF_TMP/skips"
+}
+
 # --------------------------------------------------------------------------
 step_deps() {
 	bash test/lib/install-deps.sh
@@ -134,7 +147,8 @@ step_kernel() {
 	else
 		ivf_warn "data dir not found (set IVF_DATA_DIR or put it at ../shared/data)"
 	fi
-	IVF_DATA_DIR="$DATA_DIR" make kernel-test PG_CONFIG="$PG_CONFIG"
+	IVF_DATA_DIR="$DATA_DIR" make kernel-test PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$IVF_TMP/kernel.out"
+	note_skips kernel-test "$IVF_TMP/kernel.out"
 }
 
 step_cluster() {
@@ -205,9 +219,10 @@ step_tap() {
 		IVF_DATA_DIR="$data" \
 		IVF_TEST_DIR="$tapdir" \
 		sh -c 'cd "$1" && shift && exec "$@"' sh "$tapdir" \
-		prove --timer -I "$pgxs/test/perl" "${tests[@]/#test\//}"
-	rc=$?
+		prove --timer -I "$pgxs/test/perl" "${tests[@]/#test\//}" 2>&1 | tee "$IVF_TMP/prove.out"
+	rc=${PIPESTATUS[0]}
 	set -e
+	note_skips tap "$IVF_TMP/prove.out"
 	if [ "$rc" -ne 0 ]; then
 		for logf in "$tapdir"/tmp_check/log/regress_log_*; do
 			ivf_header "tail of $(basename "$logf")"
@@ -294,14 +309,16 @@ step_gpu() {
 		ls -l gpu/ivf_gpu.so
 		# loads without a driver and exports the operations table (the
 		# kernels themselves are only checked where there is a device)
-		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so
+		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so 2>&1 | tee "$IVF_TMP/gpu.out"
+		note_skips gpu-compile "$IVF_TMP/gpu.out"
 	fi
 	if [ -n "$hipcc" ]; then
 		echo "hipcc: $hipcc"
 		rm -f gpu/ivf_gpu.so
 		make WITH_HIP=1 HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
 		ls -l gpu/ivf_gpu.so
-		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so
+		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so 2>&1 | tee "$IVF_TMP/gpu.out"
+		note_skips gpu-compile "$IVF_TMP/gpu.out"
 	fi
 }
 
@@ -315,6 +332,7 @@ run_step deps IVF_SKIP_DEPS step_deps
 # installing postgresql-15 creates
 ivf_tmp_init
 ivf_info "temp dir: $IVF_TMP"
+: >"$IVF_TMP/skips"
 PG_CONFIG="$(ivf_pg_config || true)"
 if [ -z "$PG_CONFIG" ]; then
 	ivf_warn "pg_config not found; later steps will fail"
@@ -330,6 +348,9 @@ run_step client IVF_SKIP_CLIENT step_client
 run_step fuzz IVF_SKIP_FUZZ step_fuzz
 run_step gpu-compile IVF_SKIP_GPU step_gpu
 
+SKIPPED_TESTS=()
+mapfile -t SKIPPED_TESTS <"$IVF_TMP/skips"
+
 # Stop the cluster and remove the temp dir now, so that the summary really is
 # the last thing printed (the EXIT trap then has nothing left to do).
 ivf_header "cleanup"
@@ -339,6 +360,10 @@ ivf_header "summary"
 for i in "${!STEP_NAMES[@]}"; do
 	printf '  %-14s %-26s %5ss\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}" "${STEP_TIMES[$i]}"
 done
-printf '  total time: %s; %d step(s) skipped\n' "$(ivf_elapsed "$T_START")" "$N_SKIP"
+printf '  total time: %s; %d step(s) skipped; %d test(s) skipped%s\n' "$(ivf_elapsed "$T_START")" \
+	"$N_SKIP" "${#SKIPPED_TESTS[@]}" "$([ "${#SKIPPED_TESTS[@]}" -eq 0 ] || echo :)"
+for i in "${!SKIPPED_TESTS[@]}"; do
+	printf '    %s\n' "${SKIPPED_TESTS[$i]}"
+done
 echo "$N_PASS passed, $N_FAIL failed"
 [ "$N_FAIL" -eq 0 ]

@@ -292,4 +292,60 @@ read_vecs(const char *path, size_t *nrows, size_t *dim)
 	return out;
 }
 
+/*
+ * Fashion-MNIST from Debian's dataset-fashion-mnist, the real data every
+ * machine can install (test/lib/install-deps.sh does): the first max images
+ * of a gzipped IDX3 file ("train" or "t10k") as floats 0..255 (784 per
+ * image); sets *nrows and *dim, or returns NULL if it cannot be read.
+ * IVF_FASHION_MNIST_DIR overrides the folder.
+ */
+static inline float *
+read_fashion_mnist(const char *which, size_t max, size_t *nrows, size_t *dim)
+{
+	const char *dir = getenv("IVF_FASHION_MNIST_DIR");
+	char		cmd[4096];
+	unsigned char hdr[16];
+	unsigned char *img;
+	float	   *out;
+	FILE	   *f;
+	size_t		n,
+				d,
+				i;
+
+	if (dir == NULL || dir[0] == '\0')
+		dir = "/usr/share/datasets/fashion-mnist";
+	snprintf(cmd, sizeof(cmd), "gzip -dc '%s/%s-images-idx3-ubyte.gz' 2>/dev/null",
+			 dir, which);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return NULL;
+	if (fread(hdr, 1, 16, f) != 16 ||
+		!(hdr[0] == 0 && hdr[1] == 0 && hdr[2] == 8 && hdr[3] == 3))
+	{
+		pclose(f);
+		return NULL;
+	}
+	n = ((size_t) hdr[4] << 24) | ((size_t) hdr[5] << 16) | ((size_t) hdr[6] << 8) | hdr[7];
+	d = (((size_t) hdr[8] << 24) | ((size_t) hdr[9] << 16) | ((size_t) hdr[10] << 8) | hdr[11]) *
+		(((size_t) hdr[12] << 24) | ((size_t) hdr[13] << 16) | ((size_t) hdr[14] << 8) | hdr[15]);
+	if (n > max)
+		n = max;
+	img = xmalloc(n * d);
+	out = xmalloc(n * d * sizeof(float));
+	if (fread(img, 1, n * d, f) != n * d)
+	{
+		pclose(f);
+		free(img);
+		free(out);
+		return NULL;
+	}
+	pclose(f);					/* gzip may have died of SIGPIPE: fine */
+	for (i = 0; i < n * d; i++)
+		out[i] = (float) img[i];
+	free(img);
+	*nrows = n;
+	*dim = d;
+	return out;
+}
+
 #endif							/* IVF_TESTUTIL_H */

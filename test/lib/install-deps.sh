@@ -21,6 +21,7 @@ IVF_DEPS=(
 	clang libclang-rt-14-dev        # libFuzzer + ASan/UBSan runtime for `make fuzz`
 	python3 python3-venv ca-certificates  # client compatibility test (venv + pip from PyPI)
 	python3-faiss python3-numpy     # TAP 016: Faiss reads our files, we read Faiss's
+	dataset-fashion-mnist           # real data every machine can get: TAP 010/016/017, kernel tests
 	util-linux gzip coreutils       # runuser, gzip -dc, mktemp (in the base image; listed to be explicit)
 )
 

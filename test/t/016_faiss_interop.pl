@@ -1,5 +1,6 @@
 # Faiss interop against Faiss itself (Debian's python3-faiss), on
-# siftsmall-128 (10,000 x 128, 100 queries), for vector_l2_ops,
+# siftsmall-128 (10,000 x 128, 100 queries; without IVF_DATA_DIR the first
+# 10,000 + 100 images of Debian's Fashion-MNIST, 784 dims), for vector_l2_ops,
 # vector_ip_ops and vector_cosine_ops (40 lists):
 #
 # (a) ivf_export_faiss: faiss.read_index loads the file; it holds every row
@@ -19,7 +20,7 @@
 # nprobe-th and next centroid tie within rounding (then the two sides may
 # probe different lists; at most 5% of the queries).  The Faiss side runs
 # in test/t/faiss_interop.py; the test is skipped when no python3 can
-# import faiss and numpy (IVF_PYTHON names one), or without IVF_DATA_DIR.
+# import faiss and numpy (IVF_PYTHON names one).
 use strict;
 use warnings;
 
@@ -54,10 +55,8 @@ for my $cand (grep { defined && $_ ne '' } $ENV{IVF_PYTHON}, 'python3', '/usr/bi
 plan skip_all => 'no python3 that imports faiss and numpy (install python3-faiss, or set IVF_PYTHON)'
   unless defined $python;
 
-my $datadir = ivf_data_dir('siftsmall-128/siftsmall_base.fvecs',
+my $datadir = shared_data_dir('siftsmall-128/siftsmall_base.fvecs',
 	'siftsmall-128/siftsmall_query.fvecs');
-my $base = "$datadir/siftsmall-128/siftsmall_base.fvecs";
-my $queries = "$datadir/siftsmall-128/siftsmall_query.fvecs";
 my $lists = 40;
 my $nprobes = '1,4,16';
 
@@ -73,6 +72,22 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION ivf');
 # absolute: the server writes and reads these files
 my $tmp = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
+
+# the helper reads .fvecs files
+my ($base, $queries);
+if ($datadir)
+{
+	$base = "$datadir/siftsmall-128/siftsmall_base.fvecs";
+	$queries = "$datadir/siftsmall-128/siftsmall_query.fvecs";
+	note 'data: siftsmall-128 from IVF_DATA_DIR';
+}
+else
+{
+	my ($fb, $fq) = fashion_mnist(10000, 100);
+	$base = write_fvecs("$tmp/fm_base.fvecs", $fb);
+	$queries = write_fvecs("$tmp/fm_query.fvecs", $fq);
+	note 'data: Fashion-MNIST (no siftsmall under IVF_DATA_DIR)';
+}
 
 # Run the helper; every "ok|fail NAME # detail" line is a test.
 sub faiss_side
@@ -119,17 +134,18 @@ sub topk_files
 # the table: row number = fvecs position, as the helper reads the file
 my $bv = read_fvecs($base);
 my $qv = read_fvecs($queries);
+my $dims = scalar @{ $bv->[0] };
 write_copy_file("$tmp/base.copy", $bv, 0);
 write_copy_file("$tmp/query.copy", $qv, 0);
 $node->safe_psql(
 	'postgres', qq{
-CREATE TABLE sift (id int PRIMARY KEY, v vector(128));
+CREATE TABLE sift (id int PRIMARY KEY, v vector($dims));
 COPY sift FROM '$tmp/base.copy';
-CREATE TABLE sift_q (qid int PRIMARY KEY, v vector(128));
+CREATE TABLE sift_q (qid int PRIMARY KEY, v vector($dims));
 COPY sift_q FROM '$tmp/query.copy';
 ANALYZE sift;
 });
-is($node->safe_psql('postgres', 'SELECT count(*) FROM sift'), scalar(@$bv), 'siftsmall loaded');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM sift'), scalar(@$bv), 'base vectors loaded');
 sql_to_file('SELECT id, ivf_faiss_id(ctid) FROM sift ORDER BY id', "$tmp/idmap");
 
 my %opclass = (l2 => 'vector_l2_ops', ip => 'vector_ip_ops', cos => 'vector_cosine_ops');

@@ -14,11 +14,14 @@ use warnings;
 use Exporter 'import';
 use Test::More;
 use IPC::Run;
+use IO::Uncompress::Gunzip ();
 use Time::HiRes ();
 use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(
-  ivf_data_dir
+  shared_data_dir
+  fashion_mnist
+  write_fvecs
   read_fvecs
   read_ivecs
   vec_literal
@@ -38,28 +41,74 @@ our @EXPORT = qw(
   check_pgbench
 );
 
-# The data sets' folder ($IVF_DATA_DIR), or skip the whole test file with a
-# message saying why.  Call it before any test is run.
-sub ivf_data_dir
+# The shared data sets' folder ($IVF_DATA_DIR) if it is there and holds
+# every file named, else undef: the caller then runs on data every machine
+# has (fashion_mnist, or generated vectors) instead of skipping.
+sub shared_data_dir
 {
 	my (@need) = @_;
 	my $dir = $ENV{IVF_DATA_DIR};
-	if (!defined $dir || $dir eq '')
-	{
-		plan skip_all => 'IVF_DATA_DIR is not set: it must name the data sets folder '
-		  . '(shared/data, see its README.md); test/run_all.sh sets it';
-	}
-	if (!-d $dir || !-r "$dir/README.md")
-	{
-		plan skip_all => "IVF_DATA_DIR=$dir is not a readable data sets folder "
-		  . '(no readable README.md there)';
-	}
+	return undef if !defined $dir || $dir eq '' || !-r "$dir/README.md";
 	for my $f (@need)
 	{
-		plan skip_all => "data file $dir/$f is missing or unreadable"
-		  unless -r "$dir/$f";
+		return undef unless -r "$dir/$f";
 	}
 	return $dir;
+}
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist (test/lib/install-deps.sh
+# installs it): the first $nbase training images and the first $nq test
+# images, each a 784-float vector of pixel values 0..255.  Dies if the
+# package is missing: it is a test dependency, not an optional extra.
+my $fmnist_dir = $ENV{IVF_FASHION_MNIST_DIR} // '/usr/share/datasets/fashion-mnist';
+
+sub _read_idx_images
+{
+	my ($path, $max) = @_;
+	my $fh = IO::Uncompress::Gunzip->new($path)
+	  or die "cannot read $path: $IO::Uncompress::Gunzip::GunzipError";
+	my $hdr;
+	read($fh, $hdr, 16) == 16 or die "$path: truncated IDX header";
+	my ($magic, $n, $rows, $cols) = unpack('N4', $hdr);
+	die "$path: not an IDX3 ubyte file (magic $magic)" unless $magic == 0x803;
+	$n = $max if defined $max && $max < $n;
+	my $d = $rows * $cols;
+	my @out;
+	for my $i (1 .. $n)
+	{
+		my $body;
+		read($fh, $body, $d) == $d or die "$path: truncated at image $i";
+		push @out, [ unpack("C$d", $body) ];
+	}
+	close $fh;
+	return \@out;
+}
+
+sub fashion_mnist
+{
+	my ($nbase, $nq) = @_;
+	for my $f ('train-images-idx3-ubyte.gz', 't10k-images-idx3-ubyte.gz')
+	{
+		die "$fmnist_dir/$f is missing: install dataset-fashion-mnist "
+		  . '(test/lib/install-deps.sh does)'
+		  unless -r "$fmnist_dir/$f";
+	}
+	return (
+		_read_idx_images("$fmnist_dir/train-images-idx3-ubyte.gz", $nbase),
+		_read_idx_images("$fmnist_dir/t10k-images-idx3-ubyte.gz", $nq));
+}
+
+# Write vectors as a TEXMEX .fvecs file (for helpers that read files).
+sub write_fvecs
+{
+	my ($path, $vecs) = @_;
+	open(my $fh, '>:raw', $path) or die "cannot write $path: $!";
+	for my $v (@$vecs)
+	{
+		print $fh pack('l<', scalar @$v), pack('f<*', @$v);
+	}
+	close $fh or die "cannot close $path: $!";
+	return $path;
 }
 
 # Read a TEXMEX .fvecs / .ivecs file: per record a little-endian int32 d,
@@ -89,11 +138,13 @@ sub _read_vecs
 sub read_fvecs { return _read_vecs($_[0], 'f<', $_[1]); }
 sub read_ivecs { return _read_vecs($_[0], 'l<', $_[1]); }
 
-# '[x,y,...]' with 9 significant digits, which round-trips any float32.
+# '[x,y,...]' with 9 significant digits, which round-trips any float32
+# (non-zero integers as they are: the same number, and much faster for
+# pixel data; zero by sprintf, which keeps -0).
 sub vec_literal
 {
 	my ($v) = @_;
-	return '[' . join(',', map { sprintf('%.9g', $_) } @$v) . ']';
+	return '[' . join(',', map { $_ && $_ == int($_) ? $_ : sprintf('%.9g', $_) } @$v) . ']';
 }
 
 # Write a text COPY file "id<TAB>[...]" for the vectors, ids $id0, $id0+1, ...
