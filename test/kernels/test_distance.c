@@ -1409,6 +1409,67 @@ l2_double(const float *a, const float *b, size_t d)
 	return s;
 }
 
+/*
+ * ivf_knn_l2sq at every compiled level, all queries at once (GEMM path) and
+ * one by one (exact scan), against the double brute force (bids, bd).  With
+ * ties, an id may differ from the brute force's where the distances tie
+ * (integer data): the id found must then be at that exact distance.
+ */
+static void
+knn_every_level(const float *query, size_t nqr, const float *base, size_t nb,
+				size_t d, size_t k, const int64_t *bids, const double *bd,
+				int ties)
+{
+	int64_t    *ids = xmalloc(nqr * k * sizeof(int64_t));
+	float	   *dists = xmalloc(nqr * k * sizeof(float));
+	IvfKernels	saved = ivf_kernels;
+	size_t		i,
+				lvl;
+
+	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
+	{
+		size_t		pass;
+
+		if (ivf_kernels_set_level((IvfSimdLevel) lvl) != 0)
+			continue;
+		for (pass = 0; pass < 2; pass++)
+		{
+			int			rc = 0;
+
+			if (pass == 0)
+				rc = ivf_knn_l2sq(query, nqr, base, nb, d, k, ids, dists);
+			else
+				for (i = 0; i < nqr && rc == 0; i++)
+					rc = ivf_knn_l2sq(query + i * d, 1, base, nb, d, k,
+									  ids + i * k, dists + i * k);
+			check(rc == 0, "%s: ivf_knn_l2sq failed", ivf_simd_level_name(lvl));
+			for (i = 0; i < nqr * k; i++)
+			{
+				if (!ties)
+					check(ids[i] == bids[i] && (double) dists[i] == bd[i],
+						  "%s %s: query %zu rank %zu: id %lld (%.1f) vs exact %lld (%.1f)",
+						  ivf_simd_level_name(lvl), pass == 0 ? "batch" : "single",
+						  i / k, i % k, (long long) ids[i], dists[i],
+						  (long long) bids[i], bd[i]);
+				else
+				{
+					double		mine = l2_double(query + (i / k) * d,
+												 base + (size_t) ids[i] * d, d);
+
+					check((double) dists[i] == bd[i] && mine == bd[i],
+						  "%s %s: query %zu rank %zu: id %lld (%.1f, exact %.1f) vs exact %lld (%.1f)",
+						  ivf_simd_level_name(lvl), pass == 0 ? "batch" : "single",
+						  i / k, i % k, (long long) ids[i], dists[i], mine,
+						  (long long) bids[i], bd[i]);
+				}
+			}
+		}
+	}
+	ivf_kernels = saved;
+	free(ids);
+	free(dists);
+}
+
 static void
 test_siftsmall(const char *dir)
 {
@@ -1423,14 +1484,10 @@ test_siftsmall(const char *dir)
 				dq,
 				dgt;
 	size_t		k = 10;
-	int64_t    *ids,
-			   *bids;
-	float	   *dists;
+	int64_t    *bids;
 	double	   *bd;
 	size_t		i,
-				j,
-				lvl;
-	IvfKernels	saved = ivf_kernels;
+				j;
 
 	group_begin("siftsmall-128: knn top-10 == double brute force == ground truth");
 	snprintf(path, sizeof(path), "%s/siftsmall-128/siftsmall_base.fvecs", dir);
@@ -1448,9 +1505,7 @@ test_siftsmall(const char *dir)
 	check(d == 128 && dq == 128 && nb == 10000 && nqr == 100 && ngt == 100 &&
 		  dgt >= k, "unexpected siftsmall shapes");
 
-	ids = xmalloc(nqr * k * sizeof(int64_t));
 	bids = xmalloc(nqr * k * sizeof(int64_t));
-	dists = xmalloc(nqr * k * sizeof(float));
 	bd = xmalloc(nqr * k * sizeof(double));
 	brute_knn(query, nqr, base, nb, d, k, NULL, bids, bd);
 
@@ -1466,36 +1521,8 @@ test_siftsmall(const char *dir)
 				  i, j, g, gd, (long long) bids[i * k + j], bd[i * k + j]);
 		}
 
-	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
-	{
-		size_t		pass;
-
-		if (ivf_kernels_set_level((IvfSimdLevel) lvl) != 0)
-			continue;
-		/* all 100 queries at once (GEMM path), then one by one (exact scan) */
-		for (pass = 0; pass < 2; pass++)
-		{
-			int			rc = 0;
-
-			if (pass == 0)
-				rc = ivf_knn_l2sq(query, nqr, base, nb, d, k, ids, dists);
-			else
-				for (i = 0; i < nqr && rc == 0; i++)
-					rc = ivf_knn_l2sq(query + i * d, 1, base, nb, d, k,
-									  ids + i * k, dists + i * k);
-			check(rc == 0, "%s: ivf_knn_l2sq failed", ivf_simd_level_name(lvl));
-			for (i = 0; i < nqr * k; i++)
-				check(ids[i] == bids[i] && (double) dists[i] == bd[i],
-					  "%s %s: query %zu rank %zu: id %lld (%.1f) vs exact %lld (%.1f)",
-					  ivf_simd_level_name(lvl), pass == 0 ? "batch" : "single",
-					  i / k, i % k, (long long) ids[i], dists[i],
-					  (long long) bids[i], bd[i]);
-		}
-	}
-	ivf_kernels = saved;
-	free(ids);
+	knn_every_level(query, nqr, base, nb, d, k, bids, bd, 0);
 	free(bids);
-	free(dists);
 	free(bd);
 	free(base);
 	free(query);
@@ -1519,13 +1546,8 @@ test_fashion_mnist(void)
 				d = 0,
 				dq = 0;
 	size_t		k = 10;
-	int64_t    *ids,
-			   *bids;
-	float	   *dists;
+	int64_t    *bids;
 	double	   *bd;
-	size_t		i,
-				lvl;
-	IvfKernels	saved = ivf_kernels;
 
 	group_begin("Fashion-MNIST 10000 x 784: knn top-10 == double brute force");
 	base = read_fashion_mnist("train", 10000, &nb, &d);
@@ -1539,47 +1561,12 @@ test_fashion_mnist(void)
 		group_end();
 		return;
 	}
-	ids = xmalloc(nqr * k * sizeof(int64_t));
 	bids = xmalloc(nqr * k * sizeof(int64_t));
-	dists = xmalloc(nqr * k * sizeof(float));
 	bd = xmalloc(nqr * k * sizeof(double));
 	brute_knn(query, nqr, base, nb, d, k, NULL, bids, bd);
 
-	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
-	{
-		size_t		pass;
-
-		if (ivf_kernels_set_level((IvfSimdLevel) lvl) != 0)
-			continue;
-		/* all 100 queries at once (GEMM path), then one by one (exact scan) */
-		for (pass = 0; pass < 2; pass++)
-		{
-			int			rc = 0;
-
-			if (pass == 0)
-				rc = ivf_knn_l2sq(query, nqr, base, nb, d, k, ids, dists);
-			else
-				for (i = 0; i < nqr && rc == 0; i++)
-					rc = ivf_knn_l2sq(query + i * d, 1, base, nb, d, k,
-									  ids + i * k, dists + i * k);
-			check(rc == 0, "%s: ivf_knn_l2sq failed", ivf_simd_level_name(lvl));
-			for (i = 0; i < nqr * k; i++)
-			{
-				double		mine = l2_double(query + (i / k) * d,
-											 base + (size_t) ids[i] * d, d);
-
-				check((double) dists[i] == bd[i] && mine == bd[i],
-					  "%s %s: query %zu rank %zu: id %lld (%.1f, exact %.1f) vs exact %lld (%.1f)",
-					  ivf_simd_level_name(lvl), pass == 0 ? "batch" : "single",
-					  i / k, i % k, (long long) ids[i], dists[i], mine,
-					  (long long) bids[i], bd[i]);
-			}
-		}
-	}
-	ivf_kernels = saved;
-	free(ids);
+	knn_every_level(query, nqr, base, nb, d, k, bids, bd, 1);
 	free(bids);
-	free(dists);
 	free(bd);
 	free(base);
 	free(query);
