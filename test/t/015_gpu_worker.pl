@@ -24,13 +24,7 @@ use IvfTest;
 
 my $log_offset;
 
-my $node = PostgreSQL::Test::Cluster->new('gpu_worker');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'ivf'
-ivf.gpu_worker = on
-ivf.gpu_backend = cpu
+my $node = IvfTest::gpu_worker_node('gpu_worker', qq{
 ivf.gpu_memory_limit = 64MB
 restart_after_crash = on
 });

@@ -20,13 +20,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IvfTest;
 
-my $node = PostgreSQL::Test::Cluster->new('gpu_lifetime');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'ivf'
-ivf.gpu_worker = on
-ivf.gpu_backend = cpu
+my $node = IvfTest::gpu_worker_node('gpu_lifetime', qq{
 ivf.gpu_memory_limit = 1MB
 restart_after_crash = on
 max_connections = 30

@@ -19,14 +19,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IvfTest;
 
-my $node = PostgreSQL::Test::Cluster->new('gpu_resources');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'ivf'
-ivf.gpu_worker = on
-ivf.gpu_backend = cpu
-});
+my $node = IvfTest::gpu_worker_node('gpu_resources');
 $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION ivf;

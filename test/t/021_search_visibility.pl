@@ -26,14 +26,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IvfTest;
 
-my $node = PostgreSQL::Test::Cluster->new('search_vis');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
+my $node = IvfTest::gpu_worker_node('search_vis', q{
 autovacuum = off
-shared_preload_libraries = 'ivf'
-ivf.gpu_worker = on
-ivf.gpu_backend = cpu
 ivf.gpu_memory_limit = 64MB
 max_parallel_workers_per_gather = 0
 });

@@ -16,6 +16,7 @@ use Test::More;
 use IPC::Run;
 use IO::Uncompress::Gunzip ();
 use Time::HiRes ();
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(
@@ -137,6 +138,21 @@ sub _read_vecs
 
 sub read_fvecs { return _read_vecs($_[0], 'f<', $_[1]); }
 sub read_ivecs { return _read_vecs($_[0], 'l<', $_[1]); }
+
+# A node (initialised, not started) with ivf preloaded and its GPU worker
+# on the CPU backend; $extra is more postgresql.conf lines.
+sub gpu_worker_node
+{
+	my ($name, $extra) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'ivf'
+ivf.gpu_worker = on
+ivf.gpu_backend = cpu
+} . ($extra // ''));
+	return $node;
+}
 
 # '[x,y,...]' with 9 significant digits, which round-trips any float32
 # (non-zero integers as they are: the same number, and much faster for
