@@ -318,15 +318,6 @@ ground_truth(Relation heap, Relation index, TuneQueries *tq)
 
 /* ---------------------------------------------------------- measuring */
 
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Run every query through the index's scan with the current settings (or
  * the override); return the mean recall@k and set *ms to the mean time of
@@ -392,8 +383,8 @@ measure(Relation heap, Relation index, const TuneQueries *tq, double *ms)
 		for (i = 0; i < tq->k; i++)
 			if (tq->gt[(Size) q * tq->k + i] >= 0)
 				truth[nt++] = tq->gt[(Size) q * tq->k + i];
-		qsort(got, n, sizeof(int64), cmp_int64);
-		qsort(truth, nt, sizeof(int64), cmp_int64);
+		qsort(got, n, sizeof(int64), ivf_cmp_int64);
+		qsort(truth, nt, sizeof(int64), ivf_cmp_int64);
 		for (i = 0, j = 0; i < n && j < nt;)
 		{
 			if (got[i] == truth[j])
