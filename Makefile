@@ -17,6 +17,8 @@
 #                        seeds test/fuzz/corpus-faiss); fuzz-vector: the parser alone
 #   make WITH_CUDA=1     also build gpu/ivf_gpu.so with nvcc + cuBLAS
 #   make WITH_HIP=1      also build gpu/ivf_gpu.so with hipcc + hipBLAS
+#   make hip-check       compile gpu/ivf_gpu.cu's HIP half with Debian's hipcc
+#                        (no hipBLAS there: compile only, nothing linked)
 
 EXTENSION = ivf
 MODULE_big = ivf
@@ -213,3 +215,22 @@ all: gpu/ivf_gpu.so
 gpu/ivf_gpu.so: gpu/ivf_gpu.cu gpu/ivf_gpu.h gpu/gpu_port.h
 	$(HIPCC) -O2 -std=c++17 -fPIC -shared -x hip -DIVF_USE_HIP -o $@ gpu/ivf_gpu.cu -lhipblas
 endif
+
+# make hip-check: the HIP half of the one source compiled (-c, nothing is
+# linked) with Debian's hipcc, which has the HIP runtime (libamdhip64-dev)
+# and the device libraries (rocm-device-libs) but no hipBLAS: the folder
+# gpu/hipblas_decls declares the subset of hipBLAS 5.x's API the source
+# uses, is on the include path here only, and never builds a real library
+# (make WITH_HIP=1 uses the installed hipBLAS).  Without a GPU, hipcc asks
+# rocm_agent_enumerator for the target, which fails without /sys/class/kfd,
+# and falls back to gfx803: the targets are named instead, one with 64-wide
+# wavefronts (gfx90a, MI200) and one with 32-wide (gfx1030, RDNA2).
+# -Werror: HIP marks hipError_t [[nodiscard]], so an ignored runtime error
+# that nvcc lets pass fails here.
+HIP_CHECK_ARCH ?= --offload-arch=gfx90a --offload-arch=gfx1030
+hip-check:
+	$(HIPCC) -O2 -std=c++17 -fPIC -x hip -DIVF_USE_HIP $(HIP_CHECK_ARCH) \
+		-Wall -Wextra -Werror -Igpu/hipblas_decls \
+		-c -o gpu/ivf_gpu_hip_check.o gpu/ivf_gpu.cu
+	@echo "hip-check: gpu/ivf_gpu.cu compiles with $(HIPCC) ($(HIP_CHECK_ARCH))"
+.PHONY: hip-check

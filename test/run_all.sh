@@ -22,8 +22,10 @@
 #    8 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py
 #    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan: the text
 #                    parser and the Faiss file reader, half the seconds each)
-#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists (WITH_HIP=1 if hipcc), and
-#                    gpu/test_ivf_gpu on it (runs the kernels only with a device), else skipped
+#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists, and gpu/test_ivf_gpu on it
+#                    (runs the kernels only with a device); make hip-check if hipcc exists (the
+#                    HIP half compiled, no hipBLAS needed), and where hipBLAS is installed too,
+#                    make WITH_HIP=1 gpu/ivf_gpu.so and gpu/test_ivf_gpu on it; else skipped
 #
 # Environment:
 #   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo; optional)
@@ -291,6 +293,15 @@ step_fuzz() {
 	return "$rc"
 }
 
+# hipBLAS's header where ROCm installs it (Debian has none)
+have_hipblas() {
+	local d
+	for d in "${ROCM_PATH:-}" /opt/rocm /usr; do
+		[ -n "$d" ] && [ -f "$d/include/hipblas/hipblas.h" ] && return 0
+	done
+	return 1
+}
+
 step_gpu() {
 	local nvcc="" hipcc=""
 	if command -v nvcc >/dev/null 2>&1; then
@@ -314,12 +325,17 @@ step_gpu() {
 		note_skips gpu-compile "$IVF_TMP/gpu.out"
 	fi
 	if [ -n "$hipcc" ]; then
-		echo "hipcc: $hipcc"
-		rm -f gpu/ivf_gpu.so
-		make WITH_HIP=1 HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
-		ls -l gpu/ivf_gpu.so
-		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so 2>&1 | tee "$IVF_TMP/gpu.out"
-		note_skips gpu-compile "$IVF_TMP/gpu.out"
+		echo "hipcc: $hipcc ($(hipconfig --version 2>/dev/null || echo "version unknown"))"
+		make hip-check HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG"
+		if have_hipblas; then
+			rm -f gpu/ivf_gpu.so
+			make WITH_HIP=1 HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
+			ls -l gpu/ivf_gpu.so
+			make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so 2>&1 | tee "$IVF_TMP/gpu.out"
+			note_skips gpu-compile "$IVF_TMP/gpu.out"
+		else
+			echo "no hipBLAS (ROCm's include/hipblas/hipblas.h): the HIP library is compiled (hip-check), not linked"
+		fi
 	fi
 }
 
