@@ -2,7 +2,12 @@
 #
 #   make                 build ivf.so (CPU only; never links CUDA/ROCm)
 #   make install         install into the PostgreSQL found by $(PG_CONFIG)
-#   make installcheck    pg_regress against a running server
+#   make installcheck    pg_regress (test/sql, test/expected) against a running
+#                        server, then the TAP files (test/t/*.pl: each starts its
+#                        own servers, so not as root); TAP_TESTS= for pg_regress alone
+#   make prove_installcheck
+#                        the TAP files alone; PROVE_TESTS="test/t/010_ivfflat_recall.pl"
+#                        picks some (PostgreSQL::Test::Cluster from PGXS's src/test/perl)
 #   make kernel-test     standalone C test of the distance kernels
 #   make bench-kernels   kernel micro-benchmark
 #   make fuzz            libFuzzer + ASan/UBSan runs of the vector text parser and
@@ -12,6 +17,8 @@
 #                        seeds test/fuzz/corpus-faiss); fuzz-vector: the parser alone
 #   make WITH_CUDA=1     also build gpu/ivf_gpu.so with nvcc + cuBLAS
 #   make WITH_HIP=1      also build gpu/ivf_gpu.so with hipcc + hipBLAS
+#   make hip-check       compile gpu/ivf_gpu.cu's HIP half with Debian's hipcc
+#                        (no hipBLAS there: compile only, nothing linked)
 
 EXTENSION = ivf
 MODULE_big = ivf
@@ -67,7 +74,12 @@ src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
 	ivfflat_build ivfflat_scan ivfflat_strict ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
 	ivf_faiss ivf_tune ivf_security ivfflat_cache
-REGRESS_OPTS = --inputdir=$(srcdir) --load-extension=ivf
+REGRESS_OPTS = --inputdir=$(srcdir)/test --load-extension=ivf
+
+# TAP files run through PGXS's prove_installcheck (Debian's PG 15 PGXS is
+# configured with enable_tap_tests = yes); IvfTest.pm lives beside them
+TAP_TESTS = 1
+PROVE_TESTS ?= test/t/*.pl
 
 EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans test/kernels/*.o bench/bench_kernels test/fuzz/fuzz_vector_parse \
 	test/kernels/test_faissio test/fuzz/fuzz_faiss_reader \
@@ -75,6 +87,15 @@ EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/t
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# after the include (Makefile.global empties PROVE_FLAGS); override: still
+# added when PROVE_FLAGS=--verbose is given on the command line
+override PROVE_FLAGS += -I test/t
+
+# the TAP half of installcheck alone (pgvector's name for it)
+prove_installcheck:
+	$(prove_installcheck)
+.PHONY: prove_installcheck
 
 # PGXS tracks no header dependencies: every object depends on the headers
 # (a struct that changes layout must never be compiled into half the
@@ -194,3 +215,22 @@ all: gpu/ivf_gpu.so
 gpu/ivf_gpu.so: gpu/ivf_gpu.cu gpu/ivf_gpu.h gpu/gpu_port.h
 	$(HIPCC) -O2 -std=c++17 -fPIC -shared -x hip -DIVF_USE_HIP -o $@ gpu/ivf_gpu.cu -lhipblas
 endif
+
+# make hip-check: the HIP half of the one source compiled (-c, nothing is
+# linked) with Debian's hipcc, which has the HIP runtime (libamdhip64-dev)
+# and the device libraries (rocm-device-libs) but no hipBLAS: the folder
+# gpu/hipblas_decls declares the subset of hipBLAS 5.x's API the source
+# uses, is on the include path here only, and never builds a real library
+# (make WITH_HIP=1 uses the installed hipBLAS).  Without a GPU, hipcc asks
+# rocm_agent_enumerator for the target, which fails without /sys/class/kfd,
+# and falls back to gfx803: the targets are named instead, one with 64-wide
+# wavefronts (gfx90a, MI200) and one with 32-wide (gfx1030, RDNA2).
+# -Werror: HIP marks hipError_t [[nodiscard]], so an ignored runtime error
+# that nvcc lets pass fails here.
+HIP_CHECK_ARCH ?= --offload-arch=gfx90a --offload-arch=gfx1030
+hip-check:
+	$(HIPCC) -O2 -std=c++17 -fPIC -x hip -DIVF_USE_HIP $(HIP_CHECK_ARCH) \
+		-Wall -Wextra -Werror -Igpu/hipblas_decls \
+		-c -o gpu/ivf_gpu_hip_check.o gpu/ivf_gpu.cu
+	@echo "hip-check: gpu/ivf_gpu.cu compiles with $(HIPCC) ($(HIP_CHECK_ARCH))"
+.PHONY: hip-check

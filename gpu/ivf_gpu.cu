@@ -114,7 +114,8 @@ dev_free(IvfGpuContext *ctx, void *p, size_t bytes)
 {
 	if (p == NULL)
 		return;
-	gpuFree(p);
+	/* a failed free leaves the runtime in error: nothing to undo here */
+	(void) gpuFree(p);
 	ctx->used -= bytes;
 }
 
@@ -423,11 +424,18 @@ ctx_create(int device, unsigned long long memory_limit, IvfGpuContext **out)
 	}
 	if (gpublasCreate(&ctx->blas) != GPUBLAS_STATUS_SUCCESS)
 	{
-		gpuStreamDestroy(ctx->stream);
+		(void) gpuStreamDestroy(ctx->stream);
 		delete ctx;
 		return set_error(IVF_GPU_RUNTIME_ERROR, "BLAS handle", NULL);
 	}
-	gpublasSetStream(ctx->blas, ctx->stream);
+	/* GEMMs on another stream would race the kernels around them */
+	if (gpublasSetStream(ctx->blas, ctx->stream) != GPUBLAS_STATUS_SUCCESS)
+	{
+		gpublasDestroy(ctx->blas);
+		(void) gpuStreamDestroy(ctx->stream);
+		delete ctx;
+		return set_error(IVF_GPU_RUNTIME_ERROR, "BLAS stream", NULL);
+	}
 	*out = ctx;
 	return IVF_GPU_OK;
 }
@@ -437,9 +445,10 @@ ctx_destroy(IvfGpuContext *ctx)
 {
 	if (ctx == NULL)
 		return;
-	gpuSetDevice(ctx->device);
+	/* nothing to report to: release what can be released */
+	(void) gpuSetDevice(ctx->device);
 	gpublasDestroy(ctx->blas);
-	gpuStreamDestroy(ctx->stream);
+	(void) gpuStreamDestroy(ctx->stream);
 	delete ctx;
 }
 
@@ -489,7 +498,8 @@ idx_create(IvfGpuContext *ctx, int metric, int dims, int nlists,
 	if (ctx == NULL || out == NULL || centroids == NULL || dims < 1 ||
 		nlists < 1 || (metric != IVF_GPU_METRIC_L2 && metric != IVF_GPU_METRIC_IP))
 		return set_error(IVF_GPU_BAD_ARGUMENT, "bad index parameters", NULL);
-	gpuSetDevice(ctx->device);
+	if ((err = gpuSetDevice(ctx->device)) != gpuSuccess)
+		return gpu_fail(err, "set device");
 	index = new (std::nothrow) IvfGpuIndex();
 	if (index == NULL)
 		return set_error(IVF_GPU_OUT_OF_MEMORY, "out of host memory", NULL);
@@ -533,7 +543,8 @@ idx_set_list(IvfGpuIndex *index, int list, long long n, const float *vectors,
 		(n > 0 && (vectors == NULL || ids == NULL)))
 		return set_error(IVF_GPU_BAD_ARGUMENT, "bad list", NULL);
 	ctx = index->ctx;
-	gpuSetDevice(ctx->device);
+	if ((err = gpuSetDevice(ctx->device)) != gpuSuccess)
+		return gpu_fail(err, "set device");
 	drop_list(index, &index->lists[list]);
 	if (n == 0)
 		return IVF_GPU_OK;
@@ -583,7 +594,7 @@ idx_free(IvfGpuIndex *index)
 {
 	if (index == NULL)
 		return;
-	gpuSetDevice(index->ctx->device);
+	(void) gpuSetDevice(index->ctx->device);
 	for (DevList &l : index->lists)
 		drop_list(index, &l);
 	dev_free(index->ctx, index->centroids,
@@ -610,7 +621,8 @@ struct Scratch
 	}
 	~Scratch()
 	{
-		gpuStreamSynchronize(ctx->stream);
+		/* the call's kernels are done (or the stream is in error) */
+		(void) gpuStreamSynchronize(ctx->stream);
 		for (auto &h : held)
 			dev_free(ctx, h.first, h.second);
 	}
@@ -654,7 +666,8 @@ idx_search(IvfGpuIndex *index, int nq, const float *queries, int nprobe,
 		return IVF_GPU_OK;
 	ctx = index->ctx;
 	d = index->dims;
-	gpuSetDevice(ctx->device);
+	if ((err = gpuSetDevice(ctx->device)) != gpuSuccess)
+		return gpu_fail(err, "set device");
 
 	/* group the (query, slot) pairs by list: a counting sort on the host */
 	start.assign((size_t) index->nlists + 1, 0);
@@ -802,7 +815,8 @@ kmeans_assign(IvfGpuContext *ctx, int metric, long long n, int dims,
 		return set_error(IVF_GPU_BAD_ARGUMENT, "bad k-means arguments", NULL);
 	if (n == 0)
 		return IVF_GPU_OK;
-	gpuSetDevice(ctx->device);
+	if ((err = gpuSetDevice(ctx->device)) != gpuSuccess)
+		return gpu_fail(err, "set device");
 	chunk = (long long) std::max<size_t>(1, IVF_GPU_GEMM_FLOATS / (size_t) k);
 	chunk = std::min(chunk, n);
 

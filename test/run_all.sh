@@ -16,13 +16,16 @@
 #    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data; without it the real-data
 #                    checks use Debian's Fashion-MNIST, as TAP 010/016/017 do)
 #    5 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
-#    6 installcheck  make installcheck (pg_regress) against it
-#    7 tap           prove test/t/*.pl (PostgreSQL::Test::Cluster, runs as postgres)
+#    6 installcheck  make installcheck TAP_TESTS= (pg_regress: test/sql, test/expected) against it
+#    7 tap           make prove_installcheck (PGXS: prove test/t/*.pl with PostgreSQL::Test::Cluster),
+#                    as postgres when root, from a copy of Makefile + test/t + test/fixtures it owns
 #    8 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py
 #    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan: the text
 #                    parser and the Faiss file reader, half the seconds each)
-#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists (WITH_HIP=1 if hipcc), and
-#                    gpu/test_ivf_gpu on it (runs the kernels only with a device), else skipped
+#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists, and gpu/test_ivf_gpu on it
+#                    (runs the kernels only with a device); make hip-check if hipcc exists (the
+#                    HIP half compiled, no hipBLAS needed), and where hipBLAS is installed too,
+#                    make WITH_HIP=1 gpu/ivf_gpu.so and gpu/test_ivf_gpu on it; else skipped
 #
 # Environment:
 #   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo; optional)
@@ -31,7 +34,8 @@
 #   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL REGRESS
 #                       TAP CLIENT FUZZ GPU (a skipped step is reported, not counted as passed)
 #   IVF_KEEP_TMP=1      keep the temp dir (cluster, TAP logs) for debugging
-#   IVF_TAP_TESTS       TAP files to run instead of all (e.g. "t/015_gpu_worker.pl t/018_rls.pl")
+#   IVF_TAP_TESTS       TAP files to run instead of all (e.g. "t/015_gpu_worker.pl t/019_rls_privileges.pl";
+#                       passed on as PROVE_TESTS=test/t/...)
 #   IVF_REGRESS         pg_regress tests to run instead of all (e.g. "ivfflat_batch ivf_tune")
 #   PG_CONFIG           pg_config to use (default: PostgreSQL 15's)
 #
@@ -104,10 +108,10 @@ DATA_DIR="$(ivf_data_dir || true)"
 
 # note_skips STEP FILE: add the tests that FILE (a step's output) says were
 # skipped to $IVF_TMP/skips, one "STEP: what: why" a line, for the summary.
-# prove prints "t/NNN_x.pl .. skipped: WHY" for a file that plans skip_all;
+# prove prints "test/t/NNN_x.pl .. skipped: WHY" for a file that plans skip_all;
 # the C test programs print "skip  WHAT (WHY)".
 note_skips() {
-	sed -n -E -e 's/^(\[[0-9:]+\] )?(t\/[^ ]+\.pl) \.+ skipped: (.*)$/\2: \3/p' \
+	sed -n -E -e 's/^(\[[0-9:]+\] )?((test\/)?t\/[^ ]+\.pl) \.+ skipped: (.*)$/\2: \4/p' \
 		-e 's/^skip  (.*)$/\1/p' "$2" | sed "s|^|$1: |" >>"$IVF_TMP/skips"
 }
 
@@ -169,7 +173,8 @@ step_regress() {
 	rm -rf results regression.diffs regression.out
 	local only=()
 	[ -n "${IVF_REGRESS:-}" ] && only=(REGRESS="$IVF_REGRESS")
-	if make installcheck PG_CONFIG="$PG_CONFIG" "${only[@]}"; then
+	# TAP_TESTS=: the TAP files are step 7's
+	if make installcheck TAP_TESTS= PG_CONFIG="$PG_CONFIG" "${only[@]}"; then
 		return 0
 	fi
 	if [ -f regression.diffs ]; then
@@ -180,10 +185,8 @@ step_regress() {
 }
 
 step_tap() {
-	local bindir pgxs tapdir data rc logf
+	local bindir tapdir data rc logf
 	bindir="$(ivf_pg_bindir)"
-	pgxs="$(dirname "$("$PG_CONFIG" --pgxs)")/.."
-	pgxs="$(cd "$pgxs" && pwd)" # .../lib/pgxs/src
 	shopt -s nullglob
 	local tests=(test/t/*.pl)
 	if [ -n "${IVF_TAP_TESTS:-}" ]; then
@@ -197,12 +200,15 @@ step_tap() {
 		echo "no TAP tests in test/t"
 		return 1
 	fi
-	# The tests start their own servers, which refuse to run as root: run
-	# prove as `postgres` from a copy it owns (the repo may live under /root).
+	# PGXS's prove_installcheck (make prove_installcheck) runs prove with
+	# TESTDIR=. (tmp_check/ and its logs go there).  The tests start their own
+	# servers, which refuse to run as root: run make as `postgres` in a copy
+	# of what it needs that it owns (the repo may live under /root).
 	tapdir="$IVF_TMP/tap"
-	mkdir -p "$tapdir"
-	cp -R test/t "$tapdir/t"
-	[ -d test/fixtures ] && cp -R test/fixtures "$tapdir/fixtures"
+	mkdir -p "$tapdir/test"
+	cp Makefile "$tapdir/"
+	cp -R test/t "$tapdir/test/t"
+	[ -d test/fixtures ] && cp -R test/fixtures "$tapdir/test/fixtures"
 	data="$DATA_DIR"
 	if [ -n "$data" ] && ivf_is_root && ! runuser -u postgres -- test -r "$data/README.md"; then
 		echo "data dir not readable by postgres: copying it to $tapdir/data"
@@ -211,15 +217,12 @@ step_tap() {
 	fi
 	ivf_chown_pg "$tapdir"
 	set +e
-	# shellcheck disable=SC2016 # $1 / $@ are expanded by the inner sh
 	ivf_as_pg env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
 		PATH="$bindir:/usr/local/bin:/usr/bin:/bin" \
-		PG_REGRESS="$pgxs/test/regress/pg_regress" \
-		TESTDIR="$tapdir" \
 		IVF_DATA_DIR="$data" \
-		IVF_TEST_DIR="$tapdir" \
-		sh -c 'cd "$1" && shift && exec "$@"' sh "$tapdir" \
-		prove --timer -I "$pgxs/test/perl" "${tests[@]/#test\//}" 2>&1 | tee "$IVF_TMP/prove.out"
+		IVF_TEST_DIR="$tapdir/test" \
+		make -C "$tapdir" prove_installcheck PG_CONFIG="$PG_CONFIG" \
+		PROVE_TESTS="${tests[*]}" PROVE_FLAGS=--timer 2>&1 | tee "$IVF_TMP/prove.out"
 	rc=${PIPESTATUS[0]}
 	set -e
 	note_skips tap "$IVF_TMP/prove.out"
@@ -290,6 +293,15 @@ step_fuzz() {
 	return "$rc"
 }
 
+# hipBLAS's header where ROCm installs it (Debian has none)
+have_hipblas() {
+	local d
+	for d in "${ROCM_PATH:-}" /opt/rocm /usr; do
+		[ -n "$d" ] && [ -f "$d/include/hipblas/hipblas.h" ] && return 0
+	done
+	return 1
+}
+
 step_gpu() {
 	local nvcc="" hipcc=""
 	if command -v nvcc >/dev/null 2>&1; then
@@ -313,12 +325,17 @@ step_gpu() {
 		note_skips gpu-compile "$IVF_TMP/gpu.out"
 	fi
 	if [ -n "$hipcc" ]; then
-		echo "hipcc: $hipcc"
-		rm -f gpu/ivf_gpu.so
-		make WITH_HIP=1 HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
-		ls -l gpu/ivf_gpu.so
-		make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so 2>&1 | tee "$IVF_TMP/gpu.out"
-		note_skips gpu-compile "$IVF_TMP/gpu.out"
+		echo "hipcc: $hipcc ($(hipconfig --version 2>/dev/null || echo "version unknown"))"
+		make hip-check HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG"
+		if have_hipblas; then
+			rm -f gpu/ivf_gpu.so
+			make WITH_HIP=1 HIPCC="$hipcc" PG_CONFIG="$PG_CONFIG" gpu/ivf_gpu.so
+			ls -l gpu/ivf_gpu.so
+			make PG_CONFIG="$PG_CONFIG" gpu-test GPU_LIB=gpu/ivf_gpu.so 2>&1 | tee "$IVF_TMP/gpu.out"
+			note_skips gpu-compile "$IVF_TMP/gpu.out"
+		else
+			echo "no hipBLAS (ROCm's include/hipblas/hipblas.h): the HIP library is compiled (hip-check), not linked"
+		fi
 	fi
 }
 

@@ -22,6 +22,7 @@ IVF_DEPS=(
 	python3 python3-venv ca-certificates  # client compatibility test (venv + pip from PyPI)
 	python3-faiss python3-numpy     # TAP 016: Faiss reads our files, we read Faiss's
 	dataset-fashion-mnist           # real data every machine can get: TAP 010/016/017, kernel tests
+	hipcc libamdhip64-dev           # make hip-check: the GPU library's HIP half compiles (no hipBLAS in Debian)
 	util-linux gzip coreutils       # runuser, gzip -dc, mktemp (in the base image; listed to be explicit)
 )
 

@@ -1,9 +1,7 @@
 # COPY round trips of the vector type, binary and text, bit for bit.
 #
-# Run by test/run_all.sh (prove as the postgres OS user), or by hand:
-#   PATH=/usr/lib/postgresql/15/bin:$PATH \
-#   PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
-#   prove -I /usr/lib/postgresql/15/lib/pgxs/src/test/perl test/t/001_copy_binary.pl
+# Run by test/run_all.sh (as the postgres OS user), or by hand as a user
+# other than root:  make prove_installcheck PROVE_TESTS=test/t/001_copy_binary.pl
 # (the extension must be installed: make install)
 use strict;
 use warnings;

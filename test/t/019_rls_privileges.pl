@@ -5,7 +5,7 @@
 # (a) the attack: a role that row-level security limits to its own rows
 #     got the tids and distances of hidden rows from ivf_search (from which
 #     a few probe queries recover a hidden vector); now the call is refused
-#     (every other such function: sql/ivf_security.sql).
+#     (every other such function: test/sql/ivf_security.sql).
 # (b) a REVOKE of SELECT committed while ivf_search waits for the lock is
 #     obeyed (privileges are checked after locking; before, the check made
 #     before the wait let the call go on);

@@ -7,7 +7,7 @@
 # postmaster, before any of them) or loaded at first use (after them), and
 # the scan runs in the backend or in a parallel worker (which restores the
 # leader's settings in its own order).  Every case must use the knob's
-# value.  sql/ivfflat_knobs.sql covers SET before and after LOAD.
+# value.  test/sql/ivfflat_knobs.sql covers SET before and after LOAD.
 use strict;
 use warnings;
 
