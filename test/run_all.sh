@@ -18,7 +18,7 @@
 #    5 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
 #    6 installcheck  make installcheck TAP_TESTS= (pg_regress: test/sql, test/expected) against it
 #    7 tap           make prove_installcheck (PGXS: prove test/t/*.pl with PostgreSQL::Test::Cluster),
-#                    as postgres when root, from a copy of Makefile + test/t + test/fixtures it owns
+#                    as postgres when root, from a copy of Makefile + test/t + test/fixtures + docs it owns
 #    8 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py
 #    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan: the text
 #                    parser and the Faiss file reader, half the seconds each)
@@ -209,6 +209,8 @@ step_tap() {
 	cp Makefile "$tapdir/"
 	cp -R test/t "$tapdir/test/t"
 	[ -d test/fixtures ] && cp -R test/fixtures "$tapdir/test/fixtures"
+	# t/029 runs the SQL of docs/tutorial.md, found beside t/'s parent
+	[ -d docs ] && cp -R docs "$tapdir/test/docs"
 	data="$DATA_DIR"
 	if [ -n "$data" ] && ivf_is_root && ! runuser -u postgres -- test -r "$data/README.md"; then
 		echo "data dir not readable by postgres: copying it to $tapdir/data"
