@@ -36,7 +36,8 @@ KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
 OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
 	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
 	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o \
-	src/gpuclient/ivfgpu_worker.o src/ivfgpu.o gpu/ivf_gpu_cpu.o \
+	src/gpuclient/ivfgpu_worker.o src/gpuclient/ivfgpu_client.o \
+	src/gpuclient/ivfgpu_kmeans.o src/gpuclient/ivfgpu_sql.o gpu/ivf_gpu_cpu.o \
 	src/faissio.o src/ivffaiss.o src/ivfparams.o src/ivfautotune.o
 
 SHLIB_LINK = -lopenblas -lm -ldl
@@ -123,8 +124,8 @@ gpu-test: gpu/test_ivf_gpu
 
 # the objects and programs that include gpu/ivf_gpu.h are out of date when
 # it changes (make -q -W: as if it were newer; nothing is touched or built)
-GPU_HDR_USERS = src/gpuclient/ivfgpu_worker.o src/ivfgpu.o gpu/ivf_gpu_cpu.o \
-	gpu/test_ivf_gpu
+GPU_HDR_USERS = src/gpuclient/ivfgpu_worker.o src/gpuclient/ivfgpu_client.o \
+	src/gpuclient/ivfgpu_kmeans.o gpu/ivf_gpu_cpu.o gpu/test_ivf_gpu
 header-deps-test: $(GPU_HDR_USERS)
 	@for t in $(GPU_HDR_USERS); do \
 		$(MAKE) -q $$t || { echo "$$t: out of date before the check"; exit 1; }; \

@@ -32,8 +32,11 @@
  *
  * src/README has the slot states and the coherence argument in full.
  *
- * Used by ivfgpu_worker.c and src/ivfgpu.c alone: the rest of ivf calls
- * the functions declared in ivfflat.h.
+ * Files.  ivfgpu_worker.c: the settings, this shared memory, the worker and
+ * its service; ivfgpu_client.c: the backends' requests, uploads and
+ * searches; ivfgpu_kmeans.c: the build's k-means client; ivfgpu_sql.c:
+ * ivf_gpu_load() and ivf_gpu_stats().  This header is theirs alone: the
+ * rest of ivf calls the functions declared in ivfflat.h.
  *
  * IDENTIFICATION
  *	  src/gpuclient/ivfgpu_proto.h
@@ -260,7 +263,7 @@ extern bool ivf_gpu_build;
 extern IvfGpuShared *ivf_gpu_shared;
 extern bool ivf_gpu_preloaded;
 
-/* src/ivfgpu.c: requests, for the client and the k-means client */
+/* ivfgpu_client.c: requests, for the client and the k-means client */
 extern void ivf_gpu_count_fallback(const char *why);
 extern IvfGpuReq *ivf_gpu_req_create(Size size);
 extern IvfGpuReply ivf_gpu_req_send(IvfGpuReq *r, const char **why);

@@ -1,11 +1,14 @@
 /*-------------------------------------------------------------------------
  *
- * ivfgpu.c
- *	  The backends' side of the GPU worker: requests, uploads, searches,
- *	  the build's k-means client and the GPU worker's SQL functions.
+ * ivfgpu_client.c
+ *	  The backends' side of the GPU worker: request slots and segments,
+ *	  index uploads, searches and the list versions.
  *
- * src/gpuclient/ivfgpu_proto.h describes the protocol and
- * src/gpuclient/ivfgpu_worker.c holds the worker.
+ * ivf_search and index scans call ivf_gpu_search; inserts and VACUUM call
+ * ivf_gpu_list_changed.  A request is written into a slot's own area or a
+ * dynamic shared memory segment (ivf_gpu_req_create), then sent and waited
+ * for (ivf_gpu_req_send); ivfgpu_kmeans.c sends the build's requests
+ * through the same functions.  ivfgpu_proto.h describes the protocol.
  *
  * Fallback.  Whatever goes wrong -- no worker, worker restarted or gone
  * mid-request, no free slot, device out of memory, an upload that fails
@@ -13,17 +16,13 @@
  * the fallback counter and logs why (at LOG); the user sees no error.
  *
  * IDENTIFICATION
- *	  src/ivfgpu.c
+ *	  src/gpuclient/ivfgpu_client.c
  *
  *-------------------------------------------------------------------------
  */
 #include "compat.h"
 
-#include "access/genam.h"
-#include "access/table.h"
 #include "common/hashfn.h"
-#include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/dsm.h"
@@ -31,7 +30,6 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/spin.h"
-#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
@@ -610,319 +608,4 @@ bool
 ivf_gpu_for_scans(void)
 {
 	return ivf_gpu_mode == IVF_GPU_ON;
-}
-
-/* ------------------------------------------------- k-means for builds */
-
-struct IvfGpuKmeans
-{
-	uint64		token;
-	int			metric;
-	int			dims;
-	int64		n;
-	bool		failed;			/* a round failed: the CPU does the rest */
-};
-
-static IvfGpuReq *
-new_km_message(Size payload, IvfGpuMsgKind kind, const IvfGpuKmeans *km)
-{
-	IvfGpuReq  *r = ivf_gpu_req_create(MAXALIGN(sizeof(IvfGpuMsg)) + payload);
-
-	if (r == NULL)
-		return NULL;
-	r->m->kind = kind;
-	r->m->token = km->token;
-	r->m->lxid = IvfProcLocalXid(MyProc);
-	r->m->metric = km->metric;
-	r->m->dims = km->dims;
-	r->m->nq = (int32) km->n;
-	return r;
-}
-
-/*
- * With ivf.gpu_build = on and a worker up: hand the build's training
- * points to the worker, which then runs every k-means assignment step
- * (ivf_gpu_kmeans_assign).  NULL (quietly when ivf.gpu_build is off) when
- * the CPU must do it all.
- */
-IvfGpuKmeans *
-ivf_gpu_kmeans_begin(const float *x, size_t n, size_t d, int metric)
-{
-	IvfGpuKmeans *km;
-	const char *why = NULL;
-	IvfGpuReq  *seg;
-	Size		rows_per;
-	size_t		at;
-
-	if (!ivf_gpu_build || n == 0)
-		return NULL;
-	if (ivf_gpu_shared == NULL || !ivf_gpu_worker_enabled)
-	{
-		ereport(DEBUG1,
-				(errmsg("ivf gpu: no GPU worker for k-means (ivf in shared_preload_libraries and ivf.gpu_worker = on start one)")));
-		return NULL;
-	}
-	if (n > (size_t) PG_INT32_MAX ||
-		sizeof(float) * n * (2 + 1) > IVF_GPU_SEARCH_BYTES)
-	{
-		ivf_gpu_count_fallback("too many training points for the k-means messages");
-		return NULL;
-	}
-	km = palloc0(sizeof(IvfGpuKmeans));
-	km->metric = (metric == 0) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
-	km->dims = (int) d;
-	km->n = (int64) n;
-	seg = new_km_message(0, MSG_KMEANS_BEGIN, km);
-	if (seg == NULL || ivf_gpu_req_send(seg, &why) != REPLY_OK)
-	{
-		if (seg)
-			ivf_gpu_req_free(seg);
-		ivf_gpu_count_fallback(why ? why : "no dynamic shared memory segment for k-means");
-		pfree(km);
-		return NULL;
-	}
-	km->token = (seg->m)->token;
-	ivf_gpu_req_free(seg);
-
-	rows_per = Max(1, IVF_GPU_UPLOAD_BYTES / (sizeof(float) * d));
-	for (at = 0; at < n; at += rows_per)
-	{
-		size_t		rows = Min(rows_per, n - at);
-		IvfGpuMsg  *m;
-
-		seg = new_km_message(sizeof(float) * rows * d, MSG_KMEANS_POINTS, km);
-		if (seg == NULL)
-		{
-			why = "no dynamic shared memory segment for k-means";
-			break;
-		}
-		m = seg->m;
-		m->nprobe = (int32) at;
-		m->nbatch = (int32) rows;
-		memcpy(MSG_PAYLOAD(m), x + at * d, sizeof(float) * rows * d);
-		if (ivf_gpu_req_send(seg, &why) != REPLY_OK)
-		{
-			ivf_gpu_req_free(seg);
-			break;
-		}
-		ivf_gpu_req_free(seg);
-	}
-	if (at < n)
-	{
-		ivf_gpu_count_fallback(why ? why : "the training points could not be sent");
-		ivf_gpu_kmeans_end(km);
-		return NULL;
-	}
-	return km;
-}
-
-/*
- * Send `nfloats' floats (centroids, or points) in a message of `kind' and
- * read back nout assignments and distances after them; nonzero (and the
- * session marked failed, a fallback counted) when the worker could not.
- */
-static int
-assignment_request(IvfGpuKmeans *km, IvfGpuMsgKind kind, const float *payload,
-				   Size nfloats, int32 k, size_t nout, int32 *assign, float *dist)
-{
-	Size		pbytes = ALIGN8(sizeof(float) * nfloats);
-	IvfGpuReq  *seg;
-	const char *why = NULL;
-
-	if (km->failed)
-		return 1;
-	seg = new_km_message(pbytes + ALIGN8(sizeof(int32) * nout) + sizeof(float) * nout,
-						 kind, km);
-	if (seg != NULL)
-	{
-		IvfGpuMsg  *m = seg->m;
-
-		m->k = k;
-		m->nbatch = (int32) nout;
-		memcpy(MSG_PAYLOAD(m), payload, sizeof(float) * nfloats);
-		if (ivf_gpu_req_send(seg, &why) == REPLY_OK)
-		{
-			char	   *out = MSG_PAYLOAD(m) + pbytes;
-
-			memcpy(assign, out, sizeof(int32) * nout);
-			memcpy(dist, out + ALIGN8(sizeof(int32) * nout), sizeof(float) * nout);
-			ivf_gpu_req_free(seg);
-			return 0;
-		}
-		ivf_gpu_req_free(seg);
-	}
-	km->failed = true;
-	ivf_gpu_count_fallback(why ? why : "no shared memory for the assignment request");
-	return 1;
-}
-
-/* IvfKmeansParams.assign_fn: one assignment step on the worker */
-int
-ivf_gpu_kmeans_assign(void *arg, const float *centroids, size_t k,
-					  int32 *assign, float *dist)
-{
-	IvfGpuKmeans *km = (IvfGpuKmeans *) arg;
-
-	return assignment_request(km, MSG_KMEANS_ASSIGN, centroids, k * km->dims,
-							  (int32) k, (size_t) km->n, assign, dist);
-}
-
-/*
- * The build's final centroids, for ivf_gpu_assign_points; false (counted
- * as a fallback) when the worker cannot take them.
- */
-bool
-ivf_gpu_assign_centroids(IvfGpuKmeans *km, const float *centroids, size_t k)
-{
-	IvfGpuReq  *seg;
-	const char *why = NULL;
-	IvfGpuMsg  *m;
-
-	if (km->failed)
-		return false;
-	seg = new_km_message(sizeof(float) * k * km->dims, MSG_ASSIGN_CENTROIDS, km);
-	if (seg != NULL)
-	{
-		m = seg->m;
-		m->k = (int32) k;
-		memcpy(MSG_PAYLOAD(m), centroids, sizeof(float) * k * km->dims);
-		if (ivf_gpu_req_send(seg, &why) == REPLY_OK)
-		{
-			ivf_gpu_req_free(seg);
-			return true;
-		}
-		ivf_gpu_req_free(seg);
-	}
-	km->failed = true;
-	ivf_gpu_count_fallback(why ? why : "no dynamic shared memory segment for the centroids");
-	return false;
-}
-
-/*
- * The nearest of the build's centroids for n points (the build's
- * assignment pass), as ivf_assign answers it; nonzero when the CPU must do
- * it (then and for the rest of the build).
- */
-int
-ivf_gpu_assign_points(IvfGpuKmeans *km, const float *x, size_t n,
-					  int32 *assign, float *dist)
-{
-	return assignment_request(km, MSG_ASSIGN_POINTS, x, n * km->dims, 0, n,
-							  assign, dist);
-}
-
-void
-ivf_gpu_kmeans_end(IvfGpuKmeans *km)
-{
-	IvfGpuReq  *seg;
-	const char *why = NULL;
-
-	if (km == NULL)
-		return;
-	seg = new_km_message(0, MSG_KMEANS_END, km);
-	if (seg != NULL)
-	{
-		(void) ivf_gpu_req_send(seg, &why);
-		ivf_gpu_req_free(seg);
-	}
-	pfree(km);
-}
-
-/* -------------------------------------------------------------- SQL */
-
-/* IvfGpuState's names, in its order */
-static const char *const gpu_state_names[] = {
-	"stopped", "starting", "ready", "failed"
-};
-
-/*
- * ivf_gpu_load(index): upload the index to the GPU worker now (else the
- * first search does).  True when the worker holds it at its current
- * version; false, with a NOTICE saying why, when it could not.
- */
-PG_FUNCTION_INFO_V1(ivf_gpu_load);
-Datum
-ivf_gpu_load(PG_FUNCTION_ARGS)
-{
-	Relation	heap;
-	Relation	index = ivf_open_for_user(PG_GETARG_OID(0), &heap);
-	IvfCache   *cache = ivf_get_cache(index);
-	IvfMetaPageData meta = cache->meta;
-	IvfGeometry g = cache->geo;
-	const char *why = NULL;
-	bool		ok = false;
-
-	if (ivf_gpu_shared == NULL || !ivf_gpu_worker_enabled)
-		why = "there is no GPU worker (ivf in shared_preload_libraries and ivf.gpu_worker = on start one)";
-	else
-		ok = ivf_gpu_upload(index, &meta, &g, &why);
-	if (!ok)
-		ereport(NOTICE,
-				(errmsg("index \"%s\" was not loaded to the GPU worker: %s",
-						RelationGetRelationName(index), why ? why : "unknown reason")));
-	index_close(index, AccessShareLock);
-	table_close(heap, AccessShareLock);
-	PG_RETURN_BOOL(ok);
-}
-
-
-
-/*
- * ivf_gpu_stats(): one row, the worker as it published itself.  Without
- * ivf in shared_preload_libraries there is no worker and the state says
- * so.
- */
-PG_FUNCTION_INFO_V1(ivf_gpu_stats);
-Datum
-ivf_gpu_stats(PG_FUNCTION_ARGS)
-{
-	TupleDesc	tupdesc;
-	Datum		values[17];
-	bool		nulls[17];
-	IvfGpuShared snap;
-	const char *state;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	memset(nulls, 0, sizeof(nulls));
-	memset(&snap, 0, sizeof(snap));
-
-	if (!ivf_gpu_preloaded || ivf_gpu_shared == NULL)
-		state = "not loaded";
-	else
-	{
-		SpinLockAcquire(&ivf_gpu_shared->mutex);
-		memcpy(&snap, ivf_gpu_shared, sizeof(snap));
-		SpinLockRelease(&ivf_gpu_shared->mutex);
-		if (!ivf_gpu_worker_enabled)
-			state = "off";
-		else
-			state = gpu_state_names[snap.state];
-	}
-
-	values[0] = CStringGetTextDatum(state);
-	values[1] = Int32GetDatum(snap.worker_pid);
-	nulls[1] = (snap.worker_pid == 0 || snap.state == IVF_GPU_STATE_STOPPED);
-	values[2] = CStringGetTextDatum(snap.backend);
-	nulls[2] = (snap.backend[0] == '\0');
-	values[3] = CStringGetTextDatum(snap.device);
-	nulls[3] = (snap.device[0] == '\0');
-	values[4] = Int64GetDatum((int64) snap.device_memory);
-	nulls[4] = (snap.device_memory == 0);
-	values[5] = Int64GetDatum((int64) snap.memory_limit);
-	nulls[5] = (snap.memory_limit == 0);
-	values[6] = Int64GetDatum((int64) snap.memory_used);
-	values[7] = Int32GetDatum(snap.indexes_resident);
-	values[8] = Int64GetDatum((int64) snap.batches);
-	values[9] = Float8GetDatum(snap.batches > 0 ? (double) snap.queries / snap.batches : 0.0);
-	values[10] = Int64GetDatum((int64) snap.queries);
-	values[11] = Int64GetDatum((int64) snap.fallbacks);
-	values[12] = Int32GetDatum(snap.starts);
-	values[14] = Int64GetDatum((int64) snap.kmeans_rounds);
-	values[15] = Int64GetDatum((int64) snap.assigned_points);
-	values[16] = Int64GetDatum((int64) snap.refreshed_lists);
-	values[13] = CStringGetTextDatum(snap.detail);
-	nulls[13] = (snap.detail[0] == '\0');
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
