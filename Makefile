@@ -43,7 +43,8 @@ KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
 OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
 	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
 	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o \
-	src/ivfgpu.o gpu/ivf_gpu_cpu.o \
+	src/gpuclient/ivfgpu_worker.o src/gpuclient/ivfgpu_client.o \
+	src/gpuclient/ivfgpu_kmeans.o src/gpuclient/ivfgpu_sql.o gpu/ivf_gpu_cpu.o \
 	src/faissio.o src/ivffaiss.o src/ivfparams.o src/ivfautotune.o
 
 SHLIB_LINK = -lopenblas -lm -ldl
@@ -55,7 +56,7 @@ SHLIB_LINK = -lopenblas -lm -ldl
 ifneq ($(shell uname -s),Darwin)
 SHLIB_LINK += -Wl,-Bsymbolic
 endif
-PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/gpu
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/gpuclient -I$(srcdir)/gpu
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 ifdef WERROR
 PG_CFLAGS += -Werror
@@ -100,7 +101,7 @@ prove_installcheck:
 # PGXS tracks no header dependencies: every object depends on the headers
 # (a struct that changes layout must never be compiled into half the
 # objects).  After the include, so that plain `make` still means `all`.
-SRC_HDRS = $(wildcard src/*.h gpu/*.h)
+SRC_HDRS = $(wildcard src/*.h src/gpuclient/*.h gpu/*.h)
 $(OBJS): $(SRC_HDRS)
 # the ISA files' flags live here: a change to them must recompile
 src/distance_avx2.o src/distance_avx512.o src/distance_avx2.bc src/distance_avx512.bc: Makefile
@@ -144,7 +145,8 @@ gpu-test: gpu/test_ivf_gpu
 
 # the objects and programs that include gpu/ivf_gpu.h are out of date when
 # it changes (make -q -W: as if it were newer; nothing is touched or built)
-GPU_HDR_USERS = src/ivfgpu.o gpu/ivf_gpu_cpu.o gpu/test_ivf_gpu
+GPU_HDR_USERS = src/gpuclient/ivfgpu_worker.o src/gpuclient/ivfgpu_client.o \
+	src/gpuclient/ivfgpu_kmeans.o gpu/ivf_gpu_cpu.o gpu/test_ivf_gpu
 header-deps-test: $(GPU_HDR_USERS)
 	@for t in $(GPU_HDR_USERS); do \
 		$(MAKE) -q $$t || { echo "$$t: out of date before the check"; exit 1; }; \
@@ -154,7 +156,7 @@ header-deps-test: $(GPU_HDR_USERS)
 
 # Version conditionals live in src/compat.h only (as named macros).
 compat-test:
-	@if grep -n 'PG_VERSION_NUM' $(filter-out src/compat.h,$(wildcard src/*.c src/*.h gpu/*.c gpu/*.h)); then \
+	@if grep -n 'PG_VERSION_NUM' $(filter-out src/compat.h,$(wildcard src/*.c src/*.h src/gpuclient/*.c src/gpuclient/*.h gpu/*.c gpu/*.h)); then \
 		echo "PG_VERSION_NUM outside src/compat.h (above): move the conditional into compat.h"; exit 1; \
 	fi; echo "version conditionals: only in src/compat.h"
 
