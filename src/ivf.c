@@ -14,8 +14,11 @@
 #include "utils/guc.h"
 
 #include "distance.h"
+#include "gpuclient.h"
 #include "ivf.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfsettings.h"
 
 PG_MODULE_MAGIC;
 

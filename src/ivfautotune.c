@@ -60,8 +60,13 @@
 #include "utils/snapmgr.h"
 
 #include "distance.h"
-#include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfsettings.h"
+#include "ivfsql.h"
 #include "kmeans.h"
+#include "listscan.h"
 #include "topk.h"
 #include "vector.h"
 

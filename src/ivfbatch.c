@@ -45,6 +45,7 @@
  */
 #include "compat.h"
 
+#include "access/genam.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -63,7 +64,15 @@
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
-#include "ivfflat.h"
+#include "gpuclient.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfprobe.h"
+#include "ivfquantizer.h"
+#include "ivfsettings.h"
+#include "ivfsql.h"
+#include "listscan.h"
 #include "select.h"
 #include "topk.h"
 #include "vector.h"

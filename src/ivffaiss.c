@@ -47,6 +47,11 @@
 
 #include "faissio.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfpage.h"
+#include "ivfsettings.h"
+#include "ivfsql.h"
+#include "listscan.h"
 
 /* bytes the export collects before each write() */
 #define IVF_FAISS_WRITE_BUF		(1024 * 1024)

@@ -28,7 +28,8 @@
 #include <ctype.h>
 #include <limits.h>
 
-#include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfsettings.h"
 
 #include "utils/guc.h"
 #include "utils/rel.h"

@@ -38,7 +38,16 @@
 #include "utils/rel.h"
 
 #include "distance.h"
+#include "gpuclient.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfprobe.h"
+#include "ivfquantizer.h"
+#include "ivfsettings.h"
+#include "listscan.h"
+#include "select.h"
 #include "vector.h"
 
 #define IVF_FIRST_CHUNK 32

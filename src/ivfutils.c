@@ -10,6 +10,7 @@
 
 #include <math.h>
 
+#include "access/generic_xlog.h"
 #include "access/reloptions.h"
 #include "access/relation.h"
 #include "access/table.h"
@@ -30,6 +31,14 @@
 
 #include "distance.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfquantizer.h"
+#include "ivfsettings.h"
+#include "ivfsql.h"
+#include "listscan.h"
+#include "select.h"
 #include "vector.h"
 
 /* the C functions behind the support procedures, to identify the metric */

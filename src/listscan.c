@@ -27,7 +27,13 @@
 #include "utils/rel.h"
 
 #include "distance.h"
-#include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfpage.h"
+#include "ivfprobe.h"
+#include "ivfquantizer.h"
+#include "ivfsettings.h"
+#include "listscan.h"
+#include "topk.h"
 
 void
 ivf_candidates_init(IvfCandidates *c, MemoryContext cxt, size_t initial)
