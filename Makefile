@@ -37,10 +37,13 @@ endif
 KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
 
 OBJS = src/ivf.o src/vector.o $(KERNEL_OBJS) \
-	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
-	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o \
+	src/ivfpage.o src/ivfmetric.o src/ivfquantizer.o src/ivfoptions.o src/ivfparams.o src/ivfprobe.o \
+	src/listscan.o src/ivfsql.o \
 	src/ivfgpu.o gpu/ivf_gpu_cpu.o \
-	src/ivffaiss.o src/ivfparams.o src/ivfautotune.o
+	src/ivfflat.o src/ivfbuild.o src/ivfcentroidfile.o src/ivfinsert.o src/ivfscan.o \
+	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o \
+	src/ivfbatch.o src/ivfcheck.o src/ivfautotune.o \
+	src/ivffaiss.o
 
 SHLIB_LINK = -lopenblas -lm -ldl
 # ivf.so's references to its own functions bind to its own definitions.

@@ -68,7 +68,6 @@
 #include "kmeans.h"
 #include "listscan.h"
 #include "topk.h"
-#include "vector.h"
 
 /*
  * Rows per GEMM block of the ground truth: up to GT_BLOCK, fewer when the

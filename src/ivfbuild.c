@@ -73,6 +73,7 @@
 #include "ivfflat.h"
 #include "ivfformat.h"
 #include "ivfmetric.h"
+#include "ivfoptions.h"
 #include "ivfpage.h"
 #include "ivfquantizer.h"
 #include "ivfsettings.h"

@@ -37,12 +37,11 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
-#include "distance.h"
 #include "ivfformat.h"
 #include "ivfmetric.h"
+#include "ivfoptions.h"
 #include "ivfpage.h"
 #include "ivfquantizer.h"
-#include "ivfsettings.h"
 #include "ivfsql.h"
 #include "listscan.h"
 

@@ -25,22 +25,19 @@
 #define IVF_PHASE_ASSIGN	4
 #define IVF_PHASE_WRITE		5
 
-/* ivfflat.c: the handler and reloptions */
-extern void ivf_init_reloptions(void);
-extern bytea *ivf_options(Datum reloptions, bool validate);
-
 /* ivfbuild.c */
 extern IndexBuildResult *ivf_build(Relation heap, Relation index,
 								   IndexInfo *indexInfo);
 extern void ivf_buildempty(Relation index);
 extern char *ivf_buildphasename(int64 phasenum);
 
-/* ivffaiss.c: Faiss interop */
+/* ivfcentroidfile.c: the centroids option, read from a Faiss file */
 extern float *ivf_faiss_read_centroids(const char *path, uint32 dims,
 									   IvfMetric metric, uint32 *nlists);
 extern float *ivf_faiss_index_centroids(Relation index, uint32 dims,
 										IvfMetric metric, uint32 *nlists);
-extern void ivf_faiss_validate_path(const char *value);
+extern void ivf_refuse_non_regular(const char *path, mode_t mode,
+								   const char *why);
 
 /* ivfinsert.c */
 extern uint32 ivf_insert_vector(Relation index, const IvfCache *cache,

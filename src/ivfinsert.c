@@ -19,7 +19,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "distance.h"
 #include "gpuclient.h"
 #include "ivfflat.h"
 #include "ivfformat.h"

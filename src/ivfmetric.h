@@ -16,6 +16,8 @@
 extern IvfMetric ivf_index_metric(Relation index);
 extern const char *ivf_metric_name(IvfMetric metric);
 extern double ivf_distance_value(IvfMetric metric, float d);
+extern float ivf_pair_distance(IvfMetric metric, const float *q,
+							   const float *x, uint32 d);
 extern float *ivf_prepare_vector(Relation index, IvfMetric metric,
 								 uint32 dims, Datum value, bool *skip);
 

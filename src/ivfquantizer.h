@@ -34,7 +34,7 @@ typedef struct IvfPrefilter
 	float		asq;			/* L2: |a|^2 */
 	float		cnorm;			/* |c| */
 	float		qc;				/* ip/cosine: q . c */
-	float		gamma;			/* relative rounding slack, see listscan.c */
+	float		gamma;			/* relative rounding slack, see ivfquantizer.c */
 } IvfPrefilter;
 
 extern float ivf_encode_vector(const float *vec, const float *centroid,

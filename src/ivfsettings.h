@@ -14,27 +14,6 @@
 
 #include "utils/relcache.h"
 
-
-/* reloptions */
-typedef struct IvfOptions
-{
-	int32		vl_len_;		/* varlena header (do not touch directly!) */
-	int			lists;			/* -1: choose from the row count */
-	int			nprobe;			/* -1: sqrt(lists) */
-	int			seed;
-	int			list_ordering;	/* IVF_ORDER_* */
-	bool		prefilter;		/* store codes (IVF_META_CODES) */
-	int			centroids_offset;	/* the centroids option: offset of the
-									 * path from the struct, 0 when unset */
-	int			params_offset;	/* the params option (search defaults, see
-								 * ivfparams.c): offset of the text, 0 when
-								 * unset */
-} IvfOptions;
-
-/* list_ordering option */
-#define IVF_ORDER_NONE			0
-#define IVF_ORDER_RESIDUAL		1	/* ascending distance to the centroid */
-
 /* search settings (defined in ivf.c, resolved in ivfparams.c) */
 #define IVF_PROFILE_EXACT		0
 #define IVF_PROFILE_FAST		1
@@ -105,12 +84,6 @@ extern void ivf_search_settings(Relation index, const IvfMetaPageData *meta,
 								IvfSearchSettings *s);
 extern int	ivf_iterative_scan(void);
 extern int	ivf_max_nprobe(void);
-
-/* the index's options (ivfparams.c; defined as reloptions in ivfflat.c) */
-extern IvfOptions *ivf_get_options(Relation index);
-extern uint32 ivf_index_default_nprobe(Relation index,
-									   const IvfMetaPageData *meta);
-extern uint32 ivf_option_nprobe(Relation index, const IvfMetaPageData *meta);
 
 /* ivfparams.c */
 extern bool ivf_params_parse(const char *str, IvfParamSet *out, char **msg);

@@ -55,8 +55,6 @@ extern uint64 ivf_scan_list(Relation index, const IvfGeometry *g,
 							IvfMetric metric, BlockNumber head, uint32 list,
 							const float *q, uint64 limit, IvfPrefilter *pf,
 							IvfCandidates *out);
-extern float ivf_pair_distance(IvfMetric metric, const float *q,
-							   const float *x, uint32 d);
 extern float ivf_member_radius(const float *x, const float *centroid,
 							   uint32 d);
 extern void ivf_candidates_carry(IvfCandidates *c, const float *dist,
