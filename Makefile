@@ -3,7 +3,10 @@
 #   make                 build ivf.so (CPU only; never links CUDA/ROCm)
 #   make install         install into the PostgreSQL found by $(PG_CONFIG)
 #   make installcheck    pg_regress against a running server
-#   make kernel-test     standalone C test of the distance kernels
+#   make kernel-test     standalone C tests of src/kernels (and the GPU library's
+#                        CPU implementation), then the layout checks below
+#   make kernels-check   src/kernels holds plain C only (no server header)
+#   make layering-check  no file includes a higher layer's header (src/README)
 #   make bench-kernels   kernel micro-benchmark
 #   make fuzz            libFuzzer + ASan/UBSan runs of the vector text parser and
 #                        the Faiss file reader, FUZZ_SECONDS (60) split between them
@@ -36,14 +39,14 @@ KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_neon.c
 endif
 KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
 
-OBJS = src/ivf.o src/vector.o $(KERNEL_OBJS) \
-	src/ivfpage.o src/ivfmetric.o src/ivfquantizer.o src/ivfoptions.o src/ivfparams.o src/ivfprobe.o \
-	src/listscan.o src/ivfsql.o \
-	src/ivfgpu.o gpu/ivf_gpu_cpu.o \
-	src/ivfflat.o src/ivfbuild.o src/ivfcentroidfile.o src/ivfinsert.o src/ivfscan.o \
-	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o \
-	src/ivfbatch.o src/ivfcheck.o src/ivfautotune.o \
-	src/ivffaiss.o
+# the server layers, lowest first (src/README "Layout"; make layering-check)
+SERVER_DIRS = types core gpuclient am search interop
+LAYERS = kernels $(SERVER_DIRS)
+SERVER_SRCS = $(sort $(wildcard $(SERVER_DIRS:%=src/%/*.c)))
+
+# src/ivfgpu.o: until the GPU worker's split into src/gpuclient/ lands
+OBJS = src/ivf.o $(KERNEL_OBJS) $(SERVER_SRCS:.c=.o) \
+	src/ivfgpu.o gpu/ivf_gpu_cpu.o
 
 SHLIB_LINK = -lopenblas -lm -ldl
 # ivf.so's references to its own functions bind to its own definitions.
@@ -56,7 +59,7 @@ SHLIB_LINK += -Wl,-Bsymbolic
 endif
 # flat includes (#include "distance.h"), as pgvector: every source folder is
 # on the path; make layering-check keeps the folders' order
-PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/$(KERNEL_DIR) -I$(srcdir)/src/gpuclient -I$(srcdir)/gpu
+PG_CPPFLAGS = -I$(srcdir)/src $(LAYERS:%=-I$(srcdir)/src/%) -I$(srcdir)/gpu
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 ifdef WERROR
 PG_CFLAGS += -Werror
@@ -136,6 +139,35 @@ kernels-check:
 bench/bench_kernels: bench/bench_kernels.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
 
+# No file includes a header of a higher layer (src/README "Layout"):
+# each header's layer is its folder's place in LAYERS; gpu/ (the device
+# library's plain C API) ranks with the kernels, src/compat.h with types,
+# the rest of src/ (ivf.c, ivf.h) above all.  Flat includes need unique
+# header names, so a name in two folders fails too.
+LAYERED_FILES = $(wildcard src/*.[ch] src/*/*.[ch] gpu/*.[ch])
+HEADER_DIRS = $(LAYERS:%=src/%) src gpu
+layering-check:
+	@rank() { \
+		case $$1 in gpu/*) echo 0; return;; src/compat.h) echo 1; return;; esac; \
+		i=0; for l in $(LAYERS); do \
+			case $$1 in src/$$l/*) echo $$i; return;; esac; i=$$((i + 1)); \
+		done; echo $$i; }; \
+	dups=$$(for d in $(HEADER_DIRS); do ls $$d/*.h 2>/dev/null; done | xargs -n1 basename | sort | uniq -d); \
+	if [ -n "$$dups" ]; then echo "header names in more than one folder: $$dups"; exit 1; fi; \
+	bad=0; \
+	for f in $(LAYERED_FILES); do \
+		fr=$$(rank $$f); \
+		for h in $$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' $$f); do \
+			case $$h in */*) continue;; esac; \
+			hp=; for d in $(HEADER_DIRS); do if [ -f $$d/$$h ]; then hp=$$d/$$h; break; fi; done; \
+			[ -n "$$hp" ] || continue; \
+			hr=$$(rank $$hp); \
+			if [ $$hr -gt $$fr ]; then echo "$$f includes $$hp: a higher layer"; bad=1; fi; \
+		done; \
+	done; \
+	if [ $$bad -ne 0 ]; then echo "layering: a file above includes a higher layer's header (order: $(LAYERS) < src/ivf.c)"; exit 1; fi; \
+	echo "layering: $(words $(LAYERED_FILES)) files include only their own and lower layers ($(LAYERS) < src/ivf.c)"
+
 # the GPU library's contract, tested on its CPU implementation (and on a
 # device library: make gpu-test GPU_LIB=gpu/ivf_gpu.so)
 gpu/test_ivf_gpu: gpu/test_ivf_gpu.c gpu/ivf_gpu_cpu.c gpu/ivf_gpu.h $(KERNEL_HDRS) $(STANDALONE_KERNEL_OBJS)
@@ -161,11 +193,12 @@ compat-test:
 	fi; echo "version conditionals: only in src/compat.h"
 
 .PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test header-deps-test compat-test \
-	kernels-check
+	kernels-check layering-check
 KERNEL_TESTS = $(KERNEL_TEST_PROGS) gpu/test_ivf_gpu
 kernel-test: $(KERNEL_TESTS)
 	@set -e; for t in $(KERNEL_TESTS); do echo $$t; $$t; done
 	$(MAKE) --no-print-directory kernels-check
+	$(MAKE) --no-print-directory layering-check
 	$(MAKE) --no-print-directory header-deps-test
 	$(MAKE) --no-print-directory compat-test
 
