@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * ivfflat.c
- *	  The ivfflat handler and its reloptions (as bloom's blutils.c and
- *	  pgvector's ivfflat.c).
+ *	  The ivfflat handler (as bloom's blutils.c and pgvector's ivfflat.c).
+ *	  Its reloptions are in core/ivfoptions.c: the settings and the build
+ *	  read them, and ivf_open_index, below the access method, recognises an
+ *	  ivfflat index by its amoptions function.
  *
  *-------------------------------------------------------------------------
  */

@@ -291,8 +291,8 @@ ivf_page_floats(Page page, const IvfGeometry *g, bool head)
 					  (head ? g->head_floats_off : g->seg_floats_off));
 }
 
-
-extern void ivf_geometry(uint32 dims, bool codes, IvfGeometry *g);	/* ivfpage.c */
+/* lay out list groups for vectors of dims floats (ivfpage.c) */
+extern void ivf_geometry(uint32 dims, bool codes, IvfGeometry *g);
 
 /* the geometry an index's meta page describes */
 static inline void

@@ -28,7 +28,6 @@
 #include <ctype.h>
 #include <limits.h>
 
-
 #include "utils/guc.h"
 #include "utils/rel.h"
 

@@ -2,8 +2,8 @@
  *
  * ivfsettings.h
  *	  The search settings: the GUCs' values, parameter sets (ivf.params and
- *	  the index's params option), the index's options, and what a search
- *	  uses, resolved from all of them (ivfparams.c).
+ *	  the index's params option), and what a search uses, resolved from
+ *	  them and the index's options (ivfparams.c).
  *
  *-------------------------------------------------------------------------
  */

@@ -9,8 +9,8 @@
  */
 #include "compat.h"
 
+#include "access/amapi.h"
 #include "access/relation.h"
-#include "access/reloptions.h"
 #include "access/table.h"
 #include "catalog/index.h"
 #include "funcapi.h"

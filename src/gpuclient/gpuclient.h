@@ -35,5 +35,4 @@ extern bool ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 						   const int32 *probes, const uint64 *limits, int k,
 						   float *dist, int64 *ids);
 
-
 #endif							/* IVF_GPUCLIENT_H */
