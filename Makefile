@@ -8,7 +8,10 @@
 #   make prove_installcheck
 #                        the TAP files alone; PROVE_TESTS="test/t/010_ivfflat_recall.pl"
 #                        picks some (PostgreSQL::Test::Cluster from PGXS's src/test/perl)
-#   make kernel-test     standalone C test of the distance kernels
+#   make kernel-test     standalone C tests of src/kernels (and the GPU library's
+#                        CPU implementation), then the layout checks below
+#   make kernels-check   src/kernels holds plain C only (no server header)
+#   make layering-check  no file includes a higher layer's header (src/README)
 #   make bench-kernels   kernel micro-benchmark
 #   make fuzz            libFuzzer + ASan/UBSan runs of the vector text parser and
 #                        the Faiss file reader, FUZZ_SECONDS (60) split between them
@@ -29,23 +32,26 @@ PG_CONFIG ?= pg_config
 
 ARCH := $(shell uname -m)
 
-# Distance kernels: one translation unit per instruction set, each compiled
-# with its own flags; the choice among them is made at run time.
-KERNEL_SRCS = src/distance.c src/topk.c src/select.c src/kmeans.c
+# src/kernels: the plain-C layer (no server headers; make kernels-check).
+# The distance kernels are one translation unit per instruction set, each
+# compiled with its own flags; the choice among them is made at run time.
+KERNEL_DIR = src/kernels
+KERNEL_ALL_ISA_SRCS = $(wildcard $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c $(KERNEL_DIR)/distance_neon.c)
+KERNEL_SRCS = $(filter-out $(KERNEL_ALL_ISA_SRCS),$(wildcard $(KERNEL_DIR)/*.c))
 ifeq ($(ARCH),x86_64)
-KERNEL_ISA_SRCS = src/distance_avx2.c src/distance_avx512.c
+KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c
 endif
 ifeq ($(ARCH),aarch64)
-KERNEL_ISA_SRCS = src/distance_neon.c
+KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_neon.c
 endif
 KERNEL_OBJS = $(KERNEL_SRCS:.c=.o) $(KERNEL_ISA_SRCS:.c=.o)
 
-OBJS = src/ivf.o src/vector.o src/vector_parse.o $(KERNEL_OBJS) \
-	src/ivfutils.o src/ivfbuild.o src/ivfinsert.o src/ivfscan.o src/listscan.o \
-	src/ivfvacuum.o src/ivfcost.o src/ivfvalidate.o src/ivfcheck.o src/ivfbatch.o \
-	src/gpuclient/ivfgpu_worker.o src/gpuclient/ivfgpu_client.o \
-	src/gpuclient/ivfgpu_kmeans.o src/gpuclient/ivfgpu_sql.o gpu/ivf_gpu_cpu.o \
-	src/faissio.o src/ivffaiss.o src/ivfparams.o src/ivfautotune.o
+# the server layers, lowest first (src/README "Layout"; make layering-check)
+SERVER_DIRS = types core gpuclient am search interop
+LAYERS = kernels $(SERVER_DIRS)
+SERVER_SRCS = $(sort $(wildcard $(SERVER_DIRS:%=src/%/*.c)))
+
+OBJS = src/ivf.o $(KERNEL_OBJS) $(SERVER_SRCS:.c=.o) gpu/ivf_gpu_cpu.o
 
 SHLIB_LINK = -lopenblas -lm -ldl
 # ivf.so's references to its own functions bind to its own definitions.
@@ -56,7 +62,9 @@ SHLIB_LINK = -lopenblas -lm -ldl
 ifneq ($(shell uname -s),Darwin)
 SHLIB_LINK += -Wl,-Bsymbolic
 endif
-PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/gpuclient -I$(srcdir)/gpu
+# flat includes (#include "distance.h"), as pgvector: every source folder is
+# on the path; make layering-check keeps the folders' order
+PG_CPPFLAGS = -I$(srcdir)/src $(LAYERS:%=-I$(srcdir)/src/%) -I$(srcdir)/gpu
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 ifdef WERROR
 PG_CFLAGS += -Werror
@@ -66,11 +74,11 @@ endif
 # scalar reference does where kernels promise bit-identical results
 AVX2_FLAGS = -mavx2 -mfma -ffp-contract=off
 AVX512_FLAGS = -mavx512f -mavx512dq -mavx2 -mfma -ffp-contract=off
-src/distance_avx2.o: CFLAGS += $(AVX2_FLAGS)
-src/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
+$(KERNEL_DIR)/distance_avx2.o: CFLAGS += $(AVX2_FLAGS)
+$(KERNEL_DIR)/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
 # the JIT bitcode of these files needs the same flags
-src/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
-src/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
+$(KERNEL_DIR)/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
+$(KERNEL_DIR)/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
 
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
 	ivfflat_build ivfflat_scan ivfflat_strict ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
@@ -82,8 +90,7 @@ REGRESS_OPTS = --inputdir=$(srcdir)/test --load-extension=ivf
 TAP_TESTS = 1
 PROVE_TESTS ?= test/t/*.pl
 
-EXTRA_CLEAN = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans test/kernels/*.o bench/bench_kernels test/fuzz/fuzz_vector_parse \
-	test/kernels/test_faissio test/fuzz/fuzz_faiss_reader \
+EXTRA_CLEAN = $(KERNEL_TEST_PROGS) test/kernels/*.o bench/bench_kernels $(FUZZ_PROGS) \
 	gpu/*.o gpu/ivf_gpu.so gpu/test_ivf_gpu
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -101,39 +108,80 @@ prove_installcheck:
 # PGXS tracks no header dependencies: every object depends on the headers
 # (a struct that changes layout must never be compiled into half the
 # objects).  After the include, so that plain `make` still means `all`.
-SRC_HDRS = $(wildcard src/*.h src/gpuclient/*.h gpu/*.h)
+SRC_HDRS = $(wildcard src/*.h src/*/*.h gpu/*.h)
 $(OBJS): $(SRC_HDRS)
 # the ISA files' flags live here: a change to them must recompile
-src/distance_avx2.o src/distance_avx512.o src/distance_avx2.bc src/distance_avx512.bc: Makefile
+$(KERNEL_DIR)/distance_avx2.o $(KERNEL_DIR)/distance_avx512.o $(KERNEL_DIR)/distance_avx2.bc $(KERNEL_DIR)/distance_avx512.bc: Makefile
 
 # ---- standalone programs (no server): kernel test, kernel bench, fuzzer ----
 
 STANDALONE_CC ?= $(CC)
-STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc
+# only the kernels' folder: a server header there fails to compile
+STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -I$(KERNEL_DIR)
 
-KERNEL_HDRS = src/distance.h src/distance_isa.h src/topk.h src/select.h src/kmeans.h \
-	src/simd_baseline.h test/kernels/testutil.h
+KERNEL_HDRS = $(wildcard $(KERNEL_DIR)/*.h) test/kernels/testutil.h
 
-test/kernels/%.o: src/%.c $(KERNEL_HDRS)
+test/kernels/%.o: $(KERNEL_DIR)/%.c $(KERNEL_HDRS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -c -o $@ $<
-test/kernels/distance_avx2.o: src/distance_avx2.c $(KERNEL_HDRS) Makefile
+test/kernels/distance_avx2.o: $(KERNEL_DIR)/distance_avx2.c $(KERNEL_HDRS) Makefile
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
-test/kernels/distance_avx512.o: src/distance_avx512.c $(KERNEL_HDRS) Makefile
+test/kernels/distance_avx512.o: $(KERNEL_DIR)/distance_avx512.c $(KERNEL_HDRS) Makefile
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
 
-STANDALONE_KERNEL_OBJS = $(patsubst src/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KERNEL_ISA_SRCS))
+# every kernel, as standalone objects (test programs link what they use)
+STANDALONE_KERNEL_OBJS = $(patsubst $(KERNEL_DIR)/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KERNEL_ISA_SRCS))
 
-test/kernels/test_distance: test/kernels/test_distance.c $(STANDALONE_KERNEL_OBJS)
-	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
-test/kernels/test_select: test/kernels/test_select.c $(STANDALONE_KERNEL_OBJS)
-	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
-test/kernels/test_kmeans: test/kernels/test_kmeans.c $(STANDALONE_KERNEL_OBJS)
-	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
-test/kernels/test_faissio: test/kernels/test_faissio.c src/faissio.c src/faissio.h test/kernels/testutil.h
-	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_faissio.c src/faissio.c -lm
+# test/kernels/test_<name>.c: one program each, linked with every kernel
+KERNEL_TEST_PROGS = $(patsubst %.c,%,$(wildcard test/kernels/test_*.c))
+$(KERNEL_TEST_PROGS): %: %.c $(STANDALONE_KERNEL_OBJS) $(KERNEL_HDRS)
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $(filter %.c %.o,$^) -lopenblas -lm
+
+# The kernels' folder holds plain C: no server header may appear there.
+# Each file compiles with only -I$(KERNEL_DIR) (no server include dir), and
+# no include line names a server header (caught even where a system copy
+# of the PostgreSQL headers is on the default path).
+KERNEL_SERVER_HDR_RE = ^[[:space:]]*\#[[:space:]]*include[[:space:]]*[<"](postgres\.h|postgres_fe\.h|c\.h|fmgr\.h|funcapi\.h|miscadmin\.h|pgstat\.h|compat\.h|(access|catalog|commands|executor|lib|libpq|nodes|optimizer|port|postmaster|storage|tcop|utils|common)/)
+kernels-check:
+	@if grep -nE '$(KERNEL_SERVER_HDR_RE)' $(KERNEL_DIR)/*.c $(KERNEL_DIR)/*.h; then \
+		echo "$(KERNEL_DIR) includes a server header (above): it holds plain C only"; exit 1; \
+	fi
+	@for f in $(KERNEL_SRCS) $(KERNEL_ISA_SRCS); do \
+		case $$f in *avx512*) fl="$(AVX512_FLAGS)";; *avx2*) fl="$(AVX2_FLAGS)";; *) fl=;; esac; \
+		$(STANDALONE_CC) -fsyntax-only -Wall -I$(KERNEL_DIR) $$fl $$f || \
+			{ echo "$$f: does not compile without the server headers"; exit 1; }; \
+	done; echo "kernels: $(words $(KERNEL_SRCS) $(KERNEL_ISA_SRCS)) files in $(KERNEL_DIR) compile with no server headers"
 
 bench/bench_kernels: bench/bench_kernels.c $(STANDALONE_KERNEL_OBJS)
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) -o $@ $^ -lopenblas -lm
+
+# No file includes a header of a higher layer (src/README "Layout"):
+# each header's layer is its folder's place in LAYERS; gpu/ (the device
+# library's plain C API) ranks with the kernels, src/compat.h with types,
+# the rest of src/ (ivf.c, ivf.h) above all.  Flat includes need unique
+# header names, so a name in two folders fails too.
+LAYERED_FILES = $(wildcard src/*.[ch] src/*/*.[ch] gpu/*.[ch])
+HEADER_DIRS = $(LAYERS:%=src/%) src gpu
+layering-check:
+	@rank() { \
+		case $$1 in gpu/*) echo 0; return;; src/compat.h) echo 1; return;; esac; \
+		i=0; for l in $(LAYERS); do \
+			case $$1 in src/$$l/*) echo $$i; return;; esac; i=$$((i + 1)); \
+		done; echo $$i; }; \
+	dups=$$(for d in $(HEADER_DIRS); do ls $$d/*.h 2>/dev/null; done | xargs -n1 basename | sort | uniq -d); \
+	if [ -n "$$dups" ]; then echo "header names in more than one folder: $$dups"; exit 1; fi; \
+	bad=0; \
+	for f in $(LAYERED_FILES); do \
+		fr=$$(rank $$f); \
+		for h in $$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' $$f); do \
+			case $$h in */*) continue;; esac; \
+			hp=; for d in $(HEADER_DIRS); do if [ -f $$d/$$h ]; then hp=$$d/$$h; break; fi; done; \
+			[ -n "$$hp" ] || continue; \
+			hr=$$(rank $$hp); \
+			if [ $$hr -gt $$fr ]; then echo "$$f includes $$hp: a higher layer"; bad=1; fi; \
+		done; \
+	done; \
+	if [ $$bad -ne 0 ]; then echo "layering: a file above includes a higher layer's header (order: $(LAYERS) < src/ivf.c)"; exit 1; fi; \
+	echo "layering: $(words $(LAYERED_FILES)) files include only their own and lower layers ($(LAYERS) < src/ivf.c)"
 
 # the GPU library's contract, tested on its CPU implementation (and on a
 # device library: make gpu-test GPU_LIB=gpu/ivf_gpu.so)
@@ -156,19 +204,17 @@ header-deps-test: $(GPU_HDR_USERS)
 
 # Version conditionals live in src/compat.h only (as named macros).
 compat-test:
-	@if grep -n 'PG_VERSION_NUM' $(filter-out src/compat.h,$(wildcard src/*.c src/*.h src/gpuclient/*.c src/gpuclient/*.h gpu/*.c gpu/*.h)); then \
+	@if grep -n 'PG_VERSION_NUM' $(filter-out src/compat.h,$(wildcard src/*.c src/*.h src/*/*.c src/*/*.h gpu/*.c gpu/*.h)); then \
 		echo "PG_VERSION_NUM outside src/compat.h (above): move the conditional into compat.h"; exit 1; \
 	fi; echo "version conditionals: only in src/compat.h"
 
-.PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test header-deps-test compat-test
-KERNEL_TESTS = test/kernels/test_distance test/kernels/test_select test/kernels/test_kmeans gpu/test_ivf_gpu \
-	test/kernels/test_faissio
+.PHONY: kernel-test bench-kernels fuzz fuzz-build fuzz-vector fuzz-faiss gpu gpu-test header-deps-test compat-test \
+	kernels-check layering-check
+KERNEL_TESTS = $(KERNEL_TEST_PROGS) gpu/test_ivf_gpu
 kernel-test: $(KERNEL_TESTS)
-	test/kernels/test_distance
-	test/kernels/test_select
-	test/kernels/test_kmeans
-	gpu/test_ivf_gpu
-	test/kernels/test_faissio
+	@set -e; for t in $(KERNEL_TESTS); do echo $$t; $$t; done
+	$(MAKE) --no-print-directory kernels-check
+	$(MAKE) --no-print-directory layering-check
 	$(MAKE) --no-print-directory header-deps-test
 	$(MAKE) --no-print-directory compat-test
 
@@ -182,11 +228,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_HALF = $(shell echo $$(( ($(FUZZ_SECONDS) + 1) / 2 )))
-test/fuzz/fuzz_vector_parse: test/fuzz/fuzz_vector_parse.c src/vector_parse.c src/vector_parse.h
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Isrc -o $@ test/fuzz/fuzz_vector_parse.c src/vector_parse.c -lm
-test/fuzz/fuzz_faiss_reader: test/fuzz/fuzz_faiss_reader.c src/faissio.c src/faissio.h
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Isrc -o $@ test/fuzz/fuzz_faiss_reader.c src/faissio.c -lm
-fuzz-build: test/fuzz/fuzz_vector_parse test/fuzz/fuzz_faiss_reader
+# test/fuzz/fuzz_<name>.c fuzzes $(KERNEL_DIR)/<name>.c (plain C, built alone)
+FUZZ_PROGS = $(patsubst %.c,%,$(wildcard test/fuzz/fuzz_*.c))
+test/fuzz/fuzz_vector_parse: $(KERNEL_DIR)/vector_parse.c
+test/fuzz/fuzz_faiss_reader: $(KERNEL_DIR)/faissio.c
+$(FUZZ_PROGS): %: %.c $(KERNEL_HDRS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -I$(KERNEL_DIR) -o $@ $< $(filter $(KERNEL_DIR)/%.c,$^) -lm
+fuzz-build: $(FUZZ_PROGS)
 fuzz:
 	$(MAKE) fuzz-vector FUZZ_SECONDS=$(FUZZ_HALF)
 	$(MAKE) fuzz-faiss FUZZ_SECONDS=$(FUZZ_HALF)

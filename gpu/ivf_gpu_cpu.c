@@ -9,7 +9,7 @@
  * same way, so memory limits and eviction behave as on a device.
  *
  * Distances come from the same dispatched kernels as the index scan
- * (src/distance.h), one pair at a time, and candidates are selected with
+ * (src/kernels/distance.h), one pair at a time, and candidates are selected with
  * the scan's (distance, id) order: a search here returns what the plain
  * CPU scan of the same lists returns, bit for bit.  Plain C with no
  * PostgreSQL headers (malloc, not palloc), like the kernels it calls.

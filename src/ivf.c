@@ -8,14 +8,19 @@
  */
 #include "compat.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "distance.h"
+#include "gpuclient.h"
 #include "ivf.h"
-#include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfoptions.h"
+#include "ivfsettings.h"
 
 PG_MODULE_MAGIC;
 

@@ -34,8 +34,11 @@
 #include "utils/wait_event.h"
 
 #include "ivf_gpu.h"
-#include "ivfflat.h"
+#include "gpuclient.h"
+#include "ivfformat.h"
 #include "ivfgpu_proto.h"
+#include "ivfpage.h"
+#include "listscan.h"
 
 /* ---------------------------------------------------------- backends */
 

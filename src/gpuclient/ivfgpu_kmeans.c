@@ -22,7 +22,7 @@
 #include "storage/proc.h"
 
 #include "ivf_gpu.h"
-#include "ivfflat.h"
+#include "gpuclient.h"
 #include "ivfgpu_proto.h"
 
 /* ------------------------------------------------- k-means for builds */

@@ -36,7 +36,7 @@
  * its service; ivfgpu_client.c: the backends' requests, uploads and
  * searches; ivfgpu_kmeans.c: the build's k-means client; ivfgpu_sql.c:
  * ivf_gpu_load() and ivf_gpu_stats().  This header is theirs alone: the
- * rest of ivf calls the functions declared in ivfflat.h.
+ * rest of ivf calls the functions declared in gpuclient.h.
  *
  * IDENTIFICATION
  *	  src/gpuclient/ivfgpu_proto.h
@@ -50,7 +50,8 @@
 #include "storage/dsm.h"
 #include "storage/spin.h"
 
-#include "ivfflat.h"
+#include "gpuclient.h"
+#include "ivfformat.h"
 
 /* what the worker publishes; read by ivf_gpu_stats() */
 typedef enum IvfGpuState

@@ -17,7 +17,10 @@
 #include "storage/spin.h"
 #include "utils/builtins.h"
 
-#include "ivfflat.h"
+#include "gpuclient.h"
+#include "ivfformat.h"
+#include "ivfpage.h"
+#include "ivfsql.h"
 #include "ivfgpu_proto.h"
 
 /* -------------------------------------------------------------- SQL */

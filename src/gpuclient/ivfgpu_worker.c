@@ -59,7 +59,7 @@
 
 #include "distance.h"
 #include "ivf_gpu.h"
-#include "ivfflat.h"
+#include "gpuclient.h"
 #include "ivfgpu_proto.h"
 
 #ifndef DLSUFFIX

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the Faiss file reader (src/faissio.c).
+ * libFuzzer target for the Faiss file reader (src/kernels/faissio.c).
  *
  *   make fuzz-faiss FUZZ_SECONDS=600   (clang, -fsanitize=fuzzer,address,undefined)
  *

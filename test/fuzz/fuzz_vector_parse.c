@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the vector text parser (src/vector_parse.c).
+ * libFuzzer target for the vector text parser (src/kernels/vector_parse.c).
  *
  *   make fuzz FUZZ_SECONDS=60      (clang, -fsanitize=fuzzer,address,undefined)
  *

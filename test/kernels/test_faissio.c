@@ -2,7 +2,7 @@
  *
  * test_faissio.c
  *	  Standalone test of the Faiss IndexIVFFlat writer and reader
- *	  (src/faissio.c, no server needed).
+ *	  (src/kernels/faissio.c, no server needed).
  *
  * The file format is built a second time here, field by field, from a
  * description (Spec) in which any field can be set to anything:

@@ -1,5 +1,5 @@
 # Privileges of the functions that return what an ivfflat index holds
-# (ivf_open_index in ivfutils.c), where a second session changes things
+# (ivf_open_index in src/core/ivfsql.c), where a second session changes things
 # while the call waits for the table's lock:
 #
 # (a) the attack: a role that row-level security limits to its own rows

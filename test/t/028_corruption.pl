@@ -1,7 +1,7 @@
 # ivf_check and the meta page's version check against an index corrupted on
 # disk, the way contrib/amcheck's TAP tests do it: stop the server, overwrite
 # bytes of the index file at offsets computed from the page layout
-# (src/ivfflat.h, src/README "Page types"), start it again.
+# (src/core/ivfformat.h, src/README "Page types"), start it again.
 #
 #   (a) a list's radius set to 0, -1 or NaN in its directory entry:
 #       ivf_check names the list, the stored radius and the distance of its
@@ -37,7 +37,7 @@ if ($node->safe_psql('postgres', 'SHOW data_checksums') ne 'off')
 
 my $blcksz = $node->safe_psql('postgres', 'SHOW block_size');
 
-# Page layout (src/ivfflat.h): page contents start after the page header,
+# Page layout (src/core/ivfformat.h): page contents start after the page header,
 # MAXALIGN(SizeOfPageHeaderData) = 24 bytes.  IvfMetaPageData: magic at 0,
 # version at 4, directory_start at 64.  IvfListEntry (24 bytes): head at 0,
 # radius (float4) at 20.

@@ -40,6 +40,7 @@
 
 #include <math.h>
 
+#include "access/generic_xlog.h"
 #include "access/parallel.h"
 #include "access/relscan.h"
 #include "access/table.h"
@@ -68,8 +69,16 @@
 #include "utils/tuplesort.h"
 
 #include "distance.h"
+#include "gpuclient.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfoptions.h"
+#include "ivfpage.h"
+#include "ivfquantizer.h"
+#include "ivfsettings.h"
 #include "kmeans.h"
+#include "listscan.h"
 
 /* float4 '<' (pg_operator.oid 622; no symbolic name in pg_operator_d.h) */
 #define IVF_FLOAT4_LT_OPERATOR 622

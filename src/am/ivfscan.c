@@ -38,7 +38,16 @@
 #include "utils/rel.h"
 
 #include "distance.h"
+#include "gpuclient.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfprobe.h"
+#include "ivfquantizer.h"
+#include "ivfsettings.h"
+#include "listscan.h"
+#include "select.h"
 #include "vector.h"
 
 #define IVF_FIRST_CHUNK 32
@@ -413,7 +422,7 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
  *
  * from the centroid distance the ranking computed (squared L2, or -q.c;
  * cosine works on unit vectors, as stored).  Every quantity here came out
- * of float kernels, so, as for the prefilter's bounds (listscan.c), the
+ * of float kernels, so, as for the prefilter's bounds (ivfquantizer.c), the
  * bound is loosened by a relative slack of (dims + 16) float epsilons per
  * sum, more than their rounding can account for: a row is never returned
  * after one its kernel-computed distance puts first.

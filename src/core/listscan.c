@@ -18,7 +18,6 @@
  */
 #include "compat.h"
 
-#include <float.h>
 #include <math.h>
 
 #include "miscadmin.h"
@@ -27,7 +26,12 @@
 #include "utils/rel.h"
 
 #include "distance.h"
-#include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfquantizer.h"
+#include "listscan.h"
+#include "topk.h"
 
 void
 ivf_candidates_init(IvfCandidates *c, MemoryContext cxt, size_t initial)
@@ -200,116 +204,6 @@ deferred_reserve(IvfCandidates *c, size_t more)
 	c->loc = repalloc_huge(c->loc, c->lbcap * sizeof(int64));
 }
 
-/* ------------------------------------------------------------- prefilter */
-
-/*
- * Lower bounds from codes.  A slot's vector is x = c + r (c its list's
- * centroid, r the residual); the group stores the code of r, decoded as
- * rhat = lo + step * code, and err = |r - rhat|.  Then
- *
- *	L2:  |q - x| >= |(q - c) - rhat| - err          (triangle inequality)
- *	ip:  -q.x    >= -q.c - q.lo - (q * step).code - |q| err   (Cauchy-Schwarz)
- *
- * where |(q - c) - rhat|^2 = |a|^2 - 2 (a * step).code + |step * code|^2
- * with a = (q - c) - lo: both metrics cost one dot product of the codes
- * (sq8_dot_block), |step * code|^2 being stored with each slot.  All of it
- * runs in float, so each bound is loosened by more than any rounding can
- * account for: a relative slack gamma of (dims + 16) float epsilons (a sum
- * of n products is off by at most about n epsilons of the sum of
- * magnitudes) on every sum -- for L2 applied to |a|^2 + 2 |w.code| +
- * |step * code|^2, which covers the cancellation of the expansion -- and
- * an absolute slack proportional to the magnitudes involved (|q|, |c|,
- * |lo|, rmax).
- * The exact distance the scan returns is computed by the same float kernel
- * as without the prefilter, so a slot is skipped only when the bound is
- * above what that kernel could return for it.  The slack is of order 1e-4
- * of the distances, far below the gaps the bound has to clear.
- */
-void
-ivf_prefilter_init(IvfPrefilter *pf, IvfMetric metric, uint32 dims,
-				   const float *q, const float *lo, const float *step)
-{
-	uint32		j;
-
-	memset(pf, 0, sizeof(*pf));
-	pf->metric = metric;
-	pf->dims = dims;
-	pf->lo = lo;
-	pf->step = step;
-	pf->qnorm = sqrtf(ivf_kernels.norm_sq(q, dims));
-	pf->lonorm = sqrtf(ivf_kernels.norm_sq(lo, dims));
-	pf->rmax = pf->lonorm + 255.0f * sqrtf(ivf_kernels.norm_sq(step, dims));
-	pf->gamma = (float) (dims + 16) * FLT_EPSILON;
-	pf->a = palloc(sizeof(float) * dims);
-	pf->w = palloc(sizeof(float) * dims);
-	if (metric != IVF_METRIC_L2)
-	{
-		for (j = 0; j < dims; j++)
-			pf->w[j] = q[j] * step[j];
-		pf->qlo = ivf_kernels.dot(q, lo, dims);
-	}
-}
-
-/*
- * Prepare the query side for a list with centroid c (NULL: the origin, for
- * codes of the centroids themselves).  For L2, a = (q - c) - lo and the
- * kernel's weights w = a * step: |a - step * code|^2 = |a|^2 - 2 w.code +
- * |step * code|^2, the last term stored per slot.
- */
-void
-ivf_prefilter_list(IvfPrefilter *pf, const float *q, const float *c)
-{
-	uint32		j;
-
-	pf->cnorm = c ? sqrtf(ivf_kernels.norm_sq(c, pf->dims)) : 0.0f;
-	if (pf->metric == IVF_METRIC_L2)
-	{
-		for (j = 0; j < pf->dims; j++)
-		{
-			pf->a[j] = (q[j] - (c ? c[j] : 0.0f)) - pf->lo[j];
-			pf->w[j] = pf->a[j] * pf->step[j];
-		}
-		pf->asq = ivf_kernels.norm_sq(pf->a, pf->dims);
-	}
-	else
-		pf->qc = c ? ivf_kernels.dot(q, c, pf->dims) : 0.0f;
-}
-
-/*
- * Lower bounds of the distances (in the scan's convention: squared L2, or
- * -dot) of the n slots whose code-kernel results are raw[] and errors
- * err[], into raw[] itself; where the inputs overflowed the bound is -inf
- * or 0, which rules nothing out.  Plain float arithmetic
- * (the L2 one a SIMD kernel, for its square roots): its own rounding, a
- * few epsilons, is far inside the slack gamma >= 17 epsilons.
- */
-void
-ivf_prefilter_bounds(const IvfPrefilter *pf, float *restrict raw,
-					 const float *restrict err, const float *restrict cnorm,
-					 uint32 n)
-{
-	float		g = pf->gamma;
-	float		k = 4 * FLT_EPSILON;
-	float		mag = pf->qnorm + pf->cnorm + pf->lonorm + pf->rmax;
-	uint32		i;
-
-	if (pf->metric == IVF_METRIC_L2)
-		ivf_kernels.sq8_l2_bounds(raw, err, cnorm, n, pf->asq, g, k, mag);
-	else
-	{
-		float		base = -pf->qc - pf->qlo;
-		float		qn = pf->qnorm;
-
-		for (i = 0; i < n; i++)
-		{
-			float		e = err[i];
-			float		b = base - raw[i] - qn * e - 4 * g * qn * (mag + e);
-
-			raw[i] = (b == b && fabsf(raw[i]) <= FLT_MAX) ? b : -INFINITY;
-		}
-	}
-}
-
 /*
  * Share-lock the pinned head page of a group of list 'list', checking that
  * it is one.
@@ -402,16 +296,6 @@ ivf_prefetch_list_head(Relation index, const IvfGeometry *g,
 	if (BufferIsValid(hint))
 		prefetch_group_page(BufferGetBlock(hint), g, codes && g->codes);
 #endif
-}
-
-/* distance of q to x in the scan's convention: squared L2, or -dot */
-float
-ivf_pair_distance(IvfMetric metric, const float *q, const float *x,
-				  uint32 d)
-{
-	if (metric == IVF_METRIC_L2)
-		return ivf_kernels.l2sq(q, x, d);
-	return -ivf_kernels.dot(q, x, d);
 }
 
 /*
@@ -756,58 +640,6 @@ ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
 }
 
 /*
- * Per-list candidate caps for one probe round (torch-ivf's per-list
- * budgets): the round's lists, nearest first, with their centroid
- * distances cdist[0..n).  uniform: ceil(budget / n) each.
- * distance_weighted: list i gets a share of the budget in proportion to
- * exp(-3 z_i), z_i = (d_i - d_min) / (d_median - d_min) clamped to [0, 8],
- * rounded up.  A list never yields more than it holds, so caps above its
- * size cost nothing.
- */
-void
-ivf_list_budgets(const float *cdist, uint32 n, uint64 budget, int strategy,
-				 uint64 *caps)
-{
-	uint32		i;
-
-	if (n == 0)
-		return;
-	if (strategy == IVF_BUDGET_UNIFORM)
-	{
-		uint64		each = (budget + n - 1) / n;
-
-		for (i = 0; i < n; i++)
-			caps[i] = each;
-	}
-	else
-	{
-		double		dmin = cdist[0];
-		double		dmed;
-		double		span;
-		double		sum = 0;
-		double	   *w = palloc(sizeof(double) * n);
-
-		/* cdist is ascending, so the median is in the middle */
-		dmed = (n % 2) ? cdist[n / 2] : 0.5 * ((double) cdist[n / 2 - 1] + cdist[n / 2]);
-		span = dmed - dmin;
-		for (i = 0; i < n; i++)
-		{
-			double		z = (span > 0) ? (cdist[i] - dmin) / span : 0.0;
-
-			if (!(z > 0))		/* also NaN */
-				z = 0;
-			if (z > 8)
-				z = 8;
-			w[i] = exp(-3.0 * z);
-			sum += w[i];
-		}
-		for (i = 0; i < n; i++)
-			caps[i] = (uint64) ceil((double) budget * w[i] / sum);
-		pfree(w);
-	}
-}
-
-/*
  * The csr path of batch search: one pass over list 'list' serves every
  * query that probes it.  For each group, each query j of qidx[0..nq)
  * examines up to limits[j] slots of the list in chain order (the same
@@ -1035,4 +867,14 @@ ivf_export_list(Relation index, const IvfGeometry *g, BlockNumber head,
 		UnlockReleaseBuffer(buf);
 	}
 	*n = (int64) at;
+}
+
+/* qsort/bsearch comparator for int64 (packed TIDs) */
+int
+ivf_cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
 }

@@ -21,6 +21,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/relation.h"
 #include "access/tableam.h"
@@ -36,8 +37,13 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
-#include "distance.h"
-#include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfoptions.h"
+#include "ivfpage.h"
+#include "ivfquantizer.h"
+#include "ivfsql.h"
+#include "listscan.h"
 
 typedef struct CheckState
 {

@@ -28,10 +28,12 @@
 #include <ctype.h>
 #include <limits.h>
 
-#include "ivfflat.h"
-
 #include "utils/guc.h"
 #include "utils/rel.h"
+
+#include "ivfformat.h"
+#include "ivfoptions.h"
+#include "ivfsettings.h"
 
 /*
  * The search knobs (ivf.c defines them as GUCs).  Each one's default is
@@ -51,6 +53,9 @@ const IvfParamSet *ivf_session_params = NULL;
 
 /* ivf_autotune's experiments: above every setting */
 const IvfParamSet *ivf_params_override = NULL;
+
+/* ivf.search_mode: how ivf_search scans (ivfbatch.c) */
+int			ivf_search_mode = IVF_SEARCH_AUTO;
 
 /*
  * pgvector's names of three knobs.  pgvector defines them when it is

@@ -60,10 +60,14 @@
 #include "utils/snapmgr.h"
 
 #include "distance.h"
-#include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfsettings.h"
+#include "ivfsql.h"
 #include "kmeans.h"
+#include "listscan.h"
 #include "topk.h"
-#include "vector.h"
 
 /*
  * Rows per GEMM block of the ground truth: up to GT_BLOCK, fewer when the

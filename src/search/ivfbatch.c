@@ -45,6 +45,7 @@
  */
 #include "compat.h"
 
+#include "access/genam.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -63,42 +64,20 @@
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
-#include "ivfflat.h"
+#include "gpuclient.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfprobe.h"
+#include "ivfquantizer.h"
+#include "ivfsettings.h"
+#include "ivfsql.h"
+#include "listscan.h"
 #include "select.h"
 #include "topk.h"
 #include "vector.h"
 
 #define IVF_SEARCH_MAX_K	10000
-
-int			ivf_search_mode = IVF_SEARCH_AUTO;
-
-/*
- * Per-query slot limits for its ranked lists, exactly as the index scan
- * computes them in one probe round: the list's budget cap, and what is
- * left of ivf.max_codes after the nearer lists.  sizes[i] (slots of the
- * query's i-th list) is needed only when max_codes is set.
- */
-void
-ivf_query_limits(const IvfSearchSettings *s, const float *pdist,
-				 const uint64 *sizes, uint32 nprobe, uint64 *limits)
-{
-	uint64		remaining = s->max_codes > 0 ? s->max_codes : PG_UINT64_MAX;
-	uint32		i;
-
-	if (s->budget > 0)
-		ivf_list_budgets(pdist, nprobe, s->budget, s->budget_strategy, limits);
-	else
-		for (i = 0; i < nprobe; i++)
-			limits[i] = PG_UINT64_MAX;
-
-	for (i = 0; i < nprobe; i++)
-	{
-		if (limits[i] > remaining)
-			limits[i] = remaining;
-		if (s->max_codes > 0)
-			remaining -= Min(limits[i], sizes[i]);
-	}
-}
 
 /*
  * What a call of ivf_search keeps from chunk to chunk.  The chunk's arrays

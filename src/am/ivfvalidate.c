@@ -27,6 +27,7 @@
 #include "utils/syscache.h"
 
 #include "ivfflat.h"
+#include "ivfformat.h"
 
 bool
 ivf_validate(Oid opclassoid)

@@ -50,6 +50,9 @@
 #include "utils/spccache.h"
 
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfpage.h"
+#include "ivfsettings.h"
 
 /*
  * Cost of reading the given share of the index's lists: nprobe random reads

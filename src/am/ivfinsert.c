@@ -14,12 +14,18 @@
  */
 #include "compat.h"
 
+#include "access/generic_xlog.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "distance.h"
+#include "gpuclient.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfmetric.h"
+#include "ivfpage.h"
+#include "ivfquantizer.h"
+#include "listscan.h"
 
 /*
  * Write the segment parts of a vector into slot 'slot' of the segment

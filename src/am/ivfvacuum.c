@@ -21,13 +21,17 @@
 #include "compat.h"
 
 #include "access/genam.h"
+#include "access/generic_xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "gpuclient.h"
 #include "ivfflat.h"
+#include "ivfformat.h"
+#include "ivfpage.h"
 
 /*
  * Plan the moves that make the live slots [0, nvec) a dense prefix: dst[k]

@@ -1,0 +1,317 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfformat.h
+ *	  The on-disk format of an ivfflat index and its geometry: what src/README
+ *	  describes.  A change of the format touches this header (and
+ *	  ivf_geometry() in ivfpage.c) only.
+ *
+ * This header is the single description of the index's pages; src/README
+ * explains them in prose (page types, locking, WAL).  In short:
+ *
+ *	block 0                 meta page (IvfMetaPageData)
+ *	blocks 1 ..             centroid pages: the nlists x dims centroid matrix
+ *	                        as one row-major float stream, split across pages
+ *	then                    directory pages: one IvfListEntry per list
+ *	then                    list pages, in "groups": a group is one head page
+ *	                        plus nsegments-1 segment pages and stores up to
+ *	                        vecs_per_group vectors of one list.  At build the
+ *	                        groups of each list are written consecutively.
+ *
+ * With IVF_META_CODES (the prefilter option) a group is instead one head
+ * page holding every slot's TID, error and 8-bit code, and nsegments - 1
+ * "float pages" holding the slots' vectors, floats_per_page slots each:
+ *
+ *	head:        header | float page blocks | TIDs[vpg] | errs[vpg] | cnorms[vpg] | codes[vpg][dims]
+ *	float page f: header | floats of slots [f * fpp, (f + 1) * fpp)
+ *
+ * codes[i] is the 8-bit scalar quantization of slot i's residual
+ * x - centroid(list) against the per-dimension lo/step rows stored after
+ * the centroids, errs[i] is |residual - decoded residual| and cnorms[i] is
+ * |step * codes[i]|^2 (which turns the L2 bound into a dot product), so a scan
+ * gets a guaranteed lower bound of every distance from the head pages
+ * alone (dense codes, streamed like Faiss's lists) and reads a float page
+ * only for the few slots that bound does not rule out.
+ *
+ * Every page carries IvfPageOpaqueData in its special space with
+ * IVF_PAGE_ID and a page-type flag, so pages identify themselves.  All data
+ * lives between the page header and pd_lower (pd_upper == pd_special): the
+ * hole that full-page images and log_newpage_range compress away is always
+ * unused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IVF_IVFFORMAT_H
+#define IVF_IVFFORMAT_H
+
+#include "compat.h"
+
+#include "storage/block.h"
+#include "storage/bufpage.h"
+#include "storage/itemptr.h"
+
+#define IVF_MAGIC			0x49564631	/* "IVF1" */
+#define IVF_FORMAT_VERSION	2	/* 2: IvfListEntry.radius */
+#define IVF_PAGE_ID			0xFF8C
+#define IVF_METAPAGE_BLKNO	0
+
+#define IVF_MAX_DIM			16000
+#define IVF_MIN_LISTS		1
+#define IVF_MAX_LISTS		32768
+#define IVF_MAX_SEGMENTS	16
+
+/* page types (IvfPageOpaqueData.flags) */
+#define IVF_PAGE_META		0x0001
+#define IVF_PAGE_CENTROID	0x0002
+#define IVF_PAGE_DIRECTORY	0x0004
+#define IVF_PAGE_LIST		0x0008	/* head page of a list group */
+#define IVF_PAGE_SEGMENT	0x0010	/* segment page of a list group */
+
+/* metrics, stored in the meta page */
+typedef enum IvfMetric
+{
+	IVF_METRIC_L2 = 1,			/* vector_l2_ops: squared L2 */
+	IVF_METRIC_IP = 2,			/* vector_ip_ops: negative inner product */
+	IVF_METRIC_COSINE = 3		/* vector_cosine_ops: vectors stored unit
+								 * length, 1 - dot */
+} IvfMetric;
+
+/* support procedure numbers of the operator classes */
+#define IVF_DISTANCE_PROC	1	/* (vector, vector) -> float8, the metric */
+#define IVF_NORM_PROC		2	/* optional (vector) -> float8: normalize */
+#define IVF_NPROCS			2
+
+/* the ordering operator */
+#define IVF_ORDERBY_STRATEGY 1
+
+/* meta flags */
+#define IVF_META_EMPTY_BUILD	0x0001	/* built from no rows: one list */
+#define IVF_META_ORDERED		0x0002	/* lists written nearest-to-centroid
+										 * first (list_ordering) */
+#define IVF_META_CODES			0x0008	/* the code layout of groups; the
+										 * centroid stream ends with the
+										 * codes' lo and step rows */
+#define IVF_META_KNOWN_FLAGS	(IVF_META_EMPTY_BUILD | IVF_META_ORDERED | IVF_META_CODES)
+
+typedef struct IvfPageOpaqueData
+{
+	BlockNumber next;			/* list head: next group's head page; centroid
+								 * and directory pages: next page; else
+								 * InvalidBlockNumber */
+	uint32		list;			/* list number (list pages), else 0 */
+	uint16		nvec;			/* list head: slots in use (dead ones
+								 * included); centroid page: floats; directory
+								 * page: entries */
+	uint16		flags;			/* IVF_PAGE_* */
+	uint16		unused;
+	uint16		page_id;		/* IVF_PAGE_ID */
+} IvfPageOpaqueData;
+
+typedef IvfPageOpaqueData *IvfPageOpaque;
+
+#define IvfPageGetOpaque(page) ((IvfPageOpaque) PageGetSpecialPointer(page))
+
+/*
+ * The same where it is read for every page of a scan: ivf_init_page puts
+ * the special space at IVF_PAGE_SPECIAL_OFF on every page, and reading it
+ * there saves loading pd_special, a cache miss of its own on a page that
+ * was just pinned.
+ */
+#define IvfPageGetOpaqueAt(page) \
+	((IvfPageOpaque) ((char *) (page) + IVF_PAGE_SPECIAL_OFF))
+
+/*
+ * The meta page.  Written at build and never changed in place, so backends
+ * cache it with the centroids (IvfCache) and do not read it again.
+ * 'generation' is always 1 and read by nothing: a future change of the
+ * meta page or the centroids in place (a split or merge of lists) must bump
+ * it, send a relcache invalidation, and make ivf_get_cache check it.
+ */
+typedef struct IvfMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		generation;		/* 1; see above */
+	uint16		metric;			/* IvfMetric */
+	uint16		flags;			/* IVF_META_* */
+	uint32		dims;
+	uint32		nlists;			/* lists actually built */
+	uint32		lists_requested;	/* the reloption, 0 when chosen from rows */
+	uint32		default_nprobe; /* nprobe when neither ivf.nprobe nor the
+								 * index's nprobe option is set */
+	uint64		seed;			/* k-means seed */
+	uint64		ntrain;			/* vectors the centroids were trained on */
+	uint64		nbuilt;			/* vectors written at build */
+	/* geometry of the other pages; checked against ivf_geometry() on read */
+	BlockNumber centroid_start;
+	uint32		centroid_npages;
+	BlockNumber directory_start;
+	uint32		directory_npages;
+	uint32		nsegments;		/* pages per list group */
+	uint32		seg_dims;		/* dims stored per segment (last: rest) */
+	uint32		vecs_per_group; /* vector slots per group */
+} IvfMetaPageData;
+
+typedef IvfMetaPageData *IvfMetaPage;
+
+#define IvfPageGetMeta(page) ((IvfMetaPage) PageGetContents(page))
+
+/*
+ * One list in the directory.  head/tail change when the list gets its first
+ * group or a new one; 'insert' is a hint: a group of this list at or before
+ * which no group has a free slot.  Groups never leave their list, so any of
+ * these stays a valid page of the list forever.
+ *
+ * 'radius' is at least |x - centroid| (Euclidean, of the stored vector,
+ * whatever the metric) for every vector ever put in the list: set by the
+ * build, raised by an insert in the WAL record that publishes its vector,
+ * never lowered until REINDEX.  strict_order scans bound unprobed lists
+ * with it (ivfscan.c).
+ */
+typedef struct IvfListEntry
+{
+	BlockNumber head;			/* first group's head page, or invalid */
+	BlockNumber tail;			/* last group's head page, or invalid */
+	BlockNumber insert;			/* insertion hint, or invalid */
+	uint32		ngroups;		/* groups in the chain */
+	uint32		nbuilt;			/* vectors placed here at build */
+	float4		radius;			/* max distance of a member to the centroid */
+} IvfListEntry;
+
+/*
+ * Geometry derived from dims and BLCKSZ: where things are on a page.
+ */
+typedef struct IvfGeometry
+{
+	uint32		dims;
+	uint32		nsegments;
+	uint32		seg_dims;
+	uint32		vecs_per_group;
+	bool		codes;			/* the code layout (see above) */
+	uint32		floats_per_page;	/* code layout: slots per float page */
+	uint32		head_tids_off;	/* offset of the TID array on a head page */
+	uint32		head_errs_off;	/* offset of the errs array (codes only) */
+	uint32		head_cnorms_off;	/* offset of the cnorms array (codes) */
+	uint32		head_codes_off; /* offset of the code block (codes only) */
+	uint32		head_floats_off;	/* offset of the float block, head page */
+	uint32		seg_floats_off; /* offset of the float block, segment pages */
+	uint32		centroid_floats_per_page;
+	uint32		directory_entries_per_page;
+} IvfGeometry;
+
+#define IVF_PAGE_DATA_OFF	MAXALIGN(SizeOfPageHeaderData)
+#define IVF_PAGE_SPECIAL_OFF (BLCKSZ - MAXALIGN(sizeof(IvfPageOpaqueData)))
+#define IVF_FLOAT_ALIGN		32
+
+/* dims of segment s */
+static inline uint32
+ivf_seg_dims(const IvfGeometry *g, uint32 s)
+{
+	return (s + 1 < g->nsegments) ? g->seg_dims : g->dims - s * g->seg_dims;
+}
+
+static inline BlockNumber *
+ivf_head_segblocks(Page page)
+{
+	return (BlockNumber *) ((char *) page + IVF_PAGE_DATA_OFF);
+}
+
+static inline ItemPointerData *
+ivf_head_tids(Page page, const IvfGeometry *g)
+{
+	return (ItemPointerData *) ((char *) page + g->head_tids_off);
+}
+
+/* pd_lower of a head page with nvec slots in use */
+static inline uint16
+ivf_head_lower(const IvfGeometry *g, uint32 nvec)
+{
+	if (g->codes)
+		return g->head_codes_off + nvec * g->dims;
+	return g->head_floats_off + nvec * g->seg_dims * sizeof(float);
+}
+
+/* code layout: index among the float pages of the one holding slot i */
+static inline uint32
+ivf_slot_fpage(const IvfGeometry *g, uint32 i)
+{
+	Assert(g->codes);
+	return i / g->floats_per_page;
+}
+
+/* code layout: slot i's floats, on its float page */
+static inline float *
+ivf_slot_floats(Page fpage, const IvfGeometry *g, uint32 i)
+{
+	Assert(g->codes);
+	return (float *) ((char *) fpage + g->seg_floats_off) +
+		(Size) (i % g->floats_per_page) * g->dims;
+}
+
+static inline float *
+ivf_head_errs(Page page, const IvfGeometry *g)
+{
+	Assert(g->codes);
+	return (float *) ((char *) page + g->head_errs_off);
+}
+
+/* |step * code|^2 of each slot, for the L2 bound as a dot product */
+static inline float *
+ivf_head_cnorms(Page page, const IvfGeometry *g)
+{
+	Assert(g->codes);
+	return (float *) ((char *) page + g->head_cnorms_off);
+}
+
+static inline uint8 *
+ivf_head_codes(Page page, const IvfGeometry *g)
+{
+	Assert(g->codes);
+	return (uint8 *) ((char *) page + g->head_codes_off);
+}
+
+/* rows of the centroid stream: the centroids, then lo and step with codes */
+static inline Size
+ivf_centroid_rows(const IvfMetaPageData *meta)
+{
+	return (Size) meta->nlists + ((meta->flags & IVF_META_CODES) ? 2 : 0);
+}
+
+/* with codes: the lo row in a centroid stream, the step row after it */
+static inline float *
+ivf_stream_sq8_lo(const IvfMetaPageData *meta, float *stream)
+{
+	Assert(meta->flags & IVF_META_CODES);
+	return stream + (Size) meta->nlists * meta->dims;
+}
+
+static inline float *
+ivf_page_floats(Page page, const IvfGeometry *g, bool head)
+{
+	return (float *) ((char *) page +
+					  (head ? g->head_floats_off : g->seg_floats_off));
+}
+
+/* lay out list groups for vectors of dims floats (ivfpage.c) */
+extern void ivf_geometry(uint32 dims, bool codes, IvfGeometry *g);
+
+/* the geometry an index's meta page describes */
+static inline void
+ivf_meta_geometry(const IvfMetaPageData *meta, IvfGeometry *g)
+{
+	ivf_geometry(meta->dims, (meta->flags & IVF_META_CODES) != 0, g);
+}
+
+static inline int64
+ivf_tid_to_id(ItemPointer tid)
+{
+	return ((int64) ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+		ItemPointerGetOffsetNumberNoCheck(tid);
+}
+
+static inline void
+ivf_id_to_tid(int64 id, ItemPointer tid)
+{
+	ItemPointerSet(tid, (BlockNumber) (id >> 16), (OffsetNumber) (id & 0xFFFF));
+}
+
+#endif							/* IVF_IVFFORMAT_H */

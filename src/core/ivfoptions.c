@@ -1,0 +1,124 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfoptions.c
+ *	  The index's options (reloptions): their definitions, parsing and
+ *	  validators, and reading them.  Below the access method: the search
+ *	  settings (ivfparams.c) and the build read them, and ivf_open_index
+ *	  recognises an ivfflat index by its amoptions function.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include "access/reloptions.h"
+#include "utils/rel.h"
+
+#include "ivfformat.h"
+#include "ivfoptions.h"
+#include "ivfsettings.h"
+
+static relopt_kind ivf_relopt_kind;
+
+static relopt_enum_elt_def list_ordering_values[] = {
+	{"none", IVF_ORDER_NONE},
+	{"residual_norm_asc", IVF_ORDER_RESIDUAL},
+	{NULL, 0}
+};
+
+/* ------------------------------------------------------------- reloptions */
+
+void
+ivf_init_reloptions(void)
+{
+	ivf_relopt_kind = add_reloption_kind();
+	add_int_reloption(ivf_relopt_kind, "lists",
+					  "Number of inverted lists (default: chosen from the row count)",
+					  -1, IVF_MIN_LISTS, IVF_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(ivf_relopt_kind, "nprobe",
+					  "Lists probed per query when ivf.nprobe is 0 (default: sqrt(lists))",
+					  -1, 1, IVF_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(ivf_relopt_kind, "seed",
+					  "Seed of the k-means initialisation",
+					  1234, 0, INT_MAX, AccessExclusiveLock);
+	add_enum_reloption(ivf_relopt_kind, "list_ordering",
+					   "Order of the vectors within each list at build",
+					   list_ordering_values, IVF_ORDER_NONE,
+					   "Valid values are \"none\" and \"residual_norm_asc\".",
+					   AccessExclusiveLock);
+	add_bool_reloption(ivf_relopt_kind, "prefilter",
+					   "Store an 8-bit code of each vector, from which scans bound distances before reading the vector",
+					   true, AccessExclusiveLock);
+	add_string_reloption(ivf_relopt_kind, "centroids",
+						 "Faiss file whose centroids the index is built around, read at every build (CREATE INDEX, REINDEX)",
+						 NULL, ivf_faiss_validate_path, AccessExclusiveLock);
+	/* only read by queries, so changing it need not block them */
+	add_string_reloption(ivf_relopt_kind, "params",
+						 "Search defaults of the index, e.g. 'nprobe=8,max_codes=4096' (see ivf.params)",
+						 NULL, ivf_params_validate, ShareUpdateExclusiveLock);
+}
+
+bytea *
+ivf_options(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"lists", RELOPT_TYPE_INT, offsetof(IvfOptions, lists)},
+		{"nprobe", RELOPT_TYPE_INT, offsetof(IvfOptions, nprobe)},
+		{"seed", RELOPT_TYPE_INT, offsetof(IvfOptions, seed)},
+		{"list_ordering", RELOPT_TYPE_ENUM, offsetof(IvfOptions, list_ordering)},
+		{"prefilter", RELOPT_TYPE_BOOL, offsetof(IvfOptions, prefilter)},
+		{"centroids", RELOPT_TYPE_STRING, offsetof(IvfOptions, centroids_offset)},
+		{"params", RELOPT_TYPE_STRING, offsetof(IvfOptions, params_offset)},
+	};
+
+	return (bytea *) build_reloptions(reloptions, validate, ivf_relopt_kind,
+									  sizeof(IvfOptions), tab, lengthof(tab));
+}
+
+/* ------------------------------------------------------- index options */
+
+/* The index's options, or the defaults when none were given. */
+IvfOptions *
+ivf_get_options(Relation index)
+{
+	IvfOptions *opts = (IvfOptions *) index->rd_options;
+	static IvfOptions defaults = {0, -1, -1, 1234, IVF_ORDER_NONE, true};
+
+	return opts ? opts : &defaults;
+}
+
+/*
+ * The index's default nprobe: nprobe in its params option, else its nprobe
+ * option (both read from the relcache, so ALTER INDEX applies at once),
+ * else what the meta page records.
+ */
+uint32
+ivf_index_default_nprobe(Relation index, const IvfMetaPageData *meta)
+{
+	IvfParamSet ps;
+
+	ivf_index_params(index, &ps);
+	if (ps.set & IVF_PARAM_NPROBE)
+		return Min((uint32) ps.nprobe, meta->nlists);
+	return ivf_option_nprobe(index, meta);
+}
+
+/* The index's nprobe option when set, else what the meta page records. */
+uint32
+ivf_option_nprobe(Relation index, const IvfMetaPageData *meta)
+{
+	IvfOptions *opts = ivf_get_options(index);
+
+	if (opts->nprobe > 0)
+		return Min((uint32) opts->nprobe, meta->nlists);
+	return meta->default_nprobe;
+}
+
+/* the centroids option's validator: an absolute path (or nothing) */
+void
+ivf_faiss_validate_path(const char *value)
+{
+	if (value != NULL && !is_absolute_path(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("centroids must be an absolute path, not \"%s\"", value)));
+}

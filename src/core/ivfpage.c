@@ -1,0 +1,521 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfpage.c
+ *	  The index's pages: geometry, new pages, the meta page and the
+ *	  per-backend cache of it with the centroids, the directory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "compat.h"
+
+#include "miscadmin.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "distance.h"
+#include "ivfformat.h"
+#include "ivfpage.h"
+#include "ivfquantizer.h"
+
+/* --------------------------------------------------------------- geometry */
+
+/*
+ * Lay out list groups for vectors of 'dims' floats.  A group holds the same
+ * vector slots on every one of its pages; page s holds dims
+ * [s*seg_dims, ...) of each vector, so distances (sums over dimensions) are
+ * computed page by page and added.  Up to ~2000 dims a group is one page.
+ * With 'codes', the code layout instead (ivfformat.h): a head page with
+ * every slot's TID, error and code, and float pages with the vectors;
+ * when a vector does not fit a page (above 2036 dims) the group gets no
+ * codes, which g->codes reports.
+ */
+void
+ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
+{
+	uint32		avail_floats;
+	uint32		s;
+
+	Assert(dims >= 1 && dims <= IVF_MAX_DIM);
+	memset(g, 0, sizeof(*g));
+	g->dims = dims;
+
+	if (codes)
+	{
+		uint32		seg_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, IVF_PAGE_DATA_OFF);
+		uint32		fpp = (IVF_PAGE_SPECIAL_OFF - seg_floats_off) / (dims * sizeof(float));
+		uint32		f;
+
+		/*
+		 * The fewest float pages f that hold the slots the head can then
+		 * describe (each float page's block number takes head room too).
+		 */
+		for (f = 1; fpp > 0 && f < IVF_MAX_SEGMENTS; f++)
+		{
+			uint32		tids_off = IVF_PAGE_DATA_OFF + f * sizeof(BlockNumber);
+			uint32		per = dims + 2 * sizeof(float) + sizeof(ItemPointerData);
+			uint32		cap;
+			uint32		errs_off = 0;
+			uint32		codes_off = 0;
+
+			for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / per; cap > 0; cap--)
+			{
+				errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
+				codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + 2 * cap * sizeof(float));
+				if (codes_off + (Size) cap * dims <= IVF_PAGE_SPECIAL_OFF)
+					break;
+			}
+			if (cap == 0)
+				break;
+			if (cap > f * fpp && f + 1 < IVF_MAX_SEGMENTS)
+				continue;
+			cap = Min(Min(cap, f * fpp), PG_UINT16_MAX);
+			errs_off = TYPEALIGN(sizeof(float), tids_off + cap * sizeof(ItemPointerData));
+			codes_off = TYPEALIGN(IVF_FLOAT_ALIGN, errs_off + 2 * cap * sizeof(float));
+
+			g->codes = true;
+			g->floats_per_page = fpp;
+			g->nsegments = 1 + (cap + fpp - 1) / fpp;
+			g->seg_dims = dims;
+			g->vecs_per_group = cap;
+			g->head_tids_off = tids_off;
+			g->head_errs_off = errs_off;
+			g->head_cnorms_off = errs_off + cap * sizeof(float);
+			g->head_codes_off = codes_off;
+			g->head_floats_off = 0;	/* no floats on the head */
+			g->seg_floats_off = seg_floats_off;
+			break;
+		}
+	}
+
+	for (s = 1; s <= IVF_MAX_SEGMENTS && !g->codes; s++)
+	{
+		uint32		seg_dims = (dims + s - 1) / s;
+		uint32		tids_off = IVF_PAGE_DATA_OFF + (s - 1) * sizeof(BlockNumber);
+		uint32		cap;
+
+		/* the largest slot count whose TIDs and floats fit the head page */
+		for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / (seg_dims * sizeof(float) + sizeof(ItemPointerData));
+			 cap > 0; cap--)
+		{
+			uint32		floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, tids_off + cap * sizeof(ItemPointerData));
+
+			if (floats_off + (Size) cap * seg_dims * sizeof(float) <= IVF_PAGE_SPECIAL_OFF)
+				break;
+		}
+		if (cap == 0)
+			continue;
+		/* nvec is a uint16 */
+		cap = Min(cap, PG_UINT16_MAX);
+
+		g->nsegments = s;
+		g->seg_dims = seg_dims;
+		g->vecs_per_group = cap;
+		g->head_tids_off = tids_off;
+		g->head_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, tids_off + cap * sizeof(ItemPointerData));
+		g->seg_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, IVF_PAGE_DATA_OFF);
+		break;
+	}
+	if (g->nsegments == 0)
+		elog(ERROR, "ivfflat: no page layout for %u dimensions", dims);
+
+	avail_floats = (IVF_PAGE_SPECIAL_OFF - IVF_PAGE_DATA_OFF) / sizeof(float);
+	g->centroid_floats_per_page = avail_floats;
+	g->directory_entries_per_page = (IVF_PAGE_SPECIAL_OFF - IVF_PAGE_DATA_OFF) / sizeof(IvfListEntry);
+}
+
+/* ------------------------------------------------------------------ pages */
+
+void
+ivf_init_page(Page page, uint16 flags, uint32 list)
+{
+	IvfPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, MAXALIGN(sizeof(IvfPageOpaqueData)));
+	opaque = IvfPageGetOpaque(page);
+	opaque->next = InvalidBlockNumber;
+	opaque->list = list;
+	opaque->nvec = 0;
+	opaque->flags = flags;
+	opaque->unused = 0;
+	opaque->page_id = IVF_PAGE_ID;
+}
+
+/*
+ * A new, exclusively locked buffer: a page from the free space map if one
+ * is there, else a new block at the end of the relation.  The caller
+ * initialises the page (through GenericXLog with a full image).
+ */
+Buffer
+ivf_new_buffer(Relation index)
+{
+	Buffer		buffer;
+	bool		needLock;
+
+	for (;;)
+	{
+		BlockNumber blkno = GetFreeIndexPage(index);
+
+		if (blkno == InvalidBlockNumber)
+			break;
+
+		buffer = ReadBuffer(index, blkno);
+
+		/* someone else may hold it after all: then try another */
+		if (ConditionalLockBuffer(buffer))
+		{
+			if (PageIsNew(BufferGetPage(buffer)))
+				return buffer;
+			if (IvfPageGetOpaque(BufferGetPage(buffer))->flags == 0)
+				return buffer;
+			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		}
+		ReleaseBuffer(buffer);
+	}
+
+	needLock = !RELATION_IS_LOCAL(index);
+	if (needLock)
+		LockRelationForExtension(index, ExclusiveLock);
+	buffer = ReadBuffer(index, P_NEW);
+	LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+	if (needLock)
+		UnlockRelationForExtension(index, ExclusiveLock);
+
+	return buffer;
+}
+
+/* --------------------------------------------------------------- meta page */
+
+void
+ivf_check_meta(Relation index, const IvfMetaPageData *meta)
+{
+	IvfGeometry g;
+
+	if (meta->magic != IVF_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not an ivfflat index of this extension",
+						RelationGetRelationName(index)),
+				 errdetail("Magic number is 0x%08X, expected 0x%08X.",
+						   meta->magic, IVF_MAGIC)));
+	if (meta->version != IVF_FORMAT_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has format version %u, this build reads version %d",
+						RelationGetRelationName(index), meta->version,
+						IVF_FORMAT_VERSION),
+				 errhint("REINDEX the index.")));
+	if (meta->flags & ~IVF_META_KNOWN_FLAGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" uses a page layout this build does not read",
+						RelationGetRelationName(index)),
+				 errdetail("Meta page flags are 0x%04X.", meta->flags),
+				 errhint("REINDEX the index.")));
+	if (meta->dims < 1 || meta->dims > IVF_MAX_DIM ||
+		meta->nlists < 1 || meta->nlists > IVF_MAX_LISTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has an invalid meta page",
+						RelationGetRelationName(index)),
+				 errdetail("The meta page gives %u dimensions and %u lists.", meta->dims, meta->nlists)));
+
+	ivf_meta_geometry(meta, &g);
+	if (g.nsegments != meta->nsegments || g.seg_dims != meta->seg_dims ||
+		g.vecs_per_group != meta->vecs_per_group ||
+		g.codes != ((meta->flags & IVF_META_CODES) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" was built with a different page layout",
+						RelationGetRelationName(index)),
+				 errhint("REINDEX the index.")));
+}
+
+void
+ivf_read_meta(Relation index, IvfMetaPageData *meta)
+{
+	Buffer		buf;
+	Page		page;
+
+	buf = ReadBuffer(index, IVF_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (PageIsNew(page) ||
+		(IvfPageGetOpaque(page)->flags & IVF_PAGE_META) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has no valid meta page",
+						RelationGetRelationName(index))));
+	memcpy(meta, IvfPageGetMeta(page), sizeof(IvfMetaPageData));
+	UnlockReleaseBuffer(buf);
+
+	ivf_check_meta(index, meta);
+}
+
+/*
+ * Copy the centroid stream (ivf_centroid_rows() x dims floats: the
+ * centroids, then with codes the lo and step rows) into dest.
+ */
+void
+ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
+{
+	Size		total = ivf_centroid_rows(meta) * meta->dims;
+	Size		done = 0;
+	BlockNumber blkno = meta->centroid_start;
+	uint32		i;
+
+	for (i = 0; i < meta->centroid_npages && done < total; i++, blkno++)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		IvfPageOpaque opaque;
+		Size		n;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		opaque = IvfPageGetOpaque(page);
+		if ((opaque->flags & IVF_PAGE_CENTROID) == 0 ||
+			opaque->page_id != IVF_PAGE_ID)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": block %u is not a centroid page",
+							RelationGetRelationName(index), blkno)));
+		n = Min((Size) opaque->nvec, total - done);
+		memcpy(dest + done, PageGetContents(page), n * sizeof(float));
+		done += n;
+		UnlockReleaseBuffer(buf);
+	}
+	if (done != total)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": centroid pages hold %zu of %zu floats",
+						RelationGetRelationName(index), (size_t) done,
+						(size_t) total)));
+}
+
+/*
+ * Slots of the recent-buffer hints of a new cache: a power of two, enough
+ * for the index's blocks and a quarter more for the groups inserts add
+ * (at least 1024), but no more than there are shared buffers (a hint is
+ * only of use while its page stays in one) nor 2^18 (2 MB); blocks share a
+ * slot beyond that, and the hints are direct-mapped, so a larger index
+ * costs hits, not memory.  0 where ReadRecentBuffer() does not exist.
+ */
+static uint32
+ivf_cache_hint_slots(Relation index)
+{
+#ifdef IVF_HAVE_READ_RECENT_BUFFER
+	uint64		want = RelationGetNumberOfBlocks(index);
+	uint32		n = 1024;
+
+	want = Min(want + want / 4, (uint64) Max(NBuffers, 1024));
+	while (n < want && n < (1U << 18))
+		n *= 2;
+	return n;
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Build the cache: one chunk in the index's context, the IvfCache header
+ * followed by its arrays, because that chunk is all PostgreSQL frees when
+ * it drops rd_amcache (RelationReloadIndexInfo keeps the context of an
+ * open index); anything allocated beside it would leak at every reload.
+ */
+static IvfCache *
+ivf_build_cache(Relation index)
+{
+	IvfMetaPageData meta;
+	IvfCache   *cache;
+	char	   *chunk;
+	Size		nfloats;
+	Size		off_centroids,
+				off_norms,
+				off_ccodes = 0,
+				ccode_floats = 0,
+				off_recent,
+				size;
+	bool		ccodes;
+	uint32		d;
+	uint32		nrecent;
+	uint32		i;
+
+	ivf_read_meta(index, &meta);
+	d = meta.dims;
+	nfloats = ivf_centroid_rows(&meta) * d;
+	ccodes = meta.nlists >= IVF_CENTROID_CODES_MIN_LISTS;
+	nrecent = ivf_cache_hint_slots(index);
+
+	/* the layout: each array MAXALIGNed, the hints last */
+	off_centroids = MAXALIGN(sizeof(IvfCache));
+	off_norms = off_centroids + MAXALIGN(nfloats * sizeof(float));
+	off_recent = off_norms + MAXALIGN((Size) meta.nlists * sizeof(float));
+	if (ccodes)
+	{
+		/* ccode_lo, ccode_step, ccode_err, ccode_cnorm, then the codes */
+		off_ccodes = off_recent;
+		ccode_floats = MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists));
+		off_recent = off_ccodes + ccode_floats + MAXALIGN((Size) meta.nlists * d);
+	}
+	size = off_recent + sizeof(IvfRecentBuffer) * (Size) nrecent;
+
+	chunk = MemoryContextAllocExtended(index->rd_indexcxt, size,
+									   MCXT_ALLOC_HUGE);
+
+	cache = (IvfCache *) chunk;
+	memset(cache, 0, sizeof(IvfCache));
+	cache->meta = meta;
+	ivf_meta_geometry(&meta, &cache->geo);
+	cache->centroids = (float *) (chunk + off_centroids);
+	cache->centroid_norms = (float *) (chunk + off_norms);
+	if (meta.flags & IVF_META_CODES)
+	{
+		cache->sq8_lo = ivf_stream_sq8_lo(&meta, cache->centroids);
+		cache->sq8_step = cache->sq8_lo + d;
+	}
+	if (ccodes)
+	{
+		cache->ccode_lo = (float *) (chunk + off_ccodes);
+		cache->ccode_step = cache->ccode_lo + d;
+		cache->ccode_err = cache->ccode_step + d;
+		cache->ccode_cnorm = cache->ccode_err + meta.nlists;
+		cache->ccodes = (uint8 *) (chunk + off_ccodes + ccode_floats);
+	}
+	cache->nrecent = nrecent;
+	cache->recent = nrecent > 0 ? (IvfRecentBuffer *) (chunk + off_recent) : NULL;
+	for (i = 0; i < nrecent; i++)
+	{
+		cache->recent[i].blkno = InvalidBlockNumber;
+		cache->recent[i].buffer = InvalidBuffer;
+	}
+
+	/* the chunk is not rd_amcache yet: free it if reading fails */
+	PG_TRY();
+	{
+		ivf_load_centroids(index, &meta, cache->centroids);
+		ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, d,
+								  cache->centroid_norms);
+		if (ccodes)
+		{
+			float	   *zero = palloc0(sizeof(float) * d);
+			float	   *scratch = palloc(sizeof(float) * d);
+			uint32		l;
+
+			ivf_sq8_train(cache->centroids, meta.nlists, d, cache->ccode_lo,
+						  cache->ccode_step);
+			for (l = 0; l < meta.nlists; l++)
+				cache->ccode_err[l] = ivf_encode_vector(cache->centroids + (Size) l * d,
+														zero, cache->ccode_lo,
+														cache->ccode_step, d, scratch,
+														cache->ccodes + (Size) l * d,
+														&cache->ccode_cnorm[l]);
+			pfree(zero);
+			pfree(scratch);
+		}
+	}
+	PG_CATCH();
+	{
+		pfree(chunk);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	return cache;
+}
+
+/*
+ * The meta page and centroids, cached in rd_amcache (one chunk, see
+ * ivf_build_cache).  Nothing the cache holds changes in place: the meta
+ * page and the centroid pages are written by the build only.  Every
+ * rebuild (REINDEX, TRUNCATE, VACUUM FULL, CLUSTER, a table rewrite) holds
+ * AccessExclusiveLock, writes a new relfilenode (or, for a table created
+ * in the same transaction, may truncate and rebuild in place) and sends a
+ * relcache invalidation (index_build always does), which a backend
+ * processes, dropping rd_amcache, when it next locks the index or, for
+ * its own changes, at the end of the command.  So the cache is served
+ * without reading the meta page again.
+ */
+IvfCache *
+ivf_get_cache(Relation index)
+{
+	if (index->rd_amcache == NULL)
+		index->rd_amcache = ivf_build_cache(index);
+	return (IvfCache *) index->rd_amcache;
+}
+
+/*
+ * ReadBuffer() for the pages a scan reads over and over: list pages.  With
+ * a cache (rd_amcache) in place, the buffer that last held the block is
+ * tried first with ReadRecentBuffer(), which checks the buffer's tag
+ * instead of looking the block up in the shared buffer-mapping table (a
+ * cache miss or two per page, the largest cost of scanning short pages).
+ * The hints are remembered per backend, in the cache (IvfCache.recent),
+ * and dropped with it.
+ */
+Buffer
+ivf_read_buffer(Relation index, BlockNumber blkno)
+{
+#ifdef IVF_HAVE_READ_RECENT_BUFFER
+	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+	IvfRecentBuffer *h;
+	Buffer		buf;
+
+	if (cache == NULL || cache->nrecent == 0)
+		return ReadBuffer(index, blkno);
+	h = &cache->recent[blkno & (cache->nrecent - 1)];
+	if (h->blkno == blkno && IvfReadRecentBuffer(index, blkno, h->buffer))
+		return h->buffer;
+
+	buf = ReadBuffer(index, blkno);
+	h->blkno = blkno;
+	h->buffer = buf;
+	return buf;
+#else
+	return ReadBuffer(index, blkno);
+#endif
+}
+
+/* --------------------------------------------------------------- directory */
+
+BlockNumber
+ivf_directory_block(const IvfMetaPageData *meta, const IvfGeometry *g,
+					uint32 list, uint32 *slot)
+{
+	*slot = list % g->directory_entries_per_page;
+	return meta->directory_start + list / g->directory_entries_per_page;
+}
+
+IvfListEntry *
+ivf_directory_entries(Page page)
+{
+	return (IvfListEntry *) PageGetContents(page);
+}
+
+/* Directory page blkno, share-locked, after checking that it is one. */
+Buffer
+ivf_read_directory_page(Relation index, BlockNumber blkno)
+{
+	Buffer		buf = ivf_read_buffer(index, blkno);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	if ((IvfPageGetOpaque(BufferGetPage(buf))->flags & IVF_PAGE_DIRECTORY) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a directory page",
+						RelationGetRelationName(index), blkno)));
+	return buf;
+}
+
+void
+ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
+					const IvfGeometry *g, uint32 list, IvfListEntry *entry)
+{
+	uint32		slot;
+	Buffer		buf;
+
+	buf = ivf_read_directory_page(index, ivf_directory_block(meta, g, list, &slot));
+	*entry = ivf_directory_entries(BufferGetPage(buf))[slot];
+	UnlockReleaseBuffer(buf);
+}

@@ -1,0 +1,95 @@
+/*-------------------------------------------------------------------------
+ *
+ * ivfpage.h
+ *	  Reading and writing an index's pages: new pages, the meta page and
+ *	  the per-backend cache of it with the centroids (IvfCache), the
+ *	  directory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IVF_IVFPAGE_H
+#define IVF_IVFPAGE_H
+
+#include "ivfformat.h"
+
+#include "storage/bufmgr.h"
+#include "utils/relcache.h"
+
+/* lists from which the cache keeps codes of the centroids */
+#define IVF_CENTROID_CODES_MIN_LISTS 64
+
+/* a recent-buffer hint (IvfCache.recent) */
+typedef struct IvfRecentBuffer
+{
+	BlockNumber blkno;			/* InvalidBlockNumber: empty slot */
+	Buffer		buffer;
+} IvfRecentBuffer;
+
+/*
+ * Per-index state cached in rd_amcache: the meta page and the centroids.
+ * One palloc chunk: the arrays below point into it, after the header
+ * (PostgreSQL frees just that chunk when it drops rd_amcache).  Never hold
+ * a pointer to it across anything that may process relcache invalidations
+ * (lock acquisition): copy what is needed.
+ */
+typedef struct IvfCache
+{
+	IvfMetaPageData meta;
+	IvfGeometry geo;
+	float	   *centroids;		/* nlists x dims */
+	float	   *centroid_norms; /* |c|^2 per list */
+	float	   *sq8_lo;			/* codes: per-dimension lo, else NULL */
+	float	   *sq8_step;		/* codes: per-dimension step, else NULL */
+
+	/*
+	 * The centroids' own 8-bit codes (computed when the cache is built,
+	 * for enough lists to pay off), so that ranking the lists reads a
+	 * quarter of the bytes: lo and step rows, codes, errors; or NULL.
+	 */
+	float	   *ccode_lo;
+	float	   *ccode_step;
+	uint8	   *ccodes;
+	float	   *ccode_err;
+	float	   *ccode_cnorm;
+
+	/*
+	 * Buffer last seen holding a block, so that list scans can pin pages
+	 * with ReadRecentBuffer() instead of a buffer-mapping lookup per page;
+	 * a stale hint just falls back.  Direct-mapped: block b's hint is in
+	 * slot b & (nrecent - 1), if that slot names b.  nrecent is a power of
+	 * two, or 0 (no hints).
+	 */
+	IvfRecentBuffer *recent;
+	uint32		nrecent;
+} IvfCache;
+
+/* the buffer that last held blkno, per the cache's hints, or InvalidBuffer */
+static inline Buffer
+ivf_recent_hint(const IvfCache *cache, BlockNumber blkno)
+{
+	const IvfRecentBuffer *h;
+
+	if (cache == NULL || cache->nrecent == 0)
+		return InvalidBuffer;
+	h = &cache->recent[blkno & (cache->nrecent - 1)];
+	return h->blkno == blkno ? h->buffer : InvalidBuffer;
+}
+
+extern void ivf_init_page(Page page, uint16 flags, uint32 list);
+extern Buffer ivf_new_buffer(Relation index);
+extern void ivf_read_meta(Relation index, IvfMetaPageData *meta);
+extern void ivf_check_meta(Relation index, const IvfMetaPageData *meta);
+extern IvfCache *ivf_get_cache(Relation index);
+extern Buffer ivf_read_buffer(Relation index, BlockNumber blkno);
+extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,
+							   float *dest);
+extern Buffer ivf_read_directory_page(Relation index, BlockNumber blkno);
+extern void ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
+								const IvfGeometry *g, uint32 list,
+								IvfListEntry *entry);
+extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
+									   const IvfGeometry *g, uint32 list,
+									   uint32 *slot);
+extern IvfListEntry *ivf_directory_entries(Page page);
+
+#endif							/* IVF_IVFPAGE_H */
