@@ -156,8 +156,8 @@ void
 ivf_gpu_init(void)
 {
 	DefineCustomEnumVariable("ivf.gpu",
-							 "Whether batch search (ivf_search) goes to the GPU worker.",
-							 "on: always, when the worker is up; auto: batches of at least 64 queries; off: never.  Without a usable worker the CPU answers.",
+							 "Whether searches go to the GPU worker.",
+							 "on: batch search (ivf_search) and index scans, when the worker is up; auto: batches of at least 64 queries; off: never.  Without a usable worker the CPU answers.",
 							 &ivf_gpu_mode,
 							 IVF_GPU_OFF,
 							 gpu_mode_options,
