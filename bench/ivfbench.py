@@ -82,13 +82,14 @@ BENCH_DB = "ivfbench"
 # to the planner).
 PEERS = ("faiss", "pgvector-ivfflat", "pgvector-hnsw")
 PGVECTOR_DB = {"pgvector-ivfflat": "ivfbench_pgvector_ivfflat", "pgvector-hnsw": "ivfbench_pgvector_hnsw"}
-# Run on every PostgreSQL engine's connection after the plan check: the
-# sweep measures the index at every setting, but pgvector's cost model for
-# an HNSW scan grows with hnsw.ef_search and on a small table prefers a
-# sequential scan at high values (seen at 10,000 x 784, ef_search 320).  It
-# changes the plan choice only, and also pins the plan that a prepared
-# statement caches (a generic plan is not re-planned when a setting changes).
-SESSION_SQL = ["SET enable_seqscan = off"]
+# Set on every PostgreSQL engine's connection after the plan check, for the
+# single-query sweep: it measures the index at every setting, but pgvector's
+# cost model for an HNSW scan grows with hnsw.ef_search and on a small table
+# prefers a sequential scan at high values (seen at 10,000 x 784, ef_search
+# 320).  It changes the plan choice only, and also pins the plan that a
+# prepared statement caches (a generic plan is not re-planned when a setting
+# changes).  ivf's batch search RESETs it: its join is planned as before.
+SESSION_SETTINGS = {"enable_seqscan": "off"}
 PEER_CONNS = []  # the pgvector engines' connections, closed before their databases are dropped
 
 
@@ -782,9 +783,10 @@ def check_index_plan(conn, ds, args, engine, settings_sql):
 
 
 def session_settings(conn, res, engine):
-    for s in SESSION_SQL:
+    sql = [f"SET {name} = {value}" for name, value in SESSION_SETTINGS.items()]
+    for s in sql:
         conn.execute(s)
-    res.add({"type": "session", "engine": engine, "settings": SESSION_SQL})
+    res.add({"type": "session", "engine": engine, "settings": sql})
 
 
 def measure_sql(conn, ds, settings_sql, args, engine, label, fatal=False):
@@ -1082,6 +1084,8 @@ def ivf_batch_variants(args):
 
 
 def measure_ivf_batch(conn, ds, nprobe, args):
+    for name in SESSION_SETTINGS:
+        conn.execute(f"RESET {name}")
     conn.execute(f"SET ivf.nprobe = {nprobe}")
     for g in SWEEP_GUCS:
         if setting_exists(conn, g):
