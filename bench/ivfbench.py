@@ -75,6 +75,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 INDEX = "items_embedding_idx"
 BENCH_DB = "ivfbench"
+# Engines ivf is compared with (--peers).  pgvector defines the type `vector`
+# and an access method `ivfflat` as ivf does, so each pgvector engine gets its
+# own database in the same cluster, with the same table, index name and query
+# text as ivf's (two indexes on one table would leave the choice between them
+# to the planner).
+PEERS = ("faiss", "pgvector-ivfflat", "pgvector-hnsw")
+PGVECTOR_DB = {"pgvector-ivfflat": "ivfbench_pgvector_ivfflat", "pgvector-hnsw": "ivfbench_pgvector_hnsw"}
+# Set on every PostgreSQL engine's connection after the plan check, for the
+# single-query sweep: it measures the index at every setting, but pgvector's
+# cost model for an HNSW scan grows with hnsw.ef_search and on a small table
+# prefers a sequential scan at high values (seen at 10,000 x 784, ef_search
+# 320).  It changes the plan choice only, and also pins the plan that a
+# prepared statement caches (a generic plan is not re-planned when a setting
+# changes).  ivf's batch search RESETs it: its join is planned as before.
+SESSION_SETTINGS = {"enable_seqscan": "off"}
+PEER_CONNS = []  # the pgvector engines' connections, closed before their databases are dropped
 
 
 def log(*a):
@@ -135,7 +151,21 @@ def parse_args(argv=None):
                    help="CPU pinning: same = this process (client + Faiss) and the PostgreSQL backend on one "
                         "CPU; split = client and backend on two different CPUs; none = leave it to the scheduler")
     p.add_argument("--cpu", type=int, help="the CPU for --pin (default: the highest one we may use)")
-    p.add_argument("--skip-faiss", action="store_true", help="measure ivf only")
+    p.add_argument("--peers", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default="faiss",
+                   help="engines measured beside ivf in the same run, comma-separated, from " + ",".join(PEERS)
+                        + " (pgvector-*: pgvector's IVFFlat / HNSW in their own databases of the same cluster; "
+                          "bench/run.sh installs pgvector when asked for)")
+    p.add_argument("--skip-faiss", action="store_true", help="do not measure Faiss (removes it from --peers)")
+    p.add_argument("--hnsw-m", type=int, default=16, help="pgvector HNSW: m (pgvector's default)")
+    p.add_argument("--hnsw-ef-construction", type=int, default=64,
+                   help="pgvector HNSW: ef_construction (pgvector's default)")
+    p.add_argument("--hnsw-ef-search", type=int_list, default="10,20,40,80,160,320",
+                   help="pgvector HNSW: hnsw.ef_search sweep (values below k are skipped: HNSW returns at "
+                        "most ef_search rows)")
+    p.add_argument("--matched-recall", type=lambda s: [float(x) for x in s.split(",") if x.strip()],
+                   default="0.90,0.95,0.99",
+                   help="summary: for each target, the first swept setting of each engine with recall@k >= "
+                        "target, and ivf's QPS over the peer's there")
     p.add_argument("--ivf-batch-sql",
                    help="batch search statement returning (query 1-based, rank 1-based, id) rows; "
                         "%%b = the vector[] of queries, %%d = k (default: ivf_search(index, %%b, k) "
@@ -169,6 +199,12 @@ def parse_args(argv=None):
         a.rounds = 3 if a.dataset in ("siftsmall", "bigann10k") else 1
     if a.cache_dir is None:
         a.cache_dir = os.path.join(a.out, "cache")
+    bad = [x for x in a.peers if x not in PEERS]
+    if bad:
+        p.error(f"--peers {','.join(bad)}: unknown (choose from {','.join(PEERS)})")
+    a.peers = [x for x in dict.fromkeys(a.peers) if not (x == "faiss" and a.skip_faiss)]
+    a.skip_faiss = "faiss" not in a.peers
+    a.pgvector = [x for x in a.peers if x in PGVECTOR_DB]
     for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with)):
         for s in vals:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*=.+", s):
@@ -277,7 +313,23 @@ def faiss_simd_level():
         return getattr(faiss.loader, "loaded_library", None) or "unknown"
 
 
-def env_record(conn, args):
+def pgvector_info(conn):
+    """What the pgvector side runs: the extension's version (pg_extension),
+    its library and its settings (loaded by a first use of the type)."""
+    info = {"extversion": one(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")}
+    conn.execute("SELECT '[1]'::vector")  # loads vector.so, which defines the ivfflat.* and hnsw.* settings
+    libdir = one(conn, "SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'")
+    so = os.path.join(libdir, "vector.so") if libdir else None
+    info["so"] = so
+    info["so_sha256"] = sha256_file(so) if so else None
+    with conn.cursor() as cur:
+        cur.execute("SELECT name, setting FROM pg_settings WHERE name LIKE 'ivfflat.%' OR name LIKE 'hnsw.%' "
+                    "ORDER BY name")
+        info["settings"] = dict(cur.fetchall())
+    return info
+
+
+def env_record(conn, args, pgvector=None):
     cpu = lscpu()
     git = ["git", "-C", REPO]
     commit = sh(git + ["rev-parse", "HEAD"])
@@ -352,6 +404,9 @@ def env_record(conn, args):
         "ivf_so_mtime": so_mtime,
         "ivf_simd_level": simd,
         "ivf_simd_levels": simd_levels,
+        "peers": args.peers,
+        "pgvector_extversion": pgvector["extversion"] if pgvector else None,
+        "pgvector": pgvector,
         "faiss_version": faiss.__version__,
         "faiss_simd_level": faiss_simd_level(),
         "faiss_compile_options": faiss.get_compile_options().strip(),
@@ -387,16 +442,16 @@ def connect(dbname=None):
     return conn
 
 
-def create_database():
+def create_database(name=BENCH_DB):
     with connect() as c:
         c.execute("SET client_min_messages = warning")
-        c.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        c.execute(f"CREATE DATABASE {BENCH_DB}")
+        c.execute(f"DROP DATABASE IF EXISTS {name}")
+        c.execute(f"CREATE DATABASE {name}")
 
 
-def drop_database():
+def drop_database(name=BENCH_DB):
     with connect() as c:
-        c.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        c.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def copy_rows_binary(conn, base, chunk=20000):
@@ -440,13 +495,13 @@ def setting_exists(conn, name):
     return one(conn, "SELECT current_setting(%s, true) IS NOT NULL", (name,))
 
 
-def pin_cpus(conn, args, res):
+def pin_cpus(conn, args, res, engine="ivf"):
     """Pin this process and the backend serving `conn` (see --pin).  On a VM a
     round trip between processes on two vCPUs pays for waking a halted vCPU
     (tens of microseconds, varying from run to run); on one CPU it is a plain
     context switch.  Recorded in the JSONL either way."""
     backend = one(conn, "SELECT pg_backend_pid()")
-    rec = {"type": "pinning", "mode": args.pin, "backend_pid": backend}
+    rec = {"type": "pinning", "engine": engine, "mode": args.pin, "backend_pid": backend}
     if args.pin != "none":
         cpus = sorted(os.sched_getaffinity(0))
         cpu = args.cpu if args.cpu is not None else cpus[-1]
@@ -471,21 +526,21 @@ def pin_cpus(conn, args, res):
     except OSError:
         rec["backend_cpus"] = None
     log(f"CPU pinning ({args.pin}): client + Faiss on CPUs {rec['client_cpus']}, "
-        f"backend {backend} on CPUs {rec['backend_cpus']}")
+        f"{engine} backend {backend} on CPUs {rec['backend_cpus']}")
     res.add(rec)
 
 
-def load_and_build(conn, ds, args, res):
-    """Steps 2 and 3: table, COPY, index, prewarm (the database exists)."""
-    register_vector(conn)
-    pin_cpus(conn, args, res)
+def load_table(conn, ds, args, res, engine="ivf"):
+    """Table items (id, embedding vector(d)) with the column storage of
+    --storage, binary COPY, VACUUM (FREEZE, ANALYZE), CHECKPOINT.  The same
+    for ivf and pgvector: both types have the same binary form."""
     conn.execute(f"CREATE TABLE items (id int4 NOT NULL, embedding vector({ds.d}) NOT NULL)")
     storage = args.storage
     if storage == "auto":
         storage = "plain" if ds.d <= 2000 else "external"
     conn.execute(f"ALTER TABLE items ALTER COLUMN embedding SET STORAGE {storage}")
-    res.add({"type": "storage", "embedding": storage})
-    log(f"embedding column storage: {storage}")
+    res.add({"type": "storage", "engine": engine, "embedding": storage})
+    log(f"{engine}: embedding column storage: {storage}")
     t0 = now()
     nbytes = copy_rows_binary(conn, ds.base)
     load_s = now() - t0
@@ -501,11 +556,36 @@ def load_and_build(conn, ds, args, res):
     conn.execute("CHECKPOINT")
     os.sync()
     table_bytes = one(conn, "SELECT pg_table_size('items')")
-    log(f"loaded {ds.n} rows ({nbytes / 1e6:.1f} MB binary COPY) in {load_s:.2f} s, "
+    log(f"{engine}: loaded {ds.n} rows ({nbytes / 1e6:.1f} MB binary COPY) in {load_s:.2f} s, "
         f"VACUUM (FREEZE, ANALYZE) {vacuum_s:.2f} s; table + TOAST {table_bytes / 1e6:.1f} MB")
-    res.add({"type": "load", "rows": ds.n, "dims": ds.d, "copy_bytes": nbytes, "copy_s": load_s,
-             "vacuum_analyze_s": vacuum_s, "table_bytes": table_bytes})
+    res.add({"type": "load", "engine": engine, "rows": ds.n, "dims": ds.d, "copy_bytes": nbytes,
+             "copy_s": load_s, "vacuum_analyze_s": vacuum_s, "table_bytes": table_bytes})
 
+
+def prewarm(conn, res, engine="ivf"):
+    """Load everything a query touches into shared_buffers: index, heap
+    (ids), TOAST (not read by the k-NN query, but cheap); check it fits."""
+    toast = one(conn, "SELECT reltoastrelid::regclass::text FROM pg_class "
+                      "WHERE oid = 'items'::regclass AND reltoastrelid <> 0")
+    blocks = {}
+    for rel in [INDEX, "items"] + ([toast] if toast else []):
+        blocks[rel] = one(conn, "SELECT pg_prewarm(%s::regclass)", (rel,))
+    sb_blocks = int(one(conn, "SELECT setting FROM pg_settings WHERE name = 'shared_buffers'"))
+    total = sum(blocks.values())
+    log(f"{engine}: pg_prewarm: {blocks} = {total} blocks; shared_buffers = {sb_blocks} blocks "
+        f"({one(conn, 'SHOW shared_buffers')})")
+    if blocks[INDEX] > sb_blocks:
+        log("WARNING: the index does not fit in shared_buffers; queries will read from the OS cache")
+    res.add({"type": "prewarm", "engine": engine, "blocks": blocks, "shared_buffers_blocks": sb_blocks,
+             "index_fits": blocks[INDEX] <= sb_blocks, "all_fit": total <= sb_blocks})
+    return total, sb_blocks
+
+
+def load_and_build(conn, ds, args, res):
+    """Steps 2 and 3: table, COPY, index, prewarm (the database exists)."""
+    register_vector(conn)
+    pin_cpus(conn, args, res)
+    load_table(conn, ds, args, res)
     conn.execute(pgsql.SQL("SET maintenance_work_mem = {}").format(pgsql.Literal(args.maintenance_work_mem)))
     mwm = one(conn, "SHOW maintenance_work_mem")
     for b in args.build_set:
@@ -548,22 +628,8 @@ def load_and_build(conn, ds, args, res):
              "kmeans_iterations": kmeans_iter, "index_info": info, "ivf_check_problems": problems,
              "notices": notices})
 
-    # prewarm everything a query touches: index, heap (ids), TOAST (not read by
-    # the k-NN query, but cheap), and check it all fits in shared_buffers
-    toast = one(conn, "SELECT reltoastrelid::regclass::text FROM pg_class "
-                      "WHERE oid = 'items'::regclass AND reltoastrelid <> 0")
-    blocks = {}
-    for rel in [INDEX, "items"] + ([toast] if toast else []):
-        blocks[rel] = one(conn, "SELECT pg_prewarm(%s::regclass)", (rel,))
-    sb_blocks = int(one(conn, "SELECT setting FROM pg_settings WHERE name = 'shared_buffers'"))
-    total = sum(blocks.values())
-    log(f"pg_prewarm: {blocks} = {total} blocks; shared_buffers = {sb_blocks} blocks "
-        f"({one(conn, 'SHOW shared_buffers')})")
-    if blocks[INDEX] > sb_blocks:
-        log("WARNING: the index does not fit in shared_buffers; queries will read from the OS cache")
-    res.add({"type": "prewarm", "blocks": blocks, "shared_buffers_blocks": sb_blocks,
-             "index_fits": blocks[INDEX] <= sb_blocks, "all_fit": total <= sb_blocks})
-    return info, kmeans_iter, build_s
+    prewarm(conn, res)
+    return info, kmeans_iter, build_s, index_bytes
 
 
 # ------------------------------------------------------------------- sweeping
@@ -698,14 +764,47 @@ def explain(conn, q, k, analyze=True):
         return [r[0] for r in cur.fetchall()]
 
 
-def measure_ivf(conn, ds, point, args):
-    for s in point.ivf_sql:
+def plan_uses_index(plan):
+    return any(f"Index Scan using {INDEX}" in line for line in plan)
+
+
+def check_index_plan(conn, ds, args, engine, settings_sql):
+    """Once per engine, before anything is measured: the k-NN query must be
+    an index scan on the engine's index, or the run stops (a sequential scan
+    would be measured as the engine)."""
+    for s in settings_sql:
+        conn.execute(s)
+    plan = explain(conn, ds.queries[0], args.k, analyze=False)
+    if not plan_uses_index(plan):
+        sys.exit(f"{engine}: the k-NN query does not use {INDEX} (after {'; '.join(settings_sql)}); plan:\n  "
+                 + "\n  ".join(line[:200] for line in plan))
+    log(f"{engine}: EXPLAIN: " + next(line.strip() for line in plan if f"Index Scan using {INDEX}" in line))
+    return plan
+
+
+def session_settings(conn, res, engine):
+    sql = [f"SET {name} = {value}" for name, value in SESSION_SETTINGS.items()]
+    for s in sql:
+        conn.execute(s)
+    res.add({"type": "session", "engine": engine, "settings": sql})
+
+
+def measure_sql(conn, ds, settings_sql, args, engine, label, fatal=False):
+    """One engine in PostgreSQL at one sweep point: settings_sql, then the
+    prepared k-NN statement once per query (binary vector parameter) after
+    a warm-up, whole passes for at least --min-time.  The same code for ivf
+    and pgvector; only the database (and so the extension) differs."""
+    for s in settings_sql:
         conn.execute(s)
     k = args.k
     plan = explain(conn, ds.queries[0], k)
-    index_scan = any(f"Index Scan using {INDEX}" in line for line in plan)
+    index_scan = plan_uses_index(plan)
     if not index_scan:
-        log(f"WARNING ({point.label}): the plan is not an index scan on {INDEX}:\n  " + "\n  ".join(plan))
+        msg = (f"{engine} ({label}): the plan is not an index scan on {INDEX}:\n  "
+               + "\n  ".join(line[:200] for line in plan))
+        if fatal:
+            sys.exit(msg)
+        log("WARNING " + msg)
     sql = knn_sql(k)
     cur = conn.cursor(binary=True)
     xq = ds.queries
@@ -724,6 +823,94 @@ def measure_ivf(conn, ds, point, args):
     return {"recall": recall_at(ids, ds.gt, k), "recall_ties": recall_ties(ids, ds, k),
             "qps": len(lat) / wall, **lat_stats(lat), "executions": len(lat), "passes": passes,
             "wall_s": wall, "index_scan": index_scan, "plan": [line[:200] for line in plan[:8]], "_lat": lat}
+
+
+def measure_ivf(conn, ds, point, args):
+    return measure_sql(conn, ds, point.ivf_sql, args, "ivf", point.label)
+
+
+# ------------------------------------------------------------------- pgvector
+
+
+@dataclass
+class PeerPoint:
+    """A sweep point of a pgvector engine: its label, the settings it runs
+    before being measured and the knob's value (recorded as is)."""
+    label: str
+    sql: list
+    knob: dict
+
+
+def pgvector_points(engine, args, lists):
+    """pgvector IVFFlat: ivfflat.probes over ivf's nprobe list (same lists);
+    HNSW: hnsw.ef_search over --hnsw-ef-search, values below k skipped (an
+    HNSW scan returns at most ef_search rows).  Iterative scans stay at
+    pgvector's default (off), as ivf's scans return what the probed lists
+    hold."""
+    if engine == "pgvector-ivfflat":
+        vals = [n for n in args.nprobe if n <= lists]
+        return [PeerPoint(f"nprobe={n}", [f"SET ivfflat.probes = {n}"], {"nprobe": n}) for n in vals]
+    low = [e for e in args.hnsw_ef_search if e < args.k]
+    if low:
+        log(f"pgvector-hnsw: ef_search {low} < k = {args.k}: skipped (HNSW returns at most ef_search rows)")
+    return [PeerPoint(f"ef_search={e}", [f"SET hnsw.ef_search = {e}"], {"ef_search": e})
+            for e in args.hnsw_ef_search if e >= args.k]
+
+
+def build_pgvector(conn, ds, args, res, engine, lists):
+    """pgvector's CREATE INDEX, timed client-side like ivf's: IVFFlat with
+    the lists ivf built, HNSW with --hnsw-m / --hnsw-ef-construction; the
+    same maintenance_work_mem; serial (the server runs with
+    max_parallel_maintenance_workers = 0, checked here)."""
+    conn.execute(pgsql.SQL("SET maintenance_work_mem = {}").format(pgsql.Literal(args.maintenance_work_mem)))
+    mwm = one(conn, "SHOW maintenance_work_mem")
+    workers = int(one(conn, "SHOW max_parallel_maintenance_workers"))
+    if workers != 0:
+        log(f"WARNING: max_parallel_maintenance_workers = {workers}: {engine}'s build may run in parallel")
+    if engine == "pgvector-ivfflat":
+        method, params = "ivfflat", {"lists": lists}
+    else:
+        method, params = "hnsw", {"m": args.hnsw_m, "ef_construction": args.hnsw_ef_construction}
+    ddl = (f"CREATE INDEX {INDEX} ON items USING {method} (embedding vector_l2_ops) WITH ("
+           + ", ".join(f"{a} = {v}" for a, v in params.items()) + ")")
+    notices = []
+
+    def on_notice(d):
+        notices.append(d.message_primary)
+    conn.add_notice_handler(on_notice)
+    t0 = now()
+    conn.execute(ddl)
+    build_s = now() - t0
+    conn.remove_notice_handler(on_notice)
+    conn.execute("RESET maintenance_work_mem")
+    index_bytes = one(conn, "SELECT pg_relation_size(%s)", (INDEX,))
+    log(f"{engine}: {ddl} in {build_s:.2f} s (maintenance_work_mem {mwm}, "
+        f"max_parallel_maintenance_workers {workers}); index {index_bytes / 1e6:.1f} MB")
+    for n in notices:
+        log(f"  NOTICE: {n}")
+    res.add({"type": "build", "engine": engine, "sql": ddl, "method": method, "params": params,
+             "seconds": build_s, "index_bytes": index_bytes, "maintenance_work_mem": mwm,
+             "max_parallel_maintenance_workers": workers, "notices": notices})
+    return build_s, index_bytes
+
+
+def setup_pgvector(engine, ds, args, res, lists):
+    """The pgvector engine's database (created by main()): pin its backend,
+    load the same rows into the same table, build, prewarm, check the plan.
+    Returns (connection, points, build seconds, index bytes, prewarmed blocks)."""
+    conn = connect(PGVECTOR_DB[engine])
+    PEER_CONNS.append(conn)
+    register_vector(conn)
+    pin_cpus(conn, args, res, engine)
+    load_table(conn, ds, args, res, engine)
+    build_s, index_bytes = build_pgvector(conn, ds, args, res, engine, lists)
+    blocks, _ = prewarm(conn, res, engine)
+    points = pgvector_points(engine, args, lists)
+    if not points:
+        sys.exit(f"{engine}: nothing to sweep (check --nprobe / --hnsw-ef-search)")
+    check_index_plan(conn, ds, args, engine, points[0].sql)
+    session_settings(conn, res, engine)
+    return conn, points, build_s, index_bytes, blocks
 
 
 def build_faiss(ds, lists, niter, train_rows, res):
@@ -897,6 +1084,8 @@ def ivf_batch_variants(args):
 
 
 def measure_ivf_batch(conn, ds, nprobe, args):
+    for name in SESSION_SETTINGS:
+        conn.execute(f"RESET {name}")
     conn.execute(f"SET ivf.nprobe = {nprobe}")
     for g in SWEEP_GUCS:
         if setting_exists(conn, g):
@@ -963,7 +1152,9 @@ def plots(ds, res, stem, title_extra, png=False):
               f"{(env.get('pg_version') or 'PostgreSQL ?').split(' on ')[0]}; "
               f"ivf {(env.get('ivf_commit') or '?')[:10]}{'+dirty' if env.get('ivf_dirty') else ''} "
               f"({env.get('ivf_simd_level', '?')}); faiss-cpu {env.get('faiss_version', '?')} "
-              f"({env.get('faiss_simd_level', '?')}); {(env.get('date') or '')[:10]}")
+              f"({env.get('faiss_simd_level', '?')}); "
+              + (f"pgvector {env['pgvector_extversion']}; " if env.get("pgvector_extversion") else "")
+              + (env.get("date") or "")[:10])
     thousands = FuncFormatter(lambda v, _: f"{v:,.0f}")
 
     def finish(fig, ax):
@@ -981,11 +1172,15 @@ def plots(ds, res, stem, title_extra, png=False):
         plt.close(fig)
         files.append(p)
 
-    colors = {"ivf": ["tab:blue", "tab:green", "tab:purple", "tab:cyan", "tab:olive", "navy"],
-              "faiss": ["tab:orange", "tab:red", "tab:brown", "tab:pink", "gold", "maroon"]}
-    names = {"ivf": "ivf (PostgreSQL, prepared SQL, 1 client)", "faiss": "Faiss IndexIVFFlat (1 thread)"}
+    colors = {"ivf": ["tab:blue", "tab:cyan", "tab:olive", "navy", "teal", "slateblue"],
+              "faiss": ["tab:orange", "tab:brown", "tab:pink", "gold", "maroon", "salmon"],
+              "pgvector-ivfflat": ["tab:green"], "pgvector-hnsw": ["tab:purple"]}
+    pgv = env.get("pgvector_extversion") or "?"
+    names = {"ivf": "ivf (PostgreSQL, prepared SQL, 1 client)", "faiss": "Faiss IndexIVFFlat (1 thread)",
+             "pgvector-ivfflat": f"pgvector {pgv} IVFFlat (same client)",
+             "pgvector-hnsw": f"pgvector {pgv} HNSW (same client)"}
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    for eng, marker in (("ivf", "o"), ("faiss", "s")):
+    for eng, marker in (("ivf", "o"), ("faiss", "s"), ("pgvector-ivfflat", "^"), ("pgvector-hnsw", "D")):
         variants = list(dict.fromkeys(r.get("variant", "") for r in search if r["engine"] == eng))
         for vi, var in enumerate(variants):
             pts = [r for r in search if r["engine"] == eng and r.get("variant", "") == var]
@@ -993,12 +1188,15 @@ def plots(ds, res, stem, title_extra, png=False):
             ax.plot([r["recall"] for r in pts], [r["qps"] for r in pts], marker=marker, color=color,
                     label=names[eng] + (f", {var}" if var else ""))
             for r in pts:
-                ax.annotate(str(r["nprobe"]), (r["recall"], r["qps"]), textcoords="offset points",
+                knob = r["ef_search"] if eng == "pgvector-hnsw" else r["nprobe"]
+                ax.annotate(str(knob), (r["recall"], r["qps"]), textcoords="offset points",
                             xytext=(4, 4), fontsize=7, color=color)
     ax.set_yscale("log")
     ax.set_xlabel(f"recall@{search[0]['k'] if search else 10}")
     ax.set_ylabel("queries per second (single query)")
-    ax.set_title(f"{ds.name}: {ds.n:,} x {ds.d}, {title_extra}; labels = nprobe", fontsize=9)
+    ax.set_title(f"{ds.name}: {ds.n:,} x {ds.d}, {title_extra}; labels = nprobe"
+                 + (" (HNSW: ef_search)" if any(r["engine"] == "pgvector-hnsw" for r in search) else ""),
+                 fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     finish(fig, ax)
@@ -1117,30 +1315,170 @@ def print_table(ds, lists, rows, build, floor, batch, k):
             log(f"ivf batch search: skipped ({b['skipped']})")
 
 
+def matched_recall(table, peer_rows, targets):
+    """For each recall target, each engine's first setting in knob order
+    (nprobe; HNSW: ef_search) whose recall@k reaches it, and ivf's QPS over
+    the peer's there.  The engines' recalls at those settings differ a little
+    (both are listed); an engine that never reaches the target gets its best
+    recall instead."""
+    curves = {"ivf": [], "faiss": []}
+    for r in table:
+        if r["variant"]:
+            continue
+        for e in ("ivf", "faiss"):
+            if e in r:
+                curves[e].append((r["nprobe"], r["point"], r[e]))
+    for eng, rows in peer_rows.items():
+        key = "ef_search" if eng == "pgvector-hnsw" else "nprobe"
+        curves[eng] = [(r[key], r["point"], r["m"]) for r in rows]
+    out = []
+    for t in targets:
+        ent = {"target": t, "engines": {}, "qps_ratio_ivf_over": {}}
+        for eng, c in curves.items():
+            if not c:
+                continue
+            hit = next((x for x in sorted(c, key=lambda x: x[0]) if x[2]["recall"] >= t), None)
+            if hit:
+                m = hit[2]
+                ent["engines"][eng] = {"point": hit[1], "recall": m["recall"], "qps": m["qps"],
+                                       "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"]}
+            else:
+                ent["engines"][eng] = {"point": None, "max_recall": max(x[2]["recall"] for x in c)}
+        iv = ent["engines"].get("ivf", {})
+        for eng, e in ent["engines"].items():
+            if eng != "ivf" and iv.get("qps") and e.get("qps"):
+                ent["qps_ratio_ivf_over"][eng] = iv["qps"] / e["qps"]
+        out.append(ent)
+    return out
+
+
+def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes, args, pgv_version):
+    """The pgvector tables, the matched-recall summary (every QPS figure a
+    ratio against ivf in the same run) and the builds of all engines."""
+    k = args.k
+    if "pgvector-ivfflat" in peer_rows:
+        eng = "pgvector-ivfflat"
+        log("")
+        log(f"=== {eng} (pgvector {pgv_version or '?'}): lists = {lists}, ivfflat.probes = nprobe; same table, "
+            f"query and client in database {PGVECTOR_DB[eng]} ===")
+        ivf_by = {r["point"]: r["ivf"] for r in table if not r["variant"]}
+        hdr = ["nprobe", "ivf recall", "pgv recall", "ivf QPS", "pgv QPS", "ivf/pgv", "ivf p50/p99 ms",
+               "pgv p50/p99 ms"]
+        lines = []
+        for r in peer_rows[eng]:
+            iv, pv = ivf_by.get(r["point"]), r["m"]
+            lines.append([str(r["nprobe"]), f"{iv['recall']:.4f}" if iv else "-", f"{pv['recall']:.4f}",
+                          fmt_qps(iv["qps"]) if iv else "-", fmt_qps(pv["qps"]),
+                          f"{iv['qps'] / pv['qps']:.2f}" if iv else "-",
+                          f"{iv['p50_ms']:.3f}/{iv['p99_ms']:.3f}" if iv else "-",
+                          f"{pv['p50_ms']:.3f}/{pv['p99_ms']:.3f}"])
+        print_rows(hdr, lines)
+    if "pgvector-hnsw" in peer_rows:
+        eng = "pgvector-hnsw"
+        log("")
+        log(f"=== {eng} (pgvector {pgv_version or '?'}): m = {args.hnsw_m}, ef_construction = "
+            f"{args.hnsw_ef_construction}, hnsw.ef_search swept; same table, query and client in database "
+            f"{PGVECTOR_DB[eng]} ===")
+        lines = [[str(r["ef_search"]), f"{r['m']['recall']:.4f}", fmt_qps(r["m"]["qps"]),
+                  f"{r['m']['p50_ms']:.3f}/{r['m']['p99_ms']:.3f}"] for r in peer_rows[eng]]
+        print_rows(["ef_search", "recall", "QPS", "p50/p99 ms"], lines)
+    for eng, fl in peer_floors.items():
+        log(f"client floor in {eng}'s database: p50 {fl['p50_ms']:.3f} ms, {fmt_qps(fl['qps'])} QPS")
+    if not args.peers:
+        return
+
+    log("")
+    log(f"=== matched recall@{k}: each engine's first setting (in nprobe / ef_search order) reaching the "
+        f"target; ivf/engine = ivf QPS / engine QPS at those settings ===")
+    lines = []
+    for ent in matched:
+        for eng, e in ent["engines"].items():
+            if e.get("point"):
+                ratio = ent["qps_ratio_ivf_over"].get(eng)
+                lines.append([f"{ent['target']:.2f}", eng, e["point"], f"{e['recall']:.4f}", fmt_qps(e["qps"]),
+                              "-" if eng == "ivf" else (f"{ratio:.2f}" if ratio else "-")])
+            else:
+                lines.append([f"{ent['target']:.2f}", eng, f"not reached (best recall {e['max_recall']:.4f})",
+                              "-", "-", "-"])
+    print_rows(["target", "engine", "setting", "recall", "QPS", "ivf/engine"], lines)
+
+    if not peer_rows:
+        return  # the builds are in the Faiss table's build line
+    log("")
+    mwm = args.maintenance_work_mem
+    parts = []
+    for eng, t in build.items():
+        size = f", {sizes[eng] / 1e6:.1f} MB" if eng in sizes else ""
+        what = "train+add" if eng == "faiss" else "CREATE INDEX"
+        parts.append(f"{eng} {what} {t:.2f} s{size}")
+    log(f"build (one process, maintenance_work_mem {mwm}): " + "; ".join(parts))
+    ratios = [f"{e} {build['ivf'] / t:.2f}" for e, t in build.items() if e != "ivf" and t > 0]
+    if ratios:
+        log("build time ivf/engine: " + ", ".join(ratios) + " (below 1: ivf builds faster)")
+    sr = [f"{e} {sizes['ivf'] / b:.2f}" for e, b in sizes.items() if e != "ivf" and b]
+    if sr:
+        log("index size ivf/engine (pg_relation_size): " + ", ".join(sr))
+
+
 def args_modes(batch):
     return {b.get("search_mode") for b in batch if b["engine"] == "ivf"}
 
 
 def run_bench(conn, args, ds, res, stem):
-    info, kmeans_iter, build_s = load_and_build(conn, ds, args, res)
+    info, kmeans_iter, build_s, ivf_bytes = load_and_build(conn, ds, args, res)
     lists = int(info["lists"])
     index = None
     build = {"ivf": build_s}
+    sizes = {"ivf": ivf_bytes}
     if not args.skip_faiss:
         niter = args.faiss_niter
         index, build["faiss"] = build_faiss(ds, lists, niter, info["trained_on"], res)
 
     points = build_points(args, conn, lists)
-    # every round measures every point once (ivf, then Faiss), so slow drifts
-    # of the machine spread over all points instead of biasing some
+    if not points:
+        sys.exit(f"nothing to sweep: every --nprobe is > lists {lists}")
+    check_index_plan(conn, ds, args, "ivf", points[0].ivf_sql)
+    session_settings(conn, res, "ivf")
+    # pgvector engines: same rows, table, storage and lists in their own databases
+    peers = {}
+    for eng in args.pgvector:
+        pconn, ppoints, build[eng], sizes[eng], _ = setup_pgvector(eng, ds, args, res, lists)
+        peers[eng] = (pconn, ppoints)
+    if peers:
+        # all engines' relations are measured in turn: they must fit together
+        pw = [r for r in res.records if r["type"] == "prewarm"]
+        total = sum(sum(r["blocks"].values()) for r in pw)
+        sb = pw[0]["shared_buffers_blocks"]
+        fits = total <= sb
+        res.add({"type": "prewarm_all", "blocks": total, "shared_buffers_blocks": sb, "all_fit": fits})
+        log(f"all engines' tables and indexes: {total} blocks of {sb} in shared_buffers"
+            + ("" if fits else " -- WARNING: they do not fit together; queries will read from the OS cache"))
+
+    # every round measures every point once (ivf, then Faiss, then pgvector
+    # IVFFlat at the same nprobe; then HNSW), so slow drifts of the machine
+    # spread over all points and engines instead of biasing some
     meas = {pt.label: {"ivf": [], "faiss": []} for pt in points}
-    floors = []
+    pmeas = {eng: {pp.label: [] for pp in pts} for eng, (_, pts) in peers.items()}
+    floors = {eng: [] for eng in ["ivf"] + list(peers)}
+
+    def measure_peer(eng, pp):
+        pconn = peers[eng][0]
+        r = measure_sql(pconn, ds, pp.sql, args, eng, pp.label, fatal=True)
+        pmeas[eng][pp.label].append(r)
+        return r
+
     for rnd in range(args.rounds):
         log("")
         fl = measure_null(conn, ds, args)
-        floors.append(fl)
-        log(f"round {rnd + 1}/{args.rounds}; client floor {fl['sql']}: p50 {fl['p50_ms']:.3f} ms, "
-            f"{fmt_qps(fl['qps'])} QPS")
+        floors["ivf"].append(fl)
+        msg = f"round {rnd + 1}/{args.rounds}; client floor {fl['sql']}: ivf db p50 {fl['p50_ms']:.3f} ms, " \
+              f"{fmt_qps(fl['qps'])} QPS"
+        for eng, (pconn, _) in peers.items():
+            pf = measure_null(pconn, ds, args)
+            floors[eng].append(pf)
+            msg += f"; {eng} db p50 {pf['p50_ms']:.3f} ms, {fmt_qps(pf['qps'])} QPS"
+        log(msg)
+        done = {eng: set() for eng in peers}
         for pt in points:
             iv = measure_ivf(conn, ds, pt, args)
             meas[pt.label]["ivf"].append(iv)
@@ -1151,8 +1489,24 @@ def run_bench(conn, args, ds, res, stem):
                 meas[pt.label]["faiss"].append(fa)
                 msg += (f" | faiss recall {fa['recall']:.4f} {fmt_qps(fa['qps']):>8} QPS "
                         f"p50 {fa['p50_ms']:.3f} ms | ivf/faiss {iv['qps'] / fa['qps']:.2f}")
+            eng = "pgvector-ivfflat"
+            pp = next((x for x in peers[eng][1] if x.label == pt.label), None) if eng in peers else None
+            if pp is not None and not pt.variant and pp.label not in done[eng]:
+                pv = measure_peer(eng, pp)
+                done[eng].add(pp.label)
+                msg += (f" | {eng} recall {pv['recall']:.4f} {fmt_qps(pv['qps']):>8} QPS "
+                        f"p50 {pv['p50_ms']:.3f} ms | ivf/{eng} {iv['qps'] / pv['qps']:.2f}")
             log(msg)
-    floor = res.add({"type": "client_floor", **combine_rounds(floors)})
+        for eng, (_, pts) in peers.items():
+            for pp in pts:
+                if pp.label in done[eng]:
+                    continue
+                pv = measure_peer(eng, pp)
+                log(f"{pp.label:>12}: {eng} recall {pv['recall']:.4f} {fmt_qps(pv['qps']):>8} QPS "
+                    f"p50 {pv['p50_ms']:.3f} ms p99 {pv['p99_ms']:.3f} ms")
+    floor = res.add({"type": "client_floor", "engine": "ivf", **combine_rounds(floors["ivf"])})
+    peer_floors = {eng: res.add({"type": "client_floor", "engine": eng, **combine_rounds(floors[eng])})
+                   for eng in peers}
     table = []
     for pt in points:
         row = {"point": pt.label, "nprobe": pt.nprobe, "variant": pt.variant}
@@ -1167,6 +1521,15 @@ def run_bench(conn, args, ds, res, stem):
                      "settings": [f"{a}={v}" for a, v in pt.faiss.items()], **fa})
             row["faiss"] = fa
         table.append(row)
+    peer_rows = {}
+    for eng, (_, pts) in peers.items():
+        peer_rows[eng] = []
+        for pp in pts:
+            pv = combine_rounds(pmeas[eng][pp.label])
+            res.add({"type": "search", "engine": eng, "point": pp.label, "variant": "",
+                     "nprobe": pp.knob.get("nprobe"), **pp.knob, "k": args.k, "queries": ds.nq,
+                     "settings": pp.sql, **pv})
+            peer_rows[eng].append({"point": pp.label, **pp.knob, "m": pv})
 
     # batch search at one operating point
     bn = args.batch_nprobe
@@ -1198,9 +1561,20 @@ def run_bench(conn, args, ds, res, stem):
                     f"nq={r['nq']}: {fmt_qps(r['qps'])} QPS ({r['ms_per_call']:.3f} ms per call), recall {rc}")
 
     print_table(ds, lists, table, build, floor, batch, args.k)
-    summary = {"type": "summary", "lists": lists, "build_s": build, "loadavg_end": os.getloadavg(),
+    matched = matched_recall(table, peer_rows, args.matched_recall)
+    env = next((r for r in res.records if r["type"] == "env"), {})
+    print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes, args,
+                env.get("pgvector_extversion"))
+    summary = {"type": "summary", "lists": lists, "peers": args.peers, "build_s": build,
+               "index_bytes": sizes, "loadavg_end": os.getloadavg(),
                "cpu_busy_after": cpu_busy(),
                "build_ratio_ivf_over_faiss": build["ivf"] / build["faiss"] if "faiss" in build else None,
+               "build_ratio_ivf_over": {e: build["ivf"] / t for e, t in build.items() if e != "ivf" and t > 0},
+               "index_size_ratio_ivf_over": {e: sizes["ivf"] / b for e, b in sizes.items() if e != "ivf" and b},
+               "matched_recall": matched,
+               "peer_points": {eng: [{"point": r["point"], "recall": r["m"]["recall"], "qps": r["m"]["qps"],
+                                      "p50_ms": r["m"]["p50_ms"], "p99_ms": r["m"]["p99_ms"]} for r in rows]
+                               for eng, rows in peer_rows.items()},
                "points": [{"point": r["point"],
                            "ivf_recall": r["ivf"]["recall"], "ivf_qps": r["ivf"]["qps"],
                            "ivf_p50_ms": r["ivf"]["p50_ms"], "ivf_p99_ms": r["ivf"]["p99_ms"],
@@ -1249,7 +1623,7 @@ def find_node(plan, node_type):
 
 
 def run_profile(conn, args, ds, res, stem):
-    info, _, _ = load_and_build(conn, ds, args, res)
+    info, _, _, _ = load_and_build(conn, ds, args, res)
     lists = int(info["lists"])
     k = args.k
     nprobes = [p for p in args.nprobe if p <= lists]
@@ -1417,11 +1791,24 @@ def main(argv=None):
     if args.k > ds.gt.shape[1]:
         sys.exit(f"k = {args.k} > ground truth depth {ds.gt.shape[1]}")
 
+    if args.mode == "profile":
+        args.pgvector = []  # the profile is ivf's alone
     create_database()
     conn = connect(BENCH_DB)
     conn.execute("CREATE EXTENSION ivf")
     conn.execute("CREATE EXTENSION pg_prewarm")
-    env = env_record(conn, args)
+    pgv = None
+    if args.pgvector:
+        if not one(conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"):
+            sys.exit(f"--peers {','.join(args.pgvector)}: pgvector (extension vector) is not installed in this "
+                     f"PostgreSQL (bench/run.sh installs it with test/lib/install-pgvector.sh)")
+        for eng in args.pgvector:
+            create_database(PGVECTOR_DB[eng])
+            with connect(PGVECTOR_DB[eng]) as c:
+                c.execute("CREATE EXTENSION vector")
+                c.execute("CREATE EXTENSION pg_prewarm")
+                pgv = pgvector_info(c)
+    env = env_record(conn, args, pgv)
     res.add(env)
     if env["cpu_busy_before"] is not None and env["cpu_busy_before"] > 0.15:
         log(f"WARNING: the CPUs were {env['cpu_busy_before'] * 100:.0f}% busy before the run: something else "
@@ -1429,7 +1816,8 @@ def main(argv=None):
     log(f"env: {env['cpu_model']}, {env['cores']} cores, {env['memory_kb'] // 1024} MiB, kernel {env['kernel']}; "
         f"{env['pg_version'].split(',')[0]}; ivf {env['ivf_commit'][:12]}{' (dirty)' if env['ivf_dirty'] else ''} "
         f"simd {env['ivf_simd_level']}; faiss {env['faiss_version']} simd {env['faiss_simd_level']}, "
-        f"{env['faiss_omp_threads']} thread; numpy {env['numpy_version']}")
+        f"{env['faiss_omp_threads']} thread; numpy {env['numpy_version']}"
+        + (f"; pgvector {pgv['extversion']}" if pgv else ""))
     res.add({"type": "dataset", **ds.describe(), "lists": args.lists, "k": args.k})
 
     try:
@@ -1440,11 +1828,14 @@ def main(argv=None):
     finally:
         res.close()
         conn.close()
+        for c in PEER_CONNS:
+            c.close()
         if not args.keep_db:
-            try:
-                drop_database()
-            except psycopg.Error:
-                pass
+            for db in [BENCH_DB] + [PGVECTOR_DB[e] for e in args.pgvector]:
+                try:
+                    drop_database(db)
+                except psycopg.Error:
+                    pass
 
 
 if __name__ == "__main__":

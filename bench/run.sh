@@ -16,6 +16,14 @@
 # cluster at the end.  The installed extension is benchmarked: set
 # IVF_BUILD=1 to build and install the working tree first (as bench/demo.sh does).
 #
+#   bash bench/run.sh --dataset siftsmall --peers faiss,pgvector-ivfflat,pgvector-hnsw
+#                      ivf against Faiss and pgvector's IVFFlat and HNSW in one run
+#
+# With a pgvector peer in --peers, pgvector is installed into the benchmarked
+# PostgreSQL first by test/lib/install-pgvector.sh (as the test suite does:
+# built from ../shared/vendor/pgvector-*.tar.gz, or the one already installed);
+# when there is neither, run.sh says so and exits with status 77.
+#
 # Options handled here (the rest go to ivfbench.py):
 #   --shared-buffers SIZE   default: 25% of RAM or 2GB, whichever is less
 #                           (or $IVF_BENCH_SHARED_BUFFERS)
@@ -50,6 +58,7 @@ SHARED_BUFFERS="${IVF_BENCH_SHARED_BUFFERS:-}"
 PG_SETS=()
 PY_ARGS=()
 DATASET=siftsmall
+PEERS=faiss
 MODE=bench
 HELP=0
 HUGE_PAGES=0
@@ -64,6 +73,8 @@ while [ $# -gt 0 ]; do
 	--huge-pages) HUGE_PAGES=1; shift ;;
 	--dataset) DATASET="${2:?--dataset needs a name}"; PY_ARGS+=("$1" "$2"); shift 2 ;;
 	--dataset=*) DATASET="${1#*=}"; PY_ARGS+=("$1"); shift ;;
+	--peers) PEERS="${2:?--peers needs a list}"; PY_ARGS+=("$1" "$2"); shift 2 ;;
+	--peers=*) PEERS="${1#*=}"; PY_ARGS+=("$1"); shift ;;
 	--mode) MODE="${2:?}"; PY_ARGS+=("$1" "$2"); shift 2 ;;
 	--mode=*) MODE="${1#*=}"; PY_ARGS+=("$1"); shift ;;
 	-h | --help) HELP=1; shift ;;
@@ -183,6 +194,24 @@ if [ "${IVF_BUILD:-0}" = 1 ]; then
 fi
 [ -f "$("$PG_CONFIG" --sharedir)/extension/ivf.control" ] ||
 	ivf_die "the ivf extension is not installed (make && make install, or IVF_BUILD=1)"
+
+case ",$PEERS," in
+*,pgvector-*)
+	if [ "$MODE" != profile ]; then
+		# the same installer the test suite runs (test/run_all.sh's install
+		# step): pgvector from ../shared/vendor, or the one already installed
+		step "pgvector for --peers $PEERS"
+		rc=0
+		PG_CONFIG="$PG_CONFIG" bash test/lib/install-pgvector.sh || rc=$?
+		if [ "$rc" = 77 ]; then
+			echo "bench: --peers $PEERS needs pgvector, which is not installed in $("$PG_CONFIG" --sharedir) and" \
+				"has no source tarball (pgvector-*.tar.gz in \$IVF_VENDOR_DIR, default ../shared/vendor): stopping" >&2
+			exit 77
+		fi
+		[ "$rc" = 0 ] || ivf_die "installing pgvector failed (test/lib/install-pgvector.sh exited $rc)"
+	fi
+	;;
+esac
 
 step "python environment"
 setup_venv
