@@ -69,6 +69,14 @@ note "pgvector $pgvector";
 		'0', 'and creates nothing');
 }
 
+# trusted: a user with CREATE on a database where pgvector is installed
+$node->safe_psql('postgres', 'CREATE DATABASE trust');
+$node->safe_psql('trust', 'CREATE EXTENSION vector; CREATE ROLE carol; GRANT CREATE ON DATABASE trust TO carol');
+$node->safe_psql('trust', 'SET ROLE carol; CREATE EXTENSION ivf_pgvector');
+is( $node->safe_psql('trust',
+		q{SELECT extversion FROM pg_extension WHERE extname = 'ivf_pgvector'}),
+	'0.2.0', 'a user with CREATE on the database can create ivf_pgvector (trusted)');
+
 # ------------------------------------------------------- the pgvector database
 $node->safe_psql('postgres', 'CREATE DATABASE pgv');
 $node->safe_psql('pgv', 'CREATE EXTENSION ivf_pgvector CASCADE');
