@@ -227,6 +227,17 @@ is( $node->safe_psql('pgv',
 is($node->safe_psql('pgv', "SELECT ivf_export_faiss('items_l2', '$tmp/items.faiss')"),
 	'3000', 'ivf_export_faiss writes every vector');
 ok(-s "$tmp/items.faiss", 'the Faiss file is there');
+# an index around the exported file's centroids (the centroids option)
+$node->safe_psql('pgv',
+	"CREATE INDEX items_l2_faiss ON items USING ivf (embedding) WITH (centroids = '$tmp/items.faiss')");
+is( $node->safe_psql('pgv',
+		q{SELECT metric || ':' || lists || ':' || vectors FROM ivf_index_info('items_l2_faiss')}),
+	'l2:16:3000', 'centroids = a Faiss file builds an ivf index around them');
+$node->safe_psql('pgv', 'DROP INDEX items_l2_faiss');
+cmp_ok(
+	$node->safe_psql('pgv',
+		q{SELECT count(*) FROM ivf_autotune('items_cos', 0.9, 10, 40)}),
+	'>=', 1, 'ivf_autotune reports operating points');
 {
 	my ($rc, $out, $err) = $node->psql('pgv',
 		q{SELECT * FROM ivf_search('items_hnsw', ARRAY['[0,0,0,0,0,0,0,0]']::vector[], 1)});
@@ -278,6 +289,8 @@ IvfTest::poll_until(
 is($node->safe_psql('pgv', 'SELECT state FROM ivf_gpu_stats'), 'ready', 'the worker is ready');
 my $gpu_search = qq{SELECT string_agg(query || ':' || tid::text || ':' || distance::text, ' '
 	ORDER BY query, rank) FROM ivf_search('items_cos', $qarr, 10, 4)};
+is($node->safe_psql('pgv', q{SELECT ivf_gpu_load('items_cos')}), 't',
+	'ivf_gpu_load uploads an ivf_pgvector index');
 my $cpu = $node->safe_psql('pgv', "SET ivf.gpu = off; $gpu_search");
 my $q0 = $node->safe_psql('pgv', 'SELECT queries FROM ivf_gpu_stats');
 is($node->safe_psql('pgv', "SET ivf.gpu = on; $gpu_search"), $cpu,
