@@ -30,8 +30,16 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IvfTest;
 
-my $node = IvfTest::gpu_worker_node('ivf_pgvector',
-	"max_parallel_workers_per_gather = 0\n");
+# IvfTest::gpu_worker_node's settings, on a node that can stream to a
+# standby
+my $node = PostgreSQL::Test::Cluster->new('ivf_pgvector');
+$node->init(allows_streaming => 1);
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'ivf'
+ivf.gpu_worker = on
+ivf.gpu_backend = cpu
+max_parallel_workers_per_gather = 0
+});
 $node->start;
 my $tmp = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
 
@@ -138,6 +146,14 @@ sub seq_ids
 		  . knn_sql($op, $q, $where));
 }
 
+# ivf_search's rows for a query, as ids in rank order
+sub ivf_search_ids
+{
+	my ($op, $q) = @_;
+	return qq{SELECT t.id FROM ivf_search('$index{$op}', ARRAY['$q']::vector[], 10, 16) s
+		JOIN items t ON t.ctid = s.tid ORDER BY s.rank};
+}
+
 # every metric and query: at nprobe = lists the index scan, the plan and
 # ivf_search agree with the sequential scan
 sub check_exact
@@ -157,9 +173,7 @@ sub check_exact
 			my $seq = seq_ids($db, $op, $q);
 			my $got = $node->safe_psql($db,
 				in_ivf($op, 'SET LOCAL ivf.nprobe = 16;', knn_sql($op, $q)));
-			my $batch = $node->safe_psql(
-				$db, qq{SELECT t.id FROM ivf_search('$idx', ARRAY['$q']::vector[], 10, 16) s
-				JOIN items t ON t.ctid = s.tid ORDER BY s.rank});
+			my $batch = $node->safe_psql($db, ivf_search_ids($op, $q));
 			$ok &&= ($seq ne '' && $got eq $seq);
 			$search_ok &&= ($batch eq $seq);
 			diag("$idx $q: seq\n$seq\nindex\n$got") if $got ne $seq;
@@ -282,6 +296,39 @@ my $live = $node->safe_psql('pgv', 'SELECT count(*) FROM items');
 is(IvfTest::ivf_index_info($node, 'pgv', 'items_ip')->{vectors}, $live,
 	"after inserts, deletes and VACUUM the index holds the $live live rows");
 check_exact('pgv', 'after VACUUM');
+
+# ---------------------------------------------- crash recovery, a standby
+$node->safe_psql('pgv', 'CHECKPOINT');
+$node->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('ivf_pgvector_standby');
+$standby->init_from_backup($node, 'base', has_streaming => 1);
+$standby->start;
+# inserts only in WAL when the primary crashes (no checkpoint after them)
+$node->safe_psql('pgv', sprintf('INSERT INTO items %s', sprintf($rows, 3601, 3800)));
+$node->stop('immediate');
+$node->start;
+$live = $node->safe_psql('pgv', 'SELECT count(*) FROM items');
+is(IvfTest::ivf_index_info($node, 'pgv', 'items_cos')->{vectors}, $live,
+	"after a crash the index holds the $live rows, replayed from WAL");
+check_exact('pgv', 'after crash recovery');
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+{
+	my $same = 1;
+	for my $op (sort keys %index)
+	{
+		for my $q (@queries[ 0 .. 1 ])
+		{
+			my $sql = in_ivf($op, 'SET LOCAL ivf.nprobe = 16;', knn_sql($op, $q));
+			my $seq = seq_ids('pgv', $op, $q);
+			my $b = $standby->safe_psql('pgv',
+				$op eq '<->' ? ivf_search_ids($op, $q) : $sql);
+			$same &&= ($seq ne '' && $b eq $seq);
+		}
+	}
+	ok($same, 'the standby\'s ivf indexes return the sequential scan\'s rows');
+	IvfTest::ivf_check_clean($standby, 'pgv', 'items_l2', 'ivf_check on the standby is clean');
+}
+$standby->stop;
 
 # --------------------------------------------------- the GPU worker (CPU)
 IvfTest::poll_until(
