@@ -85,6 +85,28 @@ is( $node->safe_psql('trust',
 		q{SELECT extversion FROM pg_extension WHERE extname = 'ivf_pgvector'}),
 	'0.2.0', 'a user with CREATE on the database can create ivf_pgvector (trusted)');
 
+# pgvector in a schema of its own (as hosted services install it), ivf_pgvector
+# in public: the script finds pgvector's type through the required
+# extension's schema
+$node->safe_psql('postgres', 'CREATE DATABASE sch');
+$node->safe_psql(
+	'sch', q{
+CREATE SCHEMA ext;
+CREATE EXTENSION vector SCHEMA ext;
+CREATE EXTENSION ivf_pgvector SCHEMA public;
+CREATE TABLE s (id int, v ext.vector(3));
+INSERT INTO s SELECT i, ARRAY[i % 7, i % 11, i % 13]::ext.vector(3) FROM generate_series(1, 300) i;
+CREATE INDEX s_idx ON s USING ivf (v) WITH (lists = 4);
+});
+like(
+	$node->safe_psql('sch',
+		q{SET search_path = public, ext; SET enable_seqscan = off;
+		  EXPLAIN (COSTS OFF) SELECT id FROM s ORDER BY v <-> '[1,2,3]' LIMIT 3}),
+	qr/Index Scan using s_idx\b/, 'pgvector in another schema: the ivf index plans');
+is( $node->safe_psql('sch',
+		q{SET search_path = public, ext; SELECT count(*) FROM ivf_search('s_idx', ARRAY['[1,2,3]'::vector], 3, 4)}),
+	'3', 'and ivf_search answers');
+
 # ------------------------------------------------------- the pgvector database
 $node->safe_psql('postgres', 'CREATE DATABASE pgv');
 $node->safe_psql('pgv', 'CREATE EXTENSION ivf_pgvector CASCADE');
