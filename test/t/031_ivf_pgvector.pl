@@ -5,15 +5,18 @@
 #    "required extension" error in a database without it (no CASCADE), or
 #    the missing control file where pgvector is not installed at all (the
 #    rest is then skipped);
+#  - it is trusted (a user with CREATE on the database creates it), and
+#    works with pgvector in a schema of its own;
 #  - database pgv: CREATE EXTENSION ivf_pgvector CASCADE, a table of
 #    pgvector vectors with pgvector's HNSW index beside ivf indexes (l2, ip,
-#    cosine): at nprobe = lists an ivf scan returns what the sequential scan
-#    does; EXPLAIN shows the ivf index; ivf.nprobe, ivf.params, the params
-#    option and iterative scans act, pgvector's ivfflat.probes does not;
-#    ivf_search / ivf_recall / ivf_check / ivf_index_info /
-#    ivf_export_faiss; privileges and row-level security still bind
-#    ivf_search; inserts, deletes and VACUUM; the worker answers ivf_search;
-#    pg_dump / pg_restore round-trips and the restored index answers the
+#    cosine): at nprobe = lists an ivf scan and ivf_search return what the
+#    sequential scan does; EXPLAIN shows the ivf index; ivf.nprobe,
+#    ivf.params, the params option and iterative scans act, pgvector's
+#    ivfflat.probes does not; ivf_recall / ivf_check / ivf_index_info /
+#    ivf_export_faiss / centroids = / ivf_autotune; privileges and
+#    row-level security still bind ivf_search; inserts, deletes and VACUUM;
+#    crash recovery and a streaming standby; the worker answers ivf_search;
+#    pg_dump / pg_restore round-trips and the restored indexes answer the
 #    same;
 #  - database alone: standalone CREATE EXTENSION ivf beside it, with
 #    pgvector's library loaded into the same session, served by the same
