@@ -20,7 +20,9 @@
 #    same;
 #  - database alone: standalone CREATE EXTENSION ivf beside it, with
 #    pgvector's library loaded into the same session, served by the same
-#    worker.
+#    worker;
+#  - with shared_preload_libraries = 'vector,ivf' the indexes still answer
+#    exactly.
 #
 # Needs pgvector installed in the same PostgreSQL (test/run_all.sh's install
 # step builds it from ../shared/vendor with test/lib/install-pgvector.sh).
@@ -432,6 +434,15 @@ is( $node->safe_psql('alone',
 	'5', 'ivf_search through the worker in the standalone database');
 cmp_ok($node->safe_psql('alone', 'SELECT queries FROM ivf_gpu_stats'), '>', $aq0,
 	'the same worker serves both databases');
+
+# pgvector's library preloaded first: ivf.so's support functions must stay
+# ivf.so's (the metric is told by their addresses) though vector.so
+# defines C functions of the same names
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'vector,ivf'\n");
+$node->restart;
+is($node->safe_psql('pgv', 'SHOW shared_preload_libraries'), 'vector,ivf',
+	'vector and ivf preloaded');
+check_exact('pgv', "preload 'vector,ivf'");
 
 $node->stop;
 done_testing();
