@@ -111,6 +111,13 @@ like(
 is( $node->safe_psql('sch',
 		q{SET search_path = public, ext; SELECT count(*) FROM ivf_search('s_idx', ARRAY['[1,2,3]'::vector], 3, 4)}),
 	'3', 'and ivf_search answers');
+# dropping the extension takes its indexes, and leaves pgvector and the data
+$node->safe_psql('sch', 'DROP EXTENSION ivf_pgvector CASCADE');
+is( $node->safe_psql('sch',
+		q{SELECT (SELECT count(*) FROM pg_class WHERE relname = 's_idx') || ':'
+		  || (SELECT count(*) FROM pg_extension WHERE extname = 'vector') || ':'
+		  || (SELECT count(*) FROM s)}),
+	'0:1:300', 'DROP EXTENSION ivf_pgvector CASCADE drops its indexes, not pgvector or the table');
 
 # ------------------------------------------------------- the pgvector database
 $node->safe_psql('postgres', 'CREATE DATABASE pgv');
@@ -268,6 +275,8 @@ is( $node->safe_psql('pgv',
 is($node->safe_psql('pgv', "SELECT ivf_export_faiss('items_l2', '$tmp/items.faiss')"),
 	'3000', 'ivf_export_faiss writes every vector');
 ok(-s "$tmp/items.faiss", 'the Faiss file is there');
+is($node->safe_psql('pgv', q{SELECT ivf_faiss_tid(ivf_faiss_id('(3,4)'))}), '(3,4)',
+	'ivf_faiss_id and ivf_faiss_tid');
 # an index around the exported file's centroids (the centroids option)
 $node->safe_psql('pgv',
 	"CREATE INDEX items_l2_faiss ON items USING ivf (embedding) WITH (centroids = '$tmp/items.faiss')");
