@@ -23,10 +23,13 @@
 #   make hip-check       compile gpu/ivf_gpu.cu's HIP half with Debian's hipcc
 #                        (no hipBLAS there: compile only, nothing linked)
 
-EXTENSION = ivf
+# ivf: the standalone extension (its own vector type); ivf_pgvector: the
+# same ivf.so on pgvector's types (requires = 'vector')
+EXTENSION = ivf ivf_pgvector
 MODULE_big = ivf
 EXTVERSION = 0.1.0
 DATA = sql/ivf--$(EXTVERSION).sql
+DATA += sql/ivf_pgvector--0.2.0.sql
 
 PG_CONFIG ?= pg_config
 

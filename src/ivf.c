@@ -172,7 +172,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("ivf.nprobe",
 							"Number of lists an ivfflat scan probes.",
-							"0 (not set) uses ivf.params, pgvector's ivfflat.probes, the index's params, its nprobe option, sqrt(lists): the first set.",
+							"0 (not set) uses ivf.params, pgvector's ivfflat.probes (ivfflat indexes), the index's params, its nprobe option, sqrt(lists): the first set.",
 							&ivf_nprobe_setting,
 							0, 0, IVF_MAX_LISTS,
 							PGC_USERSET,
@@ -270,7 +270,7 @@ _PG_init(void)
 
 	DefineCustomEnumVariable("ivf.iterative_scan",
 							 "Probe further lists when a scan runs out of rows (for filtered queries).",
-							 "relaxed_order returns every further candidate; strict_order drops those nearer than a row already returned.  off (not set) uses pgvector's ivfflat.iterative_scan.",
+							 "relaxed_order returns every further candidate; strict_order drops those nearer than a row already returned.  off (not set) uses pgvector's ivfflat.iterative_scan (ivfflat indexes).",
 							 &ivf_iterative_setting,
 							 IVF_ITERATIVE_OFF,
 							 iterative_options,
@@ -280,7 +280,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("ivf.max_nprobe",
 							"Most lists an iterative ivfflat scan probes (0: all).",
-							"0 (not set) uses pgvector's ivfflat.max_probes.",
+							"0 (not set) uses pgvector's ivfflat.max_probes (ivfflat indexes).",
 							&ivf_max_nprobe_setting,
 							0, 0, IVF_MAX_LISTS,
 							PGC_USERSET,

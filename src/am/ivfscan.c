@@ -714,11 +714,11 @@ ivf_scan_start(IndexScanDesc scan)
 
 	ivf_search_settings(index, &so->meta, &so->settings);
 	so->nprobe = so->settings.nprobe;
-	so->iterative = ivf_iterative_scan();
+	so->iterative = ivf_iterative_scan(index);
 	so->nranked = so->nprobe;
 	if (so->iterative != IVF_ITERATIVE_OFF)
 	{
-		int			maxp = ivf_max_nprobe();
+		int			maxp = ivf_max_nprobe(index);
 
 		so->nranked = (maxp > 0) ? Max((uint32) maxp, so->nprobe) : nlists;
 		so->nranked = Min(so->nranked, nlists);

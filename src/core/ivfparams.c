@@ -28,6 +28,7 @@
 #include <ctype.h>
 #include <limits.h>
 
+#include "commands/defrem.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
 
@@ -311,6 +312,24 @@ pgvector_int(const char *name, int pgvector_default, int *out)
 	return true;
 }
 
+/*
+ * Whether pgvector's ivfflat.* settings count for this index: only when its
+ * access method is named ivfflat (the standalone extension, where they let
+ * SQL written for pgvector run unchanged).  Under ivf_pgvector the index's
+ * access method is ivf and ivfflat is pgvector's own, whose settings must
+ * not tune an ivf index beside it.
+ */
+static bool
+pgvector_aliases(Relation index)
+{
+	char	   *amname = get_am_name(index->rd_rel->relam);
+	bool		result = amname != NULL && strcmp(amname, "ivfflat") == 0;
+
+	if (amname)
+		pfree(amname);
+	return result;
+}
+
 /* ivfflat.iterative_scan: IVF_ITERATIVE_OFF when not set */
 static int
 pgvector_iterative(void)
@@ -332,24 +351,33 @@ pgvector_iterative(void)
 	return IVF_ITERATIVE_OFF;	/* keep the compiler quiet */
 }
 
-/* ivf.iterative_scan if set (not off), else ivfflat.iterative_scan */
+/*
+ * ivf.iterative_scan if set (not off), else ivfflat.iterative_scan (for an
+ * access method named ivfflat)
+ */
 int
-ivf_iterative_scan(void)
+ivf_iterative_scan(Relation index)
 {
 	if (ivf_iterative_setting != IVF_ITERATIVE_OFF)
 		return ivf_iterative_setting;
+	if (!pgvector_aliases(index))
+		return IVF_ITERATIVE_OFF;
 	return pgvector_iterative();
 }
 
-/* ivf.max_nprobe if set (not 0), else ivfflat.max_probes, else 0 (all) */
+/*
+ * ivf.max_nprobe if set (not 0), else ivfflat.max_probes (for an access
+ * method named ivfflat), else 0 (all)
+ */
 int
-ivf_max_nprobe(void)
+ivf_max_nprobe(Relation index)
 {
 	int			v;
 
 	if (ivf_max_nprobe_setting > 0)
 		return ivf_max_nprobe_setting;
-	if (pgvector_int(PGVECTOR_MAX_PROBES, PGVECTOR_DEFAULT_MAX_PROBES, &v))
+	if (pgvector_aliases(index) &&
+		pgvector_int(PGVECTOR_MAX_PROBES, PGVECTOR_DEFAULT_MAX_PROBES, &v))
 		return v;
 	return 0;
 }
@@ -417,7 +445,8 @@ ivf_search_settings(Relation index, const IvfMetaPageData *meta,
 	int			strategy = IVF_BUDGET_UNIFORM;
 
 	ivf_index_params(index, &ips);
-	probes_set = pgvector_int(PGVECTOR_PROBES, PGVECTOR_DEFAULT_PROBES, &probes);
+	probes_set = pgvector_aliases(index) &&
+		pgvector_int(PGVECTOR_PROBES, PGVECTOR_DEFAULT_PROBES, &probes);
 
 	/* ips has no nprobe if this falls through: the option, or the build's */
 	if (!pick(IVF_PARAM_NPROBE, &ips, ivf_nprobe_setting > 0,

@@ -82,8 +82,8 @@ extern const IvfParamSet *ivf_params_override;
 
 extern void ivf_search_settings(Relation index, const IvfMetaPageData *meta,
 								IvfSearchSettings *s);
-extern int	ivf_iterative_scan(void);
-extern int	ivf_max_nprobe(void);
+extern int	ivf_iterative_scan(Relation index);
+extern int	ivf_max_nprobe(Relation index);
 
 /* ivfparams.c */
 extern bool ivf_params_parse(const char *str, IvfParamSet *out, char **msg);
