@@ -36,10 +36,10 @@ ARCH := $(shell uname -m)
 # The distance kernels are one translation unit per instruction set, each
 # compiled with its own flags; the choice among them is made at run time.
 KERNEL_DIR = src/kernels
-KERNEL_ALL_ISA_SRCS = $(wildcard $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c $(KERNEL_DIR)/distance_neon.c)
+KERNEL_ALL_ISA_SRCS = $(wildcard $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c $(KERNEL_DIR)/distance_f16c.c $(KERNEL_DIR)/distance_neon.c)
 KERNEL_SRCS = $(filter-out $(KERNEL_ALL_ISA_SRCS),$(wildcard $(KERNEL_DIR)/*.c))
 ifeq ($(ARCH),x86_64)
-KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c
+KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c $(KERNEL_DIR)/distance_f16c.c
 endif
 ifeq ($(ARCH),aarch64)
 KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_neon.c
@@ -74,11 +74,15 @@ endif
 # scalar reference does where kernels promise bit-identical results
 AVX2_FLAGS = -mavx2 -mfma -ffp-contract=off
 AVX512_FLAGS = -mavx512f -mavx512dq -mavx2 -mfma -ffp-contract=off
+# half-float conversion (vcvtph2ps / vcvtps2ph) beside AVX2 + FMA
+F16C_FLAGS = -mf16c -mavx2 -mfma -ffp-contract=off
 $(KERNEL_DIR)/distance_avx2.o: CFLAGS += $(AVX2_FLAGS)
 $(KERNEL_DIR)/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
+$(KERNEL_DIR)/distance_f16c.o: CFLAGS += $(F16C_FLAGS)
 # the JIT bitcode of these files needs the same flags
 $(KERNEL_DIR)/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
 $(KERNEL_DIR)/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
+$(KERNEL_DIR)/distance_f16c.bc: BITCODE_CFLAGS += $(F16C_FLAGS)
 
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
 	ivfflat_build ivfflat_scan ivfflat_strict ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
@@ -111,7 +115,8 @@ prove_installcheck:
 SRC_HDRS = $(wildcard src/*.h src/*/*.h gpu/*.h)
 $(OBJS): $(SRC_HDRS)
 # the ISA files' flags live here: a change to them must recompile
-$(KERNEL_DIR)/distance_avx2.o $(KERNEL_DIR)/distance_avx512.o $(KERNEL_DIR)/distance_avx2.bc $(KERNEL_DIR)/distance_avx512.bc: Makefile
+$(KERNEL_DIR)/distance_avx2.o $(KERNEL_DIR)/distance_avx512.o $(KERNEL_DIR)/distance_f16c.o \
+	$(KERNEL_DIR)/distance_avx2.bc $(KERNEL_DIR)/distance_avx512.bc $(KERNEL_DIR)/distance_f16c.bc: Makefile
 
 # ---- standalone programs (no server): kernel test, kernel bench, fuzzer ----
 
@@ -127,6 +132,8 @@ test/kernels/distance_avx2.o: $(KERNEL_DIR)/distance_avx2.c $(KERNEL_HDRS) Makef
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
 test/kernels/distance_avx512.o: $(KERNEL_DIR)/distance_avx512.c $(KERNEL_HDRS) Makefile
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
+test/kernels/distance_f16c.o: $(KERNEL_DIR)/distance_f16c.c $(KERNEL_HDRS) Makefile
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(F16C_FLAGS) -c -o $@ $<
 
 # every kernel, as standalone objects (test programs link what they use)
 STANDALONE_KERNEL_OBJS = $(patsubst $(KERNEL_DIR)/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KERNEL_ISA_SRCS))
@@ -146,7 +153,7 @@ kernels-check:
 		echo "$(KERNEL_DIR) includes a server header (above): it holds plain C only"; exit 1; \
 	fi
 	@for f in $(KERNEL_SRCS) $(KERNEL_ISA_SRCS); do \
-		case $$f in *avx512*) fl="$(AVX512_FLAGS)";; *avx2*) fl="$(AVX2_FLAGS)";; *) fl=;; esac; \
+		case $$f in *avx512*) fl="$(AVX512_FLAGS)";; *avx2*) fl="$(AVX2_FLAGS)";; *f16c*) fl="$(F16C_FLAGS)";; *) fl=;; esac; \
 		$(STANDALONE_CC) -fsyntax-only -Wall -I$(KERNEL_DIR) $$fl $$f || \
 			{ echo "$$f: does not compile without the server headers"; exit 1; }; \
 	done; echo "kernels: $(words $(KERNEL_SRCS) $(KERNEL_ISA_SRCS)) files in $(KERNEL_DIR) compile with no server headers"
