@@ -25,8 +25,9 @@
 
 EXTENSION = ivf
 MODULE_big = ivf
-EXTVERSION = 0.1.0
-DATA = sql/ivf--$(EXTVERSION).sql
+EXTVERSION = 0.2.0
+# every install and upgrade script of ivf (not ivf_pgvector's)
+DATA = $(wildcard sql/ivf--*.sql)
 
 PG_CONFIG ?= pg_config
 
@@ -87,7 +88,7 @@ $(KERNEL_DIR)/distance_f16c.bc: BITCODE_CFLAGS += $(F16C_FLAGS)
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
 	ivfflat_build ivfflat_scan ivfflat_strict ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
 	ivf_faiss ivf_tune ivf_security ivfflat_cache \
-	halfvec_input halfvec_functions
+	halfvec_input halfvec_functions ivf_am_name
 REGRESS_OPTS = --inputdir=$(srcdir)/test --load-extension=ivf
 
 # TAP files run through PGXS's prove_installcheck (Debian's PG 15 PGXS is
