@@ -27,9 +27,10 @@
 # same ivf.so on pgvector's types (requires = 'vector')
 EXTENSION = ivf ivf_pgvector
 MODULE_big = ivf
-EXTVERSION = 0.1.0
-DATA = sql/ivf--$(EXTVERSION).sql
-DATA += sql/ivf_pgvector--0.2.0.sql
+EXTVERSION = 0.2.0
+# every install and upgrade script of ivf (not ivf_pgvector's)
+DATA = $(wildcard sql/ivf--*.sql)
+DATA += $(wildcard sql/ivf_pgvector--*.sql)
 
 PG_CONFIG ?= pg_config
 
@@ -39,10 +40,10 @@ ARCH := $(shell uname -m)
 # The distance kernels are one translation unit per instruction set, each
 # compiled with its own flags; the choice among them is made at run time.
 KERNEL_DIR = src/kernels
-KERNEL_ALL_ISA_SRCS = $(wildcard $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c $(KERNEL_DIR)/distance_neon.c)
+KERNEL_ALL_ISA_SRCS = $(wildcard $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c $(KERNEL_DIR)/distance_f16c.c $(KERNEL_DIR)/distance_neon.c)
 KERNEL_SRCS = $(filter-out $(KERNEL_ALL_ISA_SRCS),$(wildcard $(KERNEL_DIR)/*.c))
 ifeq ($(ARCH),x86_64)
-KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c
+KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_avx2.c $(KERNEL_DIR)/distance_avx512.c $(KERNEL_DIR)/distance_f16c.c
 endif
 ifeq ($(ARCH),aarch64)
 KERNEL_ISA_SRCS = $(KERNEL_DIR)/distance_neon.c
@@ -77,15 +78,20 @@ endif
 # scalar reference does where kernels promise bit-identical results
 AVX2_FLAGS = -mavx2 -mfma -ffp-contract=off
 AVX512_FLAGS = -mavx512f -mavx512dq -mavx2 -mfma -ffp-contract=off
+# half-float conversion (vcvtph2ps / vcvtps2ph) beside AVX2 + FMA
+F16C_FLAGS = -mf16c -mavx2 -mfma -ffp-contract=off
 $(KERNEL_DIR)/distance_avx2.o: CFLAGS += $(AVX2_FLAGS)
 $(KERNEL_DIR)/distance_avx512.o: CFLAGS += $(AVX512_FLAGS)
+$(KERNEL_DIR)/distance_f16c.o: CFLAGS += $(F16C_FLAGS)
 # the JIT bitcode of these files needs the same flags
 $(KERNEL_DIR)/distance_avx2.bc: BITCODE_CFLAGS += $(AVX2_FLAGS)
 $(KERNEL_DIR)/distance_avx512.bc: BITCODE_CFLAGS += $(AVX512_FLAGS)
+$(KERNEL_DIR)/distance_f16c.bc: BITCODE_CFLAGS += $(F16C_FLAGS)
 
 REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_btree vector_wire vector_kernels \
 	ivfflat_build ivfflat_scan ivfflat_strict ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
-	ivf_faiss ivf_tune ivf_security ivfflat_cache
+	ivf_faiss ivf_tune ivf_security ivfflat_cache \
+	halfvec_input halfvec_functions ivf_am_name
 REGRESS_OPTS = --inputdir=$(srcdir)/test --load-extension=ivf
 
 # TAP files run through PGXS's prove_installcheck (Debian's PG 15 PGXS is
@@ -114,7 +120,8 @@ prove_installcheck:
 SRC_HDRS = $(wildcard src/*.h src/*/*.h gpu/*.h)
 $(OBJS): $(SRC_HDRS)
 # the ISA files' flags live here: a change to them must recompile
-$(KERNEL_DIR)/distance_avx2.o $(KERNEL_DIR)/distance_avx512.o $(KERNEL_DIR)/distance_avx2.bc $(KERNEL_DIR)/distance_avx512.bc: Makefile
+$(KERNEL_DIR)/distance_avx2.o $(KERNEL_DIR)/distance_avx512.o $(KERNEL_DIR)/distance_f16c.o \
+	$(KERNEL_DIR)/distance_avx2.bc $(KERNEL_DIR)/distance_avx512.bc $(KERNEL_DIR)/distance_f16c.bc: Makefile
 
 # ---- standalone programs (no server): kernel test, kernel bench, fuzzer ----
 
@@ -130,6 +137,8 @@ test/kernels/distance_avx2.o: $(KERNEL_DIR)/distance_avx2.c $(KERNEL_HDRS) Makef
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
 test/kernels/distance_avx512.o: $(KERNEL_DIR)/distance_avx512.c $(KERNEL_HDRS) Makefile
 	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
+test/kernels/distance_f16c.o: $(KERNEL_DIR)/distance_f16c.c $(KERNEL_HDRS) Makefile
+	$(STANDALONE_CC) $(STANDALONE_CFLAGS) $(F16C_FLAGS) -c -o $@ $<
 
 # every kernel, as standalone objects (test programs link what they use)
 STANDALONE_KERNEL_OBJS = $(patsubst $(KERNEL_DIR)/%.c,test/kernels/%.o,$(KERNEL_SRCS) $(KERNEL_ISA_SRCS))
@@ -149,7 +158,7 @@ kernels-check:
 		echo "$(KERNEL_DIR) includes a server header (above): it holds plain C only"; exit 1; \
 	fi
 	@for f in $(KERNEL_SRCS) $(KERNEL_ISA_SRCS); do \
-		case $$f in *avx512*) fl="$(AVX512_FLAGS)";; *avx2*) fl="$(AVX2_FLAGS)";; *) fl=;; esac; \
+		case $$f in *avx512*) fl="$(AVX512_FLAGS)";; *avx2*) fl="$(AVX2_FLAGS)";; *f16c*) fl="$(F16C_FLAGS)";; *) fl=;; esac; \
 		$(STANDALONE_CC) -fsyntax-only -Wall -I$(KERNEL_DIR) $$fl $$f || \
 			{ echo "$$f: does not compile without the server headers"; exit 1; }; \
 	done; echo "kernels: $(words $(KERNEL_SRCS) $(KERNEL_ISA_SRCS)) files in $(KERNEL_DIR) compile with no server headers"

@@ -12,6 +12,7 @@
  */
 #include "distance.h"
 #include "distance_isa.h"
+#include "half.h"
 #include "topk.h"
 
 #include <float.h>
@@ -401,7 +402,13 @@ ivf_sq8_encode(const float *r, const float *lo, const float *step, size_t d,
 		ivf_ref_row_min_hi, \
 		ivf_ref_row_min_hi_ip, \
 		ivf_ref_row_lo_pass, \
-		ivf_ref_add_f64 \
+		ivf_ref_add_f64, \
+		ivf_ref_half_to_float, \
+		ivf_ref_float_to_half, \
+		ivf_ref_l2sq_f16, \
+		ivf_ref_dot_f16, \
+		ivf_ref_l2sq_f16_block, \
+		ivf_ref_dot_f16_block \
 	}
 
 /* Scalar until ivf_kernels_init(), so no caller ever sees a NULL pointer. */
@@ -419,6 +426,7 @@ static const char *const ivf_simd_level_names[IVF_SIMD_NLEVELS] = {
 #define IVF_CPUID1_ECX_FMA		(1u << 12)
 #define IVF_CPUID1_ECX_OSXSAVE	(1u << 27)
 #define IVF_CPUID1_ECX_AVX		(1u << 28)
+#define IVF_CPUID1_ECX_F16C		(1u << 29)
 /* CPUID.(7,0):EBX */
 #define IVF_CPUID7_EBX_AVX2		(1u << 5)
 #define IVF_CPUID7_EBX_AVX512F	(1u << 16)
@@ -474,7 +482,38 @@ ivf_x86_simd(void)
 	return result;
 }
 
+/*
+ * F16C, checked apart from the levels: every AVX2 processor made has it,
+ * but a hypervisor may hide it, and the levels must not depend on it.
+ * Its registers are the AVX state ivf_x86_simd() has already checked.
+ */
+static int
+ivf_x86_f16c(void)
+{
+	unsigned int eax,
+				ebx,
+				ecx,
+				edx;
+
+	if (ivf_x86_simd() < 1)
+		return 0;
+	if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+		return 0;
+	return (ecx & IVF_CPUID1_ECX_F16C) != 0;
+}
+
 #endif							/* __x86_64__ */
+
+int
+ivf_simd_level_has_f16c(IvfSimdLevel level)
+{
+#if defined(__x86_64__)
+	if ((level == IVF_SIMD_AVX2 || level == IVF_SIMD_AVX512) &&
+		ivf_simd_level_supported(level))
+		return ivf_x86_f16c();
+#endif
+	return 0;
+}
 
 int
 ivf_simd_level_supported(IvfSimdLevel level)
@@ -521,17 +560,22 @@ ivf_kernels_get(IvfSimdLevel level, IvfKernels *k)
 {
 	if (!ivf_simd_level_supported(level))
 		return -1;
+	/* entries a level does not fill keep the scalar references */
+	*k = ivf_kernels_scalar;
 	switch (level)
 	{
 		case IVF_SIMD_SCALAR:
-			*k = ivf_kernels_scalar;
 			return 0;
 #if defined(__x86_64__)
 		case IVF_SIMD_AVX2:
 			ivf_kernels_fill_avx2(k);
+			if (ivf_x86_f16c())
+				ivf_kernels_fill_f16c(k);
 			return 0;
 		case IVF_SIMD_AVX512:
 			ivf_kernels_fill_avx512(k);
+			if (ivf_x86_f16c())
+				ivf_kernels_fill_f16c(k);
 			return 0;
 #endif
 #if defined(__aarch64__)

@@ -109,6 +109,24 @@ typedef struct IvfKernels
 	 * level gives the same bits.
 	 */
 	void		(*add_f64) (double *acc, const float *x, size_t d);
+
+	/*
+	 * Half floats (IEEE binary16 bit patterns, half.h has the scalar
+	 * references and the rules): conversion of n elements both ways, and a
+	 * float query against half vectors, one (d halves) or a block of n rows
+	 * (row i at x + i * d).  float_to_half writes all n results and returns
+	 * the index of the first that is not a finite half (NaN, infinite, or
+	 * beyond 65504 after rounding), or n.  The x86 levels use F16C where
+	 * CPUID reports it, the scalar references otherwise.
+	 */
+	void		(*half_to_float) (const uint16_t *h, float *out, size_t n);
+	size_t		(*float_to_half) (const float *x, uint16_t *out, size_t n);
+	float		(*l2sq_f16) (const float *q, const uint16_t *x, size_t d);
+	float		(*dot_f16) (const float *q, const uint16_t *x, size_t d);
+	void		(*l2sq_f16_block) (const float *q, const uint16_t *x,
+								   size_t n, size_t d, float *out);
+	void		(*dot_f16_block) (const float *q, const uint16_t *x,
+								  size_t n, size_t d, float *out);
 } IvfKernels;
 
 /* The active table; valid after ivf_kernels_init(). */
@@ -119,6 +137,9 @@ extern void ivf_kernels_init(void);
 
 /* Best level this CPU/OS supports among those compiled in. */
 extern IvfSimdLevel ivf_simd_best_level(void);
+
+/* Do this level's half-float kernels use F16C (else the scalar ones)? */
+extern int	ivf_simd_level_has_f16c(IvfSimdLevel level);
 
 /* Is this level compiled in and supported by the running CPU/OS? */
 extern int	ivf_simd_level_supported(IvfSimdLevel level);

@@ -17,6 +17,8 @@
 
 extern void ivf_kernels_fill_avx2(IvfKernels *k);
 extern void ivf_kernels_fill_avx512(IvfKernels *k);
+/* the half-float entries, for either x86 level (distance_f16c.c) */
+extern void ivf_kernels_fill_f16c(IvfKernels *k);
 
 /*
  * Software prefetch for the SQ8 block kernels (both x86 levels): with

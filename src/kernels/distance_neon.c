@@ -332,6 +332,12 @@ ivf_kernels_fill_neon(IvfKernels *k)
 	k->row_min_hi_ip = ivf_ref_row_min_hi_ip;
 	k->row_lo_pass = ivf_ref_row_lo_pass;
 	k->add_f64 = add_f64_neon;
+
+	/*
+	 * The half-float entries keep the scalar references that
+	 * ivf_kernels_get put in the table, for the same reason: vcvt_f32_f16 /
+	 * vcvt_f16_f32 would do, untested they could store a wrong half.
+	 */
 }
 
 #else

@@ -1,0 +1,57 @@
+-- The access method under the name ivf: the same index as ivfflat, and
+-- everything that takes an ivfflat index takes it.
+\set VERBOSITY default
+
+SELECT amname, amhandler FROM pg_am WHERE amname IN ('ivf', 'ivfflat') ORDER BY amname;
+SELECT opcname FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
+	WHERE a.amname = 'ivf' ORDER BY opcname;
+
+CREATE TABLE am_items (id int, v vector(3));
+INSERT INTO am_items SELECT i, ARRAY[i % 7, i % 11, i % 13]::real[]
+	FROM generate_series(1, 300) i;
+
+CREATE INDEX am_items_l2 ON am_items USING ivf (v vector_l2_ops) WITH (lists = 4);
+CREATE INDEX am_items_ip ON am_items USING ivf (v vector_ip_ops) WITH (lists = 4);
+CREATE INDEX am_items_cos ON am_items USING ivf (v vector_cosine_ops) WITH (lists = 4);
+-- the default opclass for vector under ivf
+CREATE INDEX am_items_default ON am_items USING ivf (v) WITH (lists = 2);
+SELECT indexrelid::regclass, opcname FROM pg_index i JOIN pg_opclass c ON c.oid = i.indclass[0]
+	WHERE indrelid = 'am_items'::regclass ORDER BY 1;
+DROP INDEX am_items_default;
+
+SET enable_seqscan = off;
+SET ivf.nprobe = 4;
+EXPLAIN (COSTS OFF) SELECT id FROM am_items ORDER BY v <-> '[1,2,3]' LIMIT 3;
+EXPLAIN (COSTS OFF) SELECT id FROM am_items ORDER BY v <#> '[1,2,3]' LIMIT 3;
+EXPLAIN (COSTS OFF) SELECT id FROM am_items ORDER BY v <=> '[1,2,3]' LIMIT 3;
+-- nprobe = lists: the exact answer (the first 3 have no ties past them)
+SELECT id, v <-> '[1,2,3]' AS d FROM am_items ORDER BY v <-> '[1,2,3]' LIMIT 3;
+SELECT id, v <#> '[1,2,3]' AS d FROM am_items ORDER BY v <#> '[1,2,3]' LIMIT 1;
+RESET enable_seqscan;
+SET enable_indexscan = off;
+SELECT id, v <-> '[1,2,3]' AS d FROM am_items ORDER BY v <-> '[1,2,3]' LIMIT 3;
+SELECT id, v <#> '[1,2,3]' AS d FROM am_items ORDER BY v <#> '[1,2,3]' LIMIT 1;
+RESET enable_indexscan;
+
+-- the SQL functions accept it
+SELECT count(*) AS problems FROM ivf_check('am_items_l2');
+SELECT metric, dims, lists, vectors FROM ivf_index_info('am_items_l2');
+SELECT metric FROM ivf_index_info('am_items_cos');
+SELECT s.rank, t.id FROM ivf_search('am_items_l2', ARRAY['[1,2,3]'::vector], 3) s
+	JOIN am_items t ON t.ctid = s.tid ORDER BY s.rank;
+SELECT ivf_recall('am_items_l2', ARRAY['[1,2,3]'::vector, '[6,10,12]'], 5);
+SELECT ivf_set_params('am_items_l2', 'nprobe=4');
+
+-- inserts and vacuum go through the same code
+INSERT INTO am_items VALUES (1000, '[1,2,3]');
+DELETE FROM am_items WHERE id < 10;
+VACUUM am_items;
+SELECT count(*) AS problems FROM ivf_check('am_items_l2');
+SELECT vectors FROM ivf_index_info('am_items_l2');
+
+-- a btree index is not one
+CREATE INDEX am_items_id ON am_items (id);
+SELECT * FROM ivf_check('am_items_id');
+
+RESET ivf.nprobe;
+DROP TABLE am_items;
