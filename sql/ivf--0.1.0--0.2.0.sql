@@ -282,3 +282,12 @@ CREATE OPERATOR CLASS vector_cosine_ops
 	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
 	FUNCTION 1 vector_negative_inner_product(vector, vector),
 	FUNCTION 2 vector_norm(vector);
+
+-- ------------------------------------------------- ivf_search's row count
+
+-- Planner support for ivf_search: its row count, nq * k, when the queries
+-- and k are known at plan time (ivfbatch.c).
+CREATE FUNCTION ivf_search_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+ALTER FUNCTION ivf_search(regclass, vector[], int, int) SUPPORT ivf_search_support;

@@ -343,6 +343,11 @@ CREATE FUNCTION ivf_index_info(index regclass,
 	OUT vectors_per_group int, OUT list_ordering text, OUT prefilter bool)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
+-- Planner support for ivf_search: its row count, nq * k, when the queries
+-- and k are known at plan time (ivfbatch.c).
+CREATE FUNCTION ivf_search_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- Batch search: the k nearest rows of every query, as an index scan would
 -- return them one query at a time (same nprobe, max_codes, budgets).
 -- query is the 1-based position in the array; join tid back to the table:
@@ -350,7 +355,8 @@ CREATE FUNCTION ivf_index_info(index regclass,
 --   JOIN items t ON t.ctid = s.tid;
 CREATE FUNCTION ivf_search(index regclass, queries vector[], k int, nprobe int DEFAULT NULL)
 	RETURNS TABLE (query int, rank int, tid tid, distance real)
-	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED ROWS 1000;
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED ROWS 1000
+	SUPPORT ivf_search_support;
 
 -- Tuning (ivfautotune.c).  A parameter string sets several search knobs at
 -- once: 'nprobe=8,max_codes=4096,profile=approx_fast' (names: nprobe,

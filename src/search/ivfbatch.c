@@ -54,6 +54,9 @@
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
 #include "storage/predicate.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -528,4 +531,61 @@ ivf_search(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);
 	return (Datum) 0;
+}
+
+/*
+ * Planner support for ivf_search: when the queries and k are known at plan
+ * time (literals, or the parameters of a custom plan), the result has at
+ * most nq * k rows.  With the declared ROWS 1000 alone, a search for a few
+ * queries joined back to its table on ctid was planned as a hash join over
+ * the whole table, which cost far more than the search itself; with the
+ * real count the planner takes a TID scan per row.
+ */
+PG_FUNCTION_INFO_V1(ivf_search_support);
+Datum
+ivf_search_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestRows *req;
+	FuncExpr   *fexpr;
+	Node	   *qarg;
+	Node	   *karg;
+	double		nq;
+	double		k;
+
+	if (!IsA(rawreq, SupportRequestRows))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestRows *) rawreq;
+	if (!is_funcclause(req->node))
+		PG_RETURN_POINTER(NULL);
+	fexpr = (FuncExpr *) req->node;
+	if (list_length(fexpr->args) < 3)
+		PG_RETURN_POINTER(NULL);
+
+	qarg = (Node *) lsecond(fexpr->args);
+	karg = (Node *) lthird(fexpr->args);
+	/* folds casts and, in a custom plan, replaces parameters by values */
+	if (req->root != NULL)
+	{
+		qarg = estimate_expression_value(req->root, qarg);
+		karg = estimate_expression_value(req->root, karg);
+	}
+
+	if (!IsA(karg, Const) || ((Const *) karg)->constisnull)
+		PG_RETURN_POINTER(NULL);
+	k = Max(DatumGetInt32(((Const *) karg)->constvalue), 1);
+
+	if (IsA(qarg, Const) && !((Const *) qarg)->constisnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(((Const *) qarg)->constvalue);
+
+		nq = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	}
+	else if (IsA(qarg, ArrayExpr))
+		nq = list_length(((ArrayExpr *) qarg)->elements);
+	else
+		PG_RETURN_POINTER(NULL);
+
+	req->rows = Max(nq * k, 1.0);
+	PG_RETURN_POINTER(req);
 }
