@@ -973,7 +973,8 @@ def read_server_file(conn, path, chunk=64 << 20):
 
 def faiss_lists(buf):
     """Centroids, list sizes and sorted ids per list of an IndexIVFFlat file."""
-    idx = faiss.downcast_index(faiss.deserialize_index(np.frombuffer(buf, dtype=np.uint8)))
+    raw = faiss.deserialize_index(np.frombuffer(buf, dtype=np.uint8))  # owns the index: keep it alive
+    idx = faiss.downcast_index(raw)
     nlist = idx.nlist
     cents = idx.quantizer.reconstruct_n(0, nlist)
     inv = idx.invlists
