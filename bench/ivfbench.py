@@ -80,8 +80,16 @@ BENCH_DB = "ivfbench"
 # own database in the same cluster, with the same table, index name and query
 # text as ivf's (two indexes on one table would leave the choice between them
 # to the planner).
-PEERS = ("faiss", "pgvector-ivfflat", "pgvector-hnsw")
+PEERS = ("faiss", "ivf-pgvector", "pgvector-ivfflat", "pgvector-hnsw")
 PGVECTOR_DB = {"pgvector-ivfflat": "ivfbench_pgvector_ivfflat", "pgvector-hnsw": "ivfbench_pgvector_hnsw"}
+# ivf-pgvector: ivf's own index (access method ivf of the companion extension
+# ivf_pgvector, the same ivf.so) on pgvector's vector type, in a database of
+# its own for the same reason; built and swept exactly as ivf is (same
+# lists, k-means settings, seed, --index-with, sweep points).  The issue's
+# target: its QPS at least IVF_PGVECTOR_TARGET x ivf's at the same nprobe
+# and recall (reading pgvector's datums costs nothing).
+IVF_PGVECTOR_DB = "ivfbench_ivf_pgvector"
+IVF_PGVECTOR_TARGET = 0.95
 # Set on every PostgreSQL engine's connection after the plan check, for the
 # single-query sweep: it measures the index at every setting, but pgvector's
 # cost model for an HNSW scan grows with hnsw.ef_search and on a small table
@@ -154,7 +162,9 @@ def parse_args(argv=None):
     p.add_argument("--peers", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default="faiss",
                    help="engines measured beside ivf in the same run, comma-separated, from " + ",".join(PEERS)
                         + " (pgvector-*: pgvector's IVFFlat / HNSW in their own databases of the same cluster; "
-                          "bench/run.sh installs pgvector when asked for)")
+                          "ivf-pgvector: ivf's index through the companion extension ivf_pgvector on pgvector's "
+                          "vector type, in its own database, built and swept as ivf; bench/run.sh installs "
+                          "pgvector when asked for)")
     p.add_argument("--skip-faiss", action="store_true", help="do not measure Faiss (removes it from --peers)")
     p.add_argument("--hnsw-m", type=int, default=16, help="pgvector HNSW: m (pgvector's default)")
     p.add_argument("--hnsw-ef-construction", type=int, default=64,
@@ -205,6 +215,7 @@ def parse_args(argv=None):
     a.peers = [x for x in dict.fromkeys(a.peers) if not (x == "faiss" and a.skip_faiss)]
     a.skip_faiss = "faiss" not in a.peers
     a.pgvector = [x for x in a.peers if x in PGVECTOR_DB]
+    a.ivf_pgvector = "ivf-pgvector" in a.peers
     for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with)):
         for s in vals:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*=.+", s):
@@ -581,11 +592,13 @@ def prewarm(conn, res, engine="ivf"):
     return total, sb_blocks
 
 
-def load_and_build(conn, ds, args, res):
-    """Steps 2 and 3: table, COPY, index, prewarm (the database exists)."""
-    register_vector(conn)
-    pin_cpus(conn, args, res)
-    load_table(conn, ds, args, res)
+def build_ivf(conn, args, res, engine="ivf", method="ivfflat"):
+    """ivf's CREATE INDEX, timed client-side, with --maintenance-work-mem,
+    --build-set and --index-with; then pg_relation_size, ivf_index_info and
+    ivf_check.  The same for standalone ivf (access method ivfflat) and for
+    ivf-pgvector (access method ivf of ivf_pgvector on pgvector's vector):
+    the same statement but for the method's name, so both build the same
+    lists from the same rows and seed."""
     conn.execute(pgsql.SQL("SET maintenance_work_mem = {}").format(pgsql.Literal(args.maintenance_work_mem)))
     mwm = one(conn, "SHOW maintenance_work_mem")
     for b in args.build_set:
@@ -593,18 +606,21 @@ def load_and_build(conn, ds, args, res):
     kmeans_max = int(one(conn, "SHOW ivf.kmeans_iterations"))
     notices = []
     debug = []
-    conn.add_notice_handler(lambda d: (debug if d.severity_nonlocalized == "DEBUG" else notices)
-                            .append(d.message_primary))
+
+    def on_notice(d):
+        (debug if d.severity_nonlocalized == "DEBUG" else notices).append(d.message_primary)
+    conn.add_notice_handler(on_notice)
     # the DEBUG2 line that says how many k-means rounds ran (it stops early
     # at ivf.kmeans_tolerance); not part of the timed statement's work
     conn.execute("SET client_min_messages = debug2")
     t0 = now()
     with_opts = ", ".join([f"lists = {args.lists}"] + [
         f"{o.split('=', 1)[0]} = {pgsql.quote(o.split('=', 1)[1])}" for o in args.index_with])
-    ddl = f"CREATE INDEX {INDEX} ON items USING ivfflat (embedding vector_l2_ops) WITH ({with_opts})"
+    ddl = f"CREATE INDEX {INDEX} ON items USING {method} (embedding vector_l2_ops) WITH ({with_opts})"
     conn.execute(ddl)
     build_s = now() - t0
     conn.execute("RESET client_min_messages")
+    conn.remove_notice_handler(on_notice)
     kmeans_iter = kmeans_max
     for n in debug:
         m = re.search(r"k-means ran (\d+) of at most", n)
@@ -618,16 +634,24 @@ def load_and_build(conn, ds, args, res):
         cur.execute("SELECT * FROM ivf_index_info(%s)", (INDEX,))
         info = cur.fetchone()
     problems = one(conn, "SELECT count(*) FROM ivf_check(%s)", (INDEX,))
-    log(f"ivf: CREATE INDEX (lists = {args.lists}, built {info['lists']}) in {build_s:.2f} s "
+    log(f"{engine}: CREATE INDEX ... USING {method} (lists = {args.lists}, built {info['lists']}) in {build_s:.2f} s "
         f"(maintenance_work_mem {mwm}, {kmeans_iter} k-means iterations, trained on {info['trained_on']} rows); "
         f"index {index_bytes / 1e6:.1f} MB; ivf_check problems: {problems}")
     for n in notices:
         log(f"  NOTICE: {n}")
-    res.add({"type": "build", "engine": "ivf", "sql": ddl, "lists_requested": args.lists, "lists": info["lists"],
-             "seconds": build_s, "index_bytes": index_bytes, "maintenance_work_mem": mwm,
+    res.add({"type": "build", "engine": engine, "sql": ddl, "method": method, "lists_requested": args.lists,
+             "lists": info["lists"], "seconds": build_s, "index_bytes": index_bytes, "maintenance_work_mem": mwm,
              "kmeans_iterations": kmeans_iter, "index_info": info, "ivf_check_problems": problems,
              "notices": notices})
+    return info, kmeans_iter, build_s, index_bytes
 
+
+def load_and_build(conn, ds, args, res):
+    """Steps 2 and 3: table, COPY, index, prewarm (the database exists)."""
+    register_vector(conn)
+    pin_cpus(conn, args, res)
+    load_table(conn, ds, args, res)
+    info, kmeans_iter, build_s, index_bytes = build_ivf(conn, args, res)
     prewarm(conn, res)
     return info, kmeans_iter, build_s, index_bytes
 
@@ -913,6 +937,109 @@ def setup_pgvector(engine, ds, args, res, lists):
     return conn, points, build_s, index_bytes, blocks
 
 
+def setup_ivf_pgvector(ds, args, res, points):
+    """ivf-pgvector's database (created by main() with CREATE EXTENSION
+    ivf_pgvector CASCADE): pin its backend, load the same rows into the same
+    table (pgvector's vector; the same binary form), build ivf's index with
+    ivf's own build_ivf() (USING ivf instead of ivfflat), prewarm, check that
+    ivf's first sweep point is an index scan on it.
+    Returns (connection, ivf_index_info, build seconds, index bytes)."""
+    conn = connect(IVF_PGVECTOR_DB)
+    PEER_CONNS.append(conn)
+    register_vector(conn)
+    # loads ivf.so into this backend, so its settings (ivf.kmeans_iterations,
+    # ivf.nprobe, ...) exist before the build reads them
+    simd = one(conn, "SELECT ivf_simd_level()")
+    log(f"ivf-pgvector: ivf_simd_level() = {simd}")
+    pin_cpus(conn, args, res, "ivf-pgvector")
+    load_table(conn, ds, args, res, "ivf-pgvector")
+    info, _, build_s, index_bytes = build_ivf(conn, args, res, "ivf-pgvector", "ivf")
+    prewarm(conn, res, "ivf-pgvector")
+    check_index_plan(conn, ds, args, "ivf-pgvector", points[0].ivf_sql)
+    session_settings(conn, res, "ivf-pgvector")
+    return conn, info, build_s, index_bytes
+
+
+def read_server_file(conn, path, chunk=64 << 20):
+    """The bytes of a file on the server, in chunks (pg_read_binary_file:
+    superuser, as the benchmark connects), so the client need not see the
+    server's file system."""
+    size = one(conn, "SELECT size FROM pg_stat_file(%s)", (path,))
+    with conn.cursor(binary=True) as cur:
+        for off in range(0, size, chunk):
+            cur.execute("SELECT pg_read_binary_file(%s, %s, %s)", (path, off, min(chunk, size - off)))
+            yield cur.fetchone()[0]
+
+
+def faiss_lists(buf):
+    """Centroids, list sizes and sorted ids per list of an IndexIVFFlat file."""
+    raw = faiss.deserialize_index(np.frombuffer(buf, dtype=np.uint8))  # owns the index: keep it alive
+    idx = faiss.downcast_index(raw)
+    nlist = idx.nlist
+    cents = idx.quantizer.reconstruct_n(0, nlist)
+    inv = idx.invlists
+    sizes = np.array([inv.list_size(i) for i in range(nlist)], dtype=np.int64)
+    ids = [np.sort(faiss.rev_swig_ptr(inv.get_ids(i), int(sizes[i])).copy()) if sizes[i] else
+           np.empty(0, dtype=np.int64) for i in range(nlist)]
+    return cents, sizes, ids
+
+
+def compare_ivf_lists(conn, pconn, info, pinfo, res):
+    """Do standalone ivf and ivf-pgvector hold the same lists?  The same rows
+    in the same heap order, the same lists, seed and k-means settings give
+    the same training sample, centroids and assignment, so they should.
+    First ivf_index_info of both; then both indexes are written with
+    ivf_export_faiss into the data directory of the throwaway cluster and
+    read back over the connection: byte-identical files mean identical
+    centroids, list sizes and list contents (the ids are the rows' tids,
+    which the identical loads make equal); otherwise Faiss reads both files
+    and the record says what differs."""
+    diff = {k: [v, pinfo.get(k)] for k, v in info.items() if v != pinfo.get(k)}
+    rec = {"type": "lists_compare", "engines": ["ivf", "ivf-pgvector"], "index_info_equal": not diff,
+           "index_info_diff": diff}
+    try:
+        datadir = one(conn, "SHOW data_directory")
+        files = {}
+        for eng, c in (("ivf", conn), ("ivf-pgvector", pconn)):
+            path = os.path.join(datadir, f"ivfbench-{eng}.faiss")
+            vectors = one(c, "SELECT ivf_export_faiss(%s, %s)", (INDEX, path))
+            h = hashlib.sha256()
+            nbytes = 0
+            for part in read_server_file(c, path):
+                h.update(part)
+                nbytes += len(part)
+            files[eng] = {"path": path, "vectors": vectors, "bytes": nbytes, "sha256": h.hexdigest()}
+        rec["export"] = files
+        same = files["ivf"]["sha256"] == files["ivf-pgvector"]["sha256"]
+        rec["export_identical"] = same
+        if not same:
+            a = faiss_lists(b"".join(read_server_file(conn, files["ivf"]["path"])))
+            b = faiss_lists(b"".join(read_server_file(pconn, files["ivf-pgvector"]["path"])))
+            if a[0].shape == b[0].shape:
+                rec["centroids_equal"] = bool(np.array_equal(a[0], b[0]))
+                rec["centroids_max_abs_diff"] = float(np.abs(a[0] - b[0]).max())
+                rec["lists_with_other_size"] = int((a[1] != b[1]).sum())
+                rec["rows_in_other_list"] = int(sum(len(np.setdiff1d(x, y)) for x, y in zip(a[2], b[2])))
+            else:
+                rec["centroids_shape"] = [list(a[0].shape), list(b[0].shape)]
+    except psycopg.Error as e:
+        rec["export_error"] = str(e).strip()
+    if rec.get("export_identical"):
+        rec["verdict"] = ("identical: ivf_index_info equal; ivf_export_faiss files byte-identical "
+                          "(centroids, list sizes and contents)")
+    elif "export_error" in rec:
+        rec["verdict"] = (f"ivf_index_info {'equal' if not diff else 'differs: ' + json.dumps(diff, default=str)}; "
+                          f"export not compared ({rec['export_error']})")
+    else:
+        rec["verdict"] = ("DIFFERENT: ivf_index_info " + ("equal" if not diff else "differs: "
+                                                          + json.dumps(diff, default=str))
+                          + "; " + ", ".join(f"{k} {rec[k]}" for k in ("centroids_equal", "centroids_max_abs_diff",
+                                                                       "lists_with_other_size", "rows_in_other_list",
+                                                                       "centroids_shape") if k in rec))
+    log(f"ivf vs ivf-pgvector lists: {rec['verdict']}")
+    return res.add(rec)
+
+
 def build_faiss(ds, lists, niter, train_rows, res):
     """Faiss IndexIVFFlat, k-means with Faiss's own iteration count for
     IndexIVF (cp.niter, 10) unless niter is given; Faiss samples
@@ -1174,13 +1301,16 @@ def plots(ds, res, stem, title_extra, png=False):
 
     colors = {"ivf": ["tab:blue", "tab:cyan", "tab:olive", "navy", "teal", "slateblue"],
               "faiss": ["tab:orange", "tab:brown", "tab:pink", "gold", "maroon", "salmon"],
-              "pgvector-ivfflat": ["tab:green"], "pgvector-hnsw": ["tab:purple"]}
+              "pgvector-ivfflat": ["tab:green"], "pgvector-hnsw": ["tab:purple"],
+              "ivf-pgvector": ["tab:red", "tab:gray", "darkred", "rosybrown", "crimson", "dimgray"]}
     pgv = env.get("pgvector_extversion") or "?"
     names = {"ivf": "ivf (PostgreSQL, prepared SQL, 1 client)", "faiss": "Faiss IndexIVFFlat (1 thread)",
              "pgvector-ivfflat": f"pgvector {pgv} IVFFlat (same client)",
-             "pgvector-hnsw": f"pgvector {pgv} HNSW (same client)"}
+             "pgvector-hnsw": f"pgvector {pgv} HNSW (same client)",
+             "ivf-pgvector": f"ivf on pgvector {pgv}'s vector (ivf_pgvector, same client)"}
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    for eng, marker in (("ivf", "o"), ("faiss", "s"), ("pgvector-ivfflat", "^"), ("pgvector-hnsw", "D")):
+    for eng, marker in (("ivf", "o"), ("ivf-pgvector", "v"), ("faiss", "s"), ("pgvector-ivfflat", "^"),
+                        ("pgvector-hnsw", "D")):
         variants = list(dict.fromkeys(r.get("variant", "") for r in search if r["engine"] == eng))
         for vi, var in enumerate(variants):
             pts = [r for r in search if r["engine"] == eng and r.get("variant", "") == var]
@@ -1321,11 +1451,11 @@ def matched_recall(table, peer_rows, targets):
     the peer's there.  The engines' recalls at those settings differ a little
     (both are listed); an engine that never reaches the target gets its best
     recall instead."""
-    curves = {"ivf": [], "faiss": []}
+    curves = {"ivf": [], "ivf-pgvector": [], "faiss": []}
     for r in table:
         if r["variant"]:
             continue
-        for e in ("ivf", "faiss"):
+        for e in ("ivf", "ivf-pgvector", "faiss"):
             if e in r:
                 curves[e].append((r["nprobe"], r["point"], r[e]))
     for eng, rows in peer_rows.items():
@@ -1352,10 +1482,13 @@ def matched_recall(table, peer_rows, targets):
     return out
 
 
-def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes, args, pgv_version):
+def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes, args, pgv_version,
+                lists_cmp=None, ivf_pgv_version=None):
     """The pgvector tables, the matched-recall summary (every QPS figure a
     ratio against ivf in the same run) and the builds of all engines."""
     k = args.k
+    if any("ivf-pgvector" in r for r in table):
+        print_ivf_pgvector(table, build, sizes, lists_cmp, ivf_pgv_version, pgv_version)
     if "pgvector-ivfflat" in peer_rows:
         eng = "pgvector-ivfflat"
         log("")
@@ -1402,7 +1535,7 @@ def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes,
                               "-", "-", "-"])
     print_rows(["target", "engine", "setting", "recall", "QPS", "ivf/engine"], lines)
 
-    if not peer_rows:
+    if not peer_rows and "ivf-pgvector" not in build:
         return  # the builds are in the Faiss table's build line
     log("")
     mwm = args.maintenance_work_mem
@@ -1418,6 +1551,74 @@ def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes,
     sr = [f"{e} {sizes['ivf'] / b:.2f}" for e, b in sizes.items() if e != "ivf" and b]
     if sr:
         log("index size ivf/engine (pg_relation_size): " + ", ".join(sr))
+
+
+def ivf_pgvector_rows(table):
+    """Per sweep point: both engines' recall and QPS and the issue's ratio
+    ivf-pgvector QPS / ivf QPS; meets_target when it reaches
+    IVF_PGVECTOR_TARGET with the same recall (the same lists and nprobe
+    answer the same rows, so the recalls should be equal)."""
+    out = []
+    for r in table:
+        iv, ip = r.get("ivf"), r.get("ivf-pgvector")
+        if not iv or not ip:
+            continue
+        ratio = ip["qps"] / iv["qps"]
+        same = abs(ip["recall"] - iv["recall"]) < 1e-9
+        out.append({"point": r["point"], "nprobe": r["nprobe"], "variant": r["variant"],
+                    "ivf_recall": iv["recall"], "ivf_pgvector_recall": ip["recall"], "same_recall": same,
+                    "ivf_qps": iv["qps"], "ivf_pgvector_qps": ip["qps"],
+                    "ivf_qps_rounds": iv.get("qps_rounds"), "ivf_pgvector_qps_rounds": ip.get("qps_rounds"),
+                    "ivf_p50_ms": iv["p50_ms"], "ivf_p99_ms": iv["p99_ms"],
+                    "ivf_pgvector_p50_ms": ip["p50_ms"], "ivf_pgvector_p99_ms": ip["p99_ms"],
+                    "qps_ratio_ivf_pgvector_over_ivf": ratio,
+                    "meets_target": bool(same and ratio >= IVF_PGVECTOR_TARGET)})
+    return out
+
+
+def ivf_pgvector_summary(table, build, sizes, lists_cmp, ivf_pgv_version):
+    rows = ivf_pgvector_rows(table)
+    return {"extversion": ivf_pgv_version, "target_qps_ratio": IVF_PGVECTOR_TARGET, "points": rows,
+            "points_meeting_target": sum(r["meets_target"] for r in rows), "points_total": len(rows),
+            "build_s": {"ivf": build.get("ivf"), "ivf-pgvector": build.get("ivf-pgvector")},
+            "build_ratio_ivf_pgvector_over_ivf": build["ivf-pgvector"] / build["ivf"] if build.get("ivf") else None,
+            "index_bytes": {"ivf": sizes.get("ivf"), "ivf-pgvector": sizes.get("ivf-pgvector")},
+            "index_size_ratio_ivf_pgvector_over_ivf": sizes["ivf-pgvector"] / sizes["ivf"] if sizes.get("ivf")
+            else None,
+            "lists": {k: lists_cmp.get(k) for k in ("verdict", "index_info_equal", "export_identical")}
+            if lists_cmp else None}
+
+
+def print_ivf_pgvector(table, build, sizes, lists_cmp, ivf_pgv_version, pgv_version):
+    """ivf-pgvector against standalone ivf, point by point: the issue's
+    ratio ivf-pgvector QPS / ivf QPS (target >= IVF_PGVECTOR_TARGET at the
+    same nprobe and recall), then builds, sizes and the list comparison."""
+    rows = ivf_pgvector_rows(table)
+    plain = all(not r["variant"] for r in rows)
+    log("")
+    log(f"=== ivf-pgvector (ivf_pgvector {ivf_pgv_version or '?'} on pgvector {pgv_version or '?'}'s vector, "
+        f"CREATE INDEX ... USING ivf, database {IVF_PGVECTOR_DB}): same table, lists, k-means, sweep, query and "
+        f"client as ivf; ratio = ivf-pgvector QPS / ivf QPS, target >= {IVF_PGVECTOR_TARGET:.2f} at the same "
+        f"recall ===")
+    lines = []
+    for r in rows:
+        lines.append([str(r["nprobe"]) if plain else r["point"], f"{r['ivf_recall']:.4f}",
+                      f"{r['ivf_pgvector_recall']:.4f}", fmt_qps(r["ivf_qps"]), fmt_qps(r["ivf_pgvector_qps"]),
+                      f"{r['qps_ratio_ivf_pgvector_over_ivf']:.3f}",
+                      "yes" if r["meets_target"] else ("no (recall differs)" if not r["same_recall"] else "no"),
+                      f"{r['ivf_p50_ms']:.3f}/{r['ivf_p99_ms']:.3f}",
+                      f"{r['ivf_pgvector_p50_ms']:.3f}/{r['ivf_pgvector_p99_ms']:.3f}"])
+    print_rows(["nprobe" if plain else "point", "ivf recall", "ivf-pgv recall", "ivf QPS", "ivf-pgv QPS",
+                "ivf-pgv/ivf", f">= {IVF_PGVECTOR_TARGET:.2f}", "ivf p50/p99 ms", "ivf-pgv p50/p99 ms"], lines)
+    met = sum(r["meets_target"] for r in rows)
+    log(f"target met at {met} of {len(rows)} points")
+    ib, pb = build.get("ivf"), build.get("ivf-pgvector")
+    isz, psz = sizes.get("ivf"), sizes.get("ivf-pgvector")
+    if ib and pb:
+        log(f"build: ivf CREATE INDEX {ib:.2f} s, ivf-pgvector {pb:.2f} s, ivf-pgvector/ivf {pb / ib:.2f}; "
+            f"index size {isz / 1e6:.1f} MB vs {psz / 1e6:.1f} MB, ivf-pgvector/ivf {psz / isz:.3f}")
+    if lists_cmp:
+        log(f"lists: {lists_cmp['verdict']}")
 
 
 def args_modes(batch):
@@ -1439,12 +1640,18 @@ def run_bench(conn, args, ds, res, stem):
         sys.exit(f"nothing to sweep: every --nprobe is > lists {lists}")
     check_index_plan(conn, ds, args, "ivf", points[0].ivf_sql)
     session_settings(conn, res, "ivf")
+    # ivf-pgvector: ivf's index on pgvector's vector, built and swept as ivf
+    ipv = None
+    lists_cmp = None
+    if args.ivf_pgvector:
+        ipv, ipv_info, build["ivf-pgvector"], sizes["ivf-pgvector"] = setup_ivf_pgvector(ds, args, res, points)
+        lists_cmp = compare_ivf_lists(conn, ipv, info, ipv_info, res)
     # pgvector engines: same rows, table, storage and lists in their own databases
     peers = {}
     for eng in args.pgvector:
         pconn, ppoints, build[eng], sizes[eng], _ = setup_pgvector(eng, ds, args, res, lists)
         peers[eng] = (pconn, ppoints)
-    if peers:
+    if peers or ipv is not None:
         # all engines' relations are measured in turn: they must fit together
         pw = [r for r in res.records if r["type"] == "prewarm"]
         total = sum(sum(r["blocks"].values()) for r in pw)
@@ -1454,12 +1661,13 @@ def run_bench(conn, args, ds, res, stem):
         log(f"all engines' tables and indexes: {total} blocks of {sb} in shared_buffers"
             + ("" if fits else " -- WARNING: they do not fit together; queries will read from the OS cache"))
 
-    # every round measures every point once (ivf, then Faiss, then pgvector
-    # IVFFlat at the same nprobe; then HNSW), so slow drifts of the machine
-    # spread over all points and engines instead of biasing some
-    meas = {pt.label: {"ivf": [], "faiss": []} for pt in points}
+    # every round measures every point once (ivf and ivf-pgvector, then
+    # Faiss, then pgvector IVFFlat at the same nprobe; then HNSW), so slow
+    # drifts of the machine spread over all points and engines instead of
+    # biasing some; ivf and ivf-pgvector swap places every other round
+    meas = {pt.label: {"ivf": [], "faiss": [], "ivf-pgvector": []} for pt in points}
     pmeas = {eng: {pp.label: [] for pp in pts} for eng, (_, pts) in peers.items()}
-    floors = {eng: [] for eng in ["ivf"] + list(peers)}
+    floors = {eng: [] for eng in ["ivf"] + (["ivf-pgvector"] if ipv is not None else []) + list(peers)}
 
     def measure_peer(eng, pp):
         pconn = peers[eng][0]
@@ -1473,6 +1681,10 @@ def run_bench(conn, args, ds, res, stem):
         floors["ivf"].append(fl)
         msg = f"round {rnd + 1}/{args.rounds}; client floor {fl['sql']}: ivf db p50 {fl['p50_ms']:.3f} ms, " \
               f"{fmt_qps(fl['qps'])} QPS"
+        if ipv is not None:
+            pf = measure_null(ipv, ds, args)
+            floors["ivf-pgvector"].append(pf)
+            msg += f"; ivf-pgvector db p50 {pf['p50_ms']:.3f} ms, {fmt_qps(pf['qps'])} QPS"
         for eng, (pconn, _) in peers.items():
             pf = measure_null(pconn, ds, args)
             floors[eng].append(pf)
@@ -1480,10 +1692,18 @@ def run_bench(conn, args, ds, res, stem):
         log(msg)
         done = {eng: set() for eng in peers}
         for pt in points:
+            if ipv is not None and rnd % 2:
+                ip = measure_sql(ipv, ds, pt.ivf_sql, args, "ivf-pgvector", pt.label, fatal=True)
             iv = measure_ivf(conn, ds, pt, args)
+            if ipv is not None and not rnd % 2:
+                ip = measure_sql(ipv, ds, pt.ivf_sql, args, "ivf-pgvector", pt.label, fatal=True)
             meas[pt.label]["ivf"].append(iv)
             msg = (f"{pt.label:>12}: ivf recall {iv['recall']:.4f} {fmt_qps(iv['qps']):>8} QPS "
                    f"p50 {iv['p50_ms']:.3f} ms p99 {iv['p99_ms']:.3f} ms")
+            if ipv is not None:
+                meas[pt.label]["ivf-pgvector"].append(ip)
+                msg += (f" | ivf-pgvector recall {ip['recall']:.4f} {fmt_qps(ip['qps']):>8} QPS "
+                        f"p50 {ip['p50_ms']:.3f} ms | ivf-pgvector/ivf {ip['qps'] / iv['qps']:.2f}")
             if index is not None and pt.faiss is not None:
                 fa = measure_faiss(index, ds, pt, args)
                 meas[pt.label]["faiss"].append(fa)
@@ -1506,7 +1726,7 @@ def run_bench(conn, args, ds, res, stem):
                     f"p50 {pv['p50_ms']:.3f} ms p99 {pv['p99_ms']:.3f} ms")
     floor = res.add({"type": "client_floor", "engine": "ivf", **combine_rounds(floors["ivf"])})
     peer_floors = {eng: res.add({"type": "client_floor", "engine": eng, **combine_rounds(floors[eng])})
-                   for eng in peers}
+                   for eng in floors if eng != "ivf"}
     table = []
     for pt in points:
         row = {"point": pt.label, "nprobe": pt.nprobe, "variant": pt.variant}
@@ -1520,6 +1740,10 @@ def run_bench(conn, args, ds, res, stem):
             res.add({"type": "search", "engine": "faiss", **common,
                      "settings": [f"{a}={v}" for a, v in pt.faiss.items()], **fa})
             row["faiss"] = fa
+        if meas[pt.label]["ivf-pgvector"]:
+            ip = combine_rounds(meas[pt.label]["ivf-pgvector"])
+            res.add({"type": "search", "engine": "ivf-pgvector", **common, "settings": pt.ivf_sql, **ip})
+            row["ivf-pgvector"] = ip
         table.append(row)
     peer_rows = {}
     for eng, (_, pts) in peers.items():
@@ -1564,7 +1788,7 @@ def run_bench(conn, args, ds, res, stem):
     matched = matched_recall(table, peer_rows, args.matched_recall)
     env = next((r for r in res.records if r["type"] == "env"), {})
     print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes, args,
-                env.get("pgvector_extversion"))
+                env.get("pgvector_extversion"), lists_cmp, env.get("ivf_pgvector_extversion"))
     summary = {"type": "summary", "lists": lists, "peers": args.peers, "build_s": build,
                "index_bytes": sizes, "loadavg_end": os.getloadavg(),
                "cpu_busy_after": cpu_busy(),
@@ -1572,6 +1796,8 @@ def run_bench(conn, args, ds, res, stem):
                "build_ratio_ivf_over": {e: build["ivf"] / t for e, t in build.items() if e != "ivf" and t > 0},
                "index_size_ratio_ivf_over": {e: sizes["ivf"] / b for e, b in sizes.items() if e != "ivf" and b},
                "matched_recall": matched,
+               "ivf_pgvector": ivf_pgvector_summary(table, build, sizes, lists_cmp,
+                                                    env.get("ivf_pgvector_extversion")) if ipv is not None else None,
                "peer_points": {eng: [{"point": r["point"], "recall": r["m"]["recall"], "qps": r["m"]["qps"],
                                       "p50_ms": r["m"]["p50_ms"], "p99_ms": r["m"]["p99_ms"]} for r in rows]
                                for eng, rows in peer_rows.items()},
@@ -1793,15 +2019,29 @@ def main(argv=None):
 
     if args.mode == "profile":
         args.pgvector = []  # the profile is ivf's alone
+        args.ivf_pgvector = False
     create_database()
     conn = connect(BENCH_DB)
     conn.execute("CREATE EXTENSION ivf")
     conn.execute("CREATE EXTENSION pg_prewarm")
     pgv = None
-    if args.pgvector:
+    ivf_pgv = None
+    if args.pgvector or args.ivf_pgvector:
         if not one(conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"):
-            sys.exit(f"--peers {','.join(args.pgvector)}: pgvector (extension vector) is not installed in this "
-                     f"PostgreSQL (bench/run.sh installs it with test/lib/install-pgvector.sh)")
+            sys.exit(f"--peers {','.join(args.pgvector + (['ivf-pgvector'] if args.ivf_pgvector else []))}: "
+                     f"pgvector (extension vector) is not installed in this PostgreSQL (bench/run.sh installs it "
+                     f"with test/lib/install-pgvector.sh)")
+    if args.ivf_pgvector:
+        if not one(conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'ivf_pgvector'"):
+            sys.exit("--peers ivf-pgvector: the companion extension ivf_pgvector is not installed in this "
+                     "PostgreSQL (make install installs it with ivf; IVF_BUILD=1 bench/run.sh does that)")
+        create_database(IVF_PGVECTOR_DB)
+        with connect(IVF_PGVECTOR_DB) as c:
+            c.execute("CREATE EXTENSION ivf_pgvector CASCADE")
+            c.execute("CREATE EXTENSION pg_prewarm")
+            ivf_pgv = one(c, "SELECT extversion FROM pg_extension WHERE extname = 'ivf_pgvector'")
+            pgv = pgvector_info(c)
+    if args.pgvector:
         for eng in args.pgvector:
             create_database(PGVECTOR_DB[eng])
             with connect(PGVECTOR_DB[eng]) as c:
@@ -1809,6 +2049,7 @@ def main(argv=None):
                 c.execute("CREATE EXTENSION pg_prewarm")
                 pgv = pgvector_info(c)
     env = env_record(conn, args, pgv)
+    env["ivf_pgvector_extversion"] = ivf_pgv
     res.add(env)
     if env["cpu_busy_before"] is not None and env["cpu_busy_before"] > 0.15:
         log(f"WARNING: the CPUs were {env['cpu_busy_before'] * 100:.0f}% busy before the run: something else "
@@ -1817,7 +2058,8 @@ def main(argv=None):
         f"{env['pg_version'].split(',')[0]}; ivf {env['ivf_commit'][:12]}{' (dirty)' if env['ivf_dirty'] else ''} "
         f"simd {env['ivf_simd_level']}; faiss {env['faiss_version']} simd {env['faiss_simd_level']}, "
         f"{env['faiss_omp_threads']} thread; numpy {env['numpy_version']}"
-        + (f"; pgvector {pgv['extversion']}" if pgv else ""))
+        + (f"; pgvector {pgv['extversion']}" if pgv else "")
+        + (f"; ivf_pgvector {ivf_pgv}" if ivf_pgv else ""))
     res.add({"type": "dataset", **ds.describe(), "lists": args.lists, "k": args.k})
 
     try:
@@ -1831,7 +2073,8 @@ def main(argv=None):
         for c in PEER_CONNS:
             c.close()
         if not args.keep_db:
-            for db in [BENCH_DB] + [PGVECTOR_DB[e] for e in args.pgvector]:
+            for db in [BENCH_DB] + [PGVECTOR_DB[e] for e in args.pgvector] + \
+                    ([IVF_PGVECTOR_DB] if args.ivf_pgvector else []):
                 try:
                     drop_database(db)
                 except psycopg.Error:

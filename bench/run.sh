@@ -18,11 +18,16 @@
 #
 #   bash bench/run.sh --dataset siftsmall --peers faiss,pgvector-ivfflat,pgvector-hnsw
 #                      ivf against Faiss and pgvector's IVFFlat and HNSW in one run
+#   bash bench/run.sh --dataset siftsmall --peers ivf-pgvector
+#                      ivf against its own index on pgvector's vector type
+#                      (the companion extension ivf_pgvector) in one run
 #
-# With a pgvector peer in --peers, pgvector is installed into the benchmarked
-# PostgreSQL first by test/lib/install-pgvector.sh (as the test suite does:
-# built from ../shared/vendor/pgvector-*.tar.gz, or the one already installed);
-# when there is neither, run.sh says so and exits with status 77.
+# With a pgvector peer or ivf-pgvector in --peers, pgvector is installed into
+# the benchmarked PostgreSQL first by test/lib/install-pgvector.sh (as the
+# test suite does: built from ../shared/vendor/pgvector-*.tar.gz, or the one
+# already installed); when there is neither, run.sh says so and exits with
+# status 77.  ivf_pgvector's files come with ivf's make install (IVF_BUILD=1);
+# run.sh stops when they are not installed.
 #
 # Options handled here (the rest go to ivfbench.py):
 #   --shared-buffers SIZE   default: 25% of RAM or 2GB, whichever is less
@@ -196,7 +201,20 @@ fi
 	ivf_die "the ivf extension is not installed (make && make install, or IVF_BUILD=1)"
 
 case ",$PEERS," in
-*,pgvector-*)
+*,ivf-pgvector,*)
+	# the companion extension comes with ivf's make install (IVF_BUILD=1
+	# above); an ivf installed before it existed lacks it
+	ext="$("$PG_CONFIG" --sharedir)/extension"
+	[ -f "$ext/ivf_pgvector.control" ] ||
+		ivf_die "--peers ivf-pgvector: ivf_pgvector is not installed in $ext (make install installs it with ivf, or set IVF_BUILD=1)"
+	ipv_version="$(sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" "$ext/ivf_pgvector.control")"
+	[ -f "$ext/ivf_pgvector--$ipv_version.sql" ] ||
+		ivf_die "--peers ivf-pgvector: $ext/ivf_pgvector--$ipv_version.sql is missing (make install, or IVF_BUILD=1)"
+	;;
+esac
+
+case ",$PEERS," in
+*,pgvector-* | *,ivf-pgvector,*)
 	if [ "$MODE" != profile ]; then
 		# the same installer the test suite runs (test/run_all.sh's install
 		# step): pgvector from ../shared/vendor, or the one already installed
