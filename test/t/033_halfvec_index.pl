@@ -9,6 +9,9 @@
 #  - the GPU worker (its CPU implementation) takes a halfvec index, whose
 #    lists the upload widens to float, and answers ivf_search as the
 #    backend does;
+#  - ivf_export_faiss of a halfvec index (a Faiss file is float: the half
+#    vectors widened) rebuilt as a vector index with centroids = the file;
+#    ivf_recall (1 at nprobe = lists) and ivf_autotune on a halfvec index;
 #  - ivf_pgvector on pgvector's own halfvec (database pgv): the three
 #    halfvec classes beside pgvector's HNSW halfvec index; at nprobe =
 #    lists the ivf scan returns exactly the sequential scan's rows, in its
@@ -22,6 +25,7 @@
 use strict;
 use warnings;
 
+use File::Spec;
 use FindBin;
 use lib $FindBin::RealBin;
 
@@ -126,6 +130,25 @@ is($node->safe_psql('postgres', "SET ivf.gpu = on; $gpu_search"), $cpu,
 	'the worker answers ivf_search on a halfvec index as the backend does');
 cmp_ok($node->safe_psql('postgres', 'SELECT queries FROM ivf_gpu_stats'), '>', $q0,
 	'through the worker');
+
+# ------------------------------------------ Faiss export, recall, autotune
+my $tmp = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
+my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM h WHERE v IS NOT NULL');
+is($node->safe_psql('postgres', "SELECT ivf_export_faiss('h_l2', '$tmp/h.faiss')"),
+	$live, 'ivf_export_faiss writes every vector of a halfvec index');
+$node->safe_psql('postgres',
+	"CREATE TABLE hf AS SELECT id, v::vector(32) AS v FROM h; "
+	  . "CREATE INDEX hf_l2 ON hf USING ivfflat (v vector_l2_ops) WITH (centroids = '$tmp/h.faiss')");
+my $lists = q{SELECT lists || ' ' || vectors || ' ' || largest_list || ' ' || empty_lists FROM ivf_index_info('%s')};
+is($node->safe_psql('postgres', sprintf($lists, 'hf_l2')),
+	$node->safe_psql('postgres', sprintf($lists, 'h_l2')),
+	'a vector index around the exported centroids has the halfvec index\'s lists');
+is( $node->safe_psql('postgres',
+		"SET ivf.nprobe = 8; SELECT ivf_recall('h_l2', ARRAY['$q32'::vector, '$q32b'::vector], 10)"),
+	'1', 'ivf_recall of a halfvec index at nprobe = lists is 1');
+is( $node->safe_psql('postgres',
+		q{SET client_min_messages = warning; SELECT count(*) > 0 FROM ivf_autotune('h_l2', 0.9, 5, 30)}),
+	't', 'ivf_autotune measures a halfvec index');
 
 # ------------------------------------------------- ivf_pgvector on halfvec
 my $pgvector = $node->safe_psql('postgres',
