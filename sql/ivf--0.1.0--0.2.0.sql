@@ -291,3 +291,50 @@ CREATE FUNCTION ivf_search_support(internal) RETURNS internal
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 ALTER FUNCTION ivf_search(regclass, vector[], int, int) SUPPORT ivf_search_support;
+
+-- halfvec columns: the list pages store half floats (2 bytes an element),
+-- the centroids stay float; the same metrics as the vector classes.
+CREATE OPERATOR CLASS halfvec_l2_ops
+	FOR TYPE halfvec USING ivfflat AS
+	OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 halfvec_l2_squared_distance(halfvec, halfvec);
+
+CREATE OPERATOR CLASS halfvec_ip_ops
+	FOR TYPE halfvec USING ivfflat AS
+	OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec);
+
+CREATE OPERATOR CLASS halfvec_cosine_ops
+	FOR TYPE halfvec USING ivfflat AS
+	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec),
+	FUNCTION 2 l2_norm(halfvec);
+
+-- the halfvec classes under the name ivf
+CREATE OPERATOR CLASS halfvec_l2_ops
+	FOR TYPE halfvec USING ivf AS
+	OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 halfvec_l2_squared_distance(halfvec, halfvec);
+
+CREATE OPERATOR CLASS halfvec_ip_ops
+	FOR TYPE halfvec USING ivf AS
+	OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec);
+
+CREATE OPERATOR CLASS halfvec_cosine_ops
+	FOR TYPE halfvec USING ivf AS
+	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec),
+	FUNCTION 2 l2_norm(halfvec);
+
+-- ivf_index_info reports the element type of the list pages (a new
+-- column, so the function is replaced)
+DROP FUNCTION ivf_index_info(regclass);
+CREATE FUNCTION ivf_index_info(index regclass,
+	OUT metric text, OUT dims int, OUT lists int, OUT lists_requested int,
+	OUT default_nprobe int, OUT seed bigint, OUT trained_on bigint,
+	OUT built_vectors bigint, OUT vectors bigint, OUT dead_slots bigint,
+	OUT empty_lists bigint, OUT largest_list bigint, OUT pages bigint,
+	OUT vectors_per_group int, OUT list_ordering text, OUT prefilter bool,
+	OUT element_type text)
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;

@@ -34,6 +34,17 @@ CREATE FUNCTION ivf_vector_negative_inner_product(vector, vector) RETURNS float8
 CREATE FUNCTION ivf_vector_norm(vector) RETURNS float8
 	AS 'MODULE_PATHNAME', 'vector_norm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- the same over pgvector's halfvec (its layout is ivf's halfvec's:
+-- varlena, int16 dim, int16 unused, IEEE half[dim])
+CREATE FUNCTION ivf_halfvec_l2_squared_distance(halfvec, halfvec) RETURNS float8
+	AS 'MODULE_PATHNAME', 'halfvec_l2_squared_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION ivf_halfvec_negative_inner_product(halfvec, halfvec) RETURNS float8
+	AS 'MODULE_PATHNAME', 'halfvec_negative_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION ivf_halfvec_l2_norm(halfvec) RETURNS float8
+	AS 'MODULE_PATHNAME', 'halfvec_l2_norm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- the handler of the standalone extension's ivfflat, under this name: the
 -- name ivfflat is pgvector's access method here
 CREATE FUNCTION ivf_handler(internal) RETURNS index_am_handler
@@ -64,6 +75,24 @@ CREATE OPERATOR CLASS vector_cosine_ops
 	FUNCTION 1 ivf_vector_negative_inner_product(vector, vector),
 	FUNCTION 2 ivf_vector_norm(vector);
 
+-- halfvec columns: the list pages store half floats (2 bytes an element),
+-- the centroids stay float
+CREATE OPERATOR CLASS halfvec_l2_ops
+	FOR TYPE halfvec USING ivf AS
+	OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 ivf_halfvec_l2_squared_distance(halfvec, halfvec);
+
+CREATE OPERATOR CLASS halfvec_ip_ops
+	FOR TYPE halfvec USING ivf AS
+	OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 ivf_halfvec_negative_inner_product(halfvec, halfvec);
+
+CREATE OPERATOR CLASS halfvec_cosine_ops
+	FOR TYPE halfvec USING ivf AS
+	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 ivf_halfvec_negative_inner_product(halfvec, halfvec),
+	FUNCTION 2 ivf_halfvec_l2_norm(halfvec);
+
 -- Structural check of an ivf index: one row per problem, none when the
 -- index is sound.
 CREATE FUNCTION ivf_check(index regclass) RETURNS SETOF text
@@ -75,7 +104,8 @@ CREATE FUNCTION ivf_index_info(index regclass,
 	OUT default_nprobe int, OUT seed bigint, OUT trained_on bigint,
 	OUT built_vectors bigint, OUT vectors bigint, OUT dead_slots bigint,
 	OUT empty_lists bigint, OUT largest_list bigint, OUT pages bigint,
-	OUT vectors_per_group int, OUT list_ordering text, OUT prefilter bool)
+	OUT vectors_per_group int, OUT list_ordering text, OUT prefilter bool,
+	OUT element_type text)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 -- Planner support for ivf_search: its row count, nq * k, when the queries

@@ -92,6 +92,7 @@ typedef struct IvfBuildState
 	Relation	index;
 	IndexInfo  *indexInfo;
 	IvfMetric	metric;
+	IvfElemType elem;			/* the stored elements (the opclass's type) */
 	uint32		dims;
 	IvfGeometry geo;
 	MemoryContext tmpCtx;		/* reset per tuple */
@@ -240,9 +241,11 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 
 	old = MemoryContextSwitchTo(bs->tmpCtx);
-	vec = ivf_prepare_vector(index, bs->metric, bs->dims, values[0], &skip);
+	vec = ivf_prepare_datum(index, bs->metric, bs->elem, bs->dims, values[0],
+							&skip);
 	if (!skip)
 	{
+		ivf_round_to_elem(bs->elem, vec, bs->dims);
 		slot = ivf_reservoir_slot(bs->rows++, bs->max_samples, &bs->prng);
 		if (slot >= 0)
 		{
@@ -629,9 +632,12 @@ assign_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 
 	old = MemoryContextSwitchTo(bs->tmpCtx);
-	vec = ivf_prepare_vector(index, bs->metric, bs->dims, values[0], &skip);
+	vec = ivf_prepare_datum(index, bs->metric, bs->elem, bs->dims, values[0],
+							&skip);
 	if (!skip)
 	{
+		/* from here on the vector is what the index stores */
+		ivf_round_to_elem(bs->elem, vec, bs->dims);
 		memcpy(bs->batch + bs->nbatch * bs->dims, vec, sizeof(float) * bs->dims);
 		bs->batch_tids[bs->nbatch] = *tid;
 		bs->nbatch++;
@@ -819,24 +825,24 @@ group_add(const IvfBuildState *bs, GroupWriter *w, uint32 list,
 		ivf_head_tids(page, g)[slot] = *tid;
 		opaque->nvec = slot + 1;
 		((PageHeader) page)->pd_lower = ivf_head_lower(g, slot + 1);
-		memcpy(ivf_slot_floats(fp, g, slot), vec, g->dims * sizeof(float));
-		((PageHeader) fp)->pd_lower = (char *) ivf_slot_floats(fp, g, slot) +
-			g->dims * sizeof(float) - (char *) fp;
+		ivf_store_elems(g->elem, ivf_slot_elems(fp, g, slot), vec, g->dims);
+		((PageHeader) fp)->pd_lower = ivf_slot_elems(fp, g, slot) +
+			g->dims * g->elem_size - (char *) fp;
 		return;
 	}
 
-	memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims, vec,
-		   ivf_seg_dims(g, 0) * sizeof(float));
+	ivf_store_elems(g->elem, ivf_page_row(page, g, true, slot), vec,
+					ivf_seg_dims(g, 0));
 	ivf_head_tids(page, g)[slot] = *tid;
 	opaque->nvec = slot + 1;
-	((PageHeader) page)->pd_lower += g->seg_dims * sizeof(float);
+	((PageHeader) page)->pd_lower += g->seg_dims * g->elem_size;
 	for (s = 1; s < g->nsegments; s++)
 	{
 		Page		sp = GROUP_PAGE(w, s);
 
-		memcpy(ivf_page_floats(sp, g, false) + (Size) slot * g->seg_dims,
-			   vec + (Size) s * g->seg_dims, ivf_seg_dims(g, s) * sizeof(float));
-		((PageHeader) sp)->pd_lower += g->seg_dims * sizeof(float);
+		ivf_store_elems(g->elem, ivf_page_row(sp, g, false, slot),
+						vec + (Size) s * g->seg_dims, ivf_seg_dims(g, s));
+		((PageHeader) sp)->pd_lower += g->seg_dims * g->elem_size;
 	}
 }
 
@@ -1002,6 +1008,7 @@ init_meta(IvfMetaPageData *meta, Relation index, IvfMetric metric,
 	meta->nsegments = g->nsegments;
 	meta->seg_dims = g->seg_dims;
 	meta->vecs_per_group = g->vecs_per_group;
+	meta->elem_type = g->elem;
 }
 
 static Size
@@ -1054,7 +1061,7 @@ train_codes(IvfBuildState *bs, uint32 k, const int32 *assign,
 	Size		i;
 	uint32		j;
 
-	ivf_geometry(bs->dims, true, &g);
+	ivf_geometry(bs->dims, true, bs->elem, &g);
 	if (!g.codes)
 		return;
 
@@ -1538,6 +1545,7 @@ ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 	bs.indexInfo = BuildIndexInfo(bs.index);
 	bs.indexInfo->ii_Concurrent = shared->isconcurrent;
 	bs.metric = ivf_index_metric(bs.index);
+	bs.elem = ivf_index_elem(bs.index);
 	bs.dims = shared->dims;
 	bs.nlists = shared->nlists;
 	bs.centroids = shm_toc_lookup(toc, IVF_PARALLEL_KEY_CENTROIDS, false);
@@ -1598,8 +1606,9 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.index = index;
 	bs.indexInfo = indexInfo;
 	bs.metric = ivf_index_metric(index);
+	bs.elem = ivf_index_elem(index);
 	bs.dims = index_dims(index);
-	ivf_geometry(bs.dims, false, &bs.geo);
+	ivf_geometry(bs.dims, false, bs.elem, &bs.geo);
 	bs.tmpCtx = AllocSetContextCreate(buildCtx, "ivfflat build tuple",
 									  ALLOCSET_DEFAULT_SIZES);
 	bs.prng = (uint64) opts->seed * UINT64CONST(0x2545F4914F6CDD1D) + 1;
@@ -1857,7 +1866,7 @@ ivf_buildempty(Relation index)
 	uint32		dims = index_dims(index);
 	float	   *zero = palloc0(sizeof(float) * dims);
 
-	ivf_geometry(dims, false, &g);
+	ivf_geometry(dims, false, ivf_index_elem(index), &g);
 	init_meta(&meta, index, metric, dims, &g);
 	meta.flags |= IVF_META_EMPTY_BUILD;
 	meta.nlists = 1;

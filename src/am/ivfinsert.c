@@ -35,7 +35,7 @@ static void
 write_segment(Page spage, const IvfGeometry *g, uint32 s, uint32 slot,
 			  const float *vec)
 {
-	float	   *dst;
+	char	   *dst;
 	uint32		n;
 	uint16		lower;
 
@@ -44,18 +44,18 @@ write_segment(Page spage, const IvfGeometry *g, uint32 s, uint32 slot,
 		/* the code layout: the whole vector, on its own float page only */
 		if (s - 1 != ivf_slot_fpage(g, slot))
 			return;
-		dst = ivf_slot_floats(spage, g, slot);
+		dst = ivf_slot_elems(spage, g, slot);
 		n = g->dims;
 	}
 	else
 	{
-		dst = ivf_page_floats(spage, g, false) + (Size) slot * g->seg_dims;
+		dst = ivf_page_row(spage, g, false, slot);
 		n = ivf_seg_dims(g, s);
 		vec += (Size) s * g->seg_dims;
 	}
-	memcpy(dst, vec, n * sizeof(float));
+	ivf_store_elems(g->elem, dst, vec, n);
 	/* never shrink: slots below the head's nvec must stay under pd_lower */
-	lower = (char *) (dst + n) - (char *) spage;
+	lower = (dst + (Size) n * g->elem_size) - (char *) spage;
 	if (((PageHeader) spage)->pd_lower < lower)
 		((PageHeader) spage)->pd_lower = lower;
 }
@@ -79,8 +79,8 @@ write_head(Page page, const IvfGeometry *g, uint32 slot, const float *vec,
 		ivf_head_cnorms(page, g)[slot] = cnorm;
 	}
 	else
-		memcpy(ivf_page_floats(page, g, true) + (Size) slot * g->seg_dims,
-			   vec, ivf_seg_dims(g, 0) * sizeof(float));
+		ivf_store_elems(g->elem, ivf_page_row(page, g, true, slot), vec,
+						ivf_seg_dims(g, 0));
 	ivf_head_tids(page, g)[slot] = *tid;
 	opaque->nvec = slot + 1;
 	((PageHeader) page)->pd_lower = ivf_head_lower(g, slot + 1);
@@ -468,11 +468,17 @@ ivf_insert(IVF_AMINSERT_PARAMS)
 	/* detoast before the cache: it may lock, and invalidations free it */
 	value = PointerGetDatum(PG_DETOAST_DATUM(values[0]));
 	cache = ivf_get_cache(index);
-	vec = ivf_prepare_vector(index, (IvfMetric) cache->meta.metric,
-							 cache->meta.dims, value, &skip);
+	vec = ivf_prepare_datum(index, (IvfMetric) cache->meta.metric,
+							(IvfElemType) cache->meta.elem_type,
+							cache->meta.dims, value, &skip);
 	if (!skip)
 	{
-		uint32		list = ivf_insert_vector(index, cache, vec, heap_tid);
+		uint32		list;
+
+		/* its list, radius and code describe the vector as stored */
+		ivf_round_to_elem((IvfElemType) cache->meta.elem_type, vec,
+						  cache->meta.dims);
+		list = ivf_insert_vector(index, cache, vec, heap_tid);
 
 		/* before this can commit: GPU copies of the list are stale */
 		ivf_gpu_list_changed(index, list);

@@ -681,6 +681,8 @@ ivf_scan_start(IndexScanDesc scan)
 	/*
 	 * Detoast the query first: that may take a lock, hence process
 	 * invalidations, which free the cache (used until the first round ends).
+	 * The query has the opclass's type, vector or halfvec: both start with
+	 * the varlena header and int16 dim, read here as a Vector's.
 	 */
 	if (scan->numberOfOrderBys > 0 &&
 		(scan->orderByData[0].sk_flags & SK_ISNULL) == 0)
@@ -708,8 +710,9 @@ ivf_scan_start(IndexScanDesc scan)
 					 errdetail("Index \"%s\" stores %u-dimensional vectors.",
 							   RelationGetRelationName(index), so->meta.dims)));
 		/* a zero cosine query has no direction: every distance is equal */
-		so->query = ivf_prepare_vector(index, so->metric, so->meta.dims,
-									   PointerGetDatum(q), &skip);
+		so->query = ivf_prepare_datum(index, so->metric,
+									  (IvfElemType) so->meta.elem_type,
+									  so->meta.dims, PointerGetDatum(q), &skip);
 	}
 
 	ivf_search_settings(index, &so->meta, &so->settings);

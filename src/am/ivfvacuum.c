@@ -72,13 +72,13 @@ static void
 move_floats(Page page, const IvfGeometry *g, bool head, uint32 s,
 			const uint32 *dst, const uint32 *src, uint32 nmoves)
 {
-	float	   *f = ivf_page_floats(page, g, head);
 	uint32		sd = ivf_seg_dims(g, s);
 	uint32		k;
 
+	/* raw element bytes: the move is the same for float and half */
 	for (k = 0; k < nmoves; k++)
-		memcpy(f + (Size) dst[k] * g->seg_dims,
-			   f + (Size) src[k] * g->seg_dims, sd * sizeof(float));
+		memcpy(ivf_page_row(page, g, head, dst[k]),
+			   ivf_page_row(page, g, head, src[k]), (Size) sd * g->elem_size);
 }
 
 /*
@@ -102,8 +102,8 @@ move_floats_codes(Page fpage, uint32 f, const Buffer *fbufs,
 		if (ivf_slot_fpage(g, dst[k]) != f)
 			continue;
 		sp = BufferGetPage(fbufs[1 + ivf_slot_fpage(g, src[k])]);
-		memcpy(ivf_slot_floats(fpage, g, dst[k]), ivf_slot_floats(sp, g, src[k]),
-			   g->dims * sizeof(float));
+		memcpy(ivf_slot_elems(fpage, g, dst[k]), ivf_slot_elems(sp, g, src[k]),
+			   (Size) g->dims * g->elem_size);
 	}
 }
 

@@ -32,6 +32,12 @@
  * alone (dense codes, streamed like Faiss's lists) and reads a float page
  * only for the few slots that bound does not rule out.
  *
+ * The vectors on list pages ("floats" above) are float4, or IEEE half
+ * floats for the halfvec operator classes (IvfMetaPageData.elem_type,
+ * format 3): every offset and count of the geometry scales with
+ * IvfGeometry.elem_size.  Centroids, lo/step rows, errs and cnorms stay
+ * float.
+ *
  * Every page carries IvfPageOpaqueData in its special space with
  * IVF_PAGE_ID and a page-type flag, so pages identify themselves.  All data
  * lives between the page header and pd_lower (pd_upper == pd_special): the
@@ -50,7 +56,8 @@
 #include "storage/itemptr.h"
 
 #define IVF_MAGIC			0x49564631	/* "IVF1" */
-#define IVF_FORMAT_VERSION	2	/* 2: IvfListEntry.radius */
+#define IVF_FORMAT_VERSION	3	/* 2: IvfListEntry.radius; 3: elem_type */
+#define IVF_FORMAT_VERSION_MIN	2	/* the oldest version still read */
 #define IVF_PAGE_ID			0xFF8C
 #define IVF_METAPAGE_BLKNO	0
 
@@ -74,6 +81,25 @@ typedef enum IvfMetric
 	IVF_METRIC_COSINE = 3		/* vector_cosine_ops: vectors stored unit
 								 * length, 1 - dot */
 } IvfMetric;
+
+/*
+ * The element type of the list pages' vectors, stored in the meta page
+ * (format 3).  Version-2 meta pages hold zero there (PageInit zeroes the
+ * page), which is IVF_ELEM_FLOAT: they are read unchanged.  Centroids are
+ * always float.
+ */
+typedef enum IvfElemType
+{
+	IVF_ELEM_FLOAT = 0,			/* float4: the vector classes */
+	IVF_ELEM_HALF = 1			/* IEEE binary16: the halfvec classes */
+} IvfElemType;
+
+/* bytes of one element */
+static inline uint32
+ivf_elem_size(IvfElemType elem)
+{
+	return elem == IVF_ELEM_HALF ? sizeof(uint16) : sizeof(float);
+}
 
 /* support procedure numbers of the operator classes */
 #define IVF_DISTANCE_PROC	1	/* (vector, vector) -> float8, the metric */
@@ -149,6 +175,7 @@ typedef struct IvfMetaPageData
 	uint32		nsegments;		/* pages per list group */
 	uint32		seg_dims;		/* dims stored per segment (last: rest) */
 	uint32		vecs_per_group; /* vector slots per group */
+	uint32		elem_type;		/* IvfElemType (format 3; 0 before) */
 } IvfMetaPageData;
 
 typedef IvfMetaPageData *IvfMetaPage;
@@ -183,6 +210,8 @@ typedef struct IvfListEntry
 typedef struct IvfGeometry
 {
 	uint32		dims;
+	IvfElemType elem;			/* the stored elements' type */
+	uint32		elem_size;		/* bytes per stored element: 4 or 2 */
 	uint32		nsegments;
 	uint32		seg_dims;
 	uint32		vecs_per_group;
@@ -227,7 +256,7 @@ ivf_head_lower(const IvfGeometry *g, uint32 nvec)
 {
 	if (g->codes)
 		return g->head_codes_off + nvec * g->dims;
-	return g->head_floats_off + nvec * g->seg_dims * sizeof(float);
+	return g->head_floats_off + nvec * g->seg_dims * g->elem_size;
 }
 
 /* code layout: index among the float pages of the one holding slot i */
@@ -238,13 +267,16 @@ ivf_slot_fpage(const IvfGeometry *g, uint32 i)
 	return i / g->floats_per_page;
 }
 
-/* code layout: slot i's floats, on its float page */
-static inline float *
-ivf_slot_floats(Page fpage, const IvfGeometry *g, uint32 i)
+/*
+ * code layout: slot i's vector (dims elements of elem_size bytes), on its
+ * float page
+ */
+static inline char *
+ivf_slot_elems(Page fpage, const IvfGeometry *g, uint32 i)
 {
 	Assert(g->codes);
-	return (float *) ((char *) fpage + g->seg_floats_off) +
-		(Size) (i % g->floats_per_page) * g->dims;
+	return (char *) fpage + g->seg_floats_off +
+		(Size) (i % g->floats_per_page) * g->dims * g->elem_size;
 }
 
 static inline float *
@@ -284,21 +316,33 @@ ivf_stream_sq8_lo(const IvfMetaPageData *meta, float *stream)
 	return stream + (Size) meta->nlists * meta->dims;
 }
 
-static inline float *
-ivf_page_floats(Page page, const IvfGeometry *g, bool head)
+/*
+ * Without codes: the element block of a head (head) or segment page, and
+ * slot i's row in it (seg_dims elements of elem_size bytes; the last
+ * segment's rows are as long, only their first ivf_seg_dims are used).
+ */
+static inline char *
+ivf_page_elems(Page page, const IvfGeometry *g, bool head)
 {
-	return (float *) ((char *) page +
-					  (head ? g->head_floats_off : g->seg_floats_off));
+	return (char *) page + (head ? g->head_floats_off : g->seg_floats_off);
 }
 
-/* lay out list groups for vectors of dims floats (ivfpage.c) */
-extern void ivf_geometry(uint32 dims, bool codes, IvfGeometry *g);
+static inline char *
+ivf_page_row(Page page, const IvfGeometry *g, bool head, uint32 i)
+{
+	return ivf_page_elems(page, g, head) + (Size) i * g->seg_dims * g->elem_size;
+}
+
+/* lay out list groups for vectors of dims elements (ivfpage.c) */
+extern void ivf_geometry(uint32 dims, bool codes, IvfElemType elem,
+						 IvfGeometry *g);
 
 /* the geometry an index's meta page describes */
 static inline void
 ivf_meta_geometry(const IvfMetaPageData *meta, IvfGeometry *g)
 {
-	ivf_geometry(meta->dims, (meta->flags & IVF_META_CODES) != 0, g);
+	ivf_geometry(meta->dims, (meta->flags & IVF_META_CODES) != 0,
+				 (IvfElemType) meta->elem_type, g);
 }
 
 static inline int64

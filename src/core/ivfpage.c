@@ -22,29 +22,33 @@
 /* --------------------------------------------------------------- geometry */
 
 /*
- * Lay out list groups for vectors of 'dims' floats.  A group holds the same
- * vector slots on every one of its pages; page s holds dims
+ * Lay out list groups for vectors of 'dims' elements of type 'elem' (4 or
+ * 2 bytes each: everything that holds vectors scales with it).  A group
+ * holds the same vector slots on every one of its pages; page s holds dims
  * [s*seg_dims, ...) of each vector, so distances (sums over dimensions) are
- * computed page by page and added.  Up to ~2000 dims a group is one page.
- * With 'codes', the code layout instead (ivfformat.h): a head page with
- * every slot's TID, error and code, and float pages with the vectors;
- * when a vector does not fit a page (above 2036 dims) the group gets no
- * codes, which g->codes reports.
+ * computed page by page and added.  Up to ~2000 dims (~4000 of halves) a
+ * group is one page.  With 'codes', the code layout instead (ivfformat.h):
+ * a head page with every slot's TID, error and code, and float pages with
+ * the vectors; when a vector does not fit a page (above 2036 dims, 4072 of
+ * halves) the group gets no codes, which g->codes reports.
  */
 void
-ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
+ivf_geometry(uint32 dims, bool codes, IvfElemType elem, IvfGeometry *g)
 {
+	uint32		esz = ivf_elem_size(elem);
 	uint32		avail_floats;
 	uint32		s;
 
 	Assert(dims >= 1 && dims <= IVF_MAX_DIM);
 	memset(g, 0, sizeof(*g));
 	g->dims = dims;
+	g->elem = elem;
+	g->elem_size = esz;
 
 	if (codes)
 	{
 		uint32		seg_floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, IVF_PAGE_DATA_OFF);
-		uint32		fpp = (IVF_PAGE_SPECIAL_OFF - seg_floats_off) / (dims * sizeof(float));
+		uint32		fpp = (IVF_PAGE_SPECIAL_OFF - seg_floats_off) / (dims * esz);
 		uint32		f;
 
 		/*
@@ -96,12 +100,12 @@ ivf_geometry(uint32 dims, bool codes, IvfGeometry *g)
 		uint32		cap;
 
 		/* the largest slot count whose TIDs and floats fit the head page */
-		for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / (seg_dims * sizeof(float) + sizeof(ItemPointerData));
+		for (cap = (IVF_PAGE_SPECIAL_OFF - tids_off) / (seg_dims * esz + sizeof(ItemPointerData));
 			 cap > 0; cap--)
 		{
 			uint32		floats_off = TYPEALIGN(IVF_FLOAT_ALIGN, tids_off + cap * sizeof(ItemPointerData));
 
-			if (floats_off + (Size) cap * seg_dims * sizeof(float) <= IVF_PAGE_SPECIAL_OFF)
+			if (floats_off + (Size) cap * seg_dims * esz <= IVF_PAGE_SPECIAL_OFF)
 				break;
 		}
 		if (cap == 0)
@@ -199,13 +203,22 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 						RelationGetRelationName(index)),
 				 errdetail("Magic number is 0x%08X, expected 0x%08X.",
 						   meta->magic, IVF_MAGIC)));
-	if (meta->version != IVF_FORMAT_VERSION)
+	if (meta->version < IVF_FORMAT_VERSION_MIN ||
+		meta->version > IVF_FORMAT_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has format version %u, this build reads version %d",
+				 errmsg("index \"%s\" has format version %u, this build reads versions %d to %d",
 						RelationGetRelationName(index), meta->version,
-						IVF_FORMAT_VERSION),
+						IVF_FORMAT_VERSION_MIN, IVF_FORMAT_VERSION),
 				 errhint("REINDEX the index.")));
+	/* version 2 had no element type: its (zeroed) field must read float */
+	if ((meta->elem_type != IVF_ELEM_FLOAT && meta->elem_type != IVF_ELEM_HALF) ||
+		(meta->version < 3 && meta->elem_type != IVF_ELEM_FLOAT))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has an invalid element type %u",
+						RelationGetRelationName(index), meta->elem_type),
+				 errdetail("The meta page has format version %u.", meta->version)));
 	if (meta->flags & ~IVF_META_KNOWN_FLAGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),

@@ -308,15 +308,15 @@ ivf_member_radius(const float *x, const float *centroid, uint32 d)
 	return sqrtf(ivf_kernels.l2sq(x, centroid, d));
 }
 
-/* distance of q to each of the n vectors of one page's block: out[i] */
+/*
+ * distance of q to each of the n vectors of one page's block: out[i];
+ * x is a row of g's elements
+ */
 static inline void
-block_distances(IvfMetric metric, const float *q, const float *x, size_t n,
-				size_t d, float *out)
+block_distances(const IvfGeometry *g, IvfMetric metric, const float *q,
+				const char *x, size_t n, size_t d, float *out)
 {
-	if (metric == IVF_METRIC_L2)
-		ivf_kernels.l2sq_block(q, x, n, d, out);
-	else
-		ivf_kernels.dot_block(q, x, n, d, out);
+	ivf_block_distances(metric, g->elem, q, x, n, d, out);
 }
 
 /*
@@ -330,8 +330,8 @@ float_page_distances(IvfMetric metric, const float *q, const IvfGeometry *g,
 	uint32		first;
 
 	for (first = 0; first < n; first += g->floats_per_page)
-		block_distances(metric, q,
-						ivf_slot_floats(fpages[first / g->floats_per_page], g, first),
+		block_distances(g, metric, q,
+						ivf_slot_elems(fpages[first / g->floats_per_page], g, first),
 						Min(n - first, g->floats_per_page), g->dims,
 						out + first);
 }
@@ -399,7 +399,7 @@ scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
 		/* <=: every slot among the k0 nearest is read (ties included) */
 		if (bound[i] <= ivf_topk_worst(&out->kbest))
 		{
-			const float *x;
+			const char *x;
 			float		d;
 
 			/* float pages are locked after the head, in slot order */
@@ -410,8 +410,8 @@ scan_group_codes(Relation index, const IvfGeometry *g, IvfPrefilter *pf,
 				fcur = ivf_slot_fpage(g, i);
 				fbuf = read_float_page(index, g, page, fcur);
 			}
-			x = ivf_slot_floats(BufferGetPage(fbuf), g, i);
-			d = ivf_pair_distance(pf->metric, q, x, g->dims);
+			x = ivf_slot_elems(BufferGetPage(fbuf), g, i);
+			d = ivf_pair_distance_elem(pf->metric, g->elem, q, x, g->dims);
 			out->dist[out->n] = d;
 			out->id[out->n] = ivf_tid_to_id((ItemPointer) &tids[i]);
 			ivf_topk_push(&out->kbest, d, out->id[out->n]);
@@ -527,14 +527,14 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 					UnlockReleaseBuffer(segbufs[f]);
 			}
 			else if (g->nsegments == 1)
-				block_distances(metric, q, ivf_page_floats(page, g, true),
+				block_distances(g, metric, q, ivf_page_elems(page, g, true),
 								nvec, g->dims, dist);
 			else
 			{
 				BlockNumber *segblk = ivf_head_segblocks(page);
 				uint32		s;
 
-				block_distances(metric, q, ivf_page_floats(page, g, true),
+				block_distances(g, metric, q, ivf_page_elems(page, g, true),
 								nvec, g->seg_dims, acc);
 				for (s = 1; s < g->nsegments; s++)
 				{
@@ -542,8 +542,8 @@ ivf_scan_list(Relation index, const IvfGeometry *g, IvfMetric metric,
 
 					segbufs[s] = read_segment_page(index, segblk[s - 1]);
 					spage = BufferGetPage(segbufs[s]);
-					block_distances(metric, q + (Size) s * g->seg_dims,
-									ivf_page_floats(spage, g, false), nvec,
+					block_distances(g, metric, q + (Size) s * g->seg_dims,
+									ivf_page_elems(spage, g, false), nvec,
 									ivf_seg_dims(g, s), partial);
 					for (i = 0; i < nvec; i++)
 						acc[i] += partial[i];
@@ -629,9 +629,9 @@ ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
 	if (slot < opaque->nvec)
 	{
 		Buffer		fbuf = read_float_page(index, g, page, ivf_slot_fpage(g, slot));
-		const float *x = ivf_slot_floats(BufferGetPage(fbuf), g, slot);
+		const char *x = ivf_slot_elems(BufferGetPage(fbuf), g, slot);
 
-		*dist = ivf_pair_distance(metric, q, x, g->dims);
+		*dist = ivf_pair_distance_elem(metric, g->elem, q, x, g->dims);
 		UnlockReleaseBuffer(fbuf);
 		found = true;
 	}
@@ -719,12 +719,12 @@ ivf_scan_list_multi(Relation index, const IvfGeometry *g, IvfMetric metric,
 			if (g->codes)
 				float_page_distances(metric, q, g, segpages + 1, n, dist);
 			else
-				block_distances(metric, q, ivf_page_floats(page, g, true), n,
+				block_distances(g, metric, q, ivf_page_elems(page, g, true), n,
 								ivf_seg_dims(g, 0), dist);
 			for (s = 1; s < g->nsegments && !g->codes; s++)
 			{
-				block_distances(metric, q + (Size) s * g->seg_dims,
-								ivf_page_floats(segpages[s], g, false), n,
+				block_distances(g, metric, q + (Size) s * g->seg_dims,
+								ivf_page_elems(segpages[s], g, false), n,
 								ivf_seg_dims(g, s), partial);
 				for (i = 0; i < n; i++)
 					dist[i] += partial[i];
@@ -785,9 +785,9 @@ ivf_list_slots(Relation index, BlockNumber head)
 
 /*
  * Every slot of list 'list', in chain order, as the GPU worker keeps it:
- * *vecs (n x dims floats) and *ids (ivf_tid_to_id, -1 for a slot whose
- * TID is invalid, so that a limit counts slots exactly as ivf_scan_list
- * does).  One group locked at a time, as a scan does; palloc'd in the
+ * *vecs (n x dims floats, half elements widened) and *ids (ivf_tid_to_id,
+ * -1 for a slot whose TID is invalid, so that a limit counts slots exactly
+ * as ivf_scan_list does).  One group locked at a time, as a scan does; palloc'd in the
  * current context.
  */
 void
@@ -833,8 +833,9 @@ ivf_export_list(Relation index, const IvfGeometry *g, BlockNumber head,
 				uint32		last = Min(nvec, first + g->floats_per_page);
 
 				for (i = first; i < last; i++)
-					memcpy(*vecs + (at + i) * g->dims,
-						   ivf_slot_floats(BufferGetPage(fbuf), g, i), dbytes);
+					ivf_load_elems(g->elem, *vecs + (at + i) * g->dims,
+								   ivf_slot_elems(BufferGetPage(fbuf), g, i),
+								   g->dims);
 				UnlockReleaseBuffer(fbuf);
 			}
 		}
@@ -845,19 +846,20 @@ ivf_export_list(Relation index, const IvfGeometry *g, BlockNumber head,
 			for (s = 0; s < g->nsegments; s++)
 			{
 				Buffer		sbuf = InvalidBuffer;
-				const float *src;
+				Page		src;
 				uint32		sd = ivf_seg_dims(g, s);
 
 				if (s == 0)
-					src = ivf_page_floats(page, g, true);
+					src = page;
 				else
 				{
 					sbuf = read_segment_page(index, ivf_head_segblocks(page)[s - 1]);
-					src = ivf_page_floats(BufferGetPage(sbuf), g, false);
+					src = BufferGetPage(sbuf);
 				}
 				for (i = 0; i < nvec; i++)
-					memcpy(*vecs + (at + i) * g->dims + (Size) s * g->seg_dims,
-						   src + (Size) i * g->seg_dims, sizeof(float) * sd);
+					ivf_load_elems(g->elem,
+								   *vecs + (at + i) * g->dims + (Size) s * g->seg_dims,
+								   ivf_page_row(src, g, s == 0, i), sd);
 				if (BufferIsValid(sbuf))
 					UnlockReleaseBuffer(sbuf);
 			}

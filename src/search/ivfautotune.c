@@ -60,6 +60,7 @@
 #include "utils/snapmgr.h"
 
 #include "distance.h"
+#include "halfvec.h"
 #include "ivfformat.h"
 #include "ivfmetric.h"
 #include "ivfpage.h"
@@ -68,6 +69,7 @@
 #include "kmeans.h"
 #include "listscan.h"
 #include "topk.h"
+#include "vector.h"
 
 /*
  * Rows per GEMM block of the ground truth: up to GT_BLOCK, fewer when the
@@ -88,6 +90,7 @@ typedef struct TuneQueries
 	int			depth;			/* kept per query: k, or k + 1 with self */
 	uint32		dims;
 	IvfMetric	metric;
+	IvfElemType elem;			/* the index's elements: its column's type */
 	Datum	   *datums;			/* the query vectors, as scans get them */
 	float	   *prepared;		/* nq x dims, the form the index stores */
 	int64	   *self;			/* each query's own row, or -1 */
@@ -128,7 +131,8 @@ sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 	if (isnull[0] || !tupleIsAlive)
 		return;
-	p = ivf_prepare_vector(index, tq->metric, tq->dims, values[0], &skip);
+	p = ivf_prepare_datum(index, tq->metric, tq->elem, tq->dims, values[0],
+						  &skip);
 	if (skip)
 	{
 		pfree(p);
@@ -242,7 +246,8 @@ truth_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (isnull[0] || !tupleIsAlive)
 		return;
 	old = MemoryContextSwitchTo(ts->rowctx);
-	p = ivf_prepare_vector(index, ts->tq->metric, ts->tq->dims, values[0], &skip);
+	p = ivf_prepare_datum(index, ts->tq->metric, ts->tq->elem, ts->tq->dims,
+						  values[0], &skip);
 	if (!skip)
 	{
 		memcpy(ts->block + (Size) ts->n * ts->tq->dims, p,
@@ -430,6 +435,7 @@ init_queries(TuneQueries *tq, Relation index, int nq, int k, bool self)
 	tq->depth = self ? k + 1 : k;
 	tq->dims = meta.dims;
 	tq->metric = (IvfMetric) meta.metric;
+	tq->elem = (IvfElemType) meta.elem_type;
 	tq->datums = palloc0(sizeof(Datum) * Max(nq, 1));
 	tq->prepared = palloc_extended(sizeof(float) * (Size) Max(nq, 1) * meta.dims,
 								   MCXT_ALLOC_HUGE);
@@ -496,7 +502,18 @@ ivf_recall(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("query %d is NULL", q + 1)));
-		p = ivf_prepare_vector(index, tq.metric, tq.dims, elems[q], &skip);
+		if (tq.elem == IVF_ELEM_HALF)
+		{
+			/*
+			 * A halfvec index is scanned with halfvec queries: the vector
+			 * rounded to half precision, as a cast would.
+			 */
+			Vector	   *v = DatumGetVector(elems[q]);
+
+			elems[q] = PointerGetDatum(ivf_halfvec_from_floats(v->x, v->dim));
+		}
+		p = ivf_prepare_datum(index, tq.metric, tq.elem, tq.dims, elems[q],
+							  &skip);
 		if (skip)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

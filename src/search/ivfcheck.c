@@ -273,11 +273,11 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 				uint32		used = (nvec > first) ? Min(nvec - first, g->floats_per_page) : 0;
 
 				if (used > 0 &&
-					((PageHeader) sp)->pd_lower < g->seg_floats_off + used * g->dims * sizeof(float))
+					((PageHeader) sp)->pd_lower < g->seg_floats_off + used * g->dims * g->elem_size)
 					problem(cs, "list %u: float block %u has pd_lower %u below its %u slots",
 							list, sblk, ((PageHeader) sp)->pd_lower, used);
 			}
-			else if (((PageHeader) sp)->pd_lower < g->seg_floats_off + nvec * g->seg_dims * sizeof(float))
+			else if (((PageHeader) sp)->pd_lower < g->seg_floats_off + nvec * g->seg_dims * g->elem_size)
 				problem(cs, "list %u: segment block %u has pd_lower %u below its %u slots",
 						list, sblk, ((PageHeader) sp)->pd_lower, nvec);
 		}
@@ -296,20 +296,32 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 			/* a float page that is not one was reported above */
 			complete = g->codes ? 1 + ivf_slot_fpage(g, i) < nsegok :
 				nsegok == g->nsegments;
+			/* the slot's vector, widened to float (half elements) */
 			if (g->codes && complete)
-				check_floats(cs, ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i),
-							 g->dims, list, blkno, i, &normsq);
+			{
+				ivf_load_elems(g->elem, cs->vec,
+							   ivf_slot_elems(segpages[1 + ivf_slot_fpage(g, i)], g, i),
+							   g->dims);
+				check_floats(cs, cs->vec, g->dims, list, blkno, i, &normsq);
+			}
 			else if (!g->codes)
 				for (s = 0; s < nsegok && s < g->nsegments; s++)
-					check_floats(cs, ivf_page_floats(segpages[s], g, s == 0) + (Size) i * g->seg_dims,
-								 ivf_seg_dims(g, s), list, blkno, i, &normsq);
+				{
+					float	   *part = cs->vec + (Size) s * g->seg_dims;
+
+					ivf_load_elems(g->elem, part,
+								   ivf_page_row(segpages[s], g, s == 0, i),
+								   ivf_seg_dims(g, s));
+					check_floats(cs, part, ivf_seg_dims(g, s), list, blkno, i,
+								 &normsq);
+				}
 			if (g->codes && cs->cstream && complete)
 			{
 				const float *lo = ivf_stream_sq8_lo(&cs->meta, cs->cstream);
 				float		err;
 				float		cnorm;
 
-				err = ivf_encode_vector(ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i),
+				err = ivf_encode_vector(cs->vec,
 										cs->cstream + (Size) list * g->dims,
 										lo, lo + g->dims, g->dims, cs->residual,
 										cs->code, &cnorm);
@@ -321,23 +333,10 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 			}
 			if (cs->cstream && complete && radius_ok)
 			{
-				const float *x;
 				float		dist;
 
-				if (g->codes)
-					x = ivf_slot_floats(segpages[1 + ivf_slot_fpage(g, i)], g, i);
-				else if (g->nsegments == 1)
-					x = ivf_page_floats(page, g, true) + (Size) i * g->seg_dims;
-				else
-				{
-					for (s = 0; s < g->nsegments; s++)
-						memcpy(cs->vec + s * g->seg_dims,
-							   ivf_page_floats(segpages[s], g, s == 0) + (Size) i * g->seg_dims,
-							   sizeof(float) * ivf_seg_dims(g, s));
-					x = cs->vec;
-				}
 				/* as the build and insert compute it (ivf_member_radius) */
-				dist = ivf_member_radius(x, cs->cstream + (Size) list * g->dims,
+				dist = ivf_member_radius(cs->vec, cs->cstream + (Size) list * g->dims,
 										 g->dims);
 				/* NaN: a non-finite value, reported above */
 				if (dist > maxdist)
@@ -347,8 +346,9 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 					maxslot = i;
 				}
 			}
+			/* half elements: each within 2^-11 of the unit vector's */
 			if (cs->meta.metric == IVF_METRIC_COSINE && complete &&
-				fabs(normsq - 1.0) > 1e-3)
+				fabs(normsq - 1.0) > (g->elem == IVF_ELEM_HALF ? 4e-3 : 1e-3))
 				problem(cs, "list %u: block %u slot %u is not unit length (norm^2 %g) in a cosine index",
 						list, blkno, i, normsq);
 			check_heap_tid(cs, tid, list, blkno);
@@ -417,6 +417,13 @@ run_check(CheckState *cs)
 	ivf_read_meta(cs->index, &cs->meta);
 	ivf_meta_geometry(&cs->meta, &cs->g);
 	cs->seen[IVF_METAPAGE_BLKNO] = true;
+	cs->vec = palloc(sizeof(float) * cs->meta.dims);
+
+	/* the element type (format 3) must be the operator class's */
+	if (cs->meta.elem_type != (uint32) ivf_index_elem(cs->index))
+		problem(cs, "meta page: element type %s, but the operator class indexes %s",
+				ivf_elem_name((IvfElemType) cs->meta.elem_type),
+				ivf_elem_name(ivf_index_elem(cs->index)));
 
 	/* centroid pages */
 	total = ivf_centroid_rows(&cs->meta) * cs->meta.dims;
@@ -453,7 +460,6 @@ run_check(CheckState *cs)
 		ivf_load_centroids(cs->index, &cs->meta, cs->cstream);
 		cs->residual = palloc(sizeof(float) * cs->meta.dims);
 		cs->code = palloc(cs->meta.dims);
-		cs->vec = palloc(sizeof(float) * cs->meta.dims);
 	}
 	cs->gamma = (double) (cs->meta.dims + 16) * FLT_EPSILON;
 
@@ -568,8 +574,8 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	Oid			indexoid = PG_GETARG_OID(0);
 	TupleDesc	desc;
 	CheckState	cs;
-	Datum		values[16];
-	bool		nulls[16] = {0};
+	Datum		values[17];
+	bool		nulls[17] = {0};
 	int			i = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -604,6 +610,8 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	values[i++] = CStringGetTextDatum((cs.meta.flags & IVF_META_ORDERED) ?
 									  "residual_norm_asc" : "none");
 	values[i++] = BoolGetDatum((cs.meta.flags & IVF_META_CODES) != 0);
+	/* 0.2.0: the element type (0.1.0's function has 16 columns) */
+	values[i++] = CStringGetTextDatum(ivf_elem_name((IvfElemType) cs.meta.elem_type));
 
 	close_check(&cs);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));

@@ -95,6 +95,17 @@ like($err, qr/"t_cos_par": assignment pass with [12] parallel workers/,
 is($node->safe_psql('postgres', q{SELECT index_pages('t_cos_ser') = index_pages('t_cos_par')}),
 	't', 'cosine, ordered lists: the parallel index equals the serial one page for page');
 
+# a halfvec index (an expression; half floats in the list pages): the same
+build($ser, 'CREATE INDEX t_h_ser ON t USING ivfflat ((v::halfvec(16)) halfvec_cosine_ops) '
+	  . 'WITH (lists = 20)');
+$err = build($par, 'CREATE INDEX t_h_par ON t USING ivfflat ((v::halfvec(16)) halfvec_cosine_ops) '
+	  . 'WITH (lists = 20)');
+like($err, qr/"t_h_par": assignment pass with [12] parallel workers/,
+	'halfvec: the assignment pass is parallel');
+is($node->safe_psql('postgres', q{SELECT index_pages('t_h_ser') = index_pages('t_h_par')}),
+	't', 'halfvec: the parallel index equals the serial one page for page');
+ivf_check_clean($node, 'postgres', 't_h_par');
+
 # the table's parallel_workers = 0 keeps the build serial
 $node->safe_psql('postgres', 'ALTER TABLE t SET (parallel_workers = 0)');
 $err = build($par, 'CREATE INDEX t_zero ON t USING ivfflat (v vector_l2_ops) WITH (lists = 20)');

@@ -10,7 +10,12 @@
 #       ivf_check fail with the "format version 1 ... REINDEX" error, and
 #       REINDEX makes the index usable again;
 #   (c) sound indexes after inserts of far outliers (raising radii), deletes
-#       and VACUUM: ivf_check reports nothing.
+#       and VACUUM: ivf_check reports nothing;
+#   (d) format version 2 (before the meta page's element type): a float
+#       index written as version 2 (its element type field zero, as
+#       version 2 left it) is read as before; a version 2 meta page naming
+#       another element type, or a version 3 one naming an unknown type,
+#       is refused.
 #
 # The node runs without data checksums (initdb's default): with them the
 # overwritten pages would fail their checksum before ivf saw them.
@@ -44,6 +49,7 @@ my $blcksz = $node->safe_psql('postgres', 'SHOW block_size');
 my $contents = 24;
 my $meta_version = $contents + 4;
 my $meta_dirstart = $contents + 64;
+my $meta_elem = $contents + 84;
 my $entry_size = 24;
 my $entry_radius = 20;
 
@@ -198,7 +204,7 @@ $node->start;
 my $noseq = 'SET enable_seqscan = off; SET enable_bitmapscan = off;';
 my $scan = q{SELECT id FROM t ORDER BY v <-> '[1,1,1,1,1,1,1,1]' LIMIT 5};
 my $version_error =
-  qr/index "t_l2" has format version 1, this build reads version \d+.*HINT:\s+REINDEX the index/s;
+  qr/index "t_l2" has format version 1, this build reads versions? [\d to]+.*HINT:\s+REINDEX the index/s;
 my ($rc, $out, $err) = $node->psql('postgres', "$noseq $scan");
 isnt($rc, 0, '(b) a scan of a version 1 index fails');
 like($err, $version_error, '(b) the scan says format version 1 and REINDEX');
@@ -219,6 +225,39 @@ is( $node->safe_psql('postgres',
 	$exact, '(b) t_l2 after REINDEX: a scan of every list returns the exact nearest rows');
 my ($uses) = uses_index($node, 'postgres', $noseq, $scan, 't_l2');
 is($uses, 1, '(b) that scan uses t_l2');
+
+# (d) version 2 is still read: the same index as version 2 (REINDEX gave
+# it a new file)
+$file{t_l2} = index_file('t_l2');
+$node->stop;
+is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 3, '(d) new indexes are format version 3');
+is(unpack('L', read_bytes($file{t_l2}, $meta_elem, 4)), 0, '(d) a vector index has element type 0 (float)');
+write_bytes($file{t_l2}, $meta_version, pack('L', 2));
+$node->start;
+ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 2 index: no problem');
+is( $node->safe_psql('postgres',
+		"$noseq SET ivf.nprobe = 4; SELECT string_agg(id::text, ',') FROM ($scan) x"),
+	$exact, '(d) a version 2 index returns the exact nearest rows');
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (20001, '[1,1,1,1,1,1,1,1]')});
+is( $node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; SELECT id FROM ($scan) x LIMIT 1"),
+	'20001', '(d) an insert into a version 2 index is found');
+
+$node->stop;
+write_bytes($file{t_l2}, $meta_elem, pack('L', 1));
+$node->start;
+($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM ivf_check('t_l2')");
+isnt($rc, 0, '(d) a version 2 index naming the half element type is refused');
+like($err, qr/index "t_l2" has an invalid element type 1.*format version 2/s,
+	'(d) the error names the element type and the version');
+$node->stop;
+write_bytes($file{t_l2}, $meta_version, pack('L', 3));
+write_bytes($file{t_l2}, $meta_elem, pack('L', 7));
+$node->start;
+($rc, $out, $err) = $node->psql('postgres', "$noseq $scan");
+isnt($rc, 0, '(d) an unknown element type is refused');
+like($err, qr/index "t_l2" has an invalid element type 7/, '(d) the scan names it');
+$node->safe_psql('postgres', 'REINDEX INDEX t_l2');
+ivf_check_clean($node, 'postgres', 't_l2', '(d) t_l2 after REINDEX: no problem');
 
 $node->stop;
 done_testing();

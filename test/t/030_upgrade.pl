@@ -105,6 +105,13 @@ like(
 	'USING ivf index built after the update');
 is($node->safe_psql('postgres', "SELECT count(*) FROM ivf_check('items_ivf')"), '0',
 	'ivf_check of the USING ivf index');
+$node->safe_psql('postgres',
+	q{CREATE INDEX items_h ON items USING ivfflat (h halfvec_l2_ops) WITH (lists = 8)});
+is( $node->safe_psql('postgres',
+		q{SELECT element_type || ' ' || vectors FROM ivf_index_info('items_h')}),
+	'halfvec 3000', 'a halfvec index after the update: ivf_index_info reports its element type');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ivf_check('items_h')"), '0',
+	'ivf_check of the halfvec index');
 
 # the same objects as a fresh install of 0.2.0
 my $members = q{SELECT string_agg(d, E'\n' ORDER BY d) FROM (
@@ -118,6 +125,13 @@ is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname
 	'0.2.0', 'a fresh install is 0.2.0');
 is($updated, $node->safe_psql('fresh', $members),
 	'the updated extension has the same members as a fresh 0.2.0');
+# and its functions the same results (ivf_index_info gained a column)
+my $results = q{SELECT string_agg(p.oid::regprocedure::text || ' -> ' || pg_get_function_result(p.oid),
+	E'\n' ORDER BY p.oid::regprocedure::text) FROM pg_proc p
+	JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ivf')};
+is($node->safe_psql('postgres', $results), $node->safe_psql('fresh', $results),
+	'the updated functions return what a fresh 0.2.0\'s do');
 
 $node->stop;
 done_testing();
