@@ -292,6 +292,8 @@ CREATE FUNCTION ivf_search_support(internal) RETURNS internal
 
 ALTER FUNCTION ivf_search(regclass, vector[], int, int) SUPPORT ivf_search_support;
 
+-- ------------------------------------------------ halfvec operator classes
+
 -- halfvec columns: the list pages store half floats (2 bytes an element),
 -- the centroids stay float; the same metrics as the vector classes.
 CREATE OPERATOR CLASS halfvec_l2_ops
