@@ -39,9 +39,6 @@
 #include "vector.h"
 #include "vector_parse.h"
 
-/* How much of an offending literal an error message quotes. */
-#define HALFVEC_ERROR_QUOTE_MAX 120
-
 HalfVector *
 InitHalfVector(int dim)
 {
@@ -177,30 +174,10 @@ halfvec_floats(const HalfVector *v)
 
 /* ---------------- text form ---------------- */
 
-static char *
-quote_literal_for_error(const char *str)
-{
-	int			len = strlen(str);
-
-	if (len <= HALFVEC_ERROR_QUOTE_MAX)
-		return pstrdup(str);
-	len = pg_mbcliplen(str, len, HALFVEC_ERROR_QUOTE_MAX);
-	return psprintf("%.*s...", len, str);
-}
-
-static char *
-token_for_error(const char *str, const IvfParseResult *r)
-{
-	int			len = Min(r->errlen, HALFVEC_ERROR_QUOTE_MAX);
-
-	len = pg_mbcliplen(str + r->errpos, r->errlen, len);
-	return pnstrdup(str + r->errpos, len);
-}
-
 static void
 report_parse_error(const char *str, const IvfParseResult *r)
 {
-	char	   *lit = quote_literal_for_error(str);
+	char	   *lit = ivf_literal_for_error(str);
 
 	switch (r->status)
 	{
@@ -221,7 +198,7 @@ report_parse_error(const char *str, const IvfParseResult *r)
 						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 						 errmsg("invalid input syntax for type halfvec: \"%s\"", lit),
 						 errdetail("Element %d, \"%s\", is not a number.",
-								   r->ndim + 1, token_for_error(str, r))));
+								   r->ndim + 1, ivf_token_for_error(str, r))));
 			break;
 		case IVF_PARSE_BAD_SEPARATOR:
 			ereport(ERROR,
@@ -258,20 +235,20 @@ report_parse_error(const char *str, const IvfParseResult *r)
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("NaN not allowed in halfvec"),
 					 errdetail("Element %d is \"%s\".",
-							   r->ndim + 1, token_for_error(str, r))));
+							   r->ndim + 1, ivf_token_for_error(str, r))));
 			break;
 		case IVF_PARSE_INFINITE:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("infinite value not allowed in halfvec"),
 					 errdetail("Element %d is \"%s\".",
-							   r->ndim + 1, token_for_error(str, r))));
+							   r->ndim + 1, ivf_token_for_error(str, r))));
 			break;
 		case IVF_PARSE_OUT_OF_RANGE:
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("\"%s\" is out of range for type halfvec",
-							token_for_error(str, r)),
+							ivf_token_for_error(str, r)),
 					 errdetail("Element %d does not fit in a 4-byte float.",
 							   r->ndim + 1)));
 			break;
@@ -306,7 +283,7 @@ element_text(const char *str, int i)
 		if (end == pt)
 			return NULL;
 		if (k == i)
-			return pnstrdup(pt, Min(end - pt, HALFVEC_ERROR_QUOTE_MAX));
+			return pnstrdup(pt, Min(end - pt, IVF_ERROR_QUOTE_MAX));
 		pt = end;
 		while (*pt != '\0' && *pt != ',')
 			pt++;

@@ -32,9 +32,6 @@
 #include "vector.h"
 #include "vector_parse.h"
 
-/* How much of an offending literal an error message quotes. */
-#define VECTOR_ERROR_QUOTE_MAX 120
-
 /*
  * Allocate a zero-filled vector of dim dimensions.
  */
@@ -109,22 +106,23 @@ CheckOverflow(float value)
  * The literal as quoted in an error message: whole when short, otherwise
  * its start (a 16000-element literal in a message helps nobody).
  */
-static char *
-quote_literal_for_error(const char *str)
+char *
+ivf_literal_for_error(const char *str)
 {
 	size_t		len = strlen(str);
 
-	if (len <= VECTOR_ERROR_QUOTE_MAX)
+	if (len <= IVF_ERROR_QUOTE_MAX)
 		return pstrdup(str);
 	return psprintf("%.*s...",
-					pg_mbcliplen(str, (int) len, VECTOR_ERROR_QUOTE_MAX),
+					pg_mbcliplen(str, (int) len, IVF_ERROR_QUOTE_MAX),
 					str);
 }
 
-static char *
-token_for_error(const char *str, const IvfParseResult *r)
+/* the token at the parser's error position, clipped as the literal is */
+char *
+ivf_token_for_error(const char *str, const IvfParseResult *r)
 {
-	int			len = Min(r->errlen, VECTOR_ERROR_QUOTE_MAX);
+	int			len = Min(r->errlen, IVF_ERROR_QUOTE_MAX);
 
 	len = pg_mbcliplen(str + r->errpos, r->errlen, len);
 	return pnstrdup(str + r->errpos, len);
@@ -133,7 +131,7 @@ token_for_error(const char *str, const IvfParseResult *r)
 static void
 report_parse_error(const char *str, const IvfParseResult *r)
 {
-	char	   *lit = quote_literal_for_error(str);
+	char	   *lit = ivf_literal_for_error(str);
 
 	switch (r->status)
 	{
@@ -154,7 +152,7 @@ report_parse_error(const char *str, const IvfParseResult *r)
 						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 						 errmsg("invalid input syntax for type vector: \"%s\"", lit),
 						 errdetail("Element %d, \"%s\", is not a number.",
-								   r->ndim + 1, token_for_error(str, r))));
+								   r->ndim + 1, ivf_token_for_error(str, r))));
 			break;
 		case IVF_PARSE_BAD_SEPARATOR:
 			ereport(ERROR,
@@ -191,20 +189,20 @@ report_parse_error(const char *str, const IvfParseResult *r)
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("NaN not allowed in vector"),
 					 errdetail("Element %d is \"%s\".",
-							   r->ndim + 1, token_for_error(str, r))));
+							   r->ndim + 1, ivf_token_for_error(str, r))));
 			break;
 		case IVF_PARSE_INFINITE:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("infinite value not allowed in vector"),
 					 errdetail("Element %d is \"%s\".",
-							   r->ndim + 1, token_for_error(str, r))));
+							   r->ndim + 1, ivf_token_for_error(str, r))));
 			break;
 		case IVF_PARSE_OUT_OF_RANGE:
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("\"%s\" is out of range for type vector",
-							token_for_error(str, r)),
+							ivf_token_for_error(str, r)),
 					 errdetail("Element %d does not fit in a 4-byte float.",
 							   r->ndim + 1)));
 			break;

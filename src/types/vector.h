@@ -32,4 +32,15 @@ typedef struct Vector
 extern Vector *InitVector(int dim);
 extern void ivf_check_vector_dims(const Vector *a, const Vector *b);
 
+/*
+ * Error texts of the vector and halfvec literals: how much of an offending
+ * literal a message quotes, the literal so clipped, and the token that
+ * stopped the parser.
+ */
+#define IVF_ERROR_QUOTE_MAX 120
+struct IvfParseResult;
+extern char *ivf_literal_for_error(const char *str);
+extern char *ivf_token_for_error(const char *str,
+								 const struct IvfParseResult *r);
+
 #endif							/* IVF_VECTOR_H */
