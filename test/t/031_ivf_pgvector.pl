@@ -292,7 +292,24 @@ cmp_ok(
 	my ($rc, $out, $err) = $node->psql('pgv',
 		q{SELECT * FROM ivf_search('items_hnsw', ARRAY['[0,0,0,0,0,0,0,0]']::vector[], 1)});
 	isnt($rc, 0, 'ivf_search refuses pgvector\'s HNSW index');
-	like($err, qr/"items_hnsw" is not an ivfflat index/, 'naming it');
+	like($err, qr/"items_hnsw" is not an ivf index/, 'naming it');
+	like($err, qr/Its access method is hnsw\./, 'and its access method');
+}
+{
+	# messages name the index's access method, ivf: "ivfflat index"
+	# would be pgvector's
+	my ($rc, $out, $err) = $node->psql('pgv',
+		q{CREATE TEMP TABLE none_yet (v vector(3));
+		  CREATE INDEX none_yet_idx ON none_yet USING ivf (v) WITH (lists = 2)});
+	is($rc, 0, 'an ivf index on an empty table');
+	like($err, qr/NOTICE:  ivf index "none_yet_idx" was created with no data/,
+		'its notice says "ivf index"');
+	($rc, $out, $err) = $node->psql('pgv',
+		q{CREATE TEMP TABLE no_dims (v halfvec);
+		  CREATE INDEX ON no_dims USING ivf (v halfvec_l2_ops)});
+	like($err, qr/column does not have dimensions/, 'a halfvec column without dimensions');
+	like($err, qr/HINT:  Index a halfvec\(n\) column, or an expression such as \(embedding::halfvec\(768\)\)/,
+		'the hint names halfvec');
 }
 {
 	my ($rc, $out, $err) = $node->psql('pgv',
