@@ -72,25 +72,10 @@ SELECT halfvec_from_wire('\x000100013c00');		-- unused must be 0
 SELECT halfvec_from_wire('\x000300003c00');		-- too short
 SELECT halfvec_from_wire('\x00000000');			-- no dimensions
 -- the binary form into a halfvec(n) column: its typmod is checked
-CREATE TEMP TABLE wire3 (v halfvec(3));
-CREATE FUNCTION halfvec3_from_wire(field bytea) RETURNS halfvec LANGUAGE plpgsql AS $$
-DECLARE
-	lo oid;
-	result halfvec;
-BEGIN
-	lo := lo_from_bytea(0,
-		'\x5047434f50590aff0d0a00'::bytea || '\x0000000000000000'::bytea ||
-		'\x0001'::bytea || int4send(length(field)) || field || '\xffff'::bytea);
-	PERFORM lo_export(lo, 'ivf_halfvec_wire3_test.copy');
-	PERFORM lo_unlink(lo);
-	TRUNCATE wire3;
-	COPY wire3 FROM 'ivf_halfvec_wire3_test.copy' (FORMAT binary);
-	SELECT v INTO result FROM wire3;
-	RETURN result;
-END $$;
-SELECT halfvec3_from_wire('\x000300003c0040004200');
-SELECT halfvec3_from_wire('\x000200003c004000');
-DROP FUNCTION halfvec3_from_wire(bytea);
+TRUNCATE wire;
+ALTER TABLE wire ALTER COLUMN v TYPE halfvec(3);
+SELECT halfvec_from_wire('\x000300003c0040004200');
+SELECT halfvec_from_wire('\x000200003c004000');
 DROP FUNCTION halfvec_from_wire(bytea);
 
 -- bad values on every way in, as pgvector reports them, with a DETAIL
