@@ -229,6 +229,30 @@ SKIP:
 			"SET enable_indexscan = off; SET enable_bitmapscan = off; SELECT string_agg(ctid::text, ' ') FROM "
 			  . "(SELECT ctid FROM p ORDER BY v <-> '$q16', ctid LIMIT 10) s"),
 		'ivf_search on a halfvec index (vector[] queries): the exact rows');
+	# pgvector's halfvec[] as queries: the same rows and distances as the
+	# same values as vector[] (they are exact in half), for the halfvec
+	# index and for a vector index of the same rows
+	$node->safe_psql('pgv',
+		'CREATE TABLE pf AS SELECT id, v::vector(16) AS v FROM p; '
+		  . 'CREATE INDEX pf_l2 ON pf USING ivf (v vector_l2_ops) WITH (lists = 6)');
+	my $q16b = '[' . join(',', map { 1 - ($_ % 3) / 2 } 1 .. 16) . ']';
+	my $search = q{SET ivf.nprobe = 6; SELECT string_agg(query || ':' || rank || ':' || tid::text
+		|| ':' || distance::text, ' ' ORDER BY query, rank) FROM ivf_search('%s', ARRAY['%s'::%s, '%s'], 10)};
+	for my $index ('p_l2', 'pf_l2')
+	{
+		my $as_half = $node->safe_psql('pgv', sprintf($search, $index, $q16, 'halfvec', $q16b));
+		isnt($as_half, '', "ivf_search on $index with halfvec[] queries: rows");
+		is($as_half, $node->safe_psql('pgv', sprintf($search, $index, $q16, 'vector', $q16b)),
+			"ivf_search on $index: halfvec[] queries give the rows and distances of vector[]");
+		is( $node->safe_psql('pgv',
+				"SET ivf.nprobe = 6; SELECT ivf_recall('$index', ARRAY['$q16'::halfvec, '$q16b'], 10)"),
+			'1', "ivf_recall on $index with halfvec[] queries at nprobe = lists: 1");
+	}
+	my ($rc, $out, $err) = $node->psql('pgv',
+		q{SELECT * FROM ivf_search('p_l2', ARRAY['[1,2,3]'::halfvec], 1)});
+	like($err, qr/different vector dimensions 16 and 3/,
+		'a halfvec[] query of other dimensions: an error naming both');
+	$node->safe_psql('pgv', 'DROP TABLE pf');
 }
 
 # ----------------------------------------------------- a streaming standby
