@@ -757,3 +757,24 @@ CREATE OPERATOR CLASS halfvec_cosine_ops
 	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
 	FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec),
 	FUNCTION 2 l2_norm(halfvec);
+
+-- ------------------------------------------- halfvec queries for ivf_search
+
+-- ivf_search and ivf_recall with halfvec[] queries, for an index over
+-- either type: a query is widened to float (exactly) as the scan does with
+-- the vector form; ivf_recall gives its scans values of the indexed
+-- column's type.  An untyped NULL or literal for queries is now
+-- ambiguous, as for pgvector's overloaded functions: write NULL::vector[].
+CREATE FUNCTION ivf_search(index regclass, queries halfvec[], k int, nprobe int DEFAULT NULL)
+	RETURNS TABLE (query int, rank int, tid tid, distance real)
+	AS 'MODULE_PATHNAME', 'ivf_search_halfvec'
+	LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED ROWS 1000
+	SUPPORT ivf_search_support;
+
+CREATE FUNCTION ivf_recall(index regclass, queries halfvec[], k int)
+	RETURNS float8
+	AS 'MODULE_PATHNAME', 'ivf_recall_halfvec'
+	LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION ivf_recall(regclass, halfvec[], int) IS
+	'mean recall@k of the index''s scans for these queries, against exact search';

@@ -455,8 +455,8 @@ store_spill(IvfBuildState *bs)
 	uint32		l;
 
 	ereport(DEBUG1,
-			(errmsg_internal("ivfflat index \"%s\": %llu assigned rows outgrew maintenance_work_mem, sorting externally",
-							 RelationGetRelationName(bs->index),
+			(errmsg_internal("%s index \"%s\": %llu assigned rows outgrew maintenance_work_mem, sorting externally",
+							 ivf_am_name(bs->index), RelationGetRelationName(bs->index),
 							 (unsigned long long) st->n)));
 	for (l = 0; l < st->nlists; l++)
 	{
@@ -982,12 +982,14 @@ index_dims(Relation index)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column does not have dimensions"),
-				 errhint("Index a vector(n) column, or an expression such as (embedding::vector(768)).")));
+				 errhint("Index a %s(n) column, or an expression such as (embedding::%s(768)).",
+						 ivf_elem_name(ivf_index_elem(index)),
+						 ivf_elem_name(ivf_index_elem(index)))));
 	if (typmod > IVF_MAX_DIM)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("column cannot have more than %d dimensions for ivfflat index",
-						IVF_MAX_DIM)));
+				 errmsg("column cannot have more than %d dimensions for %s index",
+						IVF_MAX_DIM, ivf_am_name(index))));
 	return (uint32) typmod;
 }
 
@@ -1022,8 +1024,8 @@ memory_error(Relation index, Size need)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("memory required to build ivfflat index \"%s\" is %zu MB, maintenance_work_mem is %d MB",
-					RelationGetRelationName(index),
+			 errmsg("memory required to build %s index \"%s\" is %zu MB, maintenance_work_mem is %d MB",
+					ivf_am_name(index), RelationGetRelationName(index),
 					(size_t) ((need + 1024 * 1024 - 1) / (1024 * 1024)),
 					maintenance_work_mem / 1024),
 			 errdetail("k-means needs the centroids and at least one training vector per list in memory."),
@@ -1039,8 +1041,8 @@ phase_done(Relation index, const char *phase, instr_time *start)
 	INSTR_TIME_SET_CURRENT(now);
 	INSTR_TIME_SUBTRACT(now, *start);
 	ereport(DEBUG2,
-			(errmsg_internal("ivfflat index \"%s\": %s took %.3f s",
-							 RelationGetRelationName(index), phase,
+			(errmsg_internal("%s index \"%s\": %s took %.3f s",
+							 ivf_am_name(index), RelationGetRelationName(index), phase,
 							 INSTR_TIME_GET_DOUBLE(now))));
 	INSTR_TIME_SET_CURRENT(*start);
 }
@@ -1214,8 +1216,8 @@ send_rows(IvfBuildState *bs)
 	if (res != SHM_MQ_SUCCESS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not send assigned rows to the parallel leader of ivfflat index \"%s\"",
-						RelationGetRelationName(bs->index))));
+				 errmsg("could not send assigned rows to the parallel leader of %s index \"%s\"",
+						ivf_am_name(bs->index), RelationGetRelationName(bs->index))));
 }
 
 /* The leader keeps the rows of a worker's message. */
@@ -1477,8 +1479,8 @@ assign_and_sort(IvfBuildState *bs)
 	else
 	{
 		ereport(DEBUG1,
-				(errmsg_internal("ivfflat index \"%s\": assignment pass with %d parallel workers",
-								 RelationGetRelationName(bs->index),
+				(errmsg_internal("%s index \"%s\": assignment pass with %d parallel workers",
+								 ivf_am_name(bs->index), RelationGetRelationName(bs->index),
 								 leader->pcxt->nworkers_launched)));
 
 		/* the leader scans its share too, reporting the scan's progress */
@@ -1699,8 +1701,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		meta.flags |= IVF_META_EMPTY_BUILD;
 		bs.centroids = palloc0(dbytes);
 		ereport(NOTICE,
-				(errmsg("ivfflat index \"%s\" was created with no data",
-						RelationGetRelationName(index)),
+				(errmsg("%s index \"%s\" was created with no data",
+						ivf_am_name(index), RelationGetRelationName(index)),
 				 errdetail("It has a single list until it is rebuilt."),
 				 errhint("REINDEX the index once the table is loaded.")));
 	}
@@ -1715,16 +1717,16 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		if (k > bs.nsamples)
 		{
 			ereport(NOTICE,
-					(errmsg("ivfflat index \"%s\" has %zu vectors, fewer than the %u lists requested; using %zu lists",
-							RelationGetRelationName(index),
+					(errmsg("%s index \"%s\" has %zu vectors, fewer than the %u lists requested; using %zu lists",
+							ivf_am_name(index), RelationGetRelationName(index),
 							bs.nsamples, k, bs.nsamples),
 					 errhint("REINDEX the index once the table is loaded.")));
 			k = bs.nsamples;
 		}
 		else if (k > 1 && bs.nsamples < (Size) IVF_WARN_PER_LIST * k)
 			ereport(NOTICE,
-					(errmsg("ivfflat index \"%s\" trained %u lists on %zu vectors; at least %zu are recommended",
-							RelationGetRelationName(index), k, bs.nsamples,
+					(errmsg("%s index \"%s\" trained %u lists on %zu vectors; at least %zu are recommended",
+							ivf_am_name(index), RelationGetRelationName(index), k, bs.nsamples,
 							(size_t) IVF_WARN_PER_LIST * k),
 					 errhint("Use fewer lists, or REINDEX the index once the table is loaded.")));
 
@@ -1768,8 +1770,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 			elog(ERROR, "k-means failed for %zu vectors and %u lists",
 				 bs.nsamples, k);
 		ereport(DEBUG2,
-				(errmsg_internal("ivfflat index \"%s\": k-means ran %d of at most %d iterations on %zu vectors, mean distance %g -> %g",
-								 RelationGetRelationName(index),
+				(errmsg_internal("%s index \"%s\": k-means ran %d of at most %d iterations on %zu vectors, mean distance %g -> %g",
+								 ivf_am_name(index), RelationGetRelationName(index),
 								 kstats.iterations, params.niter, bs.nsamples,
 								 kstats.objective_first, kstats.objective)));
 		/* the session stays open for the assignment pass */

@@ -705,7 +705,8 @@ ivf_scan_start(IndexScanDesc scan)
 		if (q->dim != (int) so->meta.dims)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different vector dimensions %u and %d",
+					 errmsg("different %s dimensions %u and %d",
+							ivf_elem_name((IvfElemType) so->meta.elem_type),
 							so->meta.dims, q->dim),
 					 errdetail("Index \"%s\" stores %u-dimensional vectors.",
 							   RelationGetRelationName(index), so->meta.dims)));

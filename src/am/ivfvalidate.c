@@ -21,6 +21,7 @@
 #include "catalog/pg_opclass.h"
 #include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -38,6 +39,7 @@ ivf_validate(Oid opclassoid)
 	Oid			opfamilyoid;
 	Oid			opcintype;
 	char	   *opclassname;
+	char	   *amname;			/* ivfflat or ivf, for the messages */
 	HeapTuple	familytup;
 	Form_pg_opfamily familyform;
 	char	   *opfamilyname;
@@ -54,6 +56,9 @@ ivf_validate(Oid opclassoid)
 	opfamilyoid = classform->opcfamily;
 	opcintype = classform->opcintype;
 	opclassname = NameStr(classform->opcname);
+	amname = get_am_name(classform->opcmethod);
+	if (amname == NULL)
+		amname = "ivf";
 
 	familytup = SearchSysCache1(OPFAMILYOID, ObjectIdGetDatum(opfamilyoid));
 	if (!HeapTupleIsValid(familytup))
@@ -72,8 +77,8 @@ ivf_validate(Oid opclassoid)
 		{
 			ereport(INFO,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-					 errmsg("ivfflat operator family \"%s\" contains support function %s with different left and right input types",
-							opfamilyname,
+					 errmsg("%s operator family \"%s\" contains support function %s with different left and right input types",
+							amname, opfamilyname,
 							format_procedure(procform->amproc))));
 			result = false;
 			continue;
@@ -95,8 +100,8 @@ ivf_validate(Oid opclassoid)
 			default:
 				ereport(INFO,
 						(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-						 errmsg("ivfflat operator family \"%s\" contains function %s with invalid support number %d",
-								opfamilyname,
+						 errmsg("%s operator family \"%s\" contains function %s with invalid support number %d",
+								amname, opfamilyname,
 								format_procedure(procform->amproc),
 								procform->amprocnum)));
 				result = false;
@@ -106,8 +111,8 @@ ivf_validate(Oid opclassoid)
 		{
 			ereport(INFO,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-					 errmsg("ivfflat operator family \"%s\" contains function %s with wrong signature for support number %d",
-							opfamilyname,
+					 errmsg("%s operator family \"%s\" contains function %s with wrong signature for support number %d",
+							amname, opfamilyname,
 							format_procedure(procform->amproc),
 							procform->amprocnum)));
 			result = false;
@@ -127,8 +132,8 @@ ivf_validate(Oid opclassoid)
 		{
 			ereport(INFO,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-					 errmsg("ivfflat operator family \"%s\" contains operator %s with invalid strategy number %d",
-							opfamilyname,
+					 errmsg("%s operator family \"%s\" contains operator %s with invalid strategy number %d",
+							amname, opfamilyname,
 							format_operator(oprform->amopopr),
 							oprform->amopstrategy)));
 			result = false;
@@ -139,8 +144,8 @@ ivf_validate(Oid opclassoid)
 		{
 			ereport(INFO,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-					 errmsg("ivfflat operator family \"%s\" contains operator %s that is not an ordering operator",
-							opfamilyname,
+					 errmsg("%s operator family \"%s\" contains operator %s that is not an ordering operator",
+							amname, opfamilyname,
 							format_operator(oprform->amopopr)),
 					 errhint("Declare it FOR ORDER BY float_ops.")));
 			result = false;
@@ -152,8 +157,8 @@ ivf_validate(Oid opclassoid)
 		{
 			ereport(INFO,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-					 errmsg("ivfflat operator family \"%s\" contains operator %s with wrong signature",
-							opfamilyname,
+					 errmsg("%s operator family \"%s\" contains operator %s with wrong signature",
+							amname, opfamilyname,
 							format_operator(oprform->amopopr))));
 			result = false;
 			continue;
@@ -165,16 +170,16 @@ ivf_validate(Oid opclassoid)
 	{
 		ereport(INFO,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("ivfflat operator class \"%s\" is missing support function %d",
-						opclassname, IVF_DISTANCE_PROC)));
+				 errmsg("%s operator class \"%s\" is missing support function %d",
+						amname, opclassname, IVF_DISTANCE_PROC)));
 		result = false;
 	}
 	if (!has_orderby)
 	{
 		ereport(INFO,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("ivfflat operator class \"%s\" has no ordering operator",
-						opclassname)));
+				 errmsg("%s operator class \"%s\" has no ordering operator",
+						amname, opclassname)));
 		result = false;
 	}
 

@@ -176,14 +176,6 @@ ivf_prepare_datum(Relation index, IvfMetric metric, IvfElemType elem,
 	return out;
 }
 
-/* the same for a vector datum (the search functions' queries) */
-float *
-ivf_prepare_vector(Relation index, IvfMetric metric, uint32 dims,
-				   Datum value, bool *skip)
-{
-	return ivf_prepare_datum(index, metric, IVF_ELEM_FLOAT, dims, value, skip);
-}
-
 /*
  * Round a prepared vector to what a half index stores (in place), so that
  * everything computed from it -- its list, radius and code -- describes

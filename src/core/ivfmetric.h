@@ -25,8 +25,6 @@ extern void ivf_store_elems(IvfElemType elem, void *dst, const float *src,
 							size_t n);
 extern void ivf_load_elems(IvfElemType elem, float *dst, const void *src,
 						   size_t n);
-extern float *ivf_prepare_vector(Relation index, IvfMetric metric,
-								 uint32 dims, Datum value, bool *skip);
 extern float *ivf_prepare_datum(Relation index, IvfMetric metric,
 								IvfElemType elem, uint32 dims, Datum value,
 								bool *skip);

@@ -8,6 +8,7 @@
  */
 #include "compat.h"
 
+#include "commands/defrem.h"
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
@@ -189,6 +190,19 @@ ivf_new_buffer(Relation index)
 	return buffer;
 }
 
+/*
+ * The SQL name of the index's access method, for messages: ivfflat or ivf
+ * under the standalone extension, ivf under ivf_pgvector, where "ivfflat
+ * index" would name pgvector's access method instead.
+ */
+char *
+ivf_am_name(Relation index)
+{
+	char	   *name = get_am_name(index->rd_rel->relam);
+
+	return name != NULL ? name : pstrdup("ivf");
+}
+
 /* --------------------------------------------------------------- meta page */
 
 void
@@ -199,8 +213,8 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 	if (meta->magic != IVF_MAGIC)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" is not an ivfflat index of this extension",
-						RelationGetRelationName(index)),
+				 errmsg("index \"%s\" is not an %s index of this extension",
+						RelationGetRelationName(index), ivf_am_name(index)),
 				 errdetail("Magic number is 0x%08X, expected 0x%08X.",
 						   meta->magic, IVF_MAGIC)));
 	if (meta->version < IVF_FORMAT_VERSION_MIN ||

@@ -79,6 +79,7 @@ extern void ivf_init_page(Page page, uint16 flags, uint32 list);
 extern Buffer ivf_new_buffer(Relation index);
 extern void ivf_read_meta(Relation index, IvfMetaPageData *meta);
 extern void ivf_check_meta(Relation index, const IvfMetaPageData *meta);
+extern char *ivf_am_name(Relation index);
 extern IvfCache *ivf_get_cache(Relation index);
 extern Buffer ivf_read_buffer(Relation index, BlockNumber blkno);
 extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,

@@ -251,7 +251,7 @@ ivf_params_validate(const char *value)
 	if (!ivf_params_parse(value, &ps, &msg))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for ivfflat option \"params\": \"%s\"",
+				 errmsg("invalid value for ivf option \"params\": \"%s\"",
 						value),
 				 errdetail("%s", msg)));
 }

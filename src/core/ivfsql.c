@@ -13,6 +13,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/index.h"
+#include "commands/defrem.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -137,10 +138,20 @@ ivf_open_index(Oid indexoid, Relation *heap, const char *caller, int flags)
 	if (index->rd_rel->relkind != RELKIND_INDEX ||
 		index->rd_indam == NULL ||
 		index->rd_indam->amoptions != ivf_options)
+	{
+		/*
+		 * Neutral "ivf": under ivf_pgvector an "ivfflat" index is
+		 * pgvector's, which these functions do not take.
+		 */
+		char	   *am = index->rd_rel->relkind == RELKIND_INDEX ?
+			get_am_name(index->rd_rel->relam) : NULL;
+
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an ivfflat index",
-						RelationGetRelationName(index))));
+				 errmsg("\"%s\" is not an ivf index",
+						RelationGetRelationName(index)),
+				 am != NULL ? errdetail("Its access method is %s.", am) : 0));
+	}
 	ivf_check_caller(heapoid, indexoid, caller, flags);
 	return index;
 }

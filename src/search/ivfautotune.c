@@ -455,12 +455,13 @@ check_k(int k)
 }
 
 /*
- * ivf_recall(index, queries, k): mean recall@k of the index's scans, with
- * the session's settings, against exact search of the table.
+ * The body of ivf_recall for queries of either type (qelem: vector[] or
+ * halfvec[], from the C entry point).  Each query becomes a value of the
+ * indexed column's type, so the scans measured get the ORDER BY argument
+ * a query on that column would give them.
  */
-PG_FUNCTION_INFO_V1(ivf_recall);
-Datum
-ivf_recall(PG_FUNCTION_ARGS)
+static Datum
+recall_queries(FunctionCallInfo fcinfo, IvfElemType qelem)
 {
 	Oid			indexoid = PG_GETARG_OID(0);
 	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
@@ -483,7 +484,8 @@ ivf_recall(PG_FUNCTION_ARGS)
 	work = AllocSetContextCreate(CurrentMemoryContext, "ivf_recall",
 								 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
-	index = ivf_open_for_user(indexoid, &heap);
+	/* named as the SQL function in errors, whichever signature was called */
+	index = ivf_open_index(indexoid, &heap, "ivf_recall", IVF_OPEN_READ);
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
 	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
@@ -502,7 +504,7 @@ ivf_recall(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("query %d is NULL", q + 1)));
-		if (tq.elem == IVF_ELEM_HALF)
+		if (tq.elem == IVF_ELEM_HALF && qelem == IVF_ELEM_FLOAT)
 		{
 			/*
 			 * A halfvec index is scanned with halfvec queries: the vector
@@ -511,6 +513,15 @@ ivf_recall(PG_FUNCTION_ARGS)
 			Vector	   *v = DatumGetVector(elems[q]);
 
 			elems[q] = PointerGetDatum(ivf_halfvec_from_floats(v->x, v->dim));
+		}
+		else if (tq.elem == IVF_ELEM_FLOAT && qelem == IVF_ELEM_HALF)
+		{
+			/* and a vector index with vector queries: widened, exactly */
+			HalfVector *h = DatumGetHalfVector(elems[q]);
+			Vector	   *v = InitVector(h->dim);
+
+			ivf_halfvec_to_floats(h, v->x);
+			elems[q] = PointerGetDatum(v);
 		}
 		p = ivf_prepare_datum(index, tq.metric, tq.elem, tq.dims, elems[q],
 							  &skip);
@@ -529,6 +540,25 @@ ivf_recall(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);
 	PG_RETURN_FLOAT8(recall);
+}
+
+/*
+ * ivf_recall(index, queries, k): mean recall@k of the index's scans, with
+ * the session's settings, against exact search of the table.
+ */
+PG_FUNCTION_INFO_V1(ivf_recall);
+Datum
+ivf_recall(PG_FUNCTION_ARGS)
+{
+	return recall_queries(fcinfo, IVF_ELEM_FLOAT);
+}
+
+/* ivf_recall(regclass, halfvec[], int) */
+PG_FUNCTION_INFO_V1(ivf_recall_halfvec);
+Datum
+ivf_recall_halfvec(PG_FUNCTION_ARGS)
+{
+	return recall_queries(fcinfo, IVF_ELEM_HALF);
 }
 
 /* ------------------------------------------------------------ params */

@@ -68,6 +68,7 @@
 #include "utils/tuplestore.h"
 
 #include "gpuclient.h"
+#include "halfvec.h"
 #include "ivfformat.h"
 #include "ivfmetric.h"
 #include "ivfpage.h"
@@ -96,6 +97,7 @@ typedef struct SearchState
 	IvfSearchSettings settings;
 	uint32		nprobe;
 	int			k;
+	IvfElemType qelem;			/* the queries' type: vector[] or halfvec[] */
 	Tuplestorestate *store;
 	TupleDesc	desc;
 
@@ -351,7 +353,8 @@ search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq)
 	ss->pdist = palloc(sizeof(float) * (Size) nq * nprobe);
 	for (qi = 0; qi < nq; qi++)
 	{
-		Vector	   *v;
+		Pointer		v;
+		int			dim;
 		float	   *p;
 		bool		skip;
 
@@ -359,14 +362,34 @@ search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("query %d is NULL", q0 + qi + 1)));
-		v = DatumGetVector(elems[q0 + qi]);
-		if (v->dim != (int) dims)
+
+		/*
+		 * A halfvec query is widened to float (exactly), whatever the
+		 * index stores: the scan compares a float query with its vectors
+		 * in any case.
+		 */
+		if (ss->qelem == IVF_ELEM_HALF)
+		{
+			HalfVector *h = DatumGetHalfVector(elems[q0 + qi]);
+
+			v = (Pointer) h;
+			dim = h->dim;
+		}
+		else
+		{
+			Vector	   *f = DatumGetVector(elems[q0 + qi]);
+
+			v = (Pointer) f;
+			dim = f->dim;
+		}
+		if (dim != (int) dims)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different vector dimensions %u and %d", dims, v->dim),
+					 errmsg("different vector dimensions %u and %d", dims, dim),
 					 errdetail("Query %d; index \"%s\" stores %u-dimensional vectors.",
 							   q0 + qi + 1, RelationGetRelationName(ss->index), dims)));
-		p = ivf_prepare_vector(ss->index, ss->metric, dims, PointerGetDatum(v), &skip);
+		p = ivf_prepare_datum(ss->index, ss->metric, ss->qelem, dims,
+							  PointerGetDatum(v), &skip);
 		memcpy(ss->queries + (Size) qi * dims, p, sizeof(float) * dims);
 		pfree(p);
 		ivf_nearest_lists(cache, ss->queries + (Size) qi * dims, nprobe,
@@ -433,9 +456,14 @@ chunk_queries(const SearchState *ss, int nq)
 	return (int) Max(1, Min(n, (Size) Max(nq, 1)));
 }
 
-PG_FUNCTION_INFO_V1(ivf_search);
-Datum
-ivf_search(PG_FUNCTION_ARGS)
+/*
+ * ivf_search(index, queries, k, nprobe): the body of both SQL signatures,
+ * queries vector[] (qelem float) or halfvec[] (qelem half).  The element
+ * type comes from the C entry point, not from the array's type OID: under
+ * ivf_pgvector the types are pgvector's, and no OID is looked up by name.
+ */
+static Datum
+search_queries(FunctionCallInfo fcinfo, IvfElemType qelem)
 {
 	Oid			indexoid;
 	ArrayType  *arr;
@@ -490,7 +518,8 @@ ivf_search(PG_FUNCTION_ARGS)
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
 
-	ss.index = ivf_open_for_user(indexoid, &ss.heap);
+	/* named as the SQL function in errors, whichever signature was called */
+	ss.index = ivf_open_index(indexoid, &ss.heap, "ivf_search", IVF_OPEN_READ);
 	cache = ivf_get_cache(ss.index);
 	ss.meta = cache->meta;
 	ss.g = cache->geo;
@@ -500,6 +529,7 @@ ivf_search(PG_FUNCTION_ARGS)
 	ss.nprobe = PG_ARGISNULL(3) ? ss.settings.nprobe :
 		Min((uint32) PG_GETARG_INT32(3), ss.meta.nlists);
 	ss.k = k;
+	ss.qelem = qelem;
 
 	/* the statement's snapshot, read as an index scan reads the table */
 	ss.snapshot = GetActiveSnapshot();
@@ -531,6 +561,21 @@ ivf_search(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(ivf_search);
+Datum
+ivf_search(PG_FUNCTION_ARGS)
+{
+	return search_queries(fcinfo, IVF_ELEM_FLOAT);
+}
+
+/* ivf_search(regclass, halfvec[], int, int) */
+PG_FUNCTION_INFO_V1(ivf_search_halfvec);
+Datum
+ivf_search_halfvec(PG_FUNCTION_ARGS)
+{
+	return search_queries(fcinfo, IVF_ELEM_HALF);
 }
 
 /*

@@ -363,28 +363,8 @@ PG_FUNCTION_INFO_V1(halfvec_typmod_in);
 Datum
 halfvec_typmod_in(PG_FUNCTION_ARGS)
 {
-	ArrayType  *ta = PG_GETARG_ARRAYTYPE_P(0);
-	int32	   *tl;
-	int			n;
-
-	tl = ArrayGetIntegerTypmods(ta, &n);
-
-	if (n != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid type modifier"),
-				 errdetail("halfvec takes one type modifier, its number of dimensions.")));
-	if (*tl < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type halfvec must be at least 1")));
-	if (*tl > HALFVEC_MAX_DIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type halfvec cannot exceed %d",
-						HALFVEC_MAX_DIM)));
-
-	PG_RETURN_INT32(*tl);
+	PG_RETURN_INT32(ivf_dims_typmod_in(PG_GETARG_ARRAYTYPE_P(0), "halfvec",
+									   HALFVEC_MAX_DIM));
 }
 
 /*
@@ -854,30 +834,12 @@ Datum
 halfvec_subvector(PG_FUNCTION_ARGS)
 {
 	HalfVector *a = PG_GETARG_HALFVEC_P(0);
-	int32		start = PG_GETARG_INT32(1);
-	int32		count = PG_GETARG_INT32(2);
-	int64		end = (int64) start + count;
-	HalfVector *result;
+	int			first;
+	int			n = ivf_subvector_range("halfvec", a->dim, PG_GETARG_INT32(1),
+										PG_GETARG_INT32(2), &first);
+	HalfVector *result = InitHalfVector(n);
 
-	if (count < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("halfvec must have at least 1 dimension"),
-				 errdetail("subvector() was asked for %d elements.", count)));
-
-	if (start < 1)
-		start = 1;
-	if (end > (int64) a->dim + 1)
-		end = (int64) a->dim + 1;
-	if (end - start < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("halfvec must have at least 1 dimension"),
-				 errdetail("The range lies outside the halfvec's %d dimensions.",
-						   a->dim)));
-
-	result = InitHalfVector((int) (end - start));
-	memcpy(result->x, a->x + start - 1, sizeof(uint16) * result->dim);
+	memcpy(result->x, a->x + first, sizeof(uint16) * n);
 	PG_RETURN_HALFVEC_P(result);
 }
 

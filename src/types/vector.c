@@ -274,14 +274,10 @@ vector_out(PG_FUNCTION_ARGS)
 	PG_RETURN_CSTRING(buf);
 }
 
-/*
- * vector_typmod_in(cstring[])
- */
-PG_FUNCTION_INFO_V1(vector_typmod_in);
-Datum
-vector_typmod_in(PG_FUNCTION_ARGS)
+/* typmod_in of vector and halfvec (vector.h) */
+int32
+ivf_dims_typmod_in(ArrayType *ta, const char *type, int max_dim)
 {
-	ArrayType  *ta = PG_GETARG_ARRAYTYPE_P(0);
 	int32	   *tl;
 	int			n;
 
@@ -291,18 +287,29 @@ vector_typmod_in(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid type modifier"),
-				 errdetail("Type vector takes one modifier, the number of dimensions.")));
+				 errdetail("Type %s takes one modifier, the number of dimensions.",
+						   type)));
 	if (*tl < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type vector must be at least 1")));
-	if (*tl > VECTOR_MAX_DIM)
+				 errmsg("dimensions for type %s must be at least 1", type)));
+	if (*tl > max_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type vector cannot exceed %d",
-						VECTOR_MAX_DIM)));
+				 errmsg("dimensions for type %s cannot exceed %d",
+						type, max_dim)));
+	return *tl;
+}
 
-	PG_RETURN_INT32(*tl);
+/*
+ * vector_typmod_in(cstring[])
+ */
+PG_FUNCTION_INFO_V1(vector_typmod_in);
+Datum
+vector_typmod_in(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(ivf_dims_typmod_in(PG_GETARG_ARRAYTYPE_P(0), "vector",
+									   VECTOR_MAX_DIM));
 }
 
 /*
@@ -736,36 +743,45 @@ vector_concat(PG_FUNCTION_ARGS)
 	PG_RETURN_VECTOR_P(result);
 }
 
+/* subvector()'s range, for vector and halfvec (vector.h) */
+int
+ivf_subvector_range(const char *type, int dim, int32 start, int32 count,
+					int *first)
+{
+	int64		end = (int64) start + count;
+
+	if (count < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must have at least 1 dimension", type),
+				 errdetail("subvector() was asked for %d elements.", count)));
+
+	if (start < 1)
+		start = 1;
+	if (end > (int64) dim + 1)
+		end = (int64) dim + 1;
+	if (end - start < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must have at least 1 dimension", type),
+				 errdetail("The range lies outside the %s's %d dimensions.",
+						   type, dim)));
+	*first = start - 1;
+	return (int) (end - start);
+}
+
 /* subvector(v, start, count): 1-based, clipped to the vector like substr */
 PG_FUNCTION_INFO_V1(subvector);
 Datum
 subvector(PG_FUNCTION_ARGS)
 {
 	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	int32		start = PG_GETARG_INT32(1);
-	int32		count = PG_GETARG_INT32(2);
-	int64		end = (int64) start + count;
-	Vector	   *result;
+	int			first;
+	int			n = ivf_subvector_range("vector", a->dim, PG_GETARG_INT32(1),
+										PG_GETARG_INT32(2), &first);
+	Vector	   *result = InitVector(n);
 
-	if (count < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must have at least 1 dimension"),
-				 errdetail("subvector() was asked for %d elements.", count)));
-
-	if (start < 1)
-		start = 1;
-	if (end > (int64) a->dim + 1)
-		end = (int64) a->dim + 1;
-	if (end - start < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must have at least 1 dimension"),
-				 errdetail("The range lies outside the vector's %d dimensions.",
-						   a->dim)));
-
-	result = InitVector((int) (end - start));
-	memcpy(result->x, a->x + start - 1, sizeof(float) * result->dim);
+	memcpy(result->x, a->x + first, sizeof(float) * n);
 	PG_RETURN_VECTOR_P(result);
 }
 

@@ -43,4 +43,17 @@ extern char *ivf_literal_for_error(const char *str);
 extern char *ivf_token_for_error(const char *str,
 								 const struct IvfParseResult *r);
 
+/*
+ * What vector and halfvec share (type names their messages; max_dim the
+ * type's limit): the typmod_in of a dimensions modifier, and subvector()'s
+ * range -- 1-based start and count clipped to dim elements like substr,
+ * returned as the 0-based first element and the count; an empty range is
+ * an error.
+ */
+struct ArrayType;
+extern int32 ivf_dims_typmod_in(struct ArrayType *ta, const char *type,
+								int max_dim);
+extern int	ivf_subvector_range(const char *type, int dim, int32 start,
+								int32 count, int *first);
+
 #endif							/* IVF_VECTOR_H */

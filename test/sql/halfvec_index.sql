@@ -113,12 +113,47 @@ JOIN (SELECT row_number() OVER (ORDER BY d, ctid) AS rank, ctid, d
       FROM (SELECT ctid, v <-> (SELECT q FROM hq WHERE name = 'a') AS d FROM h
             WHERE v IS NOT NULL ORDER BY 2, 1 LIMIT 10) x) k ON k.rank = s.rank;
 SELECT ivf_recall('h_l2', ARRAY[(SELECT q FROM hq WHERE name = 'a')::vector], 10) > 0 AS recall;
+-- and halfvec[] queries directly (widened to float, exactly): the rows and
+-- distances of the same values as vector[], for either index type
+CREATE TABLE hf AS SELECT id, v::vector(8) AS v FROM h;
+CREATE INDEX hf_l2 ON hf USING ivfflat (v vector_l2_ops) WITH (lists = 10);
+CREATE FUNCTION search_rows(idx regclass, qs anyarray) RETURNS text LANGUAGE sql AS $$
+  SELECT string_agg(query || ':' || rank || ':' || tid::text || ':' || distance::text, ' '
+                    ORDER BY query, rank)
+  FROM ivf_search(idx, qs, 10, 10) $$;
+SELECT search_rows('h_l2', ARRAY(SELECT q FROM hq ORDER BY name))
+       = search_rows('h_l2', ARRAY(SELECT q::vector FROM hq ORDER BY name)) AS half_index,
+       search_rows('hf_l2', ARRAY(SELECT q FROM hq ORDER BY name))
+       = search_rows('hf_l2', ARRAY(SELECT q::vector FROM hq ORDER BY name)) AS float_index,
+       length(search_rows('h_l2', ARRAY(SELECT q FROM hq ORDER BY name))) > 0 AS some_rows;
+-- at nprobe = lists, the exact rows (h's data are exact in half: the
+-- distances too)
+SELECT bool_and(s.tid = k.ctid AND s.distance = k.d::real) AS half_queries_exact, count(*)
+FROM ivf_search('h_l2', ARRAY(SELECT q FROM hq WHERE name = 'b'), 10, 10) s
+JOIN (SELECT row_number() OVER (ORDER BY d, ctid) AS rank, ctid, d
+      FROM (SELECT ctid, v <-> (SELECT q FROM hq WHERE name = 'b') AS d FROM h
+            WHERE v IS NOT NULL ORDER BY 2, 1 LIMIT 10) x) k ON k.rank = s.rank;
+SET ivf.nprobe = 10;
+SELECT ivf_recall('h_l2', ARRAY(SELECT q FROM hq), 10) AS half_recall_half_index,
+       ivf_recall('hf_l2', ARRAY(SELECT q FROM hq), 10) AS half_recall_float_index,
+       ivf_recall('h_l2', ARRAY(SELECT q::vector FROM hq), 10) AS float_recall_half_index;
+RESET ivf.nprobe;
+-- a NULL array: no rows; an untyped NULL matches both signatures
+SELECT count(*) FROM ivf_search('h_l2', NULL::halfvec[], 5);
+SELECT count(*) FROM ivf_search('h_l2', NULL, 5);
 
 -- errors: a query of another dimension, through the scan and ivf_search
 SET enable_seqscan = off;
 SELECT id FROM h ORDER BY v <-> '[1,2,3]'::halfvec LIMIT 1;
 RESET enable_seqscan;
 SELECT * FROM ivf_search('h_l2', ARRAY['[1,2,3]']::vector[], 1);
+SELECT * FROM ivf_search('h_l2', ARRAY['[1,2,3,4,5,6,7,8]', '[1,2,3]']::halfvec[], 1);
+SELECT * FROM ivf_search('hf_l2', ARRAY['[1,2,3]']::halfvec[], 1);
+SELECT ivf_recall('h_l2', ARRAY['[1,2,3]']::halfvec[], 1);
+SELECT ivf_recall('hf_l2', ARRAY['[1,2,3]']::halfvec[], 1);
+SELECT ivf_recall('h_l2', ARRAY['[1,2,3]']::vector[], 1);
+-- a NULL query
+SELECT * FROM ivf_search('h_l2', ARRAY[NULL, '[1,2,3,4,5,6,7,8]']::halfvec[], 1);
 -- a vector column's class does not take a halfvec column
 CREATE INDEX ON h USING ivfflat (v vector_l2_ops);
 
@@ -170,5 +205,5 @@ FROM (SELECT id FROM wide5 ORDER BY v <#> (SELECT v FROM wide5 WHERE id = 5)) s;
 RESET ivf.nprobe;
 RESET enable_seqscan;
 
-DROP TABLE h, hq, big, bigf, wide, wide5;
-DROP FUNCTION idx_knn, seq_knn, same_knn, close_knn;
+DROP TABLE h, hq, hf, big, bigf, wide, wide5;
+DROP FUNCTION idx_knn, seq_knn, same_knn, close_knn, search_rows;

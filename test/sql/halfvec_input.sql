@@ -71,4 +71,44 @@ SELECT halfvec_from_wire('\x000200003c00fe00');	-- NaN
 SELECT halfvec_from_wire('\x000100013c00');		-- unused must be 0
 SELECT halfvec_from_wire('\x000300003c00');		-- too short
 SELECT halfvec_from_wire('\x00000000');			-- no dimensions
+-- the binary form into a halfvec(n) column: its typmod is checked
+TRUNCATE wire;
+ALTER TABLE wire ALTER COLUMN v TYPE halfvec(3);
+SELECT halfvec_from_wire('\x000300003c0040004200');
+SELECT halfvec_from_wire('\x000200003c004000');
 DROP FUNCTION halfvec_from_wire(bytea);
+
+-- bad values on every way in, as pgvector reports them, with a DETAIL
+-- naming the element: casts from vector, real[], float8[], int[] and
+-- numeric[] round to half and refuse what does not fit (above 65504 in
+-- magnitude after rounding: 65519 rounds to 65504, 65520 overflows)
+SELECT '[1,2,65519]'::vector::halfvec;
+SELECT '[70000,1]'::vector::halfvec;
+SELECT '[1,-70000]'::vector::halfvec;
+SELECT '[1,65520]'::vector::halfvec;
+SELECT ARRAY[1,70000]::real[]::halfvec;
+SELECT ARRAY[1,'NaN']::real[]::halfvec;
+SELECT ARRAY['Infinity',1]::real[]::halfvec;
+SELECT ARRAY[1,70000]::float8[]::halfvec;
+SELECT ARRAY[1,'NaN']::float8[]::halfvec;
+-- (pgvector narrows to float4 first and says "infinite value"; the
+-- element is finite, out of half's range)
+SELECT ARRAY[1,1e300]::float8[]::halfvec;
+SELECT ARRAY[1,70000]::int[]::halfvec;
+SELECT ARRAY[1,70000]::numeric[]::halfvec;
+SELECT '[1,70000]'::halfvec;
+SELECT '[1,-inf]'::halfvec;
+-- underflow to zero is not an error for half (pgvector neither)
+SELECT '[1e-9,-1e-9]'::vector::halfvec;
+
+-- dimensions: a halfvec(n) column or cast takes only n, from every type
+SELECT ARRAY[1,2,3]::real[]::halfvec(2);
+SELECT '[1,2,3]'::vector::halfvec(2);
+SELECT '[1,2,3]'::halfvec(3)::halfvec(2);
+INSERT INTO hv VALUES ('[1,2,3,4]'::vector);
+INSERT INTO hv VALUES (ARRAY[1,2]::real[]);
+INSERT INTO hv SELECT '[1,2]'::halfvec;
+UPDATE hv SET v = '[1,2,3,4]';
+-- and two halfvec values of different dimensions in an operator
+SELECT '[1,2,3]'::halfvec <-> '[1,2]';
+SELECT '[1,2,3]'::halfvec + '[1,2]';

@@ -53,5 +53,25 @@ SELECT vectors FROM ivf_index_info('am_items_l2');
 CREATE INDEX am_items_id ON am_items (id);
 SELECT * FROM ivf_check('am_items_id');
 
+-- messages name the index's access method (or "ivf" where no index of
+-- this extension is at hand), not ivfflat
+SELECT * FROM ivf_search('am_items_id', ARRAY['[1,2,3]'::vector], 1);
+CREATE TABLE am_empty (v vector(3));
+CREATE INDEX am_empty_ivf ON am_empty USING ivf (v) WITH (lists = 2);
+CREATE INDEX am_empty_ivfflat ON am_empty USING ivfflat (v) WITH (lists = 2);
+INSERT INTO am_empty SELECT ARRAY[i, 1, 1] FROM generate_series(1, 3) i;
+CREATE INDEX am_few ON am_empty USING ivf (v) WITH (lists = 5);
+CREATE INDEX am_bad_params ON am_empty USING ivf (v) WITH (params = 'nprobe=0');
+CREATE TABLE am_nodims (v halfvec);
+CREATE INDEX ON am_nodims USING ivf (v halfvec_l2_ops);
+CREATE INDEX ON am_nodims USING ivfflat ((v::vector) vector_l2_ops);
+-- amvalidate: a support function 1 of the wrong signature
+CREATE OPERATOR CLASS am_bad_ops FOR TYPE vector USING ivf AS
+	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_norm(vector);
+SELECT amvalidate(oid) FROM pg_opclass WHERE opcname = 'am_bad_ops';
+DROP OPERATOR FAMILY am_bad_ops USING ivf;
+DROP TABLE am_empty, am_nodims;
+
 RESET ivf.nprobe;
 DROP TABLE am_items;

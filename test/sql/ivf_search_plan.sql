@@ -24,6 +24,11 @@ SELECT plan_rows($q$SELECT * FROM ivf_search('sp_idx', ARRAY['[1,2,3,4,5,6,7,8]'
 -- a custom plan's parameters
 PREPARE sp_q(vector[], int) AS SELECT * FROM ivf_search('sp_idx', $1, $2);
 SELECT plan_rows($q$EXECUTE sp_q(ARRAY['[1,2,3,4,5,6,7,8]']::vector[], 4)$q$);
+-- halfvec[] queries (the other signature, the same support function):
+-- literals, 2 x 3, and a custom plan's parameters, 1 x 4
+SELECT plan_rows($q$SELECT * FROM ivf_search('sp_idx', ARRAY['[1,2,3,4,5,6,7,8]', '[8,7,6,5,4,3,2,1]']::halfvec[], 3)$q$);
+PREPARE sp_hq(halfvec[], int) AS SELECT * FROM ivf_search('sp_idx', $1, $2);
+SELECT plan_rows($q$EXECUTE sp_hq(ARRAY['[1,2,3,4,5,6,7,8]']::halfvec[], 4)$q$);
 -- unknown at plan time (a column): the declared 1000
 SELECT plan_rows($q$SELECT s.* FROM (SELECT ARRAY['[1,2,3,4,5,6,7,8]']::vector[] AS a FROM sp LIMIT 1) x, LATERAL ivf_search('sp_idx', x.a, 3) s$q$) >= 1000 AS declared_rows;
 
@@ -43,5 +48,6 @@ SELECT (SELECT array_agg(id ORDER BY v <-> '[1,2,3,4,5,6,7,8]', id) FROM
 RESET enable_indexscan;
 
 DEALLOCATE sp_q;
+DEALLOCATE sp_hq;
 DROP FUNCTION plan_rows(text);
 DROP TABLE sp;

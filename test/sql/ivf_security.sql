@@ -37,6 +37,8 @@ DECLARE
 	calls text[] := ARRAY[
 		'ivf_search', 'SELECT count(*) FROM ivf_search(''sec_idx'', ARRAY[''[1,1,1]''::vector], 20)',
 		'ivf_recall', 'SELECT ivf_recall(''sec_idx'', ARRAY[''[1,1,1]''::vector], 5)',
+		'ivf_search(halfvec[])', 'SELECT count(*) FROM ivf_search(''sec_idx'', ARRAY[''[1,1,1]''::halfvec], 20)',
+		'ivf_recall(halfvec[])', 'SELECT ivf_recall(''sec_idx'', ARRAY[''[1,1,1]''::halfvec], 5)',
 		'ivf_autotune', 'SELECT count(*) > 0 FROM ivf_autotune(''sec_idx'', 0.5, 5, 10)',
 		'ivf_index_info', 'SELECT vectors FROM ivf_index_info(''sec_idx'')',
 		'ivf_check', 'SELECT count(*) FROM ivf_check(''sec_idx'')',
@@ -63,8 +65,9 @@ SET ROLE regress_ivf_sec_reader;
 SELECT count(*) AS visible_rows FROM sec_t;
 SELECT count(*) AS visible_by_index FROM (SELECT id FROM sec_t ORDER BY v <-> '[1,1,1]') s;
 SELECT * FROM sec_calls();
--- the error in full, once
+-- the error in full, once (and the halfvec[] signature's: the same)
 SELECT count(*) FROM ivf_search('sec_idx', ARRAY['[1,1,1]'::vector], 20);
+SELECT count(*) FROM ivf_search('sec_idx', ARRAY['[1,1,1]'::halfvec], 20);
 -- row_security = off, where SELECT fails, fails too
 SET row_security = off;
 SELECT count(*) FROM sec_t;

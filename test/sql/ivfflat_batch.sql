@@ -59,7 +59,7 @@ JOIN t ON t.ctid = s.tid ORDER BY s.query, s.rank;
 
 -- edge cases and errors
 SELECT count(*) FROM ivf_search('t_idx', ARRAY[]::vector[], 5);
-SELECT count(*) FROM ivf_search('t_idx', NULL, 5);
+SELECT count(*) FROM ivf_search('t_idx', NULL::vector[], 5);
 SELECT count(*) FROM ivf_search(NULL, ARRAY['[1,2,3]'::vector], 5);
 SELECT * FROM ivf_search('t_idx', ARRAY['[1,2,3]'::vector], 0);
 SELECT * FROM ivf_search('t_idx', ARRAY['[1,2,3]'::vector], 5, 0);

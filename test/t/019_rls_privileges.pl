@@ -49,32 +49,9 @@ CREATE POLICY own ON t USING (owner = current_user);
 });
 
 my $tmp = PostgreSQL::Test::Utils::tempdir;
-my $search = q{SELECT count(*) FROM ivf_search('t_idx', ARRAY['[1,1,1]'::vector], 20)};
-
-# ---------------------------------------------------------------- (a)
-$node->safe_psql('postgres', 'ALTER TABLE t ENABLE ROW LEVEL SECURITY');
-is($node->safe_psql('postgres', 'SET ROLE bob; SELECT count(*) FROM t'),
-	10, '(a) bob sees his 10 rows through SELECT');
-{
-	# a tid bob's SELECT does not show him
-	my ($rc, $out, $err) = $node->psql(
-		'postgres', q{
-SET ROLE bob;
-SELECT s.tid FROM ivf_search('t_idx', ARRAY['[0,0,0]'::vector], 20) s
-WHERE s.tid NOT IN (SELECT ctid FROM t) LIMIT 1;
-});
-	isnt($rc, 0, '(a) ivf_search does not give bob the tids of rows hidden from him');
-	like(
-		$err,
-		qr/ivf_search cannot apply the row-level security policies of table "t"/,
-		'(a) it says why');
-	is($out, '', '(a) and returns nothing');
-}
-is($node->safe_psql('postgres', "SET ROLE alice; $search"),
-	20, '(a) the owner (without FORCE) may call it');
-$node->safe_psql('postgres', 'ALTER TABLE t DISABLE ROW LEVEL SECURITY');
-is($node->safe_psql('postgres', "SET ROLE bob; $search"),
-	20, '(a) without row-level security bob may call it');
+my %searches = (
+	vector => q{SELECT count(*) FROM ivf_search('t_idx', ARRAY['[1,1,1]'::vector], 20)},
+	halfvec => q{SELECT count(*) FROM ivf_search('t_idx', ARRAY['[1,1,1]'::halfvec], 20)});
 
 # Run $sql as bob in the background while a first session holds the lock
 # taken by $hold; commit that session once bob waits for the lock.
@@ -101,34 +78,67 @@ SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 	return ($rc, slurp_file($out), slurp_file("$out.err"));
 }
 
-# ---------------------------------------------------------------- (b)
+for my $type ('vector', 'halfvec')
 {
-	my ($rc, $out, $err) =
-	  during_wait('b', 'LOCK TABLE t IN ACCESS EXCLUSIVE MODE; REVOKE SELECT ON t FROM bob', $search);
-	isnt($rc, 0, '(b) a REVOKE committed during the wait is obeyed');
-	like($err, qr/permission denied for table t/, '(b) with the usual message');
-	is($out, '', '(b) and nothing returned');
-	$node->safe_psql('postgres', 'GRANT SELECT ON t TO bob');
-}
+	my $search = $searches{$type};
 
-# ---------------------------------------------------------------- (c)
-{
-	my ($rc, $out, $err) = during_wait('c', 'ALTER TABLE t ENABLE ROW LEVEL SECURITY', $search);
-	isnt($rc, 0, '(c) row-level security enabled during the wait is obeyed');
-	like($err, qr/ivf_search cannot apply the row-level security policies of table "t"/,
-		'(c) with its message');
-	is($out, '', '(c) and nothing returned');
+	# ------------------------------------------------------------ (a)
+	$node->safe_psql('postgres', 'ALTER TABLE t ENABLE ROW LEVEL SECURITY');
+	is($node->safe_psql('postgres', 'SET ROLE bob; SELECT count(*) FROM t'),
+		10, "($type a) bob sees his 10 rows through SELECT");
+	{
+		# a tid bob's SELECT does not show him
+		my ($rc, $out, $err) = $node->psql(
+			'postgres', qq{
+SET ROLE bob;
+SELECT s.tid FROM ivf_search('t_idx', ARRAY['[0,0,0]'::$type], 20) s
+WHERE s.tid NOT IN (SELECT ctid FROM t) LIMIT 1;
+});
+		isnt($rc, 0, "($type a) ivf_search does not give bob the tids of rows hidden from him");
+		like(
+			$err,
+			qr/ivf_search cannot apply the row-level security policies of table "t"/,
+			"($type a) it says why");
+		is($out, '', "($type a) and returns nothing");
+	}
+	is($node->safe_psql('postgres', "SET ROLE alice; $search"),
+		20, "($type a) the owner (without FORCE) may call it");
 	$node->safe_psql('postgres', 'ALTER TABLE t DISABLE ROW LEVEL SECURITY');
-}
+	is($node->safe_psql('postgres', "SET ROLE bob; $search"),
+		20, "($type a) without row-level security bob may call it");
 
-# ---------------------------------------------------------------- (d)
-{
-	my ($rc, $out, $err) = during_wait('d', 'DROP INDEX t_idx', $search);
-	isnt($rc, 0, '(d) an index dropped during the wait');
-	like(
-		$err,
-		qr/index with OID \d+ was dropped or changed while ivf_search waited for its lock/,
-		'(d) gives a clear error');
+	# ------------------------------------------------------------ (b)
+	{
+		my ($rc, $out, $err) = during_wait("${type}_b",
+			'LOCK TABLE t IN ACCESS EXCLUSIVE MODE; REVOKE SELECT ON t FROM bob', $search);
+		isnt($rc, 0, "($type b) a REVOKE committed during the wait is obeyed");
+		like($err, qr/permission denied for table t/, "($type b) with the usual message");
+		is($out, '', "($type b) and nothing returned");
+		$node->safe_psql('postgres', 'GRANT SELECT ON t TO bob');
+	}
+
+	# ------------------------------------------------------------ (c)
+	{
+		my ($rc, $out, $err) =
+		  during_wait("${type}_c", 'ALTER TABLE t ENABLE ROW LEVEL SECURITY', $search);
+		isnt($rc, 0, "($type c) row-level security enabled during the wait is obeyed");
+		like($err, qr/ivf_search cannot apply the row-level security policies of table "t"/,
+			"($type c) with its message");
+		is($out, '', "($type c) and nothing returned");
+		$node->safe_psql('postgres', 'ALTER TABLE t DISABLE ROW LEVEL SECURITY');
+	}
+
+	# ------------------------------------------------------------ (d)
+	{
+		my ($rc, $out, $err) = during_wait("${type}_d", 'DROP INDEX t_idx', $search);
+		isnt($rc, 0, "($type d) an index dropped during the wait");
+		like(
+			$err,
+			qr/index with OID \d+ was dropped or changed while ivf_search waited for its lock/,
+			"($type d) gives a clear error");
+		$node->safe_psql('postgres',
+			'CREATE INDEX t_idx ON t USING ivfflat (v) WITH (lists = 1)');
+	}
 }
 
 $node->stop;

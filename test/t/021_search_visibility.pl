@@ -11,7 +11,11 @@
 #      order, distances) equal those of ORDER BY v <-> q LIMIT k through the
 #      index with the same nprobe;
 #  (e) ivf_recall and ivf_autotune count visible rows only, on both sides:
-#      with nprobe = lists the scans are exact, so recall is 1.
+#      with nprobe = lists the scans are exact, so recall is 1;
+#  (f) halfvec[] queries (the other signature): after (d)'s changes the
+#      rows and distances equal those of the same queries as vector[],
+#      another session's uncommitted insert stays invisible, and
+#      ivf_recall is 1 at nprobe = lists.
 #
 # Each runs on the matrix and csr paths, and through the GPU worker on its
 # CPU backend (ivf.gpu = on), which needs ivf in shared_preload_libraries.
@@ -204,6 +208,41 @@ is( $node->safe_psql('postgres',
 		q{SET client_min_messages = warning;
 		  SELECT max(recall) FROM ivf_autotune('t_idx', 0.9, 10, 100, false)}),
 	1, '(e) ivf_autotune: its most accurate point (nprobe = lists) has recall 1');
+
+# (f) halfvec[] queries: the queries rounded to half, then the same rows
+# and distances as those values given as vector[]
+my $hq = q{(SELECT array_agg(q::halfvec ORDER BY n) FROM qs)};
+my $hq_as_vector = q{(SELECT array_agg(q::halfvec::vector ORDER BY n) FROM qs)};
+my $rows = q{SELECT string_agg(query || ':' || rank || ':' || tid::text || ':' || distance::text, ' '
+	ORDER BY query, rank) FROM ivf_search('t_idx', %s, 10)};
+for my $m (sort keys %modes)
+{
+	my $before = gpu_queries();
+	my $h = $node->safe_psql('postgres', "$settings $modes{$m} " . sprintf($rows, $hq));
+	is($h, $node->safe_psql('postgres', "$settings $modes{$m} " . sprintf($rows, $hq_as_vector)),
+		"(f, $m) halfvec[] queries: the rows and distances of the same values as vector[]");
+	like($h, qr/^1:1:/, "(f, $m) and some rows");
+	cmp_ok(gpu_queries(), '>', $before, "(f, $m) the worker answered") if $m eq 'gpu';
+}
+{
+	my $bg = $node->background_psql('postgres');
+	my $ctid = $bg->query_safe(
+		q{BEGIN; INSERT INTO t SELECT 900003, q::halfvec::vector, 0 FROM qs WHERE n = 7 RETURNING ctid});
+	for my $m (sort keys %modes)
+	{
+		is( $node->safe_psql('postgres',
+				"$settings $modes{$m} SELECT count(*) FILTER (WHERE tid = '$ctid') || '|' || count(*)
+				 FROM ivf_search('t_idx', ARRAY[(SELECT q::halfvec FROM qs WHERE n = 7)], 5)"),
+			'0|5', "(f, $m) halfvec[] queries do not see an uncommitted insert");
+	}
+	$bg->query_safe('COMMIT');
+	$bg->quit;
+	is( $node->safe_psql('postgres',
+			"$settings SELECT tid FROM ivf_search('t_idx', ARRAY[(SELECT q::halfvec FROM qs WHERE n = 7)], 1)"),
+		$ctid, '(f) once committed, it is the nearest (distance 0)');
+}
+is( $node->safe_psql('postgres', "SET ivf.nprobe = 10; SELECT ivf_recall('t_idx', $hq, 10)"),
+	1, '(f) ivf_recall with halfvec[] queries and nprobe = lists is 1');
 
 $node->stop;
 done_testing();

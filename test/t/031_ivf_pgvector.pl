@@ -292,7 +292,24 @@ cmp_ok(
 	my ($rc, $out, $err) = $node->psql('pgv',
 		q{SELECT * FROM ivf_search('items_hnsw', ARRAY['[0,0,0,0,0,0,0,0]']::vector[], 1)});
 	isnt($rc, 0, 'ivf_search refuses pgvector\'s HNSW index');
-	like($err, qr/"items_hnsw" is not an ivfflat index/, 'naming it');
+	like($err, qr/"items_hnsw" is not an ivf index/, 'naming it');
+	like($err, qr/Its access method is hnsw\./, 'and its access method');
+}
+{
+	# messages name the index's access method, ivf: "ivfflat index"
+	# would be pgvector's
+	my ($rc, $out, $err) = $node->psql('pgv',
+		q{CREATE TEMP TABLE none_yet (v vector(3));
+		  CREATE INDEX none_yet_idx ON none_yet USING ivf (v) WITH (lists = 2)});
+	is($rc, 0, 'an ivf index on an empty table');
+	like($err, qr/NOTICE:  ivf index "none_yet_idx" was created with no data/,
+		'its notice says "ivf index"');
+	($rc, $out, $err) = $node->psql('pgv',
+		q{CREATE TEMP TABLE no_dims (v halfvec);
+		  CREATE INDEX ON no_dims USING ivf (v halfvec_l2_ops)});
+	like($err, qr/column does not have dimensions/, 'a halfvec column without dimensions');
+	like($err, qr/HINT:  Index a halfvec\(n\) column, or an expression such as \(embedding::halfvec\(768\)\)/,
+		'the hint names halfvec');
 }
 {
 	my ($rc, $out, $err) = $node->psql('pgv',
@@ -311,17 +328,30 @@ CREATE INDEX sec_idx ON sec USING ivf (v) WITH (lists = 1);
 CREATE POLICY own ON sec USING (owner = current_user);
 ALTER TABLE sec ENABLE ROW LEVEL SECURITY;
 });
-my $sec_search = q{SET ROLE bob; SELECT count(*) FROM ivf_search('sec_idx', ARRAY['[1,1,1]'::vector], 20)};
+# both signatures of ivf_search (vector[] and pgvector's halfvec[] queries)
+# and of ivf_recall bind alike
+for my $type ('vector', 'halfvec')
 {
+	my $sec_search =
+	  qq{SET ROLE bob; SELECT count(*) FROM ivf_search('sec_idx', ARRAY['[1,1,1]'::$type], 20)};
+	my $sec_recall = qq{SET ROLE bob; SELECT ivf_recall('sec_idx', ARRAY['[1,1,1]'::$type], 5)};
 	my ($rc, $out, $err) = $node->psql('pgv', $sec_search);
 	like($err, qr/permission denied for table sec/,
-		'ivf_search needs SELECT on the table');
+		"ivf_search ($type\[\]) needs SELECT on the table");
+	($rc, $out, $err) = $node->psql('pgv', $sec_recall);
+	like($err, qr/permission denied for table sec/, "ivf_recall ($type\[\]) too");
 	$node->safe_psql('pgv', 'GRANT SELECT ON sec TO bob');
 	($rc, $out, $err) = $node->psql('pgv', $sec_search);
 	like($err, qr/ivf_search cannot apply the row-level security policies of table "sec"/,
-		'and refuses a table whose policies hide rows from the caller');
+		"and ivf_search ($type\[\]) refuses a table whose policies hide rows from the caller");
+	($rc, $out, $err) = $node->psql('pgv', $sec_recall);
+	like($err, qr/ivf_recall cannot apply the row-level security policies of table "sec"/,
+		"ivf_recall ($type\[\]) too");
 	$node->safe_psql('pgv', 'ALTER TABLE sec DISABLE ROW LEVEL SECURITY');
-	is($node->safe_psql('pgv', $sec_search), '20', 'without them it answers');
+	is($node->safe_psql('pgv', $sec_search), '20', "without them ivf_search ($type\[\]) answers");
+	is($node->safe_psql('pgv', $sec_recall), '1', "and ivf_recall ($type\[\])");
+	$node->safe_psql('pgv',
+		'REVOKE SELECT ON sec FROM bob; ALTER TABLE sec ENABLE ROW LEVEL SECURITY');
 }
 
 # ------------------------------------------------- inserts, deletes, VACUUM

@@ -16,7 +16,14 @@
 #    halfvec classes beside pgvector's HNSW halfvec index; at nprobe =
 #    lists the ivf scan returns exactly the sequential scan's rows, in its
 #    order, with its distances; ivf_check, ivf_index_info (element type
-#    halfvec) and ivf_search.
+#    halfvec) and ivf_search;
+#  - a streaming standby (wal_consistency_checking = 'generic' there too,
+#    from the primary's configuration): the standalone halfvec_l2 / ip /
+#    cosine classes and, under ivf_pgvector, the halfvec and vector
+#    classes; an index built, inserts, deletes, VACUUM and inserts into
+#    the freed slots on the primary; on the standby, ivf_check finds
+#    nothing and an index scan of every list returns the primary's rows,
+#    order and distances (for l2 and ip: the sequential scan's).
 #
 # The data are multiples of 1/8 in [-4, 4], exact in half precision, so
 # l2 and inner-product distances are exact in float whatever the order of
@@ -39,7 +46,7 @@ my $node = IvfTest::gpu_worker_node(
 wal_consistency_checking = 'generic'
 autovacuum = off
 max_parallel_workers_per_gather = 0
-});
+}, allows_streaming => 1);
 $node->start;
 
 # rows: n rows of d dimensions, multiples of 1/8 (seeded)
@@ -55,11 +62,18 @@ sub fill_sql
 sub knn
 {
 	my ($db, $table, $op, $q, $index) = @_;
+	return knn_on($node, $db, $table, $op, $q, $index);
+}
+
+# the same on a given node (the standby)
+sub knn_on
+{
+	my ($n, $db, $table, $op, $q, $index) = @_;
 	my $set = $index
 	  ? 'SET enable_seqscan = off; SET ivf.nprobe = 1000;'
 	  : 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
 	my $order = $index ? "v $op '$q'" : "v $op '$q', ctid";
-	return $node->safe_psql($db,
+	return $n->safe_psql($db,
 		"$set SELECT string_agg(id || ':' || (v $op '$q'), ' ') FROM "
 		  . "(SELECT id, v FROM $table WHERE v IS NOT NULL ORDER BY $order) s");
 }
@@ -215,7 +229,107 @@ SKIP:
 			"SET enable_indexscan = off; SET enable_bitmapscan = off; SELECT string_agg(ctid::text, ' ') FROM "
 			  . "(SELECT ctid FROM p ORDER BY v <-> '$q16', ctid LIMIT 10) s"),
 		'ivf_search on a halfvec index (vector[] queries): the exact rows');
+	# pgvector's halfvec[] as queries: the same rows and distances as the
+	# same values as vector[] (they are exact in half), for the halfvec
+	# index and for a vector index of the same rows
+	$node->safe_psql('pgv',
+		'CREATE TABLE pf AS SELECT id, v::vector(16) AS v FROM p; '
+		  . 'CREATE INDEX pf_l2 ON pf USING ivf (v vector_l2_ops) WITH (lists = 6)');
+	my $q16b = '[' . join(',', map { 1 - ($_ % 3) / 2 } 1 .. 16) . ']';
+	my $search = q{SET ivf.nprobe = 6; SELECT string_agg(query || ':' || rank || ':' || tid::text
+		|| ':' || distance::text, ' ' ORDER BY query, rank) FROM ivf_search('%s', ARRAY['%s'::%s, '%s'], 10)};
+	for my $index ('p_l2', 'pf_l2')
+	{
+		my $as_half = $node->safe_psql('pgv', sprintf($search, $index, $q16, 'halfvec', $q16b));
+		isnt($as_half, '', "ivf_search on $index with halfvec[] queries: rows");
+		is($as_half, $node->safe_psql('pgv', sprintf($search, $index, $q16, 'vector', $q16b)),
+			"ivf_search on $index: halfvec[] queries give the rows and distances of vector[]");
+		is( $node->safe_psql('pgv',
+				"SET ivf.nprobe = 6; SELECT ivf_recall('$index', ARRAY['$q16'::halfvec, '$q16b'], 10)"),
+			'1', "ivf_recall on $index with halfvec[] queries at nprobe = lists: 1");
+	}
+	my ($rc, $out, $err) = $node->psql('pgv',
+		q{SELECT * FROM ivf_search('p_l2', ARRAY['[1,2,3]'::halfvec], 1)});
+	like($err, qr/different vector dimensions 16 and 3/,
+		'a halfvec[] query of other dimensions: an error naming both');
+	$node->safe_psql('pgv', 'DROP TABLE pf');
 }
+
+# ----------------------------------------------------- a streaming standby
+$node->backup('halfvec_base');
+my $standby = PostgreSQL::Test::Cluster->new('halfvec_standby');
+$standby->init_from_backup($node, 'halfvec_base', has_streaming => 1);
+$standby->start;
+
+# what the standby must reproduce: [db, table, index, op, query, exact]
+# (exact: the sequential scan's order too; cosine's index order, over unit
+# vectors rounded to half, may differ from it at near ties)
+my @replicated = (
+	[ 'postgres', 'h', 'h_l2', '<->', $q32, 1 ],
+	[ 'postgres', 'h', 'h_ip', '<#>', $q32b, 1 ],
+	[ 'postgres', 'h', 'h_cos', '<=>', $q32, 0 ]);
+$node->safe_psql(
+	'postgres', join(";\n",
+		'SELECT setseed(0.71)',
+		'CREATE INDEX h_cos ON h USING ivfflat (v halfvec_cosine_ops) WITH (lists = 8)',
+		fill_sql('h', 'halfvec', 32, 5001, 5600),
+		'DELETE FROM h WHERE id % 7 = 0',
+		'VACUUM h',
+		fill_sql('h', 'halfvec', 32, 5601, 5900),
+		'UPDATE h SET v = NULL WHERE id % 11 = 0'));
+if ($pgvector ne '')
+{
+	# pgvector's HNSW index would take the l2 queries: the ivf one alone
+	$node->safe_psql(
+		'pgv', join(";\n",
+			'SELECT setseed(0.72)',
+			'DROP INDEX p_hnsw',
+			fill_sql('p', 'halfvec', 16, 2001, 2400),
+			'DELETE FROM p WHERE id % 6 = 0',
+			'VACUUM p',
+			fill_sql('p', 'halfvec', 16, 2401, 2600),
+			'CREATE TABLE pv (id int PRIMARY KEY, v vector(16))',
+			fill_sql('pv', 'vector', 16, 1, 1500),
+			'CREATE INDEX pv_l2 ON pv USING ivf (v vector_l2_ops) WITH (lists = 5)',
+			'CREATE INDEX pv_ip ON pv USING ivf (v vector_ip_ops) WITH (lists = 5, prefilter = off)',
+			'CREATE INDEX pv_cos ON pv USING ivf (v vector_cosine_ops) WITH (lists = 5)',
+			fill_sql('pv', 'vector', 16, 1501, 1800),
+			'DELETE FROM pv WHERE id % 4 = 1',
+			'VACUUM pv',
+			fill_sql('pv', 'vector', 16, 1801, 1900)));
+	my $q16 = '[' . join(',', map { ($_ % 7) / 2 - 1.5 } 1 .. 16) . ']';
+	my $q16b = '[' . join(',', map { 1 - ($_ % 3) / 2 } 1 .. 16) . ']';
+	push @replicated,
+	  [ 'pgv', 'p', 'p_l2', '<->', $q16, 1 ],
+	  [ 'pgv', 'p', 'p_ip', '<#>', $q16b, 1 ],
+	  [ 'pgv', 'p', 'p_cos', '<=>', $q16, 0 ],
+	  [ 'pgv', 'pv', 'pv_l2', '<->', $q16b, 1 ],
+	  [ 'pgv', 'pv', 'pv_ip', '<#>', $q16, 1 ],
+	  [ 'pgv', 'pv', 'pv_cos', '<=>', $q16b, 0 ];
+}
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+
+for my $r (@replicated)
+{
+	my ($db, $table, $index, $op, $q, $exact) = @$r;
+	like(
+		$standby->safe_psql($db,
+			"SET enable_seqscan = off; SET ivf.nprobe = 1000; EXPLAIN (COSTS OFF) "
+			  . "SELECT id FROM $table ORDER BY v $op '$q'"),
+		qr/Index Scan using $index /,
+		"standby $db $index: the query is an index scan of $index");
+	ivf_check_clean($standby, $db, $index, "standby $db $index: ivf_check finds nothing");
+	my $primary = knn($db, $table, $op, $q, 1);
+	isnt($primary, '', "primary $db $index: rows");
+	is(knn_on($standby, $db, $table, $op, $q, 1), $primary,
+		"standby $db $index at nprobe = lists: the primary's rows, order and distances");
+	is($primary, knn($db, $table, $op, $q, 0),
+		"primary $db $index at nprobe = lists: the sequential scan's") if $exact;
+}
+my $standby_log = slurp_file($standby->logfile);
+unlike($standby_log, qr/inconsistent page found/,
+	'the standby\'s replay: wal_consistency_checking found no bad page');
+$standby->stop;
 
 $node->stop;
 done_testing();

@@ -140,12 +140,13 @@ sub read_fvecs { return _read_vecs($_[0], 'f<', $_[1]); }
 sub read_ivecs { return _read_vecs($_[0], 'l<', $_[1]); }
 
 # A node (initialised, not started) with ivf preloaded and its GPU worker
-# on the CPU backend; $extra is more postgresql.conf lines.
+# on the CPU backend; $extra is more postgresql.conf lines, %init options
+# of init (allows_streaming => 1 for a standby).
 sub gpu_worker_node
 {
-	my ($name, $extra) = @_;
+	my ($name, $extra, %init) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%init);
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'ivf'
 ivf.gpu_worker = on
