@@ -1865,15 +1865,6 @@ def run_bench(conn, args, ds, res, stem):
 # -------------------------------------------------------------------- profile
 
 
-def proc_cpu_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return int(parts[11]) + int(parts[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def explain_json(conn, q, k):
     with conn.cursor() as cur:
         cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + knn_sql(k), (q,))
@@ -2005,7 +1996,7 @@ def perf_symbols(lines):
 
 def profile_perf(conn, args, ds, res, stem, engine, nprobe):
     """perf record of the backend while it runs prepared queries at nprobe;
-    the backend's CPU time per query comes from /proc (utime + stime), so it
+    the backend's CPU time per query comes from /proc/PID/schedstat, so it
     does not depend on what else the machine runs (wall time does)."""
     k = args.k
     perf = shutil.which("perf")
@@ -2023,7 +2014,7 @@ def profile_perf(conn, args, ds, res, stem, engine, nprobe):
     pr = subprocess.Popen([perf, "record", "-F", str(args.perf_freq), "-p", str(pid), "-o", data],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
-    ticks0 = proc_cpu_ticks(pid)
+    cpu0 = proc_cpu_ns(pid)
     t0 = now()
     nexec = 0
     while (nexec < args.profile_queries) if args.profile_queries else (now() - t0 < args.profile_seconds):
@@ -2031,12 +2022,11 @@ def profile_perf(conn, args, ds, res, stem, engine, nprobe):
         cur.fetchall()
         nexec += 1
     wall = now() - t0
-    ticks1 = proc_cpu_ticks(pid)
+    cpu1 = proc_cpu_ns(pid)
     pr.send_signal(signal.SIGINT)
     _, perr = pr.communicate(timeout=120)
     cur.close()
-    hz = os.sysconf("SC_CLK_TCK")
-    cpu_s = (ticks1 - ticks0) / hz if ticks0 is not None and ticks1 is not None else None
+    cpu_s = (cpu1 - cpu0) / 1e9 if cpu0 is not None and cpu1 is not None else None
     busy = cpu_s / wall if cpu_s is not None else None
     cpu_us = cpu_s / nexec * 1e6 if cpu_s is not None and nexec else None
     log("")
@@ -2151,7 +2141,7 @@ def print_profile_comparison(out, nprobes, res):
     if not pa or not pb or not pa["backend_cpu_us_per_query"] or not pb["backend_cpu_us_per_query"]:
         return
     ca, cb = pa["backend_cpu_us_per_query"], pb["backend_cpu_us_per_query"]
-    log(f"backend CPU per query at nprobe {pa['nprobe']} (/proc utime + stime over the perf run): "
+    log(f"backend CPU per query at nprobe {pa['nprobe']} (/proc/PID/schedstat over the perf run): "
         f"ivf {ca:.1f} us, ivf-pgvector {cb:.1f} us, ratio {cb / ca:.3f}")
     sa = perf_symbols(pa["report"]["dso,symbol"])
     sb = perf_symbols(pb["report"]["dso,symbol"])
