@@ -842,11 +842,37 @@ def measure_sql(conn, ds, settings_sql, args, engine, label, fatal=False):
         rows = cur.fetchall()
         ids[i, : len(rows)] = [r[0] for r in rows]
 
+    pid = backend_pid(conn)
+    cpu0 = proc_cpu_ns(pid)
     lat, wall, passes = timed_passes(q, ds.nq, args.min_time)
+    cpu1 = proc_cpu_ns(pid)
     cur.close()
+    # the backend's CPU time per query: what the server spent, whatever else
+    # the machine was running (wall time counts the waits too)
+    cpu_us = (cpu1 - cpu0) / len(lat) / 1e3 if cpu0 is not None and cpu1 is not None else None
     return {"recall": recall_at(ids, ds.gt, k), "recall_ties": recall_ties(ids, ds, k),
             "qps": len(lat) / wall, **lat_stats(lat), "executions": len(lat), "passes": passes,
-            "wall_s": wall, "index_scan": index_scan, "plan": [line[:200] for line in plan[:8]], "_lat": lat}
+            "wall_s": wall, "backend_cpu_us": cpu_us, "index_scan": index_scan,
+            "plan": [line[:200] for line in plan[:8]], "_lat": lat}
+
+
+def proc_cpu_ns(pid):
+    """A process's time on a CPU so far, in ns (/proc/PID/schedstat)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_BACKEND_PIDS = {}
+
+
+def backend_pid(conn):
+    """The pid of the backend serving conn (asked once per connection)."""
+    if id(conn) not in _BACKEND_PIDS:
+        _BACKEND_PIDS[id(conn)] = one(conn, "SELECT pg_backend_pid()")
+    return _BACKEND_PIDS[id(conn)]
 
 
 def measure_ivf(conn, ds, point, args):
@@ -1126,6 +1152,10 @@ def combine_rounds(rounds):
     out["wall_s"] = sum(r["wall_s"] for r in rounds)
     if "passes" in out:
         out["passes"] = sum(r["passes"] for r in rounds)
+    cpu = [r.get("backend_cpu_us") for r in rounds]
+    if cpu and all(c is not None for c in cpu):
+        out["backend_cpu_us"] = float(np.median(cpu))
+        out["backend_cpu_us_rounds"] = cpu
     recalls = sorted({r["recall"] for r in rounds if "recall" in r})
     if len(recalls) > 1:
         out["recall_rounds"] = [r["recall"] for r in rounds]
@@ -1572,6 +1602,8 @@ def ivf_pgvector_rows(table):
                     "ivf_p50_ms": iv["p50_ms"], "ivf_p99_ms": iv["p99_ms"],
                     "ivf_pgvector_p50_ms": ip["p50_ms"], "ivf_pgvector_p99_ms": ip["p99_ms"],
                     "qps_ratio_ivf_pgvector_over_ivf": ratio,
+                    "ivf_backend_cpu_us": iv.get("backend_cpu_us"),
+                    "ivf_pgvector_backend_cpu_us": ip.get("backend_cpu_us"),
                     "meets_target": bool(same and ratio >= IVF_PGVECTOR_TARGET)})
     return out
 
@@ -1587,6 +1619,12 @@ def ivf_pgvector_summary(table, build, sizes, lists_cmp, ivf_pgv_version):
             else None,
             "lists": {k: lists_cmp.get(k) for k in ("verdict", "index_info_equal", "export_identical")}
             if lists_cmp else None}
+
+
+def cpu_pair(a, b):
+    if a is None or b is None:
+        return "-"
+    return f"{a:.1f}/{b:.1f} ({b / a:.3f})"
 
 
 def print_ivf_pgvector(table, build, sizes, lists_cmp, ivf_pgv_version, pgv_version):
@@ -1607,9 +1645,13 @@ def print_ivf_pgvector(table, build, sizes, lists_cmp, ivf_pgv_version, pgv_vers
                       f"{r['qps_ratio_ivf_pgvector_over_ivf']:.3f}",
                       "yes" if r["meets_target"] else ("no (recall differs)" if not r["same_recall"] else "no"),
                       f"{r['ivf_p50_ms']:.3f}/{r['ivf_p99_ms']:.3f}",
-                      f"{r['ivf_pgvector_p50_ms']:.3f}/{r['ivf_pgvector_p99_ms']:.3f}"])
+                      f"{r['ivf_pgvector_p50_ms']:.3f}/{r['ivf_pgvector_p99_ms']:.3f}",
+                      cpu_pair(r["ivf_backend_cpu_us"], r["ivf_pgvector_backend_cpu_us"])])
     print_rows(["nprobe" if plain else "point", "ivf recall", "ivf-pgv recall", "ivf QPS", "ivf-pgv QPS",
-                "ivf-pgv/ivf", f">= {IVF_PGVECTOR_TARGET:.2f}", "ivf p50/p99 ms", "ivf-pgv p50/p99 ms"], lines)
+                "ivf-pgv/ivf", f">= {IVF_PGVECTOR_TARGET:.2f}", "ivf p50/p99 ms", "ivf-pgv p50/p99 ms",
+                "backend CPU us/query ivf/ivf-pgv (ratio)"], lines)
+    log("(backend CPU: the server process's CPU time per query, /proc/PID/schedstat, median of the rounds; "
+        "unlike QPS it does not count waits, so it is the comparison to read on a busy machine)")
     met = sum(r["meets_target"] for r in rows)
     log(f"target met at {met} of {len(rows)} points")
     ib, pb = build.get("ivf"), build.get("ivf-pgvector")
@@ -1823,15 +1865,6 @@ def run_bench(conn, args, ds, res, stem):
 # -------------------------------------------------------------------- profile
 
 
-def proc_cpu_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return int(parts[11]) + int(parts[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def explain_json(conn, q, k):
     with conn.cursor() as cur:
         cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + knn_sql(k), (q,))
@@ -1848,14 +1881,38 @@ def find_node(plan, node_type):
     return None
 
 
+@dataclass
+class _ProfilePoint:
+    """What setup_ivf_pgvector() checks the plan with (a sweep point's SQL)."""
+    ivf_sql: list
+
+
 def run_profile(conn, args, ds, res, stem):
+    """Profile mode: ivf's breakdown and perf profile; with --peers
+    ivf-pgvector the same for ivf_pgvector's index on pgvector's vector (same
+    cluster, same rows, same build), then the two side by side."""
     info, _, _, _ = load_and_build(conn, ds, args, res)
     lists = int(info["lists"])
-    k = args.k
     nprobes = [p for p in args.nprobe if p <= lists]
+    engines = [("ivf", conn)]
+    if args.ivf_pgvector:
+        session_settings(conn, res, "ivf")
+        ipv, ipv_info, _, _ = setup_ivf_pgvector(ds, args, res, [_ProfilePoint([f"SET ivf.nprobe = {nprobes[0]}"])])
+        compare_ivf_lists(conn, ipv, info, ipv_info, res)  # logs its verdict
+        engines.append(("ivf-pgvector", ipv))
+    out = {}
+    for engine, c in engines:
+        out[engine] = profile_engine(c, args, ds, res, stem, engine, lists, nprobes)
+    if len(out) > 1:
+        print_profile_comparison(out, nprobes, res)
+        interleaved_ab(engines, ds, args, nprobes, res)
+
+
+def profile_engine(conn, args, ds, res, stem, engine, lists, nprobes):
+    k = args.k
     m = min(ds.nq, 300)
     log("")
-    log(f"=== time breakdown of one query ({m} queries, k = {k}; means in ms; client wall over >= 1 s "
+    log(f"=== {engine}: time breakdown of one query ({m} queries, k = {k}; means in ms; client wall over >= 1 s "
         f"of repeated passes, server figures from {m} EXPLAIN ANALYZE runs) ===")
     floor1 = {}
     for name, sql, params in (("SELECT 1", "SELECT 1", None), ("SELECT vector_dims($1)", "SELECT vector_dims(%b)", "q")):
@@ -1869,7 +1926,7 @@ def run_profile(conn, args, ds, res, stem):
         floor1[name] = lat_stats(lat)
         cur.close()
         log(f"client round trip, prepared {name:<22}: {floor1[name]['mean_ms']:.4f}")
-    res.add({"type": "profile_floor", **floor1})
+    res.add({"type": "profile_floor", "engine": engine, **floor1})
 
     rows = []
     for nprobe in nprobes:
@@ -1898,7 +1955,7 @@ def run_profile(conn, args, ds, res, stem):
         wall = float(np.mean(lat)) / 1e6
         row = {"nprobe": nprobe, "client_wall_ms": wall, **{f"{a}_mean": v for a, v in mean.items()}}
         rows.append(row)
-        res.add({"type": "profile_breakdown", **row})
+        res.add({"type": "profile_breakdown", "engine": engine, **row})
     hdr = ("nprobe", "client wall", "server exec", "index scan", "  startup", "  fetch 10", "executor rest",
            "client+proto", "planning*", "buffers hit/read")
     log(" | ".join(hdr))
@@ -1922,17 +1979,33 @@ def run_profile(conn, args, ds, res, stem):
         log(f"linear fit of index-scan startup over nprobe: {icpt:.4f} ms fixed (centroid search over "
             f"{lists} lists, setup) + {slope:.4f} ms per probed list (~{n_per_list:.0f} vectors x {ds.d} dims "
             f"= {n_per_list * ds.d * 4 / 1e6:.2f} MB, {n_per_list * ds.d * 4 / 1e6 / slope if slope > 0 else 0:.1f} GB/s)")
-        res.add({"type": "profile_fit", "fixed_ms": icpt, "per_list_ms": slope, "vectors_per_list": n_per_list})
+        res.add({"type": "profile_fit", "engine": engine, "fixed_ms": icpt, "per_list_ms": slope,
+                 "vectors_per_list": n_per_list})
+    return {"rows": rows, "floor": floor1, "perf": profile_perf(conn, args, ds, res, stem, engine, nprobes[-1])}
 
-    # perf
-    nprobe = nprobes[-1]
+
+def perf_symbols(lines):
+    """perf report --sort dso,symbol lines -> {(dso, symbol): percent}."""
+    out = {}
+    for line in lines:
+        mm = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[.\]\s+(\S+)", line)
+        if mm:
+            out[(mm.group(2), mm.group(3))] = float(mm.group(1))
+    return out
+
+
+def profile_perf(conn, args, ds, res, stem, engine, nprobe):
+    """perf record of the backend while it runs prepared queries at nprobe;
+    the backend's CPU time per query comes from /proc/PID/schedstat, so it
+    does not depend on what else the machine runs (wall time does)."""
+    k = args.k
     perf = shutil.which("perf")
     if not perf:
         log("perf not found (apt-get install linux-perf): skipping the symbol profile")
-        return
+        return None
     conn.execute(f"SET ivf.nprobe = {nprobe}")
     pid = one(conn, "SELECT pg_backend_pid()")
-    data = f"{stem}-perf.data"
+    data = f"{stem}-perf.data" if engine == "ivf" else f"{stem}-{engine}-perf.data"
     cur = conn.cursor(binary=True)
     sql = knn_sql(k)
     for i in range(min(ds.nq, 200)):
@@ -1941,7 +2014,7 @@ def run_profile(conn, args, ds, res, stem):
     pr = subprocess.Popen([perf, "record", "-F", str(args.perf_freq), "-p", str(pid), "-o", data],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
-    ticks0 = proc_cpu_ticks(pid)
+    cpu0 = proc_cpu_ns(pid)
     t0 = now()
     nexec = 0
     while (nexec < args.profile_queries) if args.profile_queries else (now() - t0 < args.profile_seconds):
@@ -1949,19 +2022,21 @@ def run_profile(conn, args, ds, res, stem):
         cur.fetchall()
         nexec += 1
     wall = now() - t0
-    ticks1 = proc_cpu_ticks(pid)
+    cpu1 = proc_cpu_ns(pid)
     pr.send_signal(signal.SIGINT)
     _, perr = pr.communicate(timeout=120)
     cur.close()
-    hz = os.sysconf("SC_CLK_TCK")
-    busy = (ticks1 - ticks0) / hz / wall if ticks0 is not None and ticks1 is not None else None
+    cpu_s = (cpu1 - cpu0) / 1e9 if cpu0 is not None and cpu1 is not None else None
+    busy = cpu_s / wall if cpu_s is not None else None
+    cpu_us = cpu_s / nexec * 1e6 if cpu_s is not None and nexec else None
     log("")
-    log(f"=== perf: backend {pid}, {nexec} prepared queries at nprobe {nprobe} in {wall:.2f} s "
+    log(f"=== {engine} perf: backend {pid}, {nexec} prepared queries at nprobe {nprobe} in {wall:.2f} s "
         f"({nexec / wall:,.0f} QPS); backend on CPU {busy * 100 if busy else float('nan'):.0f}% "
-        f"of the wall time (the rest: waiting for the client) ===")
+        f"of the wall time (the rest: waiting for the client), "
+        f"{cpu_us if cpu_us else float('nan'):.1f} us of backend CPU per query ===")
     if pr.returncode not in (0, -signal.SIGINT, 130) and not os.path.exists(data):
         log(f"perf record failed: {perr.strip()}")
-        return
+        return None
     report = {}
     for sort, limit in (("dso", 0.5), ("dso,symbol", 0.3)):
         out = subprocess.run([perf, "report", "-i", data, "--stdio", "--no-children", "--sort", sort,
@@ -1971,13 +2046,118 @@ def run_profile(conn, args, ds, res, stem):
         log(f"-- top by {sort} (>= {limit}%) --")
         for line in lines[:30]:
             log("  " + line.rstrip())
-    txt = f"{stem}-perf.txt"
+    txt = f"{data[: -len('.data')]}.txt"
     with open(txt, "w") as f:
         for sort, lines in report.items():
             f.write(f"# perf report --sort {sort}\n" + "\n".join(lines) + "\n")
-    res.add({"type": "profile_perf", "nprobe": nprobe, "queries": nexec, "wall_s": wall,
-             "backend_cpu_fraction": busy, "perf_data": data, "report": report})
+    rec = res.add({"type": "profile_perf", "engine": engine, "nprobe": nprobe, "queries": nexec, "wall_s": wall,
+                   "backend_cpu_fraction": busy, "backend_cpu_us_per_query": cpu_us, "perf_data": data,
+                   "report": report})
     log(f"perf data: {data} (perf report -i {data}); summary: {txt}")
+    return rec
+
+
+def interleaved_ab(engines, ds, args, nprobes, res, rounds=10):
+    """The engines in turn, a pass of prepared queries each, rounds times per
+    nprobe (the order alternating): client wall and the backend's CPU time
+    per query (/proc/PID/schedstat) and this client's (time.process_time: the
+    driver, parameter dumping, result loading), the medians over rounds and
+    the median of the per-round ratios.  Slow drifts of the machine's load hit both
+    engines alike, so on a busy machine this is the comparison to read."""
+    k = args.k
+    m = min(ds.nq, 300)
+    sql = knn_sql(k)
+    pids = {eng: one(c, "SELECT pg_backend_pid()") for eng, c in engines}
+    (ea, _), (eb, _) = engines[0], engines[1]
+    log("")
+    log(f"=== interleaved A/B: {rounds} rounds of {m} prepared queries per engine and nprobe, alternating order; "
+        f"medians (us per query); ratio = median of per-round {eb} / {ea} ===")
+    log(f"nprobe | {ea + ' wall':>17} | {eb + ' wall':>17} | ratio | {ea + ' backend':>17} | "
+        f"{eb + ' backend':>17} | ratio | {ea + ' client':>17} | {eb + ' client':>17} | ratio")
+    for nprobe in nprobes:
+        curs = {}
+        for eng, c in engines:
+            c.execute(f"SET ivf.nprobe = {nprobe}")
+            curs[eng] = c.cursor(binary=True)
+            for i in range(m):  # warm-up
+                curs[eng].execute(sql, (ds.queries[i],), prepare=True)
+                curs[eng].fetchall()
+        wall = {eng: [] for eng, _ in engines}
+        cpu = {eng: [] for eng, _ in engines}
+        ccpu = {eng: [] for eng, _ in engines}
+        for r in range(rounds):
+            order = [eng for eng, _ in engines]
+            if r % 2:
+                order.reverse()
+            for eng in order:
+                cur = curs[eng]
+                c0 = proc_cpu_ns(pids[eng])
+                p0 = time.process_time()
+                t0 = now()
+                for i in range(m):
+                    cur.execute(sql, (ds.queries[i],), prepare=True)
+                    cur.fetchall()
+                wall[eng].append((now() - t0) / m * 1e6)
+                ccpu[eng].append((time.process_time() - p0) / m * 1e6)
+                c1 = proc_cpu_ns(pids[eng])
+                cpu[eng].append((c1 - c0) / m / 1e3 if c0 is not None and c1 is not None else float("nan"))
+        for cur in curs.values():
+            cur.close()
+        wr = float(np.median([y / x for x, y in zip(wall[ea], wall[eb])]))
+        cr = float(np.median([y / x for x, y in zip(cpu[ea], cpu[eb])]))
+        kr = float(np.median([y / x for x, y in zip(ccpu[ea], ccpu[eb])]))
+        log(f"{nprobe:>6} | {np.median(wall[ea]):17.1f} | {np.median(wall[eb]):17.1f} | {wr:5.3f} | "
+            f"{np.median(cpu[ea]):17.1f} | {np.median(cpu[eb]):17.1f} | {cr:5.3f} | "
+            f"{np.median(ccpu[ea]):17.1f} | {np.median(ccpu[eb]):17.1f} | {kr:5.3f}")
+        res.add({"type": "profile_ab", "nprobe": nprobe, "rounds": rounds, "queries_per_round": m,
+                 "wall_us": wall, "backend_cpu_us": cpu, "client_cpu_us": ccpu, "wall_ratio_median": wr,
+                 "backend_cpu_ratio_median": cr, "client_cpu_ratio_median": kr})
+
+
+def print_profile_comparison(out, nprobes, res):
+    """ivf and ivf-pgvector side by side: the breakdown per nprobe (ms), then
+    backend CPU per query and the symbols whose share of it differs."""
+    a, b = out["ivf"], out["ivf-pgvector"]
+    log("")
+    log("=== ivf vs ivf-pgvector (ms per query; ratio = ivf-pgvector / ivf) ===")
+    fa, fb = a["floor"]["SELECT vector_dims($1)"]["mean_ms"], b["floor"]["SELECT vector_dims($1)"]["mean_ms"]
+    log(f"client round trip SELECT vector_dims($1): ivf {fa:.4f}, ivf-pgvector {fb:.4f}, ratio {fb / fa:.2f}")
+    log("nprobe | part          |      ivf | ivf-pgv | ratio")
+    for ra, rb in zip(a["rows"], b["rows"]):
+        parts = {
+            "client wall": (ra["client_wall_ms"], rb["client_wall_ms"]),
+            "server exec": (ra["execution_mean"], rb["execution_mean"]),
+            "scan startup": (ra["scan_startup_mean"] or 0, rb["scan_startup_mean"] or 0),
+            "fetch 10": ((ra["scan_total_mean"] or 0) - (ra["scan_startup_mean"] or 0),
+                         (rb["scan_total_mean"] or 0) - (rb["scan_startup_mean"] or 0)),
+            "executor rest": (ra["execution_mean"] - (ra["scan_total_mean"] or 0),
+                              rb["execution_mean"] - (rb["scan_total_mean"] or 0)),
+            "client+proto": (ra["client_wall_ms"] - ra["execution_mean"],
+                             rb["client_wall_ms"] - rb["execution_mean"]),
+        }
+        for name, (x, y) in parts.items():
+            log(f"{ra['nprobe']:>6} | {name:<13} | {x:8.4f} | {y:7.4f} | {y / x if x > 0 else float('nan'):5.2f}")
+    pa, pb = a["perf"], b["perf"]
+    if not pa or not pb or not pa["backend_cpu_us_per_query"] or not pb["backend_cpu_us_per_query"]:
+        return
+    ca, cb = pa["backend_cpu_us_per_query"], pb["backend_cpu_us_per_query"]
+    log(f"backend CPU per query at nprobe {pa['nprobe']} (/proc/PID/schedstat over the perf run): "
+        f"ivf {ca:.1f} us, ivf-pgvector {cb:.1f} us, ratio {cb / ca:.3f}")
+    sa = perf_symbols(pa["report"]["dso,symbol"])
+    sb = perf_symbols(pb["report"]["dso,symbol"])
+    diffs = []
+    for key in set(sa) | set(sb):
+        ua, ub = sa.get(key, 0.0) * ca / 100, sb.get(key, 0.0) * cb / 100
+        diffs.append((ub - ua, key, ua, ub))
+    diffs.sort(key=lambda d: -abs(d[0]))
+    log("symbols by difference (us of backend CPU per query, from each profile's share; >= 0.3% listed by perf):")
+    log(f"{'dso':<18} {'symbol':<40} {'ivf':>7} {'ivf-pgv':>8} {'diff':>7}")
+    for d, (dso, sym), ua, ub in diffs[:15]:
+        log(f"{dso[:18]:<18} {sym[:40]:<40} {ua:7.2f} {ub:8.2f} {d:+7.2f}")
+    res.add({"type": "profile_compare", "nprobe": pa["nprobe"], "backend_cpu_us_per_query":
+             {"ivf": ca, "ivf-pgvector": cb},
+             "symbol_diffs_us": [{"dso": dso, "symbol": sym, "ivf": ua, "ivf-pgvector": ub}
+                                 for _, (dso, sym), ua, ub in diffs[:30]]})
 
 
 def replot(args):
@@ -2018,8 +2198,7 @@ def main(argv=None):
         sys.exit(f"k = {args.k} > ground truth depth {ds.gt.shape[1]}")
 
     if args.mode == "profile":
-        args.pgvector = []  # the profile is ivf's alone
-        args.ivf_pgvector = False
+        args.pgvector = []  # the profile is ivf's (and ivf-pgvector's with --peers ivf-pgvector)
     create_database()
     conn = connect(BENCH_DB)
     conn.execute("CREATE EXTENSION ivf")

@@ -15,7 +15,12 @@
 #      backend was on a CPU at all).
 #
 #   bash bench/profile.sh [--dataset siftsmall] [--nprobe 1,4,16] [--profile-seconds 5 | --profile-queries N]
-#                         [--perf-freq 4999] [--pin same|split|none] [other run.sh options]
+#                         [--perf-freq 4999] [--pin same|split|none] [--peers ivf-pgvector] [other run.sh options]
+#
+# With --peers ivf-pgvector, 1 and 2 are repeated for ivf_pgvector's index on
+# pgvector's vector (same cluster, rows and build), followed by both side by
+# side and an interleaved A/B of wall, backend CPU and client CPU time per
+# query (the engines in turn, so a busy machine's load hits both alike).
 #
 # Output: the breakdown and the perf top lists on stdout; under bench/results/
 # (or --out) <dataset>-profile-<timestamp>.jsonl, -perf.data (open it with

@@ -215,7 +215,8 @@ esac
 
 case ",$PEERS," in
 *,pgvector-* | *,ivf-pgvector,*)
-	if [ "$MODE" != profile ]; then
+	# profile mode measures no pgvector peer, but ivf-pgvector needs pgvector
+	if [ "$MODE" != profile ] || [[ ",$PEERS," == *,ivf-pgvector,* ]]; then
 		# the same installer the test suite runs (test/run_all.sh's install
 		# step): pgvector from ../shared/vendor, or the one already installed
 		step "pgvector for --peers $PEERS"

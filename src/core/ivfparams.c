@@ -30,7 +30,9 @@
 
 #include "commands/defrem.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "ivfformat.h"
 #include "ivfoptions.h"
@@ -312,6 +314,17 @@ pgvector_int(const char *name, int pgvector_default, int *out)
 	return true;
 }
 
+/* pgvector_aliases' answer for access method aliases_am (InvalidOid: none) */
+static Oid	aliases_am = InvalidOid;
+static bool aliases_result = false;
+static bool aliases_callback_registered = false;
+
+static void
+aliases_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	aliases_am = InvalidOid;
+}
+
 /*
  * Whether pgvector's ivfflat.* settings count for this index: only when its
  * access method is named ivfflat (the standalone extension, where they let
@@ -322,12 +335,28 @@ pgvector_int(const char *name, int pgvector_default, int *out)
 static bool
 pgvector_aliases(Relation index)
 {
-	char	   *amname = get_am_name(index->rd_rel->relam);
-	bool		result = amname != NULL && strcmp(amname, "ivfflat") == 0;
+	Oid			am = index->rd_rel->relam;
+	char	   *amname;
 
+	/*
+	 * Every rescan asks, up to three times: remember the answer for the last
+	 * access method seen (one catalog lookup per backend, not per query),
+	 * forgotten when pg_am changes.
+	 */
+	if (!aliases_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(AMOID, aliases_invalidate, (Datum) 0);
+		aliases_callback_registered = true;
+	}
+	if (OidIsValid(aliases_am) && aliases_am == am)
+		return aliases_result;
+
+	amname = get_am_name(am);
+	aliases_result = amname != NULL && strcmp(amname, "ivfflat") == 0;
+	aliases_am = am;
 	if (amname)
 		pfree(amname);
-	return result;
+	return aliases_result;
 }
 
 /* ivfflat.iterative_scan: IVF_ITERATIVE_OFF when not set */

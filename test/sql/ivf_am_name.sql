@@ -75,3 +75,34 @@ DROP TABLE am_empty, am_nodims;
 
 RESET ivf.nprobe;
 DROP TABLE am_items;
+
+-- pgvector's ivfflat.probes tunes an index of the access method named
+-- ivfflat, not one named ivf.  ivf remembers the answer per access method
+-- instead of looking the name up at every scan: scans of both, in turn in
+-- one session and one statement, each get their own.
+CREATE TABLE am_alias (id int, v vector(3));
+INSERT INTO am_alias SELECT i, ARRAY[i % 7, i % 11, i % 13]::real[]
+	FROM generate_series(1, 300) i;
+CREATE TABLE am_alias2 (LIKE am_alias);
+INSERT INTO am_alias2 SELECT * FROM am_alias;
+CREATE INDEX am_alias_ivfflat ON am_alias USING ivfflat (v) WITH (lists = 4, nprobe = 1);
+CREATE INDEX am_alias_ivf ON am_alias2 USING ivf (v) WITH (lists = 4, nprobe = 1);
+CREATE FUNCTION am_alias_rows(t regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+	EXECUTE format('SELECT count(*) FROM (SELECT id FROM %s ORDER BY v <-> %L) s', t, '[1,2,3]') INTO n;
+	RETURN n;
+END $$;
+SET enable_seqscan = off;
+SELECT am_alias_rows('am_alias2') AS one_list \gset
+SELECT :one_list < 300 AS one_list_is_not_all;
+SET ivfflat.probes = 4;
+SELECT i, am_alias_rows('am_alias') AS ivfflat_rows,
+	am_alias_rows('am_alias2') = :one_list AS ivf_ignores_probes,
+	am_alias_rows('am_alias') AS ivfflat_rows_again
+	FROM generate_series(1, 2) i;
+RESET ivfflat.probes;
+SELECT am_alias_rows('am_alias') = :one_list AS ivfflat_default;
+RESET enable_seqscan;
+DROP FUNCTION am_alias_rows(regclass);
+DROP TABLE am_alias, am_alias2;
