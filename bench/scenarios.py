@@ -240,7 +240,7 @@ def summarize(ib, recs, args):
     ib.log("")
     ib.log(f"=== scenarios (order: {args.order}; best single-client QPS at recall@{args.k} >= {target}; "
            f"ratios against the same engine's fresh build) ===")
-    hdr = ["engine", "scenario", "best QPS", "at", "recall", "QPS/fresh", "max |recall - fresh|",
+    hdr = ["engine", "scenario", "best QPS", "at", "recall", "p50 ms", "QPS/fresh", "max |recall - fresh|",
            "size MB", "size/fresh", "lists", "largest list", "insert rows/s", "worst batch ms", "maint s"]
     lines = []
     out = []
@@ -258,6 +258,7 @@ def summarize(ib, recs, args):
                 diffs = [abs(p["recall"] - fp[p["point"]]) for p in r["points"] if p["point"] in fp]
             s = {"engine": eng, "scenario": sc, "best_qps": b["qps"] if b else None,
                  "best_point": b["point"] if b else None, "best_recall": b["recall"] if b else None,
+                 "best_p50_ms": b["p50_ms"] if b else None,
                  "qps_ratio_over_fresh": (b["qps"] / fb["qps"]) if (b and fb) else None,
                  "max_recall_diff_vs_fresh": max(diffs) if diffs else None,
                  "index_bytes": r["index_bytes"],
@@ -272,7 +273,7 @@ def summarize(ib, recs, args):
                 return "-" if x is None else fmt.format(x)
             lines.append([eng, sc, f(s["best_qps"], "{:,.0f}") if b else f"none (max recall "
                           f"{max(p['recall'] for p in r['points']):.3f})",
-                          f(s["best_point"], "{}"), f(s["best_recall"], "{:.4f}"),
+                          f(s["best_point"], "{}"), f(s["best_recall"], "{:.4f}"), f(s["best_p50_ms"], "{:.3f}"),
                           f(s["qps_ratio_over_fresh"], "{:.2f}"), f(s["max_recall_diff_vs_fresh"], "{:.4f}"),
                           f"{r['index_bytes'] / 1e6:.1f}", f(s["size_ratio_over_fresh"], "{:.2f}"),
                           f(s["lists"], "{}"), f(s["largest_list"], "{:,}"), f(s["insert_rows_per_s"], "{:,.0f}"),
