@@ -126,6 +126,20 @@ def read_idx_images(path, limit=None):
     return data.reshape(n, rows * cols).astype(np.float32)
 
 
+def read_idx_labels(path, limit=None):
+    """IDX1 ubyte labels (optionally .gz) -> int64 n."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        hdr = np.frombuffer(f.read(8), dtype=">u4")
+        if hdr[0] != 0x00000801:
+            raise ValueError(f"{path}: not an IDX1 ubyte file")
+        n = int(hdr[1]) if limit is None else min(limit, int(hdr[1]))
+        data = np.frombuffer(f.read(n), dtype=np.uint8)
+    if data.size != n:
+        raise ValueError(f"{path}: truncated")
+    return data.astype(np.int64)
+
+
 # --------------------------------------------------------------- ground truth
 
 
@@ -268,6 +282,13 @@ DEFAULT_LISTS = {
 }
 NAMES = list(DEFAULT_LISTS)
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def load_labels(name, rows):
+    """Class labels of the first `rows` base vectors (Fashion-MNIST only)."""
+    if name != "fashion-mnist":
+        raise ValueError(f"{name} has no labels")
+    return read_idx_labels(os.path.join(FASHION_MNIST_DIR, "train-labels-idx1-ubyte.gz"), rows)
 
 
 def load(name, data_dir, cache_dir, k=10, rows=None, queries=None, log=print):

@@ -68,6 +68,7 @@ from pgvector.psycopg import register_vector  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import datasets  # noqa: E402
+import scenarios  # noqa: E402
 
 faiss.omp_set_num_threads(1)
 
@@ -190,6 +191,7 @@ def parse_args(argv=None):
                         "expression is in the target list), which with external storage is a TOAST fetch "
                         "per row")
     p.add_argument("--mode", choices=["bench", "profile"], default="bench")
+    scenarios.add_arguments(p)
     p.add_argument("--profile-seconds", type=float, default=5.0,
                    help="profile mode: seconds of prepared queries run under perf")
     p.add_argument("--profile-queries", type=int,
@@ -216,6 +218,7 @@ def parse_args(argv=None):
     a.skip_faiss = "faiss" not in a.peers
     a.pgvector = [x for x in a.peers if x in PGVECTOR_DB]
     a.ivf_pgvector = "ivf-pgvector" in a.peers
+    scenarios.check_arguments(p, a)
     for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with)):
         for s in vals:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*=.+", s):
@@ -465,10 +468,11 @@ def drop_database(name=BENCH_DB):
         c.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
-def copy_rows_binary(conn, base, chunk=20000):
+def copy_rows_binary(conn, base, chunk=20000, ids=None):
     """COPY items (id, embedding) FROM STDIN (FORMAT BINARY), built with numpy:
     per row int16 2 fields, int32 4, int32 id, int32 4+4d, int16 d, int16 0,
-    d big-endian float4 (the vector type's binary form)."""
+    d big-endian float4 (the vector type's binary form).  Row i gets id
+    ids[i], or i."""
     n, d = base.shape
     rec_t = np.dtype([("nf", ">i2"), ("l1", ">i4"), ("id", ">i4"), ("l2", ">i4"),
                       ("dim", ">i2"), ("unused", ">i2"), ("v", ">f4", (d,))])
@@ -483,7 +487,7 @@ def copy_rows_binary(conn, base, chunk=20000):
                 rec = np.empty(e - s, dtype=rec_t)
                 rec["nf"] = 2
                 rec["l1"] = 4
-                rec["id"] = np.arange(s, e, dtype=np.int64)
+                rec["id"] = np.arange(s, e, dtype=np.int64) if ids is None else ids[s:e]
                 rec["l2"] = 4 + 4 * d
                 rec["dim"] = d
                 rec["unused"] = 0
@@ -2199,6 +2203,8 @@ def main(argv=None):
 
     if args.mode == "profile":
         args.pgvector = []  # the profile is ivf's (and ivf-pgvector's with --peers ivf-pgvector)
+    if args.scenario:
+        args.ivf_pgvector = False  # scenarios: ivf and pgvector's engines only
     create_database()
     conn = connect(BENCH_DB)
     conn.execute("CREATE EXTENSION ivf")
@@ -2244,6 +2250,8 @@ def main(argv=None):
     try:
         if args.mode == "profile":
             run_profile(conn, args, ds, res, stem)
+        elif args.scenario:
+            scenarios.run(sys.modules[__name__], conn, ds, args, res)
         else:
             run_bench(conn, args, ds, res, stem)
     finally:
