@@ -170,6 +170,9 @@ def parse_args(argv=None):
                    help="setting for the CREATE INDEX session, e.g. ivf.kmeans_points_per_list=256 (repeatable)")
     p.add_argument("--index-with", action="append", default=[], metavar="OPTION=VALUE",
                    help="extra CREATE INDEX ... WITH option, e.g. list_ordering=residual_norm_asc (repeatable)")
+    p.add_argument("--halfvec-index-with", action="append", default=[], metavar="OPTION=VALUE",
+                   help="CREATE INDEX ... WITH option for ivf-halfvec only, after --index-with's (e.g. "
+                        "prefilter=off; repeatable)")
     p.add_argument("--batch-modes", type=lambda s: [x for x in s.split(",") if x], default=["auto"],
                    help="ivf.search_mode values to measure ivf_search() with (when the setting exists)")
     p.add_argument("--faiss-niter", type=int,
@@ -243,7 +246,8 @@ def parse_args(argv=None):
     if a.scenario and any(x in HALFVEC_ENGINES for x in a.peers):
         p.error("--scenario: the halfvec peers (" + ",".join(HALFVEC_ENGINES) + ") are measured by the "
                 "nprobe sweep only")
-    for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with)):
+    for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with),
+                      ("--halfvec-index-with", a.halfvec_index_with)):
         for s in vals:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*=.+", s):
                 p.error(f"{opt} {s!r}: expected NAME=VALUE")
@@ -672,8 +676,9 @@ def build_ivf(conn, args, res, engine="ivf", method="ivfflat"):
     # at ivf.kmeans_tolerance); not part of the timed statement's work
     conn.execute("SET client_min_messages = debug2")
     t0 = now()
+    index_with = args.index_with + (args.halfvec_index_with if engine == "ivf-halfvec" else [])
     with_opts = ", ".join([f"lists = {args.lists}"] + [
-        f"{o.split('=', 1)[0]} = {pgsql.quote(o.split('=', 1)[1])}" for o in args.index_with])
+        f"{o.split('=', 1)[0]} = {pgsql.quote(o.split('=', 1)[1])}" for o in index_with])
     ddl = f"CREATE INDEX {INDEX} ON items USING {method} (embedding {engine_elem(engine)}_l2_ops) WITH ({with_opts})"
     conn.execute(ddl)
     build_s = now() - t0
