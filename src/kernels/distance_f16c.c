@@ -12,13 +12,14 @@
  * four accumulators, up to three whole 8-element chunks, then the last
  * 1..7: the query through a masked load, the halves copied into a zeroed
  * 8-lane buffer (there is no 16-bit masked load), so nothing past x + d is
- * read.  Block kernels run the pair routine's operations on two rows at a
- * time, in the pair routine's order, so block and pair results are
- * bitwise equal (test_half checks it): the query is loaded once per two
- * rows and eight accumulator chains are in flight.  At d = 128 on rows in
- * L2 that halved l2sq_f16_block's time per row (bench_kernels, AVX2 level:
- * 23 -> 11.6 ns, below the float l2sq_block's 13 ns on the same rows),
- * which is what a halfvec index's scan without the prefilter runs.
+ * read.  For rows under 256 dimensions the block kernels run the pair
+ * routine's operations on two rows at a time, in the pair routine's order,
+ * so block and pair results are bitwise equal (test_half checks it): the
+ * query is loaded once per two rows and eight accumulator chains are in
+ * flight.  At d = 128 on rows in L2 that took l2sq_f16_block from 23 to
+ * 11.6 ns per row (bench_kernels, AVX2 level), below the float
+ * l2sq_block's 13 ns on the same rows; longer rows run the pair routine on
+ * each row (see F16_ROWS2_MAX_BYTES).
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +32,17 @@
 #include <string.h>
 
 #define IVF_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/*
+ * Rows shorter than this many bytes go through the block kernels two at a
+ * time; longer ones one at a time.  Two rows are two read streams d halves
+ * apart: on 8 kB pages visited in random order from DRAM (a list scan of
+ * an index larger than the caches) that was as fast as one row at a time
+ * for d = 128 and 200 but 21% slower at 256 and 54% at 384, while in cache
+ * two rows were 12-30% faster at every d.  Software prefetch (as the SQ8
+ * kernels have) won back part of the loss but cost as much in cache.
+ */
+#define F16_ROWS2_MAX_BYTES	512
 
 /* 8 all-ones lanes then 8 zero lanes; a window of 8 gives a tail mask */
 static const int32_t f16_tail_mask_tab[16] = {
@@ -358,9 +370,10 @@ l2sq_f16_block_f16c(const float *q, const uint16_t *x, size_t n, size_t d,
 {
 	size_t		i = 0;
 
-	for (; i + 2 <= n; i += 2)
-		l2sq_f16_rows2(q, x + i * d, x + (i + 1) * d, d, out + i);
-	if (i < n)
+	if (d * sizeof(uint16_t) < F16_ROWS2_MAX_BYTES)
+		for (; i + 2 <= n; i += 2)
+			l2sq_f16_rows2(q, x + i * d, x + (i + 1) * d, d, out + i);
+	for (; i < n; i++)
 		out[i] = l2sq_f16_row(q, x + i * d, d);
 }
 
@@ -370,9 +383,10 @@ dot_f16_block_f16c(const float *q, const uint16_t *x, size_t n, size_t d,
 {
 	size_t		i = 0;
 
-	for (; i + 2 <= n; i += 2)
-		dot_f16_rows2(q, x + i * d, x + (i + 1) * d, d, out + i);
-	if (i < n)
+	if (d * sizeof(uint16_t) < F16_ROWS2_MAX_BYTES)
+		for (; i + 2 <= n; i += 2)
+			dot_f16_rows2(q, x + i * d, x + (i + 1) * d, d, out + i);
+	for (; i < n; i++)
 		out[i] = dot_f16_row(q, x + i * d, d);
 }
 
