@@ -11,6 +11,9 @@
  *	   prefilter scan runs for both metrics) on 8-bit codes of the same
  *	   number of rows (a quarter of the bytes), so its ns/row compares
  *	   directly with l2sq_block,
+ *	 - the half-float block kernels l2sq_f16_block / dot_f16_block (a float
+ *	   query against IEEE half vectors, what a halfvec index's scan runs)
+ *	   on the same number of rows as the float blocks (half the bytes),
  * then ivf_gemm_l2sq (256 queries x 65536 vectors x 128) and ivf_knn_l2sq
  * with 1 and with all BLAS threads.  Memory bandwidth is measured in the
  * same run (best-of-N memcpy of 512 MB and a read-only sum), single
@@ -24,8 +27,8 @@
  *
  * FLOP counts: l2sq 3 per element (sub, mul, add), dot 2 per element,
  * sq8_dot 2, GEMM
- * 2 * nq * nx * d.  GB/s counts bytes of vector data read: floats, or for
- * SQ8 one byte of code per element (memcpy: bytes copied, i.e. read once
+ * 2 * nq * nx * d.  GB/s counts bytes of vector data read: floats, for the
+ * half kernels two bytes per element, for SQ8 one byte of code per element (memcpy: bytes copied, i.e. read once
  * and written once).
  *
  *-------------------------------------------------------------------------
@@ -222,14 +225,21 @@ typedef enum BenchKind
 	BK_DOT,
 	BK_L2SQ_BLOCK,
 	BK_DOT_BLOCK,
-	BK_SQ8_DOT_BLOCK
+	BK_SQ8_DOT_BLOCK,
+	BK_L2SQ_F16_BLOCK,
+	BK_DOT_F16_BLOCK
 } BenchKind;
 
 static const char *const bench_kind_names[] = {
-	"l2sq", "dot", "l2sq_block", "dot_block", "sq8_dot_block"
+	"l2sq", "dot", "l2sq_block", "dot_block", "sq8_dot_block",
+	"l2sq_f16_block", "dot_f16_block"
 };
 
 #define BK_IS_SQ8(kind) ((kind) == BK_SQ8_DOT_BLOCK)
+#define BK_IS_F16(kind) ((kind) == BK_L2SQ_F16_BLOCK || (kind) == BK_DOT_F16_BLOCK)
+
+/* the half copy of the float block, for the f16 kernels (bench_kernels) */
+static const uint16_t *bench_halves;
 
 /*
  * One call of the kernel under test; returns something to sink.  The SQ8
@@ -254,6 +264,12 @@ run_once(const IvfKernels *k, BenchKind kind, const float *q, const float *x,
 			return out[n - 1];
 		case BK_SQ8_DOT_BLOCK:
 			k->sq8_dot_block(q, codes, n, d, out);
+			return out[n - 1];
+		case BK_L2SQ_F16_BLOCK:
+			k->l2sq_f16_block(q, bench_halves, n, d, out);
+			return out[n - 1];
+		case BK_DOT_F16_BLOCK:
+			k->dot_f16_block(q, bench_halves, n, d, out);
 			return out[n - 1];
 	}
 	return 0.0f;
@@ -309,7 +325,8 @@ report_kernel(const IvfKernels *k, BenchKind kind, const char *where,
 	double		ns = time_kernel(k, kind, q, x, codes, n, d, out);
 	size_t		rows = (kind == BK_L2SQ || kind == BK_DOT) ? 1 : n;
 	double		flops = (double) rows * d *
-		((kind == BK_L2SQ || kind == BK_L2SQ_BLOCK) ? 3.0 : 2.0);
+		((kind == BK_L2SQ || kind == BK_L2SQ_BLOCK ||
+		  kind == BK_L2SQ_F16_BLOCK) ? 3.0 : 2.0);
 
 	/*
 	 * pair: both vectors; block: the block (the query, and for SQ8 a/w and
@@ -317,7 +334,8 @@ report_kernel(const IvfKernels *k, BenchKind kind, const char *where,
 	 */
 	double		bytes = (kind == BK_L2SQ || kind == BK_DOT) ?
 		2.0 * d * sizeof(float) :
-		(double) n * d * (BK_IS_SQ8(kind) ? 1 : sizeof(float));
+		(double) n * d * (BK_IS_SQ8(kind) ? 1 :
+						  BK_IS_F16(kind) ? sizeof(uint16_t) : sizeof(float));
 	double		gflops = flops / ns;
 	double		gbps = bytes / ns;
 
@@ -342,6 +360,8 @@ bench_kernels(void)
 	float	   *out = xmalloc((big_bytes / (128 * sizeof(float)) + 1) * sizeof(float));
 	/* SQ8 codes: as many rows as the float blocks, one byte per element */
 	uint8_t    *codes = xmalloc(big_bytes / sizeof(float));
+	/* halves: as many rows as the float blocks, two bytes per element */
+	uint16_t   *halves = xmalloc(big_bytes / 2);
 	int			lvl;
 	size_t		di,
 				i;
@@ -350,6 +370,9 @@ bench_kernels(void)
 	fill_random(q, 2048);
 	for (i = 0; i < big_bytes / sizeof(float); i++)
 		codes[i] = (uint8_t) (rng_float() * 256.0f);
+	ivf_kernels_init();
+	ivf_kernels.float_to_half(big, halves, big_bytes / sizeof(float));
+	bench_halves = halves;
 
 	fprintf(opts.table, "kernels: pair on L1-resident vectors; block = one query vs n vectors,\n"
 			"  'l2' block = %zu kB (fits in L2), 'dram' block = %zu MB\n",
@@ -378,12 +401,16 @@ bench_kernels(void)
 			{
 				report_kernel(&k, BK_SQ8_DOT_BLOCK, "l2", q, big, codes, n_l2, d, out);
 			}
+			report_kernel(&k, BK_L2SQ_F16_BLOCK, "l2", q, big, NULL, n_l2, d, out);
+			report_kernel(&k, BK_DOT_F16_BLOCK, "l2", q, big, NULL, n_l2, d, out);
 			report_kernel(&k, BK_L2SQ_BLOCK, "dram", q, big, NULL, n_big, d, out);
 			report_kernel(&k, BK_DOT_BLOCK, "dram", q, big, NULL, n_big, d, out);
 			if (d == 128 || d == 784)
 			{
 				report_kernel(&k, BK_SQ8_DOT_BLOCK, "dram", q, big, codes, n_big, d, out);
 			}
+			report_kernel(&k, BK_L2SQ_F16_BLOCK, "dram", q, big, NULL, n_big, d, out);
+			report_kernel(&k, BK_DOT_F16_BLOCK, "dram", q, big, NULL, n_big, d, out);
 		}
 	}
 	fprintf(opts.table, "\n");
@@ -391,6 +418,7 @@ bench_kernels(void)
 	free(q);
 	free(out);
 	free(codes);
+	free(halves);
 }
 
 /* ---------------------------------------------------------------------

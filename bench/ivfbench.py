@@ -64,6 +64,7 @@ import numpy as np  # noqa: E402
 import faiss  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import rows as pgrows, sql as pgsql  # noqa: E402
+from pgvector import HalfVector  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -81,8 +82,25 @@ BENCH_DB = "ivfbench"
 # own database in the same cluster, with the same table, index name and query
 # text as ivf's (two indexes on one table would leave the choice between them
 # to the planner).
-PEERS = ("faiss", "ivf-pgvector", "pgvector-ivfflat", "pgvector-hnsw")
-PGVECTOR_DB = {"pgvector-ivfflat": "ivfbench_pgvector_ivfflat", "pgvector-hnsw": "ivfbench_pgvector_hnsw"}
+PEERS = ("faiss", "ivf-pgvector", "pgvector-ivfflat", "pgvector-hnsw", "ivf-halfvec", "pgvector-ivfflat-halfvec")
+PGVECTOR_DB = {"pgvector-ivfflat": "ivfbench_pgvector_ivfflat", "pgvector-hnsw": "ivfbench_pgvector_hnsw",
+               "pgvector-ivfflat-halfvec": "ivfbench_pgvector_ivfflat_halfvec"}
+# halfvec engines: the same rows in a halfvec(d) column (each element rounded
+# to the nearest half; the run counts the elements that change, which the
+# issue's comparison wants at zero: SIFT / bigann integers are exact), a
+# halfvec_l2_ops index and the query sent as pgvector-python's HalfVector in
+# binary (halfvec's binary form, big-endian halves), for ivf and pgvector
+# alike.  ivf-halfvec: standalone ivf (CREATE EXTENSION ivf) in a database
+# of its own, built with ivf's build_ivf() and swept at ivf's points;
+# pgvector-ivfflat-halfvec: pgvector's IVFFlat at ivf's lists and nprobe, as
+# pgvector-ivfflat.  The issue's targets for ivf-halfvec against ivf on
+# vector at the same nprobe: recall@k within HALFVEC_RECALL_TOL, QPS at
+# least HALFVEC_QPS_TARGET x, index at most HALFVEC_SIZE_TARGET x.
+HALFVEC_ENGINES = ("ivf-halfvec", "pgvector-ivfflat-halfvec")
+IVF_HALFVEC_DB = "ivfbench_ivf_halfvec"
+HALFVEC_RECALL_TOL = 0.005
+HALFVEC_QPS_TARGET = 1.15
+HALFVEC_SIZE_TARGET = 0.6
 # ivf-pgvector: ivf's own index (access method ivf of the companion extension
 # ivf_pgvector, the same ivf.so) on pgvector's vector type, in a database of
 # its own for the same reason; built and swept exactly as ivf is (same
@@ -152,6 +170,9 @@ def parse_args(argv=None):
                    help="setting for the CREATE INDEX session, e.g. ivf.kmeans_points_per_list=256 (repeatable)")
     p.add_argument("--index-with", action="append", default=[], metavar="OPTION=VALUE",
                    help="extra CREATE INDEX ... WITH option, e.g. list_ordering=residual_norm_asc (repeatable)")
+    p.add_argument("--halfvec-index-with", action="append", default=[], metavar="OPTION=VALUE",
+                   help="CREATE INDEX ... WITH option for ivf-halfvec only, after --index-with's (e.g. "
+                        "prefilter=off; repeatable)")
     p.add_argument("--batch-modes", type=lambda s: [x for x in s.split(",") if x], default=["auto"],
                    help="ivf.search_mode values to measure ivf_search() with (when the setting exists)")
     p.add_argument("--faiss-niter", type=int,
@@ -164,7 +185,9 @@ def parse_args(argv=None):
                    help="engines measured beside ivf in the same run, comma-separated, from " + ",".join(PEERS)
                         + " (pgvector-*: pgvector's IVFFlat / HNSW in their own databases of the same cluster; "
                           "ivf-pgvector: ivf's index through the companion extension ivf_pgvector on pgvector's "
-                          "vector type, in its own database, built and swept as ivf; bench/run.sh installs "
+                          "vector type, in its own database, built and swept as ivf; ivf-halfvec: ivf on a "
+                          "halfvec(d) column with halfvec_l2_ops, pgvector-ivfflat-halfvec: pgvector's IVFFlat on "
+                          "halfvec, each in its own database, same lists and nprobe; bench/run.sh installs "
                           "pgvector when asked for)")
     p.add_argument("--skip-faiss", action="store_true", help="do not measure Faiss (removes it from --peers)")
     p.add_argument("--hnsw-m", type=int, default=16, help="pgvector HNSW: m (pgvector's default)")
@@ -218,8 +241,13 @@ def parse_args(argv=None):
     a.skip_faiss = "faiss" not in a.peers
     a.pgvector = [x for x in a.peers if x in PGVECTOR_DB]
     a.ivf_pgvector = "ivf-pgvector" in a.peers
+    a.ivf_halfvec = "ivf-halfvec" in a.peers
     scenarios.check_arguments(p, a)
-    for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with)):
+    if a.scenario and any(x in HALFVEC_ENGINES for x in a.peers):
+        p.error("--scenario: the halfvec peers (" + ",".join(HALFVEC_ENGINES) + ") are measured by the "
+                "nprobe sweep only")
+    for opt, vals in (("--set", a.set), ("--build-set", a.build_set), ("--index-with", a.index_with),
+                      ("--halfvec-index-with", a.halfvec_index_with)):
         for s in vals:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*=.+", s):
                 p.error(f"{opt} {s!r}: expected NAME=VALUE")
@@ -468,14 +496,16 @@ def drop_database(name=BENCH_DB):
         c.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
-def copy_rows_binary(conn, base, chunk=20000, ids=None):
+def copy_rows_binary(conn, base, chunk=20000, ids=None, elem="vector"):
     """COPY items (id, embedding) FROM STDIN (FORMAT BINARY), built with numpy:
     per row int16 2 fields, int32 4, int32 id, int32 4+4d, int16 d, int16 0,
-    d big-endian float4 (the vector type's binary form).  Row i gets id
-    ids[i], or i."""
+    d big-endian float4 (the vector type's binary form); for elem halfvec
+    int32 4+2d and d big-endian halves (halfvec's; numpy rounds to nearest
+    even, as the vector-to-halfvec cast does).  Row i gets id ids[i], or i."""
     n, d = base.shape
+    esz, fmt = (2, ">f2") if elem == "halfvec" else (4, ">f4")
     rec_t = np.dtype([("nf", ">i2"), ("l1", ">i4"), ("id", ">i4"), ("l2", ">i4"),
-                      ("dim", ">i2"), ("unused", ">i2"), ("v", ">f4", (d,))])
+                      ("dim", ">i2"), ("unused", ">i2"), ("v", fmt, (d,))])
     nbytes = 0
     with conn.cursor() as cur:
         with cur.copy("COPY items (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
@@ -488,7 +518,7 @@ def copy_rows_binary(conn, base, chunk=20000, ids=None):
                 rec["nf"] = 2
                 rec["l1"] = 4
                 rec["id"] = np.arange(s, e, dtype=np.int64) if ids is None else ids[s:e]
-                rec["l2"] = 4 + 4 * d
+                rec["l2"] = 4 + esz * d
                 rec["dim"] = d
                 rec["unused"] = 0
                 rec["v"] = base[s:e]
@@ -545,11 +575,39 @@ def pin_cpus(conn, args, res, engine="ivf"):
     res.add(rec)
 
 
+def engine_elem(engine):
+    """The column type an engine's table has: halfvec or vector."""
+    return "halfvec" if engine in HALFVEC_ENGINES else "vector"
+
+
+def engine_queries(ds, engine):
+    """The query parameters an engine's statements get: numpy rows (sent as
+    vector, binary) or, for the halfvec engines, pgvector-python HalfVector
+    objects (sent as halfvec, binary), made once so the timed loop does the
+    same work for every engine."""
+    if engine_elem(engine) == "halfvec":
+        if not hasattr(ds, "_half_queries"):
+            ds._half_queries = [HalfVector(q) for q in ds.queries]
+        return ds._half_queries
+    return ds.queries
+
+
 def load_table(conn, ds, args, res, engine="ivf"):
     """Table items (id, embedding vector(d)) with the column storage of
     --storage, binary COPY, VACUUM (FREEZE, ANALYZE), CHECKPOINT.  The same
-    for ivf and pgvector: both types have the same binary form."""
-    conn.execute(f"CREATE TABLE items (id int4 NOT NULL, embedding vector({ds.d}) NOT NULL)")
+    for ivf and pgvector: both types have the same binary form.  The halfvec
+    engines get a halfvec(d) column (see HALFVEC_ENGINES)."""
+    elem = engine_elem(engine)
+    conn.execute(f"CREATE TABLE items (id int4 NOT NULL, embedding {elem}({ds.d}) NOT NULL)")
+    if elem == "halfvec":
+        # how many elements (base and queries) rounding to half changes
+        changed = int(np.count_nonzero(ds.base.astype(np.float16).astype(np.float32) != ds.base))
+        qchanged = int(np.count_nonzero(ds.queries.astype(np.float16).astype(np.float32) != ds.queries))
+        log(f"{engine}: halfvec rounding changes {changed:,} of {ds.base.size:,} base elements and {qchanged:,} "
+            f"of {ds.queries.size:,} query elements" + ("" if changed or qchanged else " (all exact in half)"))
+        res.add({"type": "halfvec_rounding", "engine": engine, "base_changed": changed,
+                 "base_elements": int(ds.base.size), "query_changed": qchanged,
+                 "query_elements": int(ds.queries.size)})
     storage = args.storage
     if storage == "auto":
         storage = "plain" if ds.d <= 2000 else "external"
@@ -557,7 +615,7 @@ def load_table(conn, ds, args, res, engine="ivf"):
     res.add({"type": "storage", "engine": engine, "embedding": storage})
     log(f"{engine}: embedding column storage: {storage}")
     t0 = now()
-    nbytes = copy_rows_binary(conn, ds.base)
+    nbytes = copy_rows_binary(conn, ds.base, elem=elem)
     load_s = now() - t0
     t0 = now()
     conn.execute("VACUUM (FREEZE, ANALYZE) items")
@@ -618,9 +676,10 @@ def build_ivf(conn, args, res, engine="ivf", method="ivfflat"):
     # at ivf.kmeans_tolerance); not part of the timed statement's work
     conn.execute("SET client_min_messages = debug2")
     t0 = now()
+    index_with = args.index_with + (args.halfvec_index_with if engine == "ivf-halfvec" else [])
     with_opts = ", ".join([f"lists = {args.lists}"] + [
-        f"{o.split('=', 1)[0]} = {pgsql.quote(o.split('=', 1)[1])}" for o in args.index_with])
-    ddl = f"CREATE INDEX {INDEX} ON items USING {method} (embedding vector_l2_ops) WITH ({with_opts})"
+        f"{o.split('=', 1)[0]} = {pgsql.quote(o.split('=', 1)[1])}" for o in index_with])
+    ddl = f"CREATE INDEX {INDEX} ON items USING {method} (embedding {engine_elem(engine)}_l2_ops) WITH ({with_opts})"
     conn.execute(ddl)
     build_s = now() - t0
     conn.execute("RESET client_min_messages")
@@ -802,7 +861,7 @@ def check_index_plan(conn, ds, args, engine, settings_sql):
     would be measured as the engine)."""
     for s in settings_sql:
         conn.execute(s)
-    plan = explain(conn, ds.queries[0], args.k, analyze=False)
+    plan = explain(conn, engine_queries(ds, engine)[0], args.k, analyze=False)
     if not plan_uses_index(plan):
         sys.exit(f"{engine}: the k-NN query does not use {INDEX} (after {'; '.join(settings_sql)}); plan:\n  "
                  + "\n  ".join(line[:200] for line in plan))
@@ -825,7 +884,8 @@ def measure_sql(conn, ds, settings_sql, args, engine, label, fatal=False):
     for s in settings_sql:
         conn.execute(s)
     k = args.k
-    plan = explain(conn, ds.queries[0], k)
+    xq = engine_queries(ds, engine)
+    plan = explain(conn, xq[0], k)
     index_scan = plan_uses_index(plan)
     if not index_scan:
         msg = (f"{engine} ({label}): the plan is not an index scan on {INDEX}:\n  "
@@ -835,7 +895,6 @@ def measure_sql(conn, ds, settings_sql, args, engine, label, fatal=False):
         log("WARNING " + msg)
     sql = knn_sql(k)
     cur = conn.cursor(binary=True)
-    xq = ds.queries
     for i in range(min(args.warmup, ds.nq)):
         cur.execute(sql, (xq[i],), prepare=True)
         cur.fetchall()
@@ -901,7 +960,7 @@ def pgvector_points(engine, args, lists):
     HNSW scan returns at most ef_search rows).  Iterative scans stay at
     pgvector's default (off), as ivf's scans return what the probed lists
     hold."""
-    if engine == "pgvector-ivfflat":
+    if engine in ("pgvector-ivfflat", "pgvector-ivfflat-halfvec"):
         vals = [n for n in args.nprobe if n <= lists]
         return [PeerPoint(f"nprobe={n}", [f"SET ivfflat.probes = {n}"], {"nprobe": n}) for n in vals]
     low = [e for e in args.hnsw_ef_search if e < args.k]
@@ -921,11 +980,11 @@ def build_pgvector(conn, ds, args, res, engine, lists):
     workers = int(one(conn, "SHOW max_parallel_maintenance_workers"))
     if workers != 0:
         log(f"WARNING: max_parallel_maintenance_workers = {workers}: {engine}'s build may run in parallel")
-    if engine == "pgvector-ivfflat":
+    if engine in ("pgvector-ivfflat", "pgvector-ivfflat-halfvec"):
         method, params = "ivfflat", {"lists": lists}
     else:
         method, params = "hnsw", {"m": args.hnsw_m, "ef_construction": args.hnsw_ef_construction}
-    ddl = (f"CREATE INDEX {INDEX} ON items USING {method} (embedding vector_l2_ops) WITH ("
+    ddl = (f"CREATE INDEX {INDEX} ON items USING {method} (embedding {engine_elem(engine)}_l2_ops) WITH ("
            + ", ".join(f"{a} = {v}" for a, v in params.items()) + ")")
     notices = []
 
@@ -988,6 +1047,24 @@ def setup_ivf_pgvector(ds, args, res, points):
     check_index_plan(conn, ds, args, "ivf-pgvector", points[0].ivf_sql)
     session_settings(conn, res, "ivf-pgvector")
     return conn, info, build_s, index_bytes
+
+
+def setup_ivf_halfvec(ds, args, res, points):
+    """ivf-halfvec's database (created by main() with CREATE EXTENSION ivf):
+    the same rows in a halfvec(d) column, ivf's index with halfvec_l2_ops
+    built by build_ivf() (same lists, k-means settings, seed, --index-with),
+    prewarm, and the plan check at ivf's first sweep point.
+    Returns (connection, build seconds, index bytes)."""
+    conn = connect(IVF_HALFVEC_DB)
+    PEER_CONNS.append(conn)
+    register_vector(conn)
+    pin_cpus(conn, args, res, "ivf-halfvec")
+    load_table(conn, ds, args, res, "ivf-halfvec")
+    _, _, build_s, index_bytes = build_ivf(conn, args, res, "ivf-halfvec")
+    prewarm(conn, res, "ivf-halfvec")
+    check_index_plan(conn, ds, args, "ivf-halfvec", points[0].ivf_sql)
+    session_settings(conn, res, "ivf-halfvec")
+    return conn, build_s, index_bytes
 
 
 def read_server_file(conn, path, chunk=64 << 20):
@@ -1336,15 +1413,19 @@ def plots(ds, res, stem, title_extra, png=False):
     colors = {"ivf": ["tab:blue", "tab:cyan", "tab:olive", "navy", "teal", "slateblue"],
               "faiss": ["tab:orange", "tab:brown", "tab:pink", "gold", "maroon", "salmon"],
               "pgvector-ivfflat": ["tab:green"], "pgvector-hnsw": ["tab:purple"],
-              "ivf-pgvector": ["tab:red", "tab:gray", "darkred", "rosybrown", "crimson", "dimgray"]}
+              "ivf-pgvector": ["tab:red", "tab:gray", "darkred", "rosybrown", "crimson", "dimgray"],
+              "ivf-halfvec": ["tab:cyan", "darkcyan", "cadetblue", "lightseagreen", "deepskyblue", "steelblue"],
+              "pgvector-ivfflat-halfvec": ["yellowgreen"]}
     pgv = env.get("pgvector_extversion") or "?"
     names = {"ivf": "ivf (PostgreSQL, prepared SQL, 1 client)", "faiss": "Faiss IndexIVFFlat (1 thread)",
              "pgvector-ivfflat": f"pgvector {pgv} IVFFlat (same client)",
              "pgvector-hnsw": f"pgvector {pgv} HNSW (same client)",
-             "ivf-pgvector": f"ivf on pgvector {pgv}'s vector (ivf_pgvector, same client)"}
+             "ivf-pgvector": f"ivf on pgvector {pgv}'s vector (ivf_pgvector, same client)",
+             "ivf-halfvec": "ivf on halfvec (same client)",
+             "pgvector-ivfflat-halfvec": f"pgvector {pgv} IVFFlat on halfvec (same client)"}
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    for eng, marker in (("ivf", "o"), ("ivf-pgvector", "v"), ("faiss", "s"), ("pgvector-ivfflat", "^"),
-                        ("pgvector-hnsw", "D")):
+    for eng, marker in (("ivf", "o"), ("ivf-pgvector", "v"), ("ivf-halfvec", "P"), ("faiss", "s"),
+                        ("pgvector-ivfflat", "^"), ("pgvector-ivfflat-halfvec", "<"), ("pgvector-hnsw", "D")):
         variants = list(dict.fromkeys(r.get("variant", "") for r in search if r["engine"] == eng))
         for vi, var in enumerate(variants):
             pts = [r for r in search if r["engine"] == eng and r.get("variant", "") == var]
@@ -1485,11 +1566,11 @@ def matched_recall(table, peer_rows, targets):
     the peer's there.  The engines' recalls at those settings differ a little
     (both are listed); an engine that never reaches the target gets its best
     recall instead."""
-    curves = {"ivf": [], "ivf-pgvector": [], "faiss": []}
+    curves = {"ivf": [], "ivf-pgvector": [], "ivf-halfvec": [], "faiss": []}
     for r in table:
         if r["variant"]:
             continue
-        for e in ("ivf", "ivf-pgvector", "faiss"):
+        for e in ("ivf", "ivf-pgvector", "ivf-halfvec", "faiss"):
             if e in r:
                 curves[e].append((r["nprobe"], r["point"], r[e]))
     for eng, rows in peer_rows.items():
@@ -1523,13 +1604,16 @@ def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes,
     k = args.k
     if any("ivf-pgvector" in r for r in table):
         print_ivf_pgvector(table, build, sizes, lists_cmp, ivf_pgv_version, pgv_version)
-    if "pgvector-ivfflat" in peer_rows:
-        eng = "pgvector-ivfflat"
+    for eng in ("pgvector-ivfflat", "pgvector-ivfflat-halfvec"):
+        if eng not in peer_rows:
+            continue
         log("")
+        # pgvector on halfvec is set against ivf on halfvec when measured
+        ref = "ivf-halfvec" if eng.endswith("-halfvec") and any("ivf-halfvec" in r for r in table) else "ivf"
         log(f"=== {eng} (pgvector {pgv_version or '?'}): lists = {lists}, ivfflat.probes = nprobe; same table, "
-            f"query and client in database {PGVECTOR_DB[eng]} ===")
-        ivf_by = {r["point"]: r["ivf"] for r in table if not r["variant"]}
-        hdr = ["nprobe", "ivf recall", "pgv recall", "ivf QPS", "pgv QPS", "ivf/pgv", "ivf p50/p99 ms",
+            f"query and client in database {PGVECTOR_DB[eng]}; set against {ref} ===")
+        ivf_by = {r["point"]: r[ref] for r in table if not r["variant"] and ref in r}
+        hdr = ["nprobe", f"{ref} recall", "pgv recall", f"{ref} QPS", "pgv QPS", f"{ref}/pgv", f"{ref} p50/p99 ms",
                "pgv p50/p99 ms"]
         lines = []
         for r in peer_rows[eng]:
@@ -1569,7 +1653,9 @@ def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes,
                               "-", "-", "-"])
     print_rows(["target", "engine", "setting", "recall", "QPS", "ivf/engine"], lines)
 
-    if not peer_rows and "ivf-pgvector" not in build:
+    if any("ivf-halfvec" in r for r in table) or "pgvector-ivfflat-halfvec" in peer_rows:
+        print_halfvec(table, peer_rows, sizes)
+    if not peer_rows and "ivf-pgvector" not in build and "ivf-halfvec" not in build:
         return  # the builds are in the Faiss table's build line
     log("")
     mwm = args.maintenance_work_mem
@@ -1585,6 +1671,121 @@ def print_peers(ds, lists, table, peer_rows, peer_floors, matched, build, sizes,
     sr = [f"{e} {sizes['ivf'] / b:.2f}" for e, b in sizes.items() if e != "ivf" and b]
     if sr:
         log("index size ivf/engine (pg_relation_size): " + ", ".join(sr))
+
+
+def halfvec_rows(table, peer_rows):
+    """Per nprobe (plain sweep points): ivf on vector, ivf-halfvec and the
+    pgvector IVFFlat engines that ran; the issue's ratios ivf-halfvec /
+    ivf (QPS, recall difference) and the ivf / pgvector QPS ratios on both
+    types (ivf-halfvec over pgvector-ivfflat-halfvec, ivf over
+    pgvector-ivfflat)."""
+    pgv = {eng: {r["point"]: r["m"] for r in peer_rows.get(eng, [])}
+           for eng in ("pgvector-ivfflat", "pgvector-ivfflat-halfvec")}
+    out = []
+    for r in table:
+        if r["variant"]:
+            continue
+        iv, ih = r.get("ivf"), r.get("ivf-halfvec")
+        pv, ph = pgv["pgvector-ivfflat"].get(r["point"]), pgv["pgvector-ivfflat-halfvec"].get(r["point"])
+        row = {"point": r["point"], "nprobe": r["nprobe"], "ivf_recall": iv["recall"], "ivf_qps": iv["qps"]}
+        if ih:
+            diff = ih["recall"] - iv["recall"]
+            row.update({"ivf_halfvec_recall": ih["recall"], "ivf_halfvec_qps": ih["qps"],
+                        "ivf_halfvec_p50_ms": ih["p50_ms"], "ivf_halfvec_p99_ms": ih["p99_ms"],
+                        "recall_diff_halfvec_minus_vector": diff,
+                        "recall_within_tol": abs(diff) <= HALFVEC_RECALL_TOL,
+                        "qps_ratio_halfvec_over_vector": ih["qps"] / iv["qps"],
+                        "meets_qps_target": ih["qps"] / iv["qps"] >= HALFVEC_QPS_TARGET})
+        if pv:
+            row.update({"pgvector_recall": pv["recall"], "pgvector_qps": pv["qps"],
+                        "qps_ratio_ivf_over_pgvector": iv["qps"] / pv["qps"]})
+        if ph:
+            row.update({"pgvector_halfvec_recall": ph["recall"], "pgvector_halfvec_qps": ph["qps"]})
+            if ih:
+                row["qps_ratio_ivf_halfvec_over_pgvector_halfvec"] = ih["qps"] / ph["qps"]
+        out.append(row)
+    return out
+
+
+def halfvec_summary(table, peer_rows, sizes):
+    rows = halfvec_rows(table, peer_rows)
+    iv, ih = sizes.get("ivf"), sizes.get("ivf-halfvec")
+    pv, ph = sizes.get("pgvector-ivfflat"), sizes.get("pgvector-ivfflat-halfvec")
+    return {"targets": {"recall_tol": HALFVEC_RECALL_TOL, "qps_ratio": HALFVEC_QPS_TARGET,
+                        "size_ratio": HALFVEC_SIZE_TARGET},
+            "points": rows,
+            "index_bytes": {"ivf": iv, "ivf-halfvec": ih, "pgvector-ivfflat": pv, "pgvector-ivfflat-halfvec": ph},
+            "size_ratio_ivf_halfvec_over_ivf": ih / iv if iv and ih else None,
+            "size_ratio_pgvector_halfvec_over_pgvector": ph / pv if pv and ph else None,
+            "recall_within_tol_all": all(r["recall_within_tol"] for r in rows if "recall_within_tol" in r),
+            "qps_target_points": sum(r.get("meets_qps_target", False) for r in rows),
+            "points_total": len(rows)}
+
+
+def print_halfvec(table, peer_rows, sizes):
+    """The halfvec comparison, per nprobe: ivf-halfvec against ivf on
+    vector (recall difference, QPS ratio; the index size ratio below), and
+    ivf against pgvector's IVFFlat on each type (the speedup on halfvec
+    beside the one on vector)."""
+    rows = halfvec_rows(table, peer_rows)
+    sm = halfvec_summary(table, peer_rows, sizes)
+    log("")
+    log(f"=== halfvec: ivf-halfvec (ivf, halfvec(d) column, halfvec_l2_ops, database {IVF_HALFVEC_DB}) against "
+        f"ivf on vector, same rows, lists and sweep; query sent as halfvec (binary); targets: recall diff within "
+        f"{HALFVEC_RECALL_TOL}, QPS ratio >= {HALFVEC_QPS_TARGET:.2f}, size ratio <= {HALFVEC_SIZE_TARGET} ===")
+    have_ih = any("ivf_halfvec_qps" in r for r in rows)
+    have_pv = any("pgvector_qps" in r for r in rows)
+    have_ph = any("pgvector_halfvec_qps" in r for r in rows)
+    hdr = ["nprobe", "ivf recall"]
+    if have_ih:
+        hdr += ["ivf-half recall", "diff", "ivf QPS", "ivf-half QPS", "half/vector"]
+    else:
+        hdr += ["ivf QPS"]
+    if have_ph:
+        hdr += ["pgv-half recall", "pgv-half QPS"]
+        if have_ih:
+            hdr += ["ivf-half/pgv-half"]
+    if have_pv:
+        hdr += ["ivf/pgv (vector)"]
+    lines = []
+    for r in rows:
+        line = [str(r["nprobe"]), f"{r['ivf_recall']:.4f}"]
+        if have_ih:
+            ok = "" if r.get("recall_within_tol", True) else " !"
+            line += [f"{r['ivf_halfvec_recall']:.4f}" if "ivf_halfvec_recall" in r else "-",
+                     f"{r['recall_diff_halfvec_minus_vector']:+.4f}{ok}" if "ivf_halfvec_recall" in r else "-",
+                     fmt_qps(r["ivf_qps"]),
+                     fmt_qps(r["ivf_halfvec_qps"]) if "ivf_halfvec_qps" in r else "-",
+                     f"{r['qps_ratio_halfvec_over_vector']:.3f}" if "ivf_halfvec_qps" in r else "-"]
+        else:
+            line += [fmt_qps(r["ivf_qps"])]
+        if have_ph:
+            line += [f"{r['pgvector_halfvec_recall']:.4f}" if "pgvector_halfvec_recall" in r else "-",
+                     fmt_qps(r["pgvector_halfvec_qps"]) if "pgvector_halfvec_qps" in r else "-"]
+            if have_ih:
+                v = r.get("qps_ratio_ivf_halfvec_over_pgvector_halfvec")
+                line += [f"{v:.2f}" if v else "-"]
+        if have_pv:
+            v = r.get("qps_ratio_ivf_over_pgvector")
+            line += [f"{v:.2f}" if v else "-"]
+        lines.append(line)
+    print_rows(hdr, lines)
+    if have_ih:
+        log(f"recall within {HALFVEC_RECALL_TOL} at every nprobe: {'yes' if sm['recall_within_tol_all'] else 'no'}; "
+            f"QPS ratio >= {HALFVEC_QPS_TARGET:.2f} at {sm['qps_target_points']} of {sm['points_total']} points")
+    b = sm["index_bytes"]
+    parts = []
+    if sm["size_ratio_ivf_halfvec_over_ivf"] is not None:
+        parts.append(f"ivf-halfvec {b['ivf-halfvec'] / 1e6:.2f} MB / ivf {b['ivf'] / 1e6:.2f} MB = "
+                     f"{sm['size_ratio_ivf_halfvec_over_ivf']:.3f} (target <= {HALFVEC_SIZE_TARGET})")
+    if sm["size_ratio_pgvector_halfvec_over_pgvector"] is not None:
+        parts.append(f"pgvector IVFFlat halfvec {b['pgvector-ivfflat-halfvec'] / 1e6:.2f} MB / vector "
+                     f"{b['pgvector-ivfflat'] / 1e6:.2f} MB = {sm['size_ratio_pgvector_halfvec_over_pgvector']:.3f}")
+    if b.get("ivf-halfvec") and b.get("pgvector-ivfflat-halfvec"):
+        parts.append(f"ivf-halfvec / pgvector IVFFlat halfvec = "
+                     f"{b['ivf-halfvec'] / b['pgvector-ivfflat-halfvec']:.3f}")
+    if parts:
+        log("index size (pg_relation_size): " + "; ".join(parts))
 
 
 def ivf_pgvector_rows(table):
@@ -1692,12 +1893,16 @@ def run_bench(conn, args, ds, res, stem):
     if args.ivf_pgvector:
         ipv, ipv_info, build["ivf-pgvector"], sizes["ivf-pgvector"] = setup_ivf_pgvector(ds, args, res, points)
         lists_cmp = compare_ivf_lists(conn, ipv, info, ipv_info, res)
+    # ivf-halfvec: ivf's index on a halfvec column, built and swept as ivf
+    ihv = None
+    if args.ivf_halfvec:
+        ihv, build["ivf-halfvec"], sizes["ivf-halfvec"] = setup_ivf_halfvec(ds, args, res, points)
     # pgvector engines: same rows, table, storage and lists in their own databases
     peers = {}
     for eng in args.pgvector:
         pconn, ppoints, build[eng], sizes[eng], _ = setup_pgvector(eng, ds, args, res, lists)
         peers[eng] = (pconn, ppoints)
-    if peers or ipv is not None:
+    if peers or ipv is not None or ihv is not None:
         # all engines' relations are measured in turn: they must fit together
         pw = [r for r in res.records if r["type"] == "prewarm"]
         total = sum(sum(r["blocks"].values()) for r in pw)
@@ -1711,9 +1916,10 @@ def run_bench(conn, args, ds, res, stem):
     # Faiss, then pgvector IVFFlat at the same nprobe; then HNSW), so slow
     # drifts of the machine spread over all points and engines instead of
     # biasing some; ivf and ivf-pgvector swap places every other round
-    meas = {pt.label: {"ivf": [], "faiss": [], "ivf-pgvector": []} for pt in points}
+    meas = {pt.label: {"ivf": [], "faiss": [], "ivf-pgvector": [], "ivf-halfvec": []} for pt in points}
     pmeas = {eng: {pp.label: [] for pp in pts} for eng, (_, pts) in peers.items()}
-    floors = {eng: [] for eng in ["ivf"] + (["ivf-pgvector"] if ipv is not None else []) + list(peers)}
+    floors = {eng: [] for eng in ["ivf"] + (["ivf-pgvector"] if ipv is not None else [])
+              + (["ivf-halfvec"] if ihv is not None else []) + list(peers)}
 
     def measure_peer(eng, pp):
         pconn = peers[eng][0]
@@ -1731,6 +1937,10 @@ def run_bench(conn, args, ds, res, stem):
             pf = measure_null(ipv, ds, args)
             floors["ivf-pgvector"].append(pf)
             msg += f"; ivf-pgvector db p50 {pf['p50_ms']:.3f} ms, {fmt_qps(pf['qps'])} QPS"
+        if ihv is not None:
+            hf = measure_null(ihv, ds, args)
+            floors["ivf-halfvec"].append(hf)
+            msg += f"; ivf-halfvec db p50 {hf['p50_ms']:.3f} ms, {fmt_qps(hf['qps'])} QPS"
         for eng, (pconn, _) in peers.items():
             pf = measure_null(pconn, ds, args)
             floors[eng].append(pf)
@@ -1740,9 +1950,13 @@ def run_bench(conn, args, ds, res, stem):
         for pt in points:
             if ipv is not None and rnd % 2:
                 ip = measure_sql(ipv, ds, pt.ivf_sql, args, "ivf-pgvector", pt.label, fatal=True)
+            if ihv is not None and rnd % 2:
+                ih = measure_sql(ihv, ds, pt.ivf_sql, args, "ivf-halfvec", pt.label, fatal=True)
             iv = measure_ivf(conn, ds, pt, args)
             if ipv is not None and not rnd % 2:
                 ip = measure_sql(ipv, ds, pt.ivf_sql, args, "ivf-pgvector", pt.label, fatal=True)
+            if ihv is not None and not rnd % 2:
+                ih = measure_sql(ihv, ds, pt.ivf_sql, args, "ivf-halfvec", pt.label, fatal=True)
             meas[pt.label]["ivf"].append(iv)
             msg = (f"{pt.label:>12}: ivf recall {iv['recall']:.4f} {fmt_qps(iv['qps']):>8} QPS "
                    f"p50 {iv['p50_ms']:.3f} ms p99 {iv['p99_ms']:.3f} ms")
@@ -1750,18 +1964,22 @@ def run_bench(conn, args, ds, res, stem):
                 meas[pt.label]["ivf-pgvector"].append(ip)
                 msg += (f" | ivf-pgvector recall {ip['recall']:.4f} {fmt_qps(ip['qps']):>8} QPS "
                         f"p50 {ip['p50_ms']:.3f} ms | ivf-pgvector/ivf {ip['qps'] / iv['qps']:.2f}")
+            if ihv is not None:
+                meas[pt.label]["ivf-halfvec"].append(ih)
+                msg += (f" | ivf-halfvec recall {ih['recall']:.4f} {fmt_qps(ih['qps']):>8} QPS "
+                        f"p50 {ih['p50_ms']:.3f} ms | ivf-halfvec/ivf {ih['qps'] / iv['qps']:.2f}")
             if index is not None and pt.faiss is not None:
                 fa = measure_faiss(index, ds, pt, args)
                 meas[pt.label]["faiss"].append(fa)
                 msg += (f" | faiss recall {fa['recall']:.4f} {fmt_qps(fa['qps']):>8} QPS "
                         f"p50 {fa['p50_ms']:.3f} ms | ivf/faiss {iv['qps'] / fa['qps']:.2f}")
-            eng = "pgvector-ivfflat"
-            pp = next((x for x in peers[eng][1] if x.label == pt.label), None) if eng in peers else None
-            if pp is not None and not pt.variant and pp.label not in done[eng]:
-                pv = measure_peer(eng, pp)
-                done[eng].add(pp.label)
-                msg += (f" | {eng} recall {pv['recall']:.4f} {fmt_qps(pv['qps']):>8} QPS "
-                        f"p50 {pv['p50_ms']:.3f} ms | ivf/{eng} {iv['qps'] / pv['qps']:.2f}")
+            for eng in ("pgvector-ivfflat", "pgvector-ivfflat-halfvec"):
+                pp = next((x for x in peers[eng][1] if x.label == pt.label), None) if eng in peers else None
+                if pp is not None and not pt.variant and pp.label not in done[eng]:
+                    pv = measure_peer(eng, pp)
+                    done[eng].add(pp.label)
+                    msg += (f" | {eng} recall {pv['recall']:.4f} {fmt_qps(pv['qps']):>8} QPS "
+                            f"p50 {pv['p50_ms']:.3f} ms | ivf/{eng} {iv['qps'] / pv['qps']:.2f}")
             log(msg)
         for eng, (_, pts) in peers.items():
             for pp in pts:
@@ -1790,6 +2008,10 @@ def run_bench(conn, args, ds, res, stem):
             ip = combine_rounds(meas[pt.label]["ivf-pgvector"])
             res.add({"type": "search", "engine": "ivf-pgvector", **common, "settings": pt.ivf_sql, **ip})
             row["ivf-pgvector"] = ip
+        if meas[pt.label]["ivf-halfvec"]:
+            ih = combine_rounds(meas[pt.label]["ivf-halfvec"])
+            res.add({"type": "search", "engine": "ivf-halfvec", **common, "settings": pt.ivf_sql, **ih})
+            row["ivf-halfvec"] = ih
         table.append(row)
     peer_rows = {}
     for eng, (_, pts) in peers.items():
@@ -1844,6 +2066,8 @@ def run_bench(conn, args, ds, res, stem):
                "matched_recall": matched,
                "ivf_pgvector": ivf_pgvector_summary(table, build, sizes, lists_cmp,
                                                     env.get("ivf_pgvector_extversion")) if ipv is not None else None,
+               "halfvec": halfvec_summary(table, peer_rows, sizes)
+               if ihv is not None or "pgvector-ivfflat-halfvec" in peer_rows else None,
                "peer_points": {eng: [{"point": r["point"], "recall": r["m"]["recall"], "qps": r["m"]["qps"],
                                       "p50_ms": r["m"]["p50_ms"], "p99_ms": r["m"]["p99_ms"]} for r in rows]
                                for eng, rows in peer_rows.items()},
@@ -2203,8 +2427,10 @@ def main(argv=None):
 
     if args.mode == "profile":
         args.pgvector = []  # the profile is ivf's (and ivf-pgvector's with --peers ivf-pgvector)
+        args.ivf_halfvec = False
     if args.scenario:
         args.ivf_pgvector = False  # scenarios: ivf and pgvector's engines only
+        args.ivf_halfvec = False
     create_database()
     conn = connect(BENCH_DB)
     conn.execute("CREATE EXTENSION ivf")
@@ -2226,6 +2452,11 @@ def main(argv=None):
             c.execute("CREATE EXTENSION pg_prewarm")
             ivf_pgv = one(c, "SELECT extversion FROM pg_extension WHERE extname = 'ivf_pgvector'")
             pgv = pgvector_info(c)
+    if args.ivf_halfvec:
+        create_database(IVF_HALFVEC_DB)
+        with connect(IVF_HALFVEC_DB) as c:
+            c.execute("CREATE EXTENSION ivf")
+            c.execute("CREATE EXTENSION pg_prewarm")
     if args.pgvector:
         for eng in args.pgvector:
             create_database(PGVECTOR_DB[eng])
@@ -2261,7 +2492,8 @@ def main(argv=None):
             c.close()
         if not args.keep_db:
             for db in [BENCH_DB] + [PGVECTOR_DB[e] for e in args.pgvector] + \
-                    ([IVF_PGVECTOR_DB] if args.ivf_pgvector else []):
+                    ([IVF_PGVECTOR_DB] if args.ivf_pgvector else []) + \
+                    ([IVF_HALFVEC_DB] if args.ivf_halfvec else []):
                 try:
                     drop_database(db)
                 except psycopg.Error:

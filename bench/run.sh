@@ -21,6 +21,9 @@
 #   bash bench/run.sh --dataset siftsmall --peers ivf-pgvector
 #                      ivf against its own index on pgvector's vector type
 #                      (the companion extension ivf_pgvector) in one run
+#   bash bench/run.sh --dataset bigann10k --peers ivf-halfvec,pgvector-ivfflat,pgvector-ivfflat-halfvec
+#                      ivf on a halfvec column against ivf on vector, and both
+#                      against pgvector's IVFFlat on the same type, in one run
 #
 # With a pgvector peer or ivf-pgvector in --peers, pgvector is installed into
 # the benchmarked PostgreSQL first by test/lib/install-pgvector.sh (as the
