@@ -1592,6 +1592,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	Size		dbytes;
 	float	   *fcentroids;
 	uint32		flists = 0;
+	bool		codes;
 	instr_time	t;
 
 	INSTR_TIME_SET_CURRENT(t);
@@ -1611,6 +1612,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.elem = ivf_index_elem(index);
 	bs.dims = index_dims(index);
 	ivf_geometry(bs.dims, false, bs.elem, &bs.geo);
+	codes = ivf_prefilter_wanted(opts, bs.elem);
 	bs.tmpCtx = AllocSetContextCreate(buildCtx, "ivfflat build tuple",
 									  ALLOCSET_DEFAULT_SIZES);
 	bs.prng = (uint64) opts->seed * UINT64CONST(0x2545F4914F6CDD1D) + 1;
@@ -1641,7 +1643,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		Size		fixed = (Size) est_lists * dbytes;
 		Size		avail = mwm_bytes() > fixed ? mwm_bytes() - fixed : 0;
 
-		bs.max_samples = opts->prefilter ? Min(bs.max_samples, avail / dbytes) : 0;
+		bs.max_samples = codes ? Min(bs.max_samples, avail / dbytes) : 0;
 	}
 	else
 	{
@@ -1678,7 +1680,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		 * to these centroids exactly as inserts assign.
 		 */
 		bs.centroids = fcentroids;
-		if (opts->prefilter && bs.nsamples > 0)
+		if (codes && bs.nsamples > 0)
 		{
 			void	   *ws = MemoryContextAllocHuge(buildCtx,
 													ivf_assign_workspace_bytes(k, bs.dims));
@@ -1755,7 +1757,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		params.metric = (bs.metric == IVF_METRIC_L2) ? IVF_KM_L2 : IVF_KM_IP;
 		params.progress = kmeans_progress;
 		params.progress_arg = &bs;
-		if (opts->prefilter)
+		if (codes)
 			params.assign_out = assign = MemoryContextAllocHuge(buildCtx,
 																sizeof(int32) * bs.nsamples);
 		/* ivf.gpu_build: the assignment steps on the GPU worker */
@@ -1780,7 +1782,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		else
 			ivf_gpu_kmeans_end(gk);
 		pfree(ws);
-		if (opts->prefilter)
+		if (codes)
 			train_codes(&bs, k, assign, &meta);
 	}
 	phase_done(index, "k-means", &t);

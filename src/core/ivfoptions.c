@@ -25,6 +25,29 @@ static relopt_enum_elt_def list_ordering_values[] = {
 	{NULL, 0}
 };
 
+/*
+ * prefilter is a boolean with a third value, auto (the default), so that
+ * "not set" can depend on the element type.  Every spelling a boolean
+ * option took is kept, so WITH clauses and dumps written for the boolean
+ * still restore.
+ */
+static relopt_enum_elt_def prefilter_values[] = {
+	{"auto", IVF_PREFILTER_AUTO},
+	{"on", IVF_PREFILTER_ON},
+	{"off", IVF_PREFILTER_OFF},
+	{"true", IVF_PREFILTER_ON},
+	{"false", IVF_PREFILTER_OFF},
+	{"yes", IVF_PREFILTER_ON},
+	{"no", IVF_PREFILTER_OFF},
+	{"t", IVF_PREFILTER_ON},
+	{"f", IVF_PREFILTER_OFF},
+	{"y", IVF_PREFILTER_ON},
+	{"n", IVF_PREFILTER_OFF},
+	{"1", IVF_PREFILTER_ON},
+	{"0", IVF_PREFILTER_OFF},
+	{NULL, 0}
+};
+
 /* ------------------------------------------------------------- reloptions */
 
 void
@@ -45,9 +68,11 @@ ivf_init_reloptions(void)
 					   list_ordering_values, IVF_ORDER_NONE,
 					   "Valid values are \"none\" and \"residual_norm_asc\".",
 					   AccessExclusiveLock);
-	add_bool_reloption(ivf_relopt_kind, "prefilter",
-					   "Store an 8-bit code of each vector, from which scans bound distances before reading the vector",
-					   true, AccessExclusiveLock);
+	add_enum_reloption(ivf_relopt_kind, "prefilter",
+					   "Store an 8-bit code of each vector, from which scans bound distances before reading the vector (auto: for vector, not for halfvec)",
+					   prefilter_values, IVF_PREFILTER_AUTO,
+					   "Valid values are \"auto\", \"on\" and \"off\" (or another boolean spelling).",
+					   AccessExclusiveLock);
 	add_string_reloption(ivf_relopt_kind, "centroids",
 						 "Faiss file whose centroids the index is built around, read at every build (CREATE INDEX, REINDEX)",
 						 NULL, ivf_faiss_validate_path, AccessExclusiveLock);
@@ -65,7 +90,7 @@ ivf_options(Datum reloptions, bool validate)
 		{"nprobe", RELOPT_TYPE_INT, offsetof(IvfOptions, nprobe)},
 		{"seed", RELOPT_TYPE_INT, offsetof(IvfOptions, seed)},
 		{"list_ordering", RELOPT_TYPE_ENUM, offsetof(IvfOptions, list_ordering)},
-		{"prefilter", RELOPT_TYPE_BOOL, offsetof(IvfOptions, prefilter)},
+		{"prefilter", RELOPT_TYPE_ENUM, offsetof(IvfOptions, prefilter)},
 		{"centroids", RELOPT_TYPE_STRING, offsetof(IvfOptions, centroids_offset)},
 		{"params", RELOPT_TYPE_STRING, offsetof(IvfOptions, params_offset)},
 	};
@@ -81,9 +106,25 @@ IvfOptions *
 ivf_get_options(Relation index)
 {
 	IvfOptions *opts = (IvfOptions *) index->rd_options;
-	static IvfOptions defaults = {0, -1, -1, 1234, IVF_ORDER_NONE, true};
+	static IvfOptions defaults = {0, -1, -1, 1234, IVF_ORDER_NONE,
+	IVF_PREFILTER_AUTO};
 
 	return opts ? opts : &defaults;
+}
+
+/*
+ * Whether a build stores the prefilter's codes.  auto: for float elements
+ * only.  A code is one byte per dimension whatever the element, so beside
+ * half floats (two bytes) it saves less of a scan's reading than it adds to
+ * the index: measured on BIGANN and Fashion-MNIST, a halfvec index without
+ * codes was both smaller and faster than one with them (bench/README.md).
+ */
+bool
+ivf_prefilter_wanted(const IvfOptions *opts, IvfElemType elem)
+{
+	if (opts->prefilter == IVF_PREFILTER_AUTO)
+		return elem == IVF_ELEM_FLOAT;
+	return opts->prefilter == IVF_PREFILTER_ON;
 }
 
 /*

@@ -21,13 +21,19 @@ typedef struct IvfOptions
 	int			nprobe;			/* -1: sqrt(lists) */
 	int			seed;
 	int			list_ordering;	/* IVF_ORDER_* */
-	bool		prefilter;		/* store codes (IVF_META_CODES) */
+	int			prefilter;		/* IVF_PREFILTER_*: store codes
+								 * (IVF_META_CODES)? */
 	int			centroids_offset;	/* the centroids option: offset of the
 									 * path from the struct, 0 when unset */
 	int			params_offset;	/* the params option (search defaults, see
 								 * ivfparams.c): offset of the text, 0 when
 								 * unset */
 } IvfOptions;
+
+/* prefilter option */
+#define IVF_PREFILTER_AUTO		0	/* by element type: vector on, halfvec off */
+#define IVF_PREFILTER_ON		1
+#define IVF_PREFILTER_OFF		2
 
 /* list_ordering option */
 #define IVF_ORDER_NONE			0
@@ -36,6 +42,7 @@ typedef struct IvfOptions
 extern void ivf_init_reloptions(void);
 extern bytea *ivf_options(Datum reloptions, bool validate);
 extern IvfOptions *ivf_get_options(Relation index);
+extern bool ivf_prefilter_wanted(const IvfOptions *opts, IvfElemType elem);
 extern uint32 ivf_index_default_nprobe(Relation index,
 									   const IvfMetaPageData *meta);
 extern uint32 ivf_option_nprobe(Relation index, const IvfMetaPageData *meta);

@@ -13,14 +13,15 @@ INSERT INTO h VALUES (0, '[0,0,0,0,0,0,0,0]'), (-1, NULL);
 CREATE TABLE hq (name text, q halfvec(8));
 INSERT INTO hq VALUES ('a', '[1,2,3,-1,0.5,0,-2,1.25]'), ('b', '[-3,0.125,2,2,-1,1,0,-0.5]');
 
-CREATE INDEX h_l2 ON h USING ivfflat (v halfvec_l2_ops) WITH (lists = 10);
+CREATE INDEX h_l2 ON h USING ivfflat (v halfvec_l2_ops) WITH (lists = 10, prefilter = on);
 CREATE INDEX h_ip ON h USING ivf (v halfvec_ip_ops) WITH (lists = 10);
 CREATE INDEX h_cos ON h USING ivfflat (v halfvec_cosine_ops) WITH (lists = 10, prefilter = off);
 SELECT * FROM ivf_check('h_l2');
 SELECT * FROM ivf_check('h_ip');
 SELECT * FROM ivf_check('h_cos');
 SELECT metric, dims, lists, vectors, prefilter, element_type FROM ivf_index_info('h_l2');
-SELECT metric, vectors, element_type FROM ivf_index_info('h_ip');
+-- prefilter's default (auto) stores no codes beside half floats
+SELECT metric, vectors, prefilter, element_type FROM ivf_index_info('h_ip');
 -- the zero vector has no direction: not in the cosine index
 SELECT metric, vectors, prefilter, element_type FROM ivf_index_info('h_cos');
 
@@ -172,7 +173,7 @@ SELECT (SELECT vectors_per_group FROM ivf_index_info('big_h')) AS half_per_group
        (SELECT vectors_per_group FROM ivf_index_info('big_f')) AS float_per_group;
 -- with the codes (prefilter); 3000 dimensions (codes, two float pages a
 -- group) and 5000 without codes (groups of two pages)
-CREATE INDEX big_hc ON big USING ivfflat (v halfvec_l2_ops) WITH (lists = 4);
+CREATE INDEX big_hc ON big USING ivfflat (v halfvec_l2_ops) WITH (lists = 4, prefilter = on);
 SELECT * FROM ivf_check('big_hc');
 SELECT ivf_index_info('big_hc') IS NOT NULL AS info;
 -- the codes stay one byte an element: with them, about 0.6
@@ -182,7 +183,7 @@ CREATE TABLE wide (id int, v halfvec(3000));
 INSERT INTO wide SELECT i, (SELECT array_agg(round(random() * 64) / 8 - 4)
                             FROM generate_series(1, 3000) WHERE i > 0)::halfvec(3000)
 FROM generate_series(1, 60) i;
-CREATE INDEX wide_h ON wide USING ivfflat (v halfvec_l2_ops) WITH (lists = 3);
+CREATE INDEX wide_h ON wide USING ivfflat (v halfvec_l2_ops) WITH (lists = 3, prefilter = on);
 SELECT * FROM ivf_check('wide_h');
 SELECT vectors, vectors_per_group, prefilter, element_type FROM ivf_index_info('wide_h');
 CREATE TABLE wide5 (id int, v halfvec(5000));
@@ -207,3 +208,23 @@ RESET enable_seqscan;
 
 DROP TABLE h, hq, hf, big, bigf, wide, wide5;
 DROP FUNCTION idx_knn, seq_knn, same_knn, close_knn, search_rows;
+
+-- prefilter: auto (the default) stores codes for vector, not for halfvec;
+-- a boolean's spellings still work, as written by 0.1.0 dumps
+RESET enable_seqscan;
+RESET ivf.nprobe;
+CREATE TABLE pf (id int, v halfvec(4), f vector(4));
+INSERT INTO pf SELECT i, ARRAY[i % 7, i % 5, i % 3, 1]::halfvec(4), ARRAY[i % 7, i % 5, i % 3, 1]::vector(4)
+FROM generate_series(1, 200) i;
+CREATE INDEX pf_h_auto ON pf USING ivfflat (v halfvec_l2_ops) WITH (lists = 2, prefilter = auto);
+CREATE INDEX pf_f_auto ON pf USING ivfflat (f vector_l2_ops) WITH (lists = 2);
+CREATE INDEX pf_h_t ON pf USING ivfflat (v halfvec_l2_ops) WITH (lists = 2, prefilter = 't');
+CREATE INDEX pf_f_no ON pf USING ivfflat (f vector_l2_ops) WITH (lists = 2, prefilter = no);
+SELECT i AS index, (ivf_index_info(i)).prefilter
+FROM unnest(ARRAY['pf_h_auto', 'pf_f_auto', 'pf_h_t', 'pf_f_no']::regclass[]) i;
+CREATE INDEX ON pf USING ivfflat (v halfvec_l2_ops) WITH (prefilter = maybe);
+ALTER INDEX pf_h_auto SET (prefilter = on);
+REINDEX INDEX pf_h_auto;
+SELECT (ivf_index_info('pf_h_auto')).prefilter AS after_reindex;
+SELECT * FROM ivf_check('pf_h_auto');
+DROP TABLE pf;

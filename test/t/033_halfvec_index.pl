@@ -85,7 +85,7 @@ $node->safe_psql(
 		'SELECT setseed(0.33)',
 		'CREATE TABLE h (id int PRIMARY KEY, v halfvec(32))',
 		fill_sql('h', 'halfvec', 32, 1, 3000),
-		'CREATE INDEX h_l2 ON h USING ivfflat (v halfvec_l2_ops) WITH (lists = 8)',
+		'CREATE INDEX h_l2 ON h USING ivfflat (v halfvec_l2_ops) WITH (lists = 8, prefilter = on)',
 		'CREATE INDEX h_ip ON h USING ivfflat (v halfvec_ip_ops) WITH (lists = 8, prefilter = off)',
 		'CREATE TABLE w (id int PRIMARY KEY, v halfvec(5000))',
 		fill_sql('w', 'halfvec', 5000, 1, 40),
@@ -179,7 +179,7 @@ SKIP:
 			'CREATE TABLE p (id int PRIMARY KEY, v halfvec(16))',
 			fill_sql('p', 'halfvec', 16, 1, 2000),
 			'CREATE INDEX p_hnsw ON p USING hnsw (v halfvec_l2_ops)',
-			'CREATE INDEX p_l2 ON p USING ivf (v halfvec_l2_ops) WITH (lists = 6)',
+			'CREATE INDEX p_l2 ON p USING ivf (v halfvec_l2_ops) WITH (lists = 6, prefilter = on)',
 			'CREATE INDEX p_ip ON p USING ivf (v halfvec_ip_ops) WITH (lists = 6)',
 			'CREATE INDEX p_cos ON p USING ivf (v halfvec_cosine_ops) WITH (lists = 6)'));
 	is( $node->safe_psql('pgv',
