@@ -15,16 +15,19 @@
 #                    built from ../shared/vendor; without a tarball or an installed one, 023 skips)
 #    4 kernel-test   make kernel-test (IVF_DATA_DIR = ../shared/data; without it the real-data
 #                    checks use Debian's Fashion-MNIST, as TAP 010/016/017 do)
-#    5 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
-#    6 installcheck  make installcheck TAP_TESTS= (pg_regress: test/sql, test/expected) against it
-#    7 tap           make prove_installcheck (PGXS: prove test/t/*.pl with PostgreSQL::Test::Cluster),
+#    5 neon-check    make neon-check: src/kernels and the C kernel tests cross-compiled for AArch64
+#                    and run under qemu-user (the NEON level against the scalar reference); skipped
+#                    with its reason when the cross compiler or qemu is missing (optional deps)
+#    6 cluster       throwaway cluster in a mktemp -d dir (unix socket only)
+#    7 installcheck  make installcheck TAP_TESTS= (pg_regress: test/sql, test/expected) against it
+#    8 tap           make prove_installcheck (PGXS: prove test/t/*.pl with PostgreSQL::Test::Cluster),
 #                    as postgres when root, from a copy of Makefile + test/t + test/fixtures + docs it owns
-#    8 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py and
+#    9 client        psycopg 3 + pgvector Python client: test/client/test_pgvector_client.py and
 #                    test_halfvec_client.py (HalfVector under ivf and ivf_pgvector); skipped with
 #                    its reason when pip cannot install test/client/requirements.txt
-#    9 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan: the text
+#   10 fuzz          make fuzz FUZZ_SECONDS=${IVF_FUZZ_SECONDS:-60} (libFuzzer + ASan/UBSan: the text
 #                    parser and the Faiss file reader, half the seconds each)
-#   10 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists, and gpu/test_ivf_gpu on it
+#   11 gpu-compile   make WITH_CUDA=1 gpu/ivf_gpu.so if nvcc exists, and gpu/test_ivf_gpu on it
 #                    (runs the kernels only with a device); make hip-check if hipcc exists (the
 #                    HIP half compiled, no hipBLAS needed), and where hipBLAS is installed too,
 #                    make WITH_HIP=1 gpu/ivf_gpu.so and gpu/test_ivf_gpu on it; else skipped
@@ -33,7 +36,7 @@
 #   IVF_DATA_DIR        data sets (default: ../shared/data next to the repo; optional)
 #   IVF_FUZZ_SECONDS    fuzz duration (default 60)
 #   IVF_VENDOR_DIR      third-party release sources, e.g. pgvector (default: ../shared/vendor)
-#   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL REGRESS
+#   IVF_SKIP_<STEP>=1   skip a step for local iteration: DEPS BUILD INSTALL KERNEL NEON REGRESS
 #                       TAP CLIENT FUZZ GPU (a skipped step is reported, not counted as passed)
 #   IVF_KEEP_TMP=1      keep the temp dir (cluster, TAP logs) for debugging
 #   IVF_TAP_TESTS       TAP files to run instead of all (e.g. "t/015_gpu_worker.pl t/019_rls_privileges.pl";
@@ -155,6 +158,24 @@ step_kernel() {
 	fi
 	IVF_DATA_DIR="$DATA_DIR" make kernel-test PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$IVF_TMP/kernel.out"
 	note_skips kernel-test "$IVF_TMP/kernel.out"
+}
+
+# The NEON kernels on this x86-64 machine: cross compiler + qemu-user, both
+# optional packages (test/lib/install-deps.sh); without them, a skip with
+# the reason.  Run times under qemu say nothing about ARM performance.
+step_neon() {
+	local t missing=()
+	for t in aarch64-linux-gnu-gcc qemu-aarch64; do
+		command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+	done
+	if [ "${#missing[@]}" -gt 0 ]; then
+		echo "skip  the NEON kernels under qemu (${missing[*]} not found: packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user not installed; no network, or not root?)" >"$IVF_TMP/neon.out"
+		cat "$IVF_TMP/neon.out"
+		note_skips neon-check "$IVF_TMP/neon.out"
+		return 77
+	fi
+	make neon-check PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$IVF_TMP/neon.out"
+	note_skips neon-check "$IVF_TMP/neon.out"
 }
 
 step_cluster() {
@@ -370,6 +391,7 @@ fi
 run_step build IVF_SKIP_BUILD step_build
 run_step install IVF_SKIP_INSTALL step_install
 run_step kernel-test IVF_SKIP_KERNEL step_kernel
+run_step neon-check IVF_SKIP_NEON step_neon
 run_step cluster "" step_cluster
 run_step installcheck IVF_SKIP_REGRESS step_regress
 run_step tap IVF_SKIP_TAP step_tap

@@ -117,7 +117,8 @@ typedef struct IvfKernels
 	 * (row i at x + i * d).  float_to_half writes all n results and returns
 	 * the index of the first that is not a finite half (NaN, infinite, or
 	 * beyond 65504 after rounding), or n.  The x86 levels use F16C where
-	 * CPUID reports it, the scalar references otherwise.
+	 * CPUID reports it, the scalar references otherwise; NEON uses the
+	 * base architecture's conversions (FCVTL / FCVTN).
 	 */
 	void		(*half_to_float) (const uint16_t *h, float *out, size_t n);
 	size_t		(*float_to_half) (const float *x, uint16_t *out, size_t n);
@@ -138,7 +139,7 @@ extern void ivf_kernels_init(void);
 /* Best level this CPU/OS supports among those compiled in. */
 extern IvfSimdLevel ivf_simd_best_level(void);
 
-/* Do this level's half-float kernels use F16C (else the scalar ones)? */
+/* Do this level's half-float kernels use F16C?  (NEON's are always its own.) */
 extern int	ivf_simd_level_has_f16c(IvfSimdLevel level);
 
 /* Is this level compiled in and supported by the running CPU/OS? */

@@ -464,7 +464,8 @@ main(void)
 	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)
 		if (ivf_simd_level_supported(lvl))
 			printf(" %s%s", ivf_simd_level_name(lvl),
-				   ivf_simd_level_has_f16c(lvl) ? "(f16c)" : "");
+				   ivf_simd_level_has_f16c(lvl) ? "(f16c)" :
+				   lvl == IVF_SIMD_NEON ? "(fcvt)" : "");
 	printf("\n");
 
 	for (lvl = 0; lvl < IVF_SIMD_NLEVELS; lvl++)

@@ -25,6 +25,11 @@ IVF_DEPS=(
 	hipcc libamdhip64-dev           # make hip-check: the GPU library's HIP half compiles (no hipBLAS in Debian)
 	util-linux gzip coreutils       # runuser, gzip -dc, mktemp (in the base image; listed to be explicit)
 )
+# Optional: installed in their own apt-get call, so that a failure leaves
+# the rest installed; what needs them reports a skip with the reason.
+IVF_OPTIONAL_DEPS=(
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # make neon-check: the NEON kernels under qemu
+)
 
 pkgs=()
 for p in "${IVF_DEPS[@]}" "$@"; do
@@ -38,13 +43,34 @@ for p in "${pkgs[@]}"; do
 		missing+=("$p")
 	fi
 done
+opt_missing=()
+for p in "${IVF_OPTIONAL_DEPS[@]}"; do
+	status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+	if [ "$status" != "install ok installed" ]; then
+		opt_missing+=("$p")
+	fi
+done
+
+# install_optional: never fails the script
+install_optional() {
+	if [ "${#opt_missing[@]}" -eq 0 ]; then
+		return 0
+	fi
+	echo "[deps] installing optional: ${opt_missing[*]}"
+	if ! apt-get install -y --no-install-recommends "${opt_missing[@]}"; then
+		echo "[deps] WARNING: could not install ${opt_missing[*]}; the steps that need them will skip" >&2
+	fi
+}
 
 if [ "${IVF_SKIP_APT:-0}" = 1 ]; then
-	echo "[deps] IVF_SKIP_APT=1: not touching apt (missing: ${missing[*]:-none})"
+	echo "[deps] IVF_SKIP_APT=1: not touching apt (missing: ${missing[*]:-none}; optional: ${opt_missing[*]:-none})"
 	exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
+	if [ "${#opt_missing[@]}" -gt 0 ]; then
+		echo "[deps] not root; optional packages missing (their steps skip): ${opt_missing[*]}"
+	fi
 	if [ "${#missing[@]}" -eq 0 ]; then
 		echo "[deps] not root; all ${#pkgs[@]} required packages are installed"
 		exit 0
@@ -54,8 +80,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-if [ "${#missing[@]}" -eq 0 ] && [ "${IVF_FORCE_APT:-0}" != 1 ]; then
-	echo "[deps] all ${#pkgs[@]} required packages already installed; skipping apt-get"
+if [ "${#missing[@]}" -eq 0 ] && [ "${#opt_missing[@]}" -eq 0 ] && [ "${IVF_FORCE_APT:-0}" != 1 ]; then
+	echo "[deps] all ${#pkgs[@]} required and ${#IVF_OPTIONAL_DEPS[@]} optional packages already installed; skipping apt-get"
 	exit 0
 fi
 
@@ -63,9 +89,13 @@ fi
 # upgraded behind its back); IVF_FORCE_APT=1 asks for the whole list.
 if [ "${IVF_FORCE_APT:-0}" = 1 ]; then
 	missing=("${pkgs[@]}")
+	opt_missing=("${IVF_OPTIONAL_DEPS[@]}")
 fi
-echo "[deps] installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends "${missing[@]}"
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "[deps] installing: ${missing[*]}"
+	apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+install_optional
 echo "[deps] done"
