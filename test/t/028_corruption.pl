@@ -11,11 +11,13 @@
 #       REINDEX makes the index usable again;
 #   (c) sound indexes after inserts of far outliers (raising radii), deletes
 #       and VACUUM: ivf_check reports nothing;
-#   (d) format version 2 (before the meta page's element type): a float
-#       index written as version 2 (its element type field zero, as
-#       version 2 left it) is read as before; a version 2 meta page naming
-#       another element type, or a version 3 one naming an unknown type,
-#       is refused.
+#   (d) formats 3 and 2 (before list slots, and before the meta page's
+#       element type): an index built as format 3 (ivf.build_format = 3,
+#       the tests' switch) is read, checked and inserted into as before;
+#       the same index written as version 2 (its element type field zero,
+#       as version 2 left it) too; a version 2 meta page naming another
+#       element type, or a version 3 one naming an unknown type, is
+#       refused.
 #
 # The node runs without data checksums (initdb's default): with them the
 # overwritten pages would fail their checksum before ivf saw them.
@@ -44,13 +46,14 @@ my $blcksz = $node->safe_psql('postgres', 'SHOW block_size');
 
 # Page layout (src/core/ivfformat.h): page contents start after the page header,
 # MAXALIGN(SizeOfPageHeaderData) = 24 bytes.  IvfMetaPageData: magic at 0,
-# version at 4, directory_start at 64.  IvfListEntry (24 bytes): head at 0,
-# radius (float4) at 20.
+# version at 4, directory_start (format 4: the first directory page, the
+# others following it as in format 3) at 64.  IvfListEntry (64 bytes; format
+# 3: 24): head at 0, radius (float4) at 20.
 my $contents = 24;
 my $meta_version = $contents + 4;
 my $meta_dirstart = $contents + 64;
 my $meta_elem = $contents + 84;
-my $entry_size = 24;
+my $entry_size = 64;
 my $entry_radius = 20;
 
 sub index_file
@@ -226,12 +229,30 @@ is( $node->safe_psql('postgres',
 my ($uses) = uses_index($node, 'postgres', $noseq, $scan, 't_l2');
 is($uses, 1, '(b) that scan uses t_l2');
 
-# (d) version 2 is still read: the same index as version 2 (REINDEX gave
-# it a new file)
+# (d) versions 3 and 2 are still read: the same index built as format 3,
+# then written as version 2 (REINDEX gives it a new file each time)
 $file{t_l2} = index_file('t_l2');
 $node->stop;
-is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 3, '(d) new indexes are format version 3');
+is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 4, '(d) new indexes are format version 4');
+$node->start;
+$node->safe_psql('postgres', 'SET ivf.build_format = 3; REINDEX INDEX t_l2');
+$file{t_l2} = index_file('t_l2');
+$node->stop;
+is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 3, '(d) ivf.build_format = 3 builds format version 3');
 is(unpack('L', read_bytes($file{t_l2}, $meta_elem, 4)), 0, '(d) a vector index has element type 0 (float)');
+$node->start;
+ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 3 index: no problem');
+is( $node->safe_psql('postgres',
+		"$noseq SET ivf.nprobe = 4; SELECT string_agg(id::text, ',') FROM ($scan) x"),
+	$exact, '(d) a version 3 index returns the exact nearest rows');
+is($node->safe_psql('postgres', q{SELECT prefilter FROM ivf_index_info('t_l2')}), 't',
+	'(d) the version 3 index has codes');
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (20002, '[1,1,1,1,1,1,1,1]')});
+is( $node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; SELECT id FROM ($scan) x LIMIT 1"),
+	'20002', '(d) an insert into a version 3 index is found');
+$node->safe_psql('postgres', 'DELETE FROM t WHERE id = 20002; VACUUM t');
+ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 3 index after insert and VACUUM: no problem');
+$node->stop;
 write_bytes($file{t_l2}, $meta_version, pack('L', 2));
 $node->start;
 ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 2 index: no problem');
