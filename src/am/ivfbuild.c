@@ -1234,6 +1234,10 @@ phase_done(Relation index, const char *phase, instr_time *start)
  * clamped when encoded; their larger error is recorded with them, so the
  * bounds stay valid.  The sample is overwritten: it is not needed again.
  * Leaves everything as it was when the dimensions are too many for codes.
+ * With no sample (an adaptive index built on an empty table) the quantizer
+ * is all zero: every code is 0 and its error the residual's length, valid
+ * bounds that rule out little, until the first split trains codebook 1
+ * (src/README "Codes").
  */
 static void
 train_codes(IvfBuildState *bs, uint32 k, const int32 *assign,
@@ -1880,6 +1884,9 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		k = 1;
 		meta.flags |= IVF_META_EMPTY_BUILD;
 		bs.centroids = palloc0(dbytes);
+		/* an adaptive index grows out of it: its lists will have codes */
+		if (opts->prefilter && (meta.flags & IVF_META_ADAPTIVE))
+			train_codes(&bs, k, NULL, &meta);
 		ereport(NOTICE,
 				(errmsg("%s index \"%s\" was created with no data",
 						ivf_am_name(index), RelationGetRelationName(index)),
@@ -2047,6 +2054,24 @@ ivf_buildempty(Relation index)
 	meta.flags |= IVF_META_EMPTY_BUILD;
 	meta.nlists = 1;
 	meta.default_nprobe = 1;
+	/* as ivf_build with no rows: an adaptive index gets the code layout */
+	if (ivf_get_options(index)->prefilter && (meta.flags & IVF_META_ADAPTIVE))
+	{
+		IvfGeometry cg;
+
+		ivf_geometry(dims, true, ivf_index_elem(index), &cg);
+		if (cg.codes)
+		{
+			/* the zero centroid, then an all-zero lo and step row */
+			pfree(zero);
+			zero = palloc0(3 * sizeof(float) * dims);
+			g = cg;
+			meta.flags |= IVF_META_CODES;
+			meta.nsegments = g.nsegments;
+			meta.seg_dims = g.seg_dims;
+			meta.vecs_per_group = g.vecs_per_group;
+		}
+	}
 	write_fixed_pages(index, INIT_FORKNUM, &g, &meta, zero,
 					  empty_directory(&meta));
 	log_newpage_range(index, INIT_FORKNUM, 0,

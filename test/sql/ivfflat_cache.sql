@@ -14,8 +14,9 @@ SET enable_seqscan = off;
 SET enable_bitmapscan = off;
 
 -- An index on an empty table: one list, no group.  Building the cache reads
--- the meta page, the directory page (where the list's centroid is) and the
--- centroid page; then the scan reads the list's directory page.  Once
+-- the meta page, the directory page (where the list's centroid is), the
+-- centroid page and the codebook page (an adaptive index built with no rows
+-- has the code layout); then the scan reads the list's directory page.  Once
 -- cached, a scan reads the meta page's generation and the directory page:
 -- the centroids of a generation never change in place, so they are not read
 -- again until the generation moves or a relcache invalidation drops the

@@ -25,6 +25,20 @@ ALTER INDEX f_4 RESET (adaptive);
 SELECT adaptive FROM ivf_index_info('f_4');
 CREATE INDEX f_bad ON f USING ivfflat (v) WITH (adaptive = maybe);
 
+-- built on an empty table: one list; an adaptive index has the code layout
+-- from the start (an all-zero codebook), so the lists it grows into will too
+CREATE TABLE fe (id int, v vector(4));
+CREATE INDEX fe_a ON fe USING ivfflat (v);
+CREATE INDEX fe_off ON fe USING ivfflat (v) WITH (adaptive = off);
+SELECT lists, prefilter, adaptive FROM ivf_index_info('fe_a');
+SELECT lists, prefilter, adaptive FROM ivf_index_info('fe_off');
+DROP INDEX fe_off;
+INSERT INTO fe SELECT * FROM f;
+SELECT * FROM ivf_check('fe_a');
+SELECT array_agg(id) = (SELECT array_agg(id ORDER BY v <-> '[5,1,0,3]', id) FROM fe) AS fe_a_exact
+FROM (SELECT id FROM fe ORDER BY v <-> '[5,1,0,3]') s;
+DROP TABLE fe;
+
 -- format 3: read, checked, inserted into and vacuumed as before
 SET ivf.build_format = 3;
 CREATE INDEX g_3 ON g USING ivfflat (v) WITH (lists = 9);
