@@ -424,6 +424,7 @@ ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 	Size		d = meta->dims;
 	Buffer		buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
+	IvfListEntry *entries;
 	uint32		s;
 
 	if (meta->version < 4)
@@ -434,12 +435,25 @@ ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 	}
 
 	ivf_meta_geometry(meta, &g);
+	entries = palloc(sizeof(IvfListEntry) * g.directory_entries_per_page);
 	for (s = 0; s < meta->nslots; s++)
 	{
+		uint32		i = s % g.directory_entries_per_page;
 		IvfListEntry e;
 		float	   *row = dest + (Size) s * d;
 
-		ivf_read_list_entry(index, meta, &g, s, &e);
+		/* a directory page's entries at a time */
+		if (i == 0)
+		{
+			Buffer		dbuf = ivf_read_directory_page(index,
+													   meta->dir_blocks[s / g.directory_entries_per_page]);
+
+			ivf_dir_entries_get(BufferGetPage(dbuf), &g, 0,
+								Min(meta->nslots - s, g.directory_entries_per_page),
+								s, entries);
+			UnlockReleaseBuffer(dbuf);
+		}
+		e = entries[i];
 		if (g.centroid_rows_per_page == 0)
 		{
 			/* a row wider than a page: its own chain */
@@ -464,6 +478,7 @@ ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
+	pfree(entries);
 
 	if (meta->flags & IVF_META_CODES)
 	{
