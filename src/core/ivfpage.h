@@ -26,11 +26,13 @@ typedef struct IvfRecentBuffer
 } IvfRecentBuffer;
 
 /*
- * Per-index state cached in rd_amcache: the meta page and the centroids.
- * One palloc chunk: the arrays below point into it, after the header
- * (PostgreSQL frees just that chunk when it drops rd_amcache).  Never hold
- * a pointer to it across anything that may process relcache invalidations
- * (lock acquisition): copy what is needed.
+ * Per-index state cached in rd_amcache: the meta page and the centroids,
+ * of the generation the meta page named when it was built.  One palloc
+ * chunk: the arrays below point into it, after the header (PostgreSQL frees
+ * just that chunk when it drops rd_amcache, and ivf_get_cache when the
+ * generation moved).  Never hold a pointer to it across anything that may
+ * process relcache invalidations (lock acquisition) or call ivf_get_cache:
+ * copy what is needed.
  */
 typedef struct IvfCache
 {
