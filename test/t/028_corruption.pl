@@ -17,7 +17,12 @@
 #       the same index written as version 2 (its element type field zero,
 #       as version 2 left it) too; a version 2 meta page naming another
 #       element type, or a version 3 one naming an unknown type, is
-#       refused.
+#       refused;
+#   (e) format 4's list slots: a slot stamped dead at the generation, a
+#       slot whose incarnation no longer matches its pages' list id, a
+#       centroid row past its page, and more slots than live lists (which
+#       nothing writes yet) are each reported by ivf_check or refused by
+#       the scan, and the index reads as before once restored.
 #
 # The node runs without data checksums (initdb's default): with them the
 # overwritten pages would fail their checksum before ivf saw them.
@@ -55,6 +60,10 @@ my $meta_dirstart = $contents + 64;
 my $meta_elem = $contents + 84;
 my $entry_size = 64;
 my $entry_radius = 20;
+my $entry_dead = 28;
+my $entry_crow = 48;
+my $entry_incarnation = 52;
+my $meta_nslots = $contents + 88;
 
 sub index_file
 {
@@ -279,6 +288,66 @@ isnt($rc, 0, '(d) an unknown element type is refused');
 like($err, qr/index "t_l2" has an invalid element type 7/, '(d) the scan names it');
 $node->safe_psql('postgres', 'REINDEX INDEX t_l2');
 ivf_check_clean($node, 'postgres', 't_l2', '(d) t_l2 after REINDEX: no problem');
+
+# (e) format 4's list slots, on t_cos (4 lists, never written to since (a))
+sub entry_off
+{
+	my ($file, $list) = @_;
+	my ($dirstart) = unpack('L', read_bytes($file, $meta_dirstart, 4));
+	return $dirstart * $blcksz + $contents + $list * $entry_size;
+}
+my $cos = q{SELECT id FROM t ORDER BY v <=> '[1,1,1,1,1,1,1,1]' LIMIT 5};
+my $cos_rows = $node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; $cos");
+my ($uses_cos) = uses_index($node, 'postgres', $noseq, $cos, 't_cos');
+is($uses_cos, 1, '(e) the cosine scan uses t_cos');
+$node->stop;
+my $e0 = entry_off($file{t_cos}, 0);
+my $e1 = entry_off($file{t_cos}, 1);
+is(unpack('L', read_bytes($file{t_cos}, $meta_version, 4)), 4, '(e) t_cos is format 4');
+is(unpack('L', read_bytes($file{t_cos}, $e0 + $entry_dead, 4)), 0xFFFFFFFF, '(e) list 0 is not retired');
+write_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 1));
+$node->start;
+{
+	my @rows = check_rows('t_cos');
+	is_deeply(\@rows, ['list 0: not live at generation 1 (born 1, dead 1)'],
+		'(e) a slot dead at the generation is reported');
+}
+$node->stop;
+write_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 0xFFFFFFFF));
+write_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 1));
+$node->start;
+{
+	my @rows = check_rows('t_cos');
+	# heads by their label, float pages as not the list's
+	ok((grep { /^list 1: block \d+ is labelled list id 0x00000001, the list's is 0x00010001$/ } @rows)
+		  && !(grep { !/^list 1: / } @rows),
+		'(e) pages of an earlier incarnation are reported, in list 1 only') or diag(join("\n", @rows));
+	($rc, $out, $err) = $node->psql('postgres', "$noseq SET ivf.nprobe = 4; $cos");
+	isnt($rc, 0, '(e) a scan reaching them fails');
+	like($err, qr/block \d+ is not a page of list 65537/, '(e) it names the list id');
+}
+$node->stop;
+write_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 0));
+write_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 999));
+$node->start;
+($rc, $out, $err) = $node->psql('postgres', "$noseq $cos");
+isnt($rc, 0, '(e) a centroid row past its page is refused');
+like($err, qr/list slot 0 names centroid row 999 of block \d+, which holds \d+ floats/,
+	'(e) the error names the slot and the row');
+$node->stop;
+write_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 0));
+is(unpack('L', read_bytes($file{t_cos}, $meta_nslots, 4)), 4, '(e) t_cos has 4 list slots');
+write_bytes($file{t_cos}, $meta_nslots, pack('L', 5));
+$node->start;
+($rc, $out, $err) = $node->psql('postgres', "$noseq $cos");
+isnt($rc, 0, '(e) more slots than live lists are refused (nothing writes them yet)');
+like($err, qr/index "t_cos" has 5 list slots for 4 live lists/, '(e) the error says so');
+$node->stop;
+write_bytes($file{t_cos}, $meta_nslots, pack('L', 4));
+$node->start;
+ivf_check_clean($node, 'postgres', 't_cos', '(e) t_cos restored: no problem');
+is($node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; $cos"), $cos_rows,
+	'(e) t_cos restored: the same rows');
 
 $node->stop;
 done_testing();
