@@ -339,7 +339,9 @@ ivf_meta_from_v3(IvfMetaPageData *meta)
  * The meta page's generation, read with a share lock held for the read:
  * what a scan or an insert takes as its view (src/README "Generations and
  * the directory").  The page is checked as ivf_read_meta checks it when
- * the cache is built.
+ * the cache is built.  Read through the cache's recent-buffer hints
+ * (ivf_read_buffer), since every scan and insert reads it: a hit skips the
+ * buffer-mapping lookup.
  */
 uint32
 ivf_read_generation(Relation index)
@@ -348,7 +350,7 @@ ivf_read_generation(Relation index)
 	Page		page;
 	uint32		generation;
 
-	buf = ReadBuffer(index, IVF_METAPAGE_BLKNO);
+	buf = ivf_read_buffer(index, IVF_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if (PageIsNew(page) ||
