@@ -104,6 +104,8 @@ REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_bt
 	ivfflat_build ivfflat_scan ivfflat_strict ivfflat_cost ivfflat_planner ivfflat_knobs ivfflat_batch ivfflat_prefilter ivf_gpu \
 	ivf_faiss ivf_tune ivf_security ivfflat_cache \
 	halfvec_input halfvec_functions ivf_am_name ivf_search_plan halfvec_index
+# step 9: the on-disk format (format 4, format 3 still read)
+REGRESS += ivfflat_format
 REGRESS_OPTS = --inputdir=$(srcdir)/test --load-extension=ivf
 
 # TAP files run through PGXS's prove_installcheck (Debian's PG 15 PGXS is

@@ -329,8 +329,9 @@ CREATE OPERATOR CLASS halfvec_cosine_ops
 	FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec),
 	FUNCTION 2 l2_norm(halfvec);
 
--- ivf_index_info reports the element type of the list pages (a new
--- column, so the function is replaced)
+-- ivf_index_info reports the element type of the list pages, the format
+-- and the self-balancing lists' state (new columns, so the function is
+-- replaced)
 DROP FUNCTION ivf_index_info(regclass);
 CREATE FUNCTION ivf_index_info(index regclass,
 	OUT metric text, OUT dims int, OUT lists int, OUT lists_requested int,
@@ -338,7 +339,10 @@ CREATE FUNCTION ivf_index_info(index regclass,
 	OUT built_vectors bigint, OUT vectors bigint, OUT dead_slots bigint,
 	OUT empty_lists bigint, OUT largest_list bigint, OUT pages bigint,
 	OUT vectors_per_group int, OUT list_ordering text, OUT prefilter bool,
-	OUT element_type text)
+	OUT element_type text, OUT format_version int, OUT adaptive bool,
+	OUT generation bigint, OUT list_slots int, OUT splits bigint,
+	OUT merges bigint, OUT vectors_copied bigint,
+	OUT vectors_reassigned bigint, OUT lists_recycled bigint)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 -- ------------------------------------------- halfvec queries for ivf_search

@@ -105,7 +105,10 @@ CREATE FUNCTION ivf_index_info(index regclass,
 	OUT built_vectors bigint, OUT vectors bigint, OUT dead_slots bigint,
 	OUT empty_lists bigint, OUT largest_list bigint, OUT pages bigint,
 	OUT vectors_per_group int, OUT list_ordering text, OUT prefilter bool,
-	OUT element_type text)
+	OUT element_type text, OUT format_version int, OUT adaptive bool,
+	OUT generation bigint, OUT list_slots int, OUT splits bigint,
+	OUT merges bigint, OUT vectors_copied bigint,
+	OUT vectors_reassigned bigint, OUT lists_recycled bigint)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 -- Planner support for ivf_search: its row count, nq * k, when the queries

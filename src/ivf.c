@@ -32,6 +32,7 @@ int			ivf_kmeans_iterations = 25;
 double		ivf_kmeans_tolerance = 0.002;
 int			ivf_kmeans_points_per_list = 128;
 int			ivf_prefilter_k = 10;
+int			ivf_build_format = IVF_FORMAT_VERSION;
 
 static const struct config_enum_entry profile_options[] = {
 	{"exact", IVF_PROFILE_EXACT, false},
@@ -296,6 +297,16 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/* older formats stay readable; only the tests need to write them */
+	DefineCustomIntVariable("ivf.build_format",
+							"Format version of the ivfflat indexes built (for tests).",
+							"3 writes the format before list slots, as earlier builds did, so tests can check that such indexes are still read.",
+							&ivf_build_format,
+							IVF_FORMAT_VERSION, 3, IVF_FORMAT_VERSION,
+							PGC_SUSET,
+							GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							NULL, NULL, NULL);
 
 	ivf_init_reloptions();
 	ivf_gpu_init();

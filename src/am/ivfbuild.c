@@ -669,81 +669,237 @@ finish_page(Buffer buf)
 }
 
 /*
- * Write the meta page, centroid pages and directory pages (blocks 0 ..) of
- * an index with these centroids; the directory starts with every list
- * empty.  Returns the meta page contents through *meta.
+ * Append a chain of centroid pages holding n floats of src, at most
+ * per_page to a page, linked to the previous page *prev (if valid) and
+ * through each other; returns the first page's block.  *prev becomes the
+ * last page's.  Pages are written through shared buffers (the build logs
+ * them at the end with log_newpage_range).
  */
-static void
-write_fixed_pages(Relation index, ForkNumber fork, const IvfGeometry *g,
-				  IvfMetaPageData *meta, const float *centroids)
+static BlockNumber
+append_float_pages(Relation index, ForkNumber fork, const float *src, Size n,
+				   Size per_page, BlockNumber *prev)
 {
-	Buffer		metabuf;
-	Size		total = ivf_centroid_rows(meta) * meta->dims;
+	BlockNumber first = InvalidBlockNumber;
 	Size		done = 0;
-	uint32		list = 0;
-	uint32		i;
 
-	metabuf = build_new_buffer(index, fork);
-	Assert(BufferGetBlockNumber(metabuf) == IVF_METAPAGE_BLKNO);
-
-	meta->centroid_start = IVF_METAPAGE_BLKNO + 1;
-	meta->centroid_npages = (total + g->centroid_floats_per_page - 1) /
-		g->centroid_floats_per_page;
-	meta->directory_start = meta->centroid_start + meta->centroid_npages;
-	meta->directory_npages = (meta->nlists + g->directory_entries_per_page - 1) /
-		g->directory_entries_per_page;
-
-	for (i = 0; i < meta->centroid_npages; i++)
+	do
 	{
 		Buffer		buf = build_new_buffer(index, fork);
 		Page		page = BufferGetPage(buf);
-		Size		n = Min(total - done, (Size) g->centroid_floats_per_page);
+		Size		k = Min(n - done, per_page);
+		BlockNumber blkno = BufferGetBlockNumber(buf);
 
 		ivf_init_page(page, IVF_PAGE_CENTROID, 0);
-		memcpy(PageGetContents(page), centroids + done, n * sizeof(float));
-		IvfPageGetOpaque(page)->nvec = n;
-		if (i + 1 < meta->centroid_npages)
-			IvfPageGetOpaque(page)->next = BufferGetBlockNumber(buf) + 1;
-		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + n * sizeof(float);
-		done += n;
+		memcpy(PageGetContents(page), src + done, k * sizeof(float));
+		IvfPageGetOpaque(page)->nvec = k;
+		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + k * sizeof(float);
 		finish_page(buf);
+		if (BlockNumberIsValid(*prev))
+		{
+			/* the pages are consecutive: the previous one is still ours */
+			Buffer		pbuf = ReadBufferExtended(index, fork, *prev, RBM_NORMAL, NULL);
+
+			LockBuffer(pbuf, BUFFER_LOCK_EXCLUSIVE);
+			IvfPageGetOpaque(BufferGetPage(pbuf))->next = blkno;
+			finish_page(pbuf);
+		}
+		if (!BlockNumberIsValid(first))
+			first = blkno;
+		*prev = blkno;
+		done += k;
+	} while (done < n);
+	return first;
+}
+
+/*
+ * Format 4: the centroid pages (each slot's row, whole rows to a page, or
+ * for a row wider than a page a run of pages of its own, all in one
+ * chain), codebook 0's pages with codes, then the directory pages; the
+ * slots' entries in dir get their centroid's place.
+ */
+static void
+write_fixed_pages_v4(Relation index, ForkNumber fork, const IvfGeometry *g,
+					 IvfMetaPageData *meta, const float *centroids,
+					 IvfListEntry *dir)
+{
+	Size		d = meta->dims;
+	BlockNumber prev = InvalidBlockNumber;
+	uint32		slot;
+	uint32		i;
+
+	meta->nslots = meta->nlists;
+	meta->centroid_start = IVF_METAPAGE_BLKNO + 1;
+	if (g->centroid_rows_per_page > 0)
+	{
+		for (slot = 0; slot < meta->nslots; slot += g->centroid_rows_per_page)
+		{
+			uint32		rows = Min(meta->nslots - slot, g->centroid_rows_per_page);
+			BlockNumber blkno = append_float_pages(index, fork,
+												   centroids + (Size) slot * d,
+												   (Size) rows * d,
+												   (Size) rows * d, &prev);
+
+			for (i = 0; i < rows; i++)
+			{
+				dir[slot + i].cblock = blkno;
+				dir[slot + i].crow = i;
+			}
+		}
+	}
+	else
+	{
+		for (slot = 0; slot < meta->nslots; slot++)
+		{
+			dir[slot].cblock = append_float_pages(index, fork,
+												  centroids + (Size) slot * d, d,
+												  g->centroid_floats_per_page,
+												  &prev);
+			dir[slot].crow = 0;
+		}
+	}
+	meta->centroid_tail = prev;
+	meta->centroid_npages = prev - meta->centroid_start + 1;
+
+	meta->codebook[0] = meta->codebook[1] = InvalidBlockNumber;
+	if (meta->flags & IVF_META_CODES)
+	{
+		/* a chain of its own: the lo row, then the step row */
+		prev = InvalidBlockNumber;
+		meta->codebook[0] = append_float_pages(index, fork,
+											   centroids + (Size) meta->nslots * d,
+											   2 * d, g->centroid_floats_per_page,
+											   &prev);
 	}
 
+	meta->directory_npages = (meta->nslots + g->directory_entries_per_page - 1) /
+		g->directory_entries_per_page;
+	if (meta->directory_npages > IVF_MAX_DIR_PAGES)
+		elog(ERROR, "ivfflat: %u list slots need more than %d directory pages",
+			 meta->nslots, IVF_MAX_DIR_PAGES);
 	for (i = 0; i < meta->directory_npages; i++)
 	{
 		Buffer		buf = build_new_buffer(index, fork);
 		Page		page = BufferGetPage(buf);
-		IvfListEntry *entries = ivf_directory_entries(page);
-		uint32		n = Min(meta->nlists - list, g->directory_entries_per_page);
-		uint32		j;
+		uint32		first = i * g->directory_entries_per_page;
+		uint32		n = Min(meta->nslots - first, g->directory_entries_per_page);
 
+		meta->dir_blocks[i] = BufferGetBlockNumber(buf);
 		ivf_init_page(page, IVF_PAGE_DIRECTORY, 0);
-		for (j = 0; j < n; j++)
-		{
-			entries[j].head = InvalidBlockNumber;
-			entries[j].tail = InvalidBlockNumber;
-			entries[j].insert = InvalidBlockNumber;
-			entries[j].ngroups = 0;
-			entries[j].nbuilt = 0;
-			entries[j].radius = 0;
-		}
+		memcpy(PageGetContents(page), dir + first, n * sizeof(IvfListEntry));
 		IvfPageGetOpaque(page)->nvec = n;
 		if (i + 1 < meta->directory_npages)
 			IvfPageGetOpaque(page)->next = BufferGetBlockNumber(buf) + 1;
 		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + n * sizeof(IvfListEntry);
+		finish_page(buf);
+	}
+	meta->directory_start = meta->dir_blocks[0];
+}
+
+/*
+ * Format 3 (ivf.build_format = 3, for the tests that read old indexes):
+ * the centroid stream (with codes, the lo and step rows at its end), then
+ * the directory of IvfListEntryV3.  The meta page holds format 3's fields
+ * only.
+ */
+static void
+write_fixed_pages_v3(Relation index, ForkNumber fork, const IvfGeometry *g,
+					 IvfMetaPageData *meta, const float *centroids)
+{
+	Size		total = ((Size) meta->nlists + ((meta->flags & IVF_META_CODES) ? 2 : 0)) *
+		meta->dims;
+	BlockNumber prev = InvalidBlockNumber;
+	uint32		list = 0;
+	uint32		i;
+
+	meta->centroid_start = append_float_pages(index, fork, centroids, total,
+											  g->centroid_floats_per_page, &prev);
+	meta->centroid_npages = prev - meta->centroid_start + 1;
+	meta->directory_start = prev + 1;
+	meta->directory_npages = (meta->nlists + g->directory_entries_per_page - 1) /
+		g->directory_entries_per_page;
+	for (i = 0; i < meta->directory_npages; i++)
+	{
+		Buffer		buf = build_new_buffer(index, fork);
+		Page		page = BufferGetPage(buf);
+		uint32		n = Min(meta->nlists - list, g->directory_entries_per_page);
+		uint32		j;
+
+		Assert(BufferGetBlockNumber(buf) == meta->directory_start + i);
+		ivf_init_page(page, IVF_PAGE_DIRECTORY, 0);
+		for (j = 0; j < n; j++)
+		{
+			IvfListEntryV3 *e = ivf_dir_entry_ptr(page, g, j);
+
+			e->head = e->tail = e->insert = InvalidBlockNumber;
+			e->ngroups = 0;
+			e->nbuilt = 0;
+			e->radius = 0;
+		}
+		IvfPageGetOpaque(page)->nvec = n;
+		if (i + 1 < meta->directory_npages)
+			IvfPageGetOpaque(page)->next = BufferGetBlockNumber(buf) + 1;
+		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + n * sizeof(IvfListEntryV3);
 		list += n;
 		finish_page(buf);
+	}
+	ivf_meta_from_v3(meta);
+}
+
+/*
+ * Write the meta page, centroid (and codebook) pages and directory pages
+ * (blocks 0 ..) of an index with these centroids (the stream: nlists rows,
+ * then with codes the lo and step rows), in the format meta->version
+ * names.  dir holds nlists entries, every list empty; format 4 records
+ * where each centroid went there.  Returns the meta page contents through
+ * *meta.
+ */
+static void
+write_fixed_pages(Relation index, ForkNumber fork, const IvfGeometry *g,
+				  IvfMetaPageData *meta, const float *centroids,
+				  IvfListEntry *dir)
+{
+	Buffer		metabuf;
+	IvfGeometry vg = *g;
+
+	metabuf = build_new_buffer(index, fork);
+	Assert(BufferGetBlockNumber(metabuf) == IVF_METAPAGE_BLKNO);
+
+	if (meta->version >= 4)
+		write_fixed_pages_v4(index, fork, &vg, meta, centroids, dir);
+	else
+	{
+		ivf_geometry_v3_directory(&vg);
+		write_fixed_pages_v3(index, fork, &vg, meta, centroids);
 	}
 
 	/* the meta page last: its contents are final now */
 	{
 		Page		page = BufferGetPage(metabuf);
+		Size		size = meta->version >= 4 ? sizeof(IvfMetaPageData) : IVF_META_V3_SIZE;
 
 		ivf_init_page(page, IVF_PAGE_META, 0);
-		memcpy(PageGetContents(page), meta, sizeof(IvfMetaPageData));
-		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + sizeof(IvfMetaPageData);
+		memcpy(PageGetContents(page), meta, size);
+		((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + size;
 		finish_page(metabuf);
 	}
+}
+
+/* nlists directory entries of empty lists, live from the build on */
+static IvfListEntry *
+empty_directory(const IvfMetaPageData *meta)
+{
+	IvfListEntry *dir = palloc_extended(sizeof(IvfListEntry) * meta->nlists,
+										MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	uint32		i;
+
+	for (i = 0; i < meta->nlists; i++)
+	{
+		dir[i].head = dir[i].tail = dir[i].insert = InvalidBlockNumber;
+		dir[i].born = meta->generation;
+		dir[i].dead = IVF_GEN_NEVER;
+		dir[i].cblock = InvalidBlockNumber;
+	}
+	return dir;
 }
 
 /*
@@ -931,6 +1087,7 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 		}
 		group_add(bs, &w, (uint32) list, vec, tid, scratch);
 		dir[list].nbuilt++;
+		dir[list].nlive++;
 		/* strict_order's bound on the list (see IvfListEntry) */
 		dir[list].radius = Max(dir[list].radius,
 							   ivf_member_radius(vec, bs->centroids + (Size) list * g->dims,
@@ -950,23 +1107,42 @@ write_lists(IvfBuildState *bs, IvfListEntry *dir)
 	ExecDropSingleTupleTableSlot(slot);
 }
 
-/* Fill in the directory pages written empty by write_fixed_pages. */
+/* Fill in the directory pages written by write_fixed_pages. */
 static void
 write_directory(Relation index, const IvfMetaPageData *meta,
-				const IvfGeometry *g, const IvfListEntry *dir)
+				const IvfGeometry *geo, const IvfListEntry *dir)
 {
+	IvfGeometry vg;
+	const IvfGeometry *g = &vg;
 	uint32		i;
 
+	ivf_meta_geometry(meta, &vg);
+	Assert(vg.vecs_per_group == geo->vecs_per_group);
 	for (i = 0; i < meta->directory_npages; i++)
 	{
-		Buffer		buf = ReadBuffer(index, meta->directory_start + i);
+		Buffer		buf = ReadBuffer(index, meta->dir_blocks[i]);
 		Page		page;
 		uint32		first = i * g->directory_entries_per_page;
-		uint32		n = Min(meta->nlists - first, g->directory_entries_per_page);
+		uint32		n = Min(meta->nslots - first, g->directory_entries_per_page);
+		uint32		j;
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
-		memcpy(ivf_directory_entries(page), dir + first, n * sizeof(IvfListEntry));
+		if (g->directory_entry_size == sizeof(IvfListEntry))
+			memcpy(PageGetContents(page), dir + first, n * sizeof(IvfListEntry));
+		else
+			for (j = 0; j < n; j++)
+			{
+				IvfListEntryV3 *e = ivf_dir_entry_ptr(page, g, j);
+				const IvfListEntry *src = &dir[first + j];
+
+				e->head = src->head;
+				e->tail = src->tail;
+				e->insert = src->insert;
+				e->ngroups = src->ngroups;
+				e->nbuilt = src->nbuilt;
+				e->radius = src->radius;
+			}
 		finish_page(buf);
 	}
 }
@@ -1001,8 +1177,12 @@ init_meta(IvfMetaPageData *meta, Relation index, IvfMetric metric,
 
 	memset(meta, 0, sizeof(*meta));
 	meta->magic = IVF_MAGIC;
-	meta->version = IVF_FORMAT_VERSION;
+	/* ivf.build_format: the tests' way to write an older format */
+	meta->version = ivf_build_format;
 	meta->generation = 1;
+	meta->oldest_gen = 1;
+	if (opts->adaptive && meta->version >= 4)
+		meta->flags |= IVF_META_ADAPTIVE;
 	meta->metric = metric;
 	meta->dims = dims;
 	meta->lists_requested = opts->lists > 0 ? opts->lists : 0;
@@ -1054,6 +1234,10 @@ phase_done(Relation index, const char *phase, instr_time *start)
  * clamped when encoded; their larger error is recorded with them, so the
  * bounds stay valid.  The sample is overwritten: it is not needed again.
  * Leaves everything as it was when the dimensions are too many for codes.
+ * With no sample (an adaptive index built on an empty table) the quantizer
+ * is all zero: every code is 0 and its error the residual's length, valid
+ * bounds that rule out little, until the first split trains codebook 1
+ * (src/README "Codes").
  */
 static void
 train_codes(IvfBuildState *bs, uint32 k, const int32 *assign,
@@ -1702,6 +1886,9 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		k = 1;
 		meta.flags |= IVF_META_EMPTY_BUILD;
 		bs.centroids = palloc0(dbytes);
+		/* an adaptive index grows out of it: its lists will have codes */
+		if (codes && (meta.flags & IVF_META_ADAPTIVE))
+			train_codes(&bs, k, NULL, &meta);
 		ereport(NOTICE,
 				(errmsg("%s index \"%s\" was created with no data",
 						ivf_am_name(index), RelationGetRelationName(index)),
@@ -1816,14 +2003,8 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		pgstat_progress_update_multi_param(2, index, val);
 	}
 	meta.nbuilt = (uint64) bs.indtuples;
-	write_fixed_pages(index, MAIN_FORKNUM, &bs.geo, &meta, bs.centroids);
-	dir = palloc_extended(sizeof(IvfListEntry) * k, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	{
-		uint32		i;
-
-		for (i = 0; i < k; i++)
-			dir[i].head = dir[i].tail = dir[i].insert = InvalidBlockNumber;
-	}
+	dir = empty_directory(&meta);
+	write_fixed_pages(index, MAIN_FORKNUM, &bs.geo, &meta, bs.centroids, dir);
 	write_lists(&bs, dir);
 	write_directory(index, &meta, &bs.geo, dir);
 	if (bs.store)
@@ -1875,7 +2056,27 @@ ivf_buildempty(Relation index)
 	meta.flags |= IVF_META_EMPTY_BUILD;
 	meta.nlists = 1;
 	meta.default_nprobe = 1;
-	write_fixed_pages(index, INIT_FORKNUM, &g, &meta, zero);
+	/* as ivf_build with no rows: an adaptive index gets the code layout */
+	if (ivf_prefilter_wanted(ivf_get_options(index), ivf_index_elem(index)) &&
+		(meta.flags & IVF_META_ADAPTIVE))
+	{
+		IvfGeometry cg;
+
+		ivf_geometry(dims, true, ivf_index_elem(index), &cg);
+		if (cg.codes)
+		{
+			/* the zero centroid, then an all-zero lo and step row */
+			pfree(zero);
+			zero = palloc0(3 * sizeof(float) * dims);
+			g = cg;
+			meta.flags |= IVF_META_CODES;
+			meta.nsegments = g.nsegments;
+			meta.seg_dims = g.seg_dims;
+			meta.vecs_per_group = g.vecs_per_group;
+		}
+	}
+	write_fixed_pages(index, INIT_FORKNUM, &g, &meta, zero,
+					  empty_directory(&meta));
 	log_newpage_range(index, INIT_FORKNUM, 0,
 					  RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);
 	pfree(zero);

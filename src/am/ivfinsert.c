@@ -120,7 +120,8 @@ log_segments(Relation index, const IvfGeometry *g, Buffer *sbufs,
 }
 
 /*
- * Add a new group holding 'vec' to list 'list'.  tailbuf is the list's
+ * Add a new group holding 'vec' to the list whose id is 'list' (labelling
+ * its pages).  tailbuf is the list's
  * last group (exclusively locked, full) or InvalidBuffer when the list is
  * empty; dirbuf is the directory page (exclusively locked) with the list's
  * entry at 'slot'.
@@ -135,7 +136,7 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	BlockNumber segblk[IVF_MAX_SEGMENTS];
 	GenericXLogState *state;
 	Page		page;
-	IvfListEntry *entry;
+	IvfListEntryV3 *entry;
 	uint32		s;
 	uint32		first;
 
@@ -175,7 +176,7 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	}
 
 	page = GenericXLogRegisterBuffer(state, dirbuf, 0);
-	entry = &ivf_directory_entries(page)[dirslot];
+	entry = ivf_dir_entry_ptr(page, g, dirslot);
 	if (!BlockNumberIsValid(entry->head))
 		entry->head = BufferGetBlockNumber(headbuf);
 	entry->tail = BufferGetBlockNumber(headbuf);
@@ -196,13 +197,13 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
  * holding the group's pages, which come first in the lock order.
  */
 static Buffer
-lock_for_radius(Relation index, BlockNumber dirblk, uint32 dirslot,
-				float radius)
+lock_for_radius(Relation index, const IvfGeometry *g, BlockNumber dirblk,
+				uint32 dirslot, float radius)
 {
 	Buffer		dirbuf = ReadBuffer(index, dirblk);
 
 	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-	if (ivf_directory_entries(BufferGetPage(dirbuf))[dirslot].radius >= radius)
+	if (ivf_dir_entry_ptr(BufferGetPage(dirbuf), g, dirslot)->radius >= radius)
 	{
 		UnlockReleaseBuffer(dirbuf);
 		return InvalidBuffer;
@@ -212,12 +213,12 @@ lock_for_radius(Relation index, BlockNumber dirblk, uint32 dirslot,
 
 /* raise entry dirslot's radius in a page registered in the record */
 static void
-raise_radius(GenericXLogState *state, Buffer dirbuf, uint32 dirslot,
-			 float radius)
+raise_radius(GenericXLogState *state, const IvfGeometry *g, Buffer dirbuf,
+			 uint32 dirslot, float radius)
 {
 	Page		dp = GenericXLogRegisterBuffer(state, dirbuf, 0);
 
-	ivf_directory_entries(dp)[dirslot].radius = radius;
+	ivf_dir_entry_ptr(dp, g, dirslot)->radius = radius;
 }
 
 /*
@@ -251,7 +252,7 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 		fbuf = ReadBuffer(index, ivf_head_segblocks(page)[s - 1]);
 		LockBuffer(fbuf, BUFFER_LOCK_EXCLUSIVE);
 		if (grow)
-			dirbuf = lock_for_radius(index, dirblk, dirslot, radius);
+			dirbuf = lock_for_radius(index, g, dirblk, dirslot, radius);
 		state = GenericXLogStart(index);
 		/* head first: redo locks in this order (see add_to_group's end) */
 		page = GenericXLogRegisterBuffer(state, headbuf, 0);
@@ -259,7 +260,7 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 		write_segment(fpage, g, s, slot, vec);
 		write_head(page, g, slot, vec, tid, code, err, cnorm);
 		if (BufferIsValid(dirbuf))
-			raise_radius(state, dirbuf, dirslot, radius);
+			raise_radius(state, g, dirbuf, dirslot, radius);
 		GenericXLogFinish(state);
 		if (BufferIsValid(dirbuf))
 			UnlockReleaseBuffer(dirbuf);
@@ -278,7 +279,7 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 	 * nvec is raised, in the final record.
 	 */
 	if (grow)
-		dirbuf = lock_for_radius(index, dirblk, dirslot, radius);
+		dirbuf = lock_for_radius(index, g, dirblk, dirslot, radius);
 	first = log_segments(index, g, sbufs,
 						 Min(g->nsegments - 1,
 							 MAX_GENERIC_XLOG_PAGES - (BufferIsValid(dirbuf) ? 2 : 1)),
@@ -301,7 +302,7 @@ add_to_group(Relation index, const IvfGeometry *g, Buffer headbuf,
 	}
 	write_head(page, g, slot, vec, tid, code, err, cnorm);
 	if (BufferIsValid(dirbuf))
-		raise_radius(state, dirbuf, dirslot, radius);
+		raise_radius(state, g, dirbuf, dirslot, radius);
 	GenericXLogFinish(state);
 
 	if (BufferIsValid(dirbuf))
@@ -322,16 +323,14 @@ advance_hint(Relation index, const IvfMetaPageData *meta,
 	uint32		slot;
 	BlockNumber dirblk = ivf_directory_block(meta, g, list, &slot);
 	Buffer		dirbuf = ReadBuffer(index, dirblk);
-	IvfListEntry *entry;
 
 	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-	entry = &ivf_directory_entries(BufferGetPage(dirbuf))[slot];
-	if (entry->insert == from)
+	if (ivf_dir_entry_ptr(BufferGetPage(dirbuf), g, slot)->insert == from)
 	{
 		GenericXLogState *state = GenericXLogStart(index);
 		Page		page = GenericXLogRegisterBuffer(state, dirbuf, 0);
 
-		ivf_directory_entries(page)[slot].insert = to;
+		ivf_dir_entry_ptr(page, g, slot)->insert = to;
 		GenericXLogFinish(state);
 	}
 	UnlockReleaseBuffer(dirbuf);
@@ -354,6 +353,7 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	BlockNumber blkno;
 	uint32		dirslot;
 	BlockNumber dirblk;
+	uint32		listid;
 	uint8	   *code = NULL;
 	float		err = 0;
 	float		cnorm = 0;
@@ -373,6 +373,8 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 
 restart:
 	ivf_read_list_entry(index, &meta, &g, list, &entry);
+	/* the id its pages carry (format 2-3: the list number) */
+	listid = ivf_entry_list_id(&entry, list);
 	hint = BlockNumberIsValid(entry.insert) ? entry.insert : entry.head;
 
 	if (!BlockNumberIsValid(hint))
@@ -381,13 +383,13 @@ restart:
 		Buffer		dirbuf = ReadBuffer(index, dirblk);
 
 		LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-		if (BlockNumberIsValid(ivf_directory_entries(BufferGetPage(dirbuf))[dirslot].head))
+		if (BlockNumberIsValid(ivf_dir_entry_ptr(BufferGetPage(dirbuf), &g, dirslot)->head))
 		{
 			/* somebody beat us to it */
 			UnlockReleaseBuffer(dirbuf);
 			goto restart;
 		}
-		add_group(index, &g, list, InvalidBuffer, dirbuf, dirslot, vec, tid,
+		add_group(index, &g, listid, InvalidBuffer, dirbuf, dirslot, vec, tid,
 				  code, err, cnorm, radius);
 		UnlockReleaseBuffer(dirbuf);
 		return (uint32) list;
@@ -403,11 +405,13 @@ restart:
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
 		opaque = IvfPageGetOpaque(page);
-		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != (uint32) list)
+		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != listid)
 			ereport(ERROR,
 					(errcode(ERRCODE_INDEX_CORRUPTED),
 					 errmsg("index \"%s\": block %u is not a page of list %d",
-							RelationGetRelationName(index), blkno, list)));
+							RelationGetRelationName(index), blkno, list),
+					 errdetail("The page is labelled 0x%08X, the list's id is 0x%08X.",
+							   opaque->list, listid)));
 
 		if (opaque->nvec < g.vecs_per_group)
 		{
@@ -438,7 +442,7 @@ restart:
 			Buffer		dirbuf = ReadBuffer(index, dirblk);
 
 			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-			add_group(index, &g, list, buf, dirbuf, dirslot, vec, tid, code,
+			add_group(index, &g, listid, buf, dirbuf, dirslot, vec, tid, code,
 					  err, cnorm, radius);
 			UnlockReleaseBuffer(dirbuf);
 		}

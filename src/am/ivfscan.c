@@ -242,7 +242,7 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 			ivf_prefilter_list(&so->pf, so->query,
 							   cache->centroids + (Size) list * so->meta.dims);
 		remaining -= ivf_scan_list(index, &so->geo, so->metric, entry.head,
-								   list, so->query, limit,
+								   ivf_entry_list_id(&entry, list), so->query, limit,
 								   so->use_pf ? &so->pf : NULL, &so->cands);
 	}
 	so->probed = first + n;
@@ -445,13 +445,12 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 
 	for (i = 0; i < so->meta.directory_npages && list < nlists; i++)
 	{
-		Buffer		buf = ivf_read_directory_page(index, so->meta.directory_start + i);
+		Buffer		buf = ivf_read_directory_page(index, so->meta.dir_blocks[i]);
 		uint32		n = Min(nlists - list, so->geo.directory_entries_per_page);
-		IvfListEntry *e = ivf_directory_entries(BufferGetPage(buf));
 		uint32		j;
 
 		for (j = 0; j < n; j++)
-			radius[list + j] = e[j].radius;
+			radius[list + j] = ivf_dir_entry_ptr(BufferGetPage(buf), &so->geo, j)->radius;
 		UnlockReleaseBuffer(buf);
 		list += n;
 	}

@@ -268,12 +268,12 @@ lower_hint(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 	Buffer		dirbuf = ReadBuffer(index, ivf_directory_block(meta, g, list, &slot));
 
 	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-	if (ivf_directory_entries(BufferGetPage(dirbuf))[slot].insert == from)
+	if (ivf_dir_entry_ptr(BufferGetPage(dirbuf), g, slot)->insert == from)
 	{
 		GenericXLogState *state = GenericXLogStart(index);
 		Page		page = GenericXLogRegisterBuffer(state, dirbuf, 0);
 
-		ivf_directory_entries(page)[slot].insert = blkno;
+		ivf_dir_entry_ptr(page, g, slot)->insert = blkno;
 		GenericXLogFinish(state);
 	}
 	UnlockReleaseBuffer(dirbuf);
@@ -303,9 +303,11 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	dst = palloc(sizeof(uint32) * g.vecs_per_group);
 	src = palloc(sizeof(uint32) * g.vecs_per_group);
 
-	for (list = 0; list < meta.nlists; list++)
+	/* every slot: lists retired but not recycled hold TIDs too */
+	for (list = 0; list < meta.nslots; list++)
 	{
 		IvfListEntry entry;
+		uint32		listid;
 		BlockNumber blkno;
 		BlockNumber first_free = InvalidBlockNumber;
 		bool		before_hint = true;
@@ -313,6 +315,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		double		removed_before = stats->tuples_removed;
 
 		ivf_read_list_entry(index, &meta, &g, list, &entry);
+		listid = ivf_entry_list_id(&entry, list);
 		blkno = entry.head;
 		while (BlockNumberIsValid(blkno))
 		{
@@ -328,11 +331,13 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 			page = BufferGetPage(buf);
 			opaque = IvfPageGetOpaque(page);
-			if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list)
+			if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != listid)
 				ereport(ERROR,
 						(errcode(ERRCODE_INDEX_CORRUPTED),
 						 errmsg("index \"%s\": block %u is not a page of list %u",
-								RelationGetRelationName(index), blkno, list)));
+								RelationGetRelationName(index), blkno, list),
+						 errdetail("The page is labelled 0x%08X, the list's id is 0x%08X.",
+								   opaque->list, listid)));
 
 			n = vacuum_group(index, &g, buf, callback, callback_state, stats,
 							 dst, src);

@@ -10,6 +10,8 @@
  */
 #include "compat.h"
 
+#include <math.h>
+
 #include "access/reloptions.h"
 #include "utils/rel.h"
 
@@ -76,6 +78,10 @@ ivf_init_reloptions(void)
 	add_string_reloption(ivf_relopt_kind, "centroids",
 						 "Faiss file whose centroids the index is built around, read at every build (CREATE INDEX, REINDEX)",
 						 NULL, ivf_faiss_validate_path, AccessExclusiveLock);
+	/* gates maintenance only (src/README "Maintenance: when and who") */
+	add_bool_reloption(ivf_relopt_kind, "adaptive",
+					   "Split and merge lists as the table grows and changes, instead of keeping the lists built",
+					   true, ShareUpdateExclusiveLock);
 	/* only read by queries, so changing it need not block them */
 	add_string_reloption(ivf_relopt_kind, "params",
 						 "Search defaults of the index, e.g. 'nprobe=8,max_codes=4096' (see ivf.params)",
@@ -93,6 +99,7 @@ ivf_options(Datum reloptions, bool validate)
 		{"prefilter", RELOPT_TYPE_ENUM, offsetof(IvfOptions, prefilter)},
 		{"centroids", RELOPT_TYPE_STRING, offsetof(IvfOptions, centroids_offset)},
 		{"params", RELOPT_TYPE_STRING, offsetof(IvfOptions, params_offset)},
+		{"adaptive", RELOPT_TYPE_BOOL, offsetof(IvfOptions, adaptive)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, ivf_relopt_kind,
@@ -107,7 +114,7 @@ ivf_get_options(Relation index)
 {
 	IvfOptions *opts = (IvfOptions *) index->rd_options;
 	static IvfOptions defaults = {0, -1, -1, 1234, IVF_ORDER_NONE,
-	IVF_PREFILTER_AUTO};
+	IVF_PREFILTER_AUTO, 0, 0, true};
 
 	return opts ? opts : &defaults;
 }
@@ -143,7 +150,11 @@ ivf_index_default_nprobe(Relation index, const IvfMetaPageData *meta)
 	return ivf_option_nprobe(index, meta);
 }
 
-/* The index's nprobe option when set, else what the meta page records. */
+/*
+ * The index's nprobe option when set, else for an adaptive index
+ * round(sqrt(live lists)) of the meta page's view (its lists change), else
+ * what the meta page records from the build.
+ */
 uint32
 ivf_option_nprobe(Relation index, const IvfMetaPageData *meta)
 {
@@ -151,6 +162,8 @@ ivf_option_nprobe(Relation index, const IvfMetaPageData *meta)
 
 	if (opts->nprobe > 0)
 		return Min((uint32) opts->nprobe, meta->nlists);
+	if (meta->flags & IVF_META_ADAPTIVE)
+		return Max(1, (uint32) rint(sqrt((double) meta->nlists)));
 	return meta->default_nprobe;
 }
 

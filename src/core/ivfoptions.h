@@ -28,6 +28,8 @@ typedef struct IvfOptions
 	int			params_offset;	/* the params option (search defaults, see
 								 * ivfparams.c): offset of the text, 0 when
 								 * unset */
+	bool		adaptive;		/* lists split and merged as the table
+								 * changes (IVF_META_ADAPTIVE) */
 } IvfOptions;
 
 /* prefilter option */

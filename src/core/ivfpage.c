@@ -127,7 +127,20 @@ ivf_geometry(uint32 dims, bool codes, IvfElemType elem, IvfGeometry *g)
 
 	avail_floats = (IVF_PAGE_SPECIAL_OFF - IVF_PAGE_DATA_OFF) / sizeof(float);
 	g->centroid_floats_per_page = avail_floats;
+	g->centroid_rows_per_page = avail_floats / dims;
+	g->centroid_pages_per_row = (dims + avail_floats - 1) / avail_floats;
+	g->directory_entry_size = sizeof(IvfListEntry);
 	g->directory_entries_per_page = (IVF_PAGE_SPECIAL_OFF - IVF_PAGE_DATA_OFF) / sizeof(IvfListEntry);
+}
+
+/* Formats 2 and 3: 24-byte directory entries, the centroids a stream. */
+void
+ivf_geometry_v3_directory(IvfGeometry *g)
+{
+	g->centroid_rows_per_page = 0;
+	g->centroid_pages_per_row = 0;
+	g->directory_entry_size = sizeof(IvfListEntryV3);
+	g->directory_entries_per_page = (IVF_PAGE_SPECIAL_OFF - IVF_PAGE_DATA_OFF) / sizeof(IvfListEntryV3);
 }
 
 /* ------------------------------------------------------------------ pages */
@@ -248,7 +261,25 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 						RelationGetRelationName(index)),
 				 errdetail("The meta page gives %u dimensions and %u lists.", meta->dims, meta->nlists)));
 
+	if (meta->version < 4 && (meta->flags & IVF_META_ADAPTIVE))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" uses a page layout this build does not read",
+						RelationGetRelationName(index)),
+				 errdetail("Meta page flags are 0x%04X with format version %u.",
+						   meta->flags, meta->version),
+				 errhint("REINDEX the index.")));
+
 	ivf_meta_geometry(meta, &g);
+	if (meta->nslots < meta->nlists ||
+		meta->directory_npages < 1 || meta->directory_npages > IVF_MAX_DIR_PAGES ||
+		meta->nslots > (uint64) meta->directory_npages * g.directory_entries_per_page)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has an invalid meta page",
+						RelationGetRelationName(index)),
+				 errdetail("The meta page gives %u live lists, %u list slots and %u directory pages.",
+						   meta->nlists, meta->nslots, meta->directory_npages)));
 	if (g.nsegments != meta->nsegments || g.seg_dims != meta->seg_dims ||
 		g.vecs_per_group != meta->vecs_per_group ||
 		g.codes != ((meta->flags & IVF_META_CODES) != 0))
@@ -277,48 +308,190 @@ ivf_read_meta(Relation index, IvfMetaPageData *meta)
 	memcpy(meta, IvfPageGetMeta(page), sizeof(IvfMetaPageData));
 	UnlockReleaseBuffer(buf);
 
+	if (meta->version < 4)
+		ivf_meta_from_v3(meta);
 	ivf_check_meta(index, meta);
 }
 
 /*
- * Copy the centroid stream (ivf_centroid_rows() x dims floats: the
- * centroids, then with codes the lo and step rows) into dest.
+ * A format 2 or 3 meta page as format 4 describes the same index: every
+ * list a slot, live since generation 0, the directory pages consecutive,
+ * the codes' lo and step rows at the end of the centroid stream (no
+ * codebook pages).  The fields format 4 added are zeroed first: they lie
+ * past what those formats wrote.
  */
 void
-ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
+ivf_meta_from_v3(IvfMetaPageData *meta)
 {
-	Size		total = ivf_centroid_rows(meta) * meta->dims;
-	Size		done = 0;
-	BlockNumber blkno = meta->centroid_start;
 	uint32		i;
 
-	for (i = 0; i < meta->centroid_npages && done < total; i++, blkno++)
-	{
-		Buffer		buf = ReadBuffer(index, blkno);
-		Page		page;
-		IvfPageOpaque opaque;
-		Size		n;
+	memset((char *) meta + IVF_META_V3_SIZE, 0,
+		   sizeof(IvfMetaPageData) - IVF_META_V3_SIZE);
+	meta->nslots = meta->nlists;
+	meta->centroid_tail = InvalidBlockNumber;
+	for (i = 0; i < IVF_CODEBOOKS; i++)
+		meta->codebook[i] = InvalidBlockNumber;
+	for (i = 0; i < Min(meta->directory_npages, IVF_MAX_DIR_PAGES); i++)
+		meta->dir_blocks[i] = meta->directory_start + i;
+}
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		opaque = IvfPageGetOpaque(page);
-		if ((opaque->flags & IVF_PAGE_CENTROID) == 0 ||
-			opaque->page_id != IVF_PAGE_ID)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\": block %u is not a centroid page",
-							RelationGetRelationName(index), blkno)));
-		n = Min((Size) opaque->nvec, total - done);
+/*
+ * The meta page's generation, read with a share lock held for the read:
+ * what a scan or an insert takes as its view (src/README "Generations and
+ * the directory").  The page is checked as ivf_read_meta checks it when
+ * the cache is built.  Read through the cache's recent-buffer hints
+ * (ivf_read_buffer), since every scan and insert reads it: a hit skips the
+ * buffer-mapping lookup.
+ */
+uint32
+ivf_read_generation(Relation index)
+{
+	Buffer		buf;
+	Page		page;
+	uint32		generation;
+
+	buf = ivf_read_buffer(index, IVF_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (PageIsNew(page) ||
+		(IvfPageGetOpaque(page)->flags & IVF_PAGE_META) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has no valid meta page",
+						RelationGetRelationName(index))));
+	generation = IvfPageGetMeta(page)->generation;
+	UnlockReleaseBuffer(buf);
+	return generation;
+}
+
+/* block blkno, share-locked, after checking that it is a centroid page */
+static Buffer
+read_centroid_page(Relation index, BlockNumber blkno)
+{
+	Buffer		buf = ReadBuffer(index, blkno);
+	IvfPageOpaque opaque;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	opaque = IvfPageGetOpaque(BufferGetPage(buf));
+	if ((opaque->flags & IVF_PAGE_CENTROID) == 0 ||
+		opaque->page_id != IVF_PAGE_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\": block %u is not a centroid page",
+						RelationGetRelationName(index), blkno)));
+	return buf;
+}
+
+/*
+ * Read 'total' floats from the chain of centroid pages starting at blkno
+ * (each page's nvec floats, then its next link) into dest; what names the
+ * chain, for the error.
+ */
+static void
+read_float_chain(Relation index, BlockNumber blkno, Size total, float *dest,
+				 const char *what)
+{
+	Size		done = 0;
+
+	while (done < total && BlockNumberIsValid(blkno))
+	{
+		Buffer		buf = read_centroid_page(index, blkno);
+		Page		page = BufferGetPage(buf);
+		Size		n = Min((Size) IvfPageGetOpaque(page)->nvec, total - done);
+
 		memcpy(dest + done, PageGetContents(page), n * sizeof(float));
 		done += n;
+		blkno = IvfPageGetOpaque(page)->next;
 		UnlockReleaseBuffer(buf);
 	}
 	if (done != total)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\": centroid pages hold %zu of %zu floats",
-						RelationGetRelationName(index), (size_t) done,
+				 errmsg("index \"%s\": %s pages hold %zu of %zu floats",
+						RelationGetRelationName(index), what, (size_t) done,
 						(size_t) total)));
+}
+
+/*
+ * Copy the centroids of slots 0 .. nslots-1 into dest, followed with codes
+ * by codebook 0's lo and step rows: ivf_centroid_rows() x dims floats, the
+ * stream formats 2 and 3 stored as such.  Format 4 finds each slot's row
+ * through its directory entry (cblock, crow) and the codebook on its own
+ * pages.
+ */
+void
+ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
+{
+	IvfGeometry g;
+	Size		d = meta->dims;
+	Buffer		buf = InvalidBuffer;
+	BlockNumber cur = InvalidBlockNumber;
+	IvfListEntry *entries;
+	uint32		s;
+
+	if (meta->version < 4)
+	{
+		read_float_chain(index, meta->centroid_start,
+						 ivf_centroid_rows(meta) * d, dest, "centroid");
+		return;
+	}
+
+	ivf_meta_geometry(meta, &g);
+	entries = palloc(sizeof(IvfListEntry) * g.directory_entries_per_page);
+	for (s = 0; s < meta->nslots; s++)
+	{
+		uint32		i = s % g.directory_entries_per_page;
+		IvfListEntry e;
+		float	   *row = dest + (Size) s * d;
+
+		/* a directory page's entries at a time */
+		if (i == 0)
+		{
+			Buffer		dbuf = ivf_read_directory_page(index,
+													   meta->dir_blocks[s / g.directory_entries_per_page]);
+
+			ivf_dir_entries_get(BufferGetPage(dbuf), &g, 0,
+								Min(meta->nslots - s, g.directory_entries_per_page),
+								s, entries);
+			UnlockReleaseBuffer(dbuf);
+		}
+		e = entries[i];
+		if (g.centroid_rows_per_page == 0)
+		{
+			/* a row wider than a page: its own chain */
+			read_float_chain(index, e.cblock, d, row, "centroid");
+			continue;
+		}
+		if (e.cblock != cur)
+		{
+			if (BufferIsValid(buf))
+				UnlockReleaseBuffer(buf);
+			buf = read_centroid_page(index, e.cblock);
+			cur = e.cblock;
+		}
+		if ((Size) (e.crow + 1) * d > IvfPageGetOpaque(BufferGetPage(buf))->nvec)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": list slot %u names centroid row %u of block %u, which holds %u floats",
+							RelationGetRelationName(index), s, e.crow, cur,
+							IvfPageGetOpaque(BufferGetPage(buf))->nvec)));
+		memcpy(row, (float *) PageGetContents(BufferGetPage(buf)) + (Size) e.crow * d,
+			   d * sizeof(float));
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+	pfree(entries);
+
+	if (meta->flags & IVF_META_CODES)
+	{
+		if (!BlockNumberIsValid(meta->codebook[0]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has codes but no codebook",
+							RelationGetRelationName(index))));
+		read_float_chain(index, meta->codebook[0], 2 * d,
+						 dest + (Size) meta->nslots * d, "codebook");
+	}
 }
 
 /*
@@ -371,6 +544,12 @@ ivf_build_cache(Relation index)
 
 	ivf_read_meta(index, &meta);
 	d = meta.dims;
+	/* no step writes a slot that is not live at the build's generation yet */
+	if (meta.nslots != meta.nlists)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("index \"%s\" has %u list slots for %u live lists, which this build does not read",
+						RelationGetRelationName(index), meta.nslots, meta.nlists)));
 	nfloats = ivf_centroid_rows(&meta) * d;
 	ccodes = meta.nlists >= IVF_CENTROID_CODES_MIN_LISTS;
 	nrecent = ivf_cache_hint_slots(index);
@@ -454,22 +633,31 @@ ivf_build_cache(Relation index)
 
 /*
  * The meta page and centroids, cached in rd_amcache (one chunk, see
- * ivf_build_cache).  Nothing the cache holds changes in place: the meta
- * page and the centroid pages are written by the build only.  Every
- * rebuild (REINDEX, TRUNCATE, VACUUM FULL, CLUSTER, a table rewrite) holds
- * AccessExclusiveLock, writes a new relfilenode (or, for a table created
- * in the same transaction, may truncate and rebuild in place) and sends a
- * relcache invalidation (index_build always does), which a backend
- * processes, dropping rd_amcache, when it next locks the index or, for
- * its own changes, at the end of the command.  So the cache is served
- * without reading the meta page again.
+ * ivf_build_cache), for the view the meta page's generation names now.
+ * The generation is read every time (one share lock of block 0): a change
+ * of the lists (src/README "Self-balancing lists") advances it without a
+ * relcache invalidation, which would not reach a backend that already
+ * holds a lock on the index anyway; a cache of another generation is
+ * dropped and built again.  Rebuilds (REINDEX, TRUNCATE, VACUUM FULL,
+ * CLUSTER, a table rewrite) write a new relfilenode (or, for a table
+ * created in the same transaction, may truncate and rebuild in place) and
+ * send a relcache invalidation (index_build always does), which drops
+ * rd_amcache too.
  */
 IvfCache *
 ivf_get_cache(Relation index)
 {
-	if (index->rd_amcache == NULL)
-		index->rd_amcache = ivf_build_cache(index);
-	return (IvfCache *) index->rd_amcache;
+	IvfCache   *cache = (IvfCache *) index->rd_amcache;
+
+	if (cache != NULL && cache->meta.generation != ivf_read_generation(index))
+	{
+		index->rd_amcache = NULL;
+		pfree(cache);
+		cache = NULL;
+	}
+	if (cache == NULL)
+		index->rd_amcache = cache = ivf_build_cache(index);
+	return cache;
 }
 
 /*
@@ -506,18 +694,64 @@ ivf_read_buffer(Relation index, BlockNumber blkno)
 
 /* --------------------------------------------------------------- directory */
 
+/* The directory page of list slot 'list', and the entry's index on it. */
 BlockNumber
 ivf_directory_block(const IvfMetaPageData *meta, const IvfGeometry *g,
 					uint32 list, uint32 *slot)
 {
+	uint32		page = list / g->directory_entries_per_page;
+
+	Assert(page < meta->directory_npages && page < IVF_MAX_DIR_PAGES);
 	*slot = list % g->directory_entries_per_page;
-	return meta->directory_start + list / g->directory_entries_per_page;
+	return meta->dir_blocks[page];
 }
 
-IvfListEntry *
-ivf_directory_entries(Page page)
+/*
+ * Entry i of a directory page, for the fields every format has at the
+ * same offsets (IvfListEntryV3): what inserts and VACUUM change in place.
+ */
+IvfListEntryV3 *
+ivf_dir_entry_ptr(Page page, const IvfGeometry *g, uint32 i)
 {
-	return (IvfListEntry *) PageGetContents(page);
+	return (IvfListEntryV3 *) ((char *) PageGetContents(page) +
+							   (Size) i * g->directory_entry_size);
+}
+
+/*
+ * Copy entries first .. first+n-1 of a directory page to out, the first
+ * of them being list slot 'slot'; formats 2 and 3 are converted (born 0,
+ * dead never, incarnation 0, the centroid at row 'slot' of the stream).
+ */
+void
+ivf_dir_entries_get(Page page, const IvfGeometry *g, uint32 first, uint32 n,
+					uint32 slot, IvfListEntry *out)
+{
+	uint32		i;
+
+	if (g->directory_entry_size == sizeof(IvfListEntry))
+	{
+		memcpy(out, (char *) PageGetContents(page) + (Size) first * sizeof(IvfListEntry),
+			   (Size) n * sizeof(IvfListEntry));
+		return;
+	}
+	for (i = 0; i < n; i++)
+	{
+		const IvfListEntryV3 *v3 = ivf_dir_entry_ptr(page, g, first + i);
+		IvfListEntry *e = &out[i];
+
+		memset(e, 0, sizeof(*e));
+		e->head = v3->head;
+		e->tail = v3->tail;
+		e->insert = v3->insert;
+		e->ngroups = v3->ngroups;
+		e->nbuilt = v3->nbuilt;
+		e->radius = v3->radius;
+		e->born = 0;
+		e->dead = IVF_GEN_NEVER;
+		e->nlive = v3->nbuilt;
+		e->cblock = InvalidBlockNumber;
+		e->crow = slot + i;
+	}
 }
 
 /* Directory page blkno, share-locked, after checking that it is one. */
@@ -543,6 +777,6 @@ ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
 	Buffer		buf;
 
 	buf = ivf_read_directory_page(index, ivf_directory_block(meta, g, list, &slot));
-	*entry = ivf_directory_entries(BufferGetPage(buf))[slot];
+	ivf_dir_entries_get(BufferGetPage(buf), g, slot, 1, list, entry);
 	UnlockReleaseBuffer(buf);
 }

@@ -26,11 +26,13 @@ typedef struct IvfRecentBuffer
 } IvfRecentBuffer;
 
 /*
- * Per-index state cached in rd_amcache: the meta page and the centroids.
- * One palloc chunk: the arrays below point into it, after the header
- * (PostgreSQL frees just that chunk when it drops rd_amcache).  Never hold
- * a pointer to it across anything that may process relcache invalidations
- * (lock acquisition): copy what is needed.
+ * Per-index state cached in rd_amcache: the meta page and the centroids,
+ * of the generation the meta page named when it was built.  One palloc
+ * chunk: the arrays below point into it, after the header (PostgreSQL frees
+ * just that chunk when it drops rd_amcache, and ivf_get_cache when the
+ * generation moved).  Never hold a pointer to it across anything that may
+ * process relcache invalidations (lock acquisition) or call ivf_get_cache:
+ * copy what is needed.
  */
 typedef struct IvfCache
 {
@@ -78,6 +80,8 @@ ivf_recent_hint(const IvfCache *cache, BlockNumber blkno)
 extern void ivf_init_page(Page page, uint16 flags, uint32 list);
 extern Buffer ivf_new_buffer(Relation index);
 extern void ivf_read_meta(Relation index, IvfMetaPageData *meta);
+extern void ivf_meta_from_v3(IvfMetaPageData *meta);
+extern uint32 ivf_read_generation(Relation index);
 extern void ivf_check_meta(Relation index, const IvfMetaPageData *meta);
 extern char *ivf_am_name(Relation index);
 extern IvfCache *ivf_get_cache(Relation index);
@@ -91,6 +95,9 @@ extern void ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
 extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
 									   const IvfGeometry *g, uint32 list,
 									   uint32 *slot);
-extern IvfListEntry *ivf_directory_entries(Page page);
+extern IvfListEntryV3 *ivf_dir_entry_ptr(Page page, const IvfGeometry *g,
+										 uint32 i);
+extern void ivf_dir_entries_get(Page page, const IvfGeometry *g, uint32 first,
+								uint32 n, uint32 slot, IvfListEntry *out);
 
 #endif							/* IVF_IVFPAGE_H */

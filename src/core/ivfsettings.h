@@ -36,6 +36,7 @@ extern double ivf_kmeans_tolerance;
 extern int	ivf_kmeans_points_per_list;
 extern int	ivf_prefilter_k;
 extern int	ivf_search_mode;
+extern int	ivf_build_format;	/* format version builds write (tests) */
 /* a parsed parameter string (ivfparams.c); set says which are given */
 #define IVF_PARAM_NPROBE		0x01
 #define IVF_PARAM_MAX_CODES		0x02

@@ -370,7 +370,8 @@ upload_lists(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 			ivf_read_list_entry(index, meta, g, l, &e);
 			ls[nb] = (int32) l;
 			if (BlockNumberIsValid(e.head))
-				ivf_export_list(index, g, e.head, l, &vecs[nb], &ids[nb], &counts[nb]);
+				ivf_export_list(index, g, e.head, ivf_entry_list_id(&e, l),
+								&vecs[nb], &ids[nb], &counts[nb]);
 			else
 			{
 				counts[nb] = 0;

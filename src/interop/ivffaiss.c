@@ -219,7 +219,7 @@ collect_lists(Relation index, const IvfMetaPageData *meta,
 		if (!BlockNumberIsValid(e.head))
 			continue;
 		old = MemoryContextSwitchTo(listcxt);
-		ivf_export_list(index, g, e.head, l, &vecs, &ids, &n);
+		ivf_export_list(index, g, e.head, ivf_entry_list_id(&e, l), &vecs, &ids, &n);
 		/* the live slots, packed: vectors, then their ids */
 		for (i = 0; i < n; i++)
 		{

@@ -287,7 +287,7 @@ ivf_sq8_train(const float *x, size_t n, size_t d, float *lo, float *step)
 
 	if (n == 0)
 	{
-		/* not a valid call; leave a harmless all-zero quantizer */
+		/* nothing to learn from: an all-zero quantizer (every code 0) */
 		for (j = 0; j < d; j++)
 			lo[j] = step[j] = 0.0f;
 		return;

@@ -206,7 +206,8 @@ search_matrix_query(SearchState *ss, int qc)
 
 		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, l, &e);
 		if (BlockNumberIsValid(e.head))
-			(void) ivf_scan_list(ss->index, &ss->g, ss->metric, e.head, l, q,
+			(void) ivf_scan_list(ss->index, &ss->g, ss->metric, e.head,
+								 ivf_entry_list_id(&e, l), q,
 								 ss->limits[(Size) qc * ss->nprobe + i], NULL,
 								 cands);
 	}
@@ -281,7 +282,8 @@ search_csr(SearchState *ss)
 			continue;
 		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, i, &e);
 		if (BlockNumberIsValid(e.head))
-			ivf_scan_list_multi(ss->index, &ss->g, ss->metric, e.head, i,
+			ivf_scan_list_multi(ss->index, &ss->g, ss->metric, e.head,
+								ivf_entry_list_id(&e, i),
 								ss->queries, bylist_q + count[i],
 								bylist_lim + count[i], n, heaps);
 	}

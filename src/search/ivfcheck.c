@@ -190,10 +190,15 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 	BlockNumber maxblk = InvalidBlockNumber;
 	uint32		maxslot = 0;
 	bool		radius_ok = e->radius >= 0;
+	uint32		listid = ivf_entry_list_id(e, list);
 
 	/* strict_order's bound needs radius >= 0; NaN would rule nothing out */
 	if (!radius_ok)
 		problem(cs, "list %u: radius %g is negative or NaN", list, e->radius);
+	/* nothing retires a list yet: every slot is live */
+	if (!ivf_entry_live(e, cs->meta.generation))
+		problem(cs, "list %u: not live at generation %u (born %u, dead %u)",
+				list, cs->meta.generation, e->born, e->dead);
 
 	if (!BlockNumberIsValid(e->head))
 	{
@@ -231,8 +236,9 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 			UnlockReleaseBuffer(buf);
 			return;
 		}
-		if (op->list != list)
-			problem(cs, "list %u: block %u belongs to list %u", list, blkno, op->list);
+		if (op->list != listid)
+			problem(cs, "list %u: block %u is labelled list id 0x%08X, the list's is 0x%08X",
+					list, blkno, op->list, listid);
 		nvec = op->nvec;
 		if (nvec > g->vecs_per_group)
 		{
@@ -260,7 +266,7 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 			nsegok = s + 1;
 			if (PageIsNew(sp) || IvfPageGetOpaque(sp)->page_id != IVF_PAGE_ID ||
 				(IvfPageGetOpaque(sp)->flags & IVF_PAGE_SEGMENT) == 0 ||
-				IvfPageGetOpaque(sp)->list != list)
+				IvfPageGetOpaque(sp)->list != listid)
 			{
 				problem(cs, "list %u: block %u, segment %u of group %u, is not a segment page of the list",
 						list, sblk, s, blkno);
@@ -399,6 +405,46 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 	}
 }
 
+/*
+ * Visit the chain of centroid pages from blkno, checking their floats;
+ * returns the floats they hold.
+ */
+static Size
+check_float_chain(CheckState *cs, BlockNumber blkno, const char *what)
+{
+	Size		done = 0;
+
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf;
+		Page		page;
+		IvfPageOpaque op;
+		double		normsq = 0;
+		BlockNumber next;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!visit(cs, blkno, what, 0))
+			break;
+		buf = ReadBuffer(cs->index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		op = IvfPageGetOpaque(page);
+		if (op->page_id != IVF_PAGE_ID || (op->flags & IVF_PAGE_CENTROID) == 0)
+		{
+			problem(cs, "block %u is not a centroid page", blkno);
+			UnlockReleaseBuffer(buf);
+			break;
+		}
+		check_floats(cs, (float *) PageGetContents(page),
+					 Min(op->nvec, cs->g.centroid_floats_per_page), 0, blkno, 0, &normsq);
+		done += op->nvec;
+		next = op->next;
+		UnlockReleaseBuffer(buf);
+		blkno = next;
+	}
+	return done;
+}
+
 static void
 run_check(CheckState *cs)
 {
@@ -425,31 +471,19 @@ run_check(CheckState *cs)
 				ivf_elem_name((IvfElemType) cs->meta.elem_type),
 				ivf_elem_name(ivf_index_elem(cs->index)));
 
-	/* centroid pages */
+	/*
+	 * Centroid pages: one chain from centroid_start (format 2-3: the
+	 * stream, codebook rows included; 4: every slot's row), then in format
+	 * 4 with codes codebook 0's chain.
+	 */
 	total = ivf_centroid_rows(&cs->meta) * cs->meta.dims;
-	for (i = 0; i < cs->meta.centroid_npages; i++)
+	done = check_float_chain(cs, cs->meta.centroid_start, "centroid page");
+	if (cs->meta.version >= 4 && (cs->meta.flags & IVF_META_CODES))
 	{
-		BlockNumber blkno = cs->meta.centroid_start + i;
-		Buffer		buf;
-		Page		page;
-		IvfPageOpaque op;
-		double		normsq = 0;
-
-		if (!visit(cs, blkno, "centroid page", 0))
-			continue;
-		buf = ReadBuffer(cs->index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		op = IvfPageGetOpaque(page);
-		if (op->page_id != IVF_PAGE_ID || (op->flags & IVF_PAGE_CENTROID) == 0)
-			problem(cs, "block %u is not a centroid page", blkno);
+		if (!BlockNumberIsValid(cs->meta.codebook[0]))
+			problem(cs, "meta page: codes but no codebook");
 		else
-		{
-			check_floats(cs, (float *) PageGetContents(page),
-						 Min(op->nvec, cs->g.centroid_floats_per_page), 0, blkno, 0, &normsq);
-			done += op->nvec;
-		}
-		UnlockReleaseBuffer(buf);
+			done += check_float_chain(cs, cs->meta.codebook[0], "codebook page");
 	}
 	if (done != total)
 		problem(cs, "centroid pages hold %zu floats, expected %zu", (size_t) done, (size_t) total);
@@ -463,16 +497,20 @@ run_check(CheckState *cs)
 	}
 	cs->gamma = (double) (cs->meta.dims + 16) * FLT_EPSILON;
 
-	/* directory pages, then every list */
-	dir = palloc(sizeof(IvfListEntry) * cs->meta.nlists);
+	/* directory pages, then every list slot */
+	dir = palloc(sizeof(IvfListEntry) * cs->meta.nslots);
 	for (i = 0; i < cs->meta.directory_npages; i++)
 	{
-		BlockNumber blkno = cs->meta.directory_start + i;
+		BlockNumber blkno = cs->meta.dir_blocks[i];
 		Buffer		buf;
 		Page		page;
 		IvfPageOpaque op;
 		uint32		first = i * cs->g.directory_entries_per_page;
-		uint32		n = Min(cs->meta.nlists - first, cs->g.directory_entries_per_page);
+		uint32		n;
+
+		if (first >= cs->meta.nslots)
+			break;
+		n = Min(cs->meta.nslots - first, cs->g.directory_entries_per_page);
 
 		if (!visit(cs, blkno, "directory page", 0))
 			continue;
@@ -490,14 +528,17 @@ run_check(CheckState *cs)
 			{
 				dir[list].ngroups = 0;
 				dir[list].radius = 0;
+				dir[list].born = 0;
+				dir[list].dead = IVF_GEN_NEVER;
+				dir[list].incarnation = 0;
 			}
 		}
 		else
-			memcpy(dir + first, ivf_directory_entries(page), sizeof(IvfListEntry) * n);
+			ivf_dir_entries_get(page, &cs->g, 0, n, first, dir + first);
 		UnlockReleaseBuffer(buf);
 	}
 
-	for (list = 0; list < cs->meta.nlists; list++)
+	for (list = 0; list < cs->meta.nslots; list++)
 		check_list(cs, list, &dir[list]);
 
 	/* every TID once */
@@ -574,8 +615,8 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	Oid			indexoid = PG_GETARG_OID(0);
 	TupleDesc	desc;
 	CheckState	cs;
-	Datum		values[17];
-	bool		nulls[17] = {0};
+	Datum		values[26];
+	bool		nulls[26] = {0};
 	int			i = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -612,6 +653,18 @@ ivf_index_info(PG_FUNCTION_ARGS)
 	values[i++] = BoolGetDatum((cs.meta.flags & IVF_META_CODES) != 0);
 	/* 0.2.0: the element type (0.1.0's function has 16 columns) */
 	values[i++] = CStringGetTextDatum(ivf_elem_name((IvfElemType) cs.meta.elem_type));
+	/* 0.2.0: the format and the self-balancing lists (src/README) */
+	values[i++] = Int32GetDatum((int32) cs.meta.version);
+	values[i++] = BoolGetDatum(cs.meta.version >= 4 &&
+							   ivf_get_options(cs.index)->adaptive);
+	values[i++] = Int64GetDatum((int64) cs.meta.generation);
+	values[i++] = Int32GetDatum((int32) cs.meta.nslots);
+	values[i++] = Int64GetDatum((int64) cs.meta.nsplits);
+	values[i++] = Int64GetDatum((int64) cs.meta.nmerges);
+	values[i++] = Int64GetDatum((int64) cs.meta.vectors_copied);
+	values[i++] = Int64GetDatum((int64) cs.meta.vectors_reassigned);
+	values[i++] = Int64GetDatum((int64) cs.meta.lists_recycled);
+	Assert(i == lengthof(values));
 
 	close_check(&cs);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));

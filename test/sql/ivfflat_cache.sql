@@ -14,10 +14,13 @@ SET enable_seqscan = off;
 SET enable_bitmapscan = off;
 
 -- An index on an empty table: one list, no group.  Building the cache reads
--- the meta page and the centroid page; then the scan reads the list's
--- directory page.  Once cached, a scan reads the directory page only: the
--- meta page and the centroids never change in place, so they are not read
--- again until a relcache invalidation drops the cache.
+-- the meta page, the directory page (where the list's centroid is), the
+-- centroid page and the codebook page (an adaptive index built with no rows
+-- has the code layout); then the scan reads the list's directory page.  Once
+-- cached, a scan reads the meta page's generation and the directory page:
+-- the centroids of a generation never change in place, so they are not read
+-- again until the generation moves or a relcache invalidation drops the
+-- cache.
 CREATE TABLE e (id int, v vector(3));
 CREATE INDEX e_idx ON e USING ivfflat (v) WITH (lists = 1);
 SELECT pages('SELECT id FROM e ORDER BY v <-> ''[1,2,3]'' LIMIT 1') AS cold;

@@ -11,11 +11,18 @@
 #       REINDEX makes the index usable again;
 #   (c) sound indexes after inserts of far outliers (raising radii), deletes
 #       and VACUUM: ivf_check reports nothing;
-#   (d) format version 2 (before the meta page's element type): a float
-#       index written as version 2 (its element type field zero, as
-#       version 2 left it) is read as before; a version 2 meta page naming
-#       another element type, or a version 3 one naming an unknown type,
-#       is refused.
+#   (d) formats 3 and 2 (before list slots, and before the meta page's
+#       element type): an index built as format 3 (ivf.build_format = 3,
+#       the tests' switch) is read, checked and inserted into as before;
+#       the same index written as version 2 (its element type field zero,
+#       as version 2 left it) too; a version 2 meta page naming another
+#       element type, or a version 3 one naming an unknown type, is
+#       refused;
+#   (e) format 4's list slots: a slot stamped dead at the generation, a
+#       slot whose incarnation no longer matches its pages' list id, a
+#       centroid row past its page, and more slots than live lists (which
+#       nothing writes yet) are each reported by ivf_check or refused by
+#       the scan, and the index reads as before once restored.
 #
 # The node runs without data checksums (initdb's default): with them the
 # overwritten pages would fail their checksum before ivf saw them.
@@ -44,14 +51,19 @@ my $blcksz = $node->safe_psql('postgres', 'SHOW block_size');
 
 # Page layout (src/core/ivfformat.h): page contents start after the page header,
 # MAXALIGN(SizeOfPageHeaderData) = 24 bytes.  IvfMetaPageData: magic at 0,
-# version at 4, directory_start at 64.  IvfListEntry (24 bytes): head at 0,
-# radius (float4) at 20.
+# version at 4, directory_start (format 4: the first directory page, the
+# others following it as in format 3) at 64.  IvfListEntry (64 bytes; format
+# 3: 24): head at 0, radius (float4) at 20.
 my $contents = 24;
 my $meta_version = $contents + 4;
 my $meta_dirstart = $contents + 64;
 my $meta_elem = $contents + 84;
-my $entry_size = 24;
+my $entry_size = 64;
 my $entry_radius = 20;
+my $entry_dead = 28;
+my $entry_crow = 48;
+my $entry_incarnation = 52;
+my $meta_nslots = $contents + 88;
 
 sub index_file
 {
@@ -226,12 +238,30 @@ is( $node->safe_psql('postgres',
 my ($uses) = uses_index($node, 'postgres', $noseq, $scan, 't_l2');
 is($uses, 1, '(b) that scan uses t_l2');
 
-# (d) version 2 is still read: the same index as version 2 (REINDEX gave
-# it a new file)
+# (d) versions 3 and 2 are still read: the same index built as format 3,
+# then written as version 2 (REINDEX gives it a new file each time)
 $file{t_l2} = index_file('t_l2');
 $node->stop;
-is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 3, '(d) new indexes are format version 3');
+is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 4, '(d) new indexes are format version 4');
+$node->start;
+$node->safe_psql('postgres', 'SET ivf.build_format = 3; REINDEX INDEX t_l2');
+$file{t_l2} = index_file('t_l2');
+$node->stop;
+is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 3, '(d) ivf.build_format = 3 builds format version 3');
 is(unpack('L', read_bytes($file{t_l2}, $meta_elem, 4)), 0, '(d) a vector index has element type 0 (float)');
+$node->start;
+ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 3 index: no problem');
+is( $node->safe_psql('postgres',
+		"$noseq SET ivf.nprobe = 4; SELECT string_agg(id::text, ',') FROM ($scan) x"),
+	$exact, '(d) a version 3 index returns the exact nearest rows');
+is($node->safe_psql('postgres', q{SELECT prefilter FROM ivf_index_info('t_l2')}), 't',
+	'(d) the version 3 index has codes');
+$node->safe_psql('postgres', q{INSERT INTO t VALUES (20002, '[1,1,1,1,1,1,1,1]')});
+is( $node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; SELECT id FROM ($scan) x LIMIT 1"),
+	'20002', '(d) an insert into a version 3 index is found');
+$node->safe_psql('postgres', 'DELETE FROM t WHERE id = 20002; VACUUM t');
+ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 3 index after insert and VACUUM: no problem');
+$node->stop;
 write_bytes($file{t_l2}, $meta_version, pack('L', 2));
 $node->start;
 ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 2 index: no problem');
@@ -258,6 +288,66 @@ isnt($rc, 0, '(d) an unknown element type is refused');
 like($err, qr/index "t_l2" has an invalid element type 7/, '(d) the scan names it');
 $node->safe_psql('postgres', 'REINDEX INDEX t_l2');
 ivf_check_clean($node, 'postgres', 't_l2', '(d) t_l2 after REINDEX: no problem');
+
+# (e) format 4's list slots, on t_cos (4 lists, never written to since (a))
+sub entry_off
+{
+	my ($file, $list) = @_;
+	my ($dirstart) = unpack('L', read_bytes($file, $meta_dirstart, 4));
+	return $dirstart * $blcksz + $contents + $list * $entry_size;
+}
+my $cos = q{SELECT id FROM t ORDER BY v <=> '[1,1,1,1,1,1,1,1]' LIMIT 5};
+my $cos_rows = $node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; $cos");
+my ($uses_cos) = uses_index($node, 'postgres', $noseq, $cos, 't_cos');
+is($uses_cos, 1, '(e) the cosine scan uses t_cos');
+$node->stop;
+my $e0 = entry_off($file{t_cos}, 0);
+my $e1 = entry_off($file{t_cos}, 1);
+is(unpack('L', read_bytes($file{t_cos}, $meta_version, 4)), 4, '(e) t_cos is format 4');
+is(unpack('L', read_bytes($file{t_cos}, $e0 + $entry_dead, 4)), 0xFFFFFFFF, '(e) list 0 is not retired');
+write_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 1));
+$node->start;
+{
+	my @rows = check_rows('t_cos');
+	is_deeply(\@rows, ['list 0: not live at generation 1 (born 1, dead 1)'],
+		'(e) a slot dead at the generation is reported');
+}
+$node->stop;
+write_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 0xFFFFFFFF));
+write_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 1));
+$node->start;
+{
+	my @rows = check_rows('t_cos');
+	# heads by their label, float pages as not the list's
+	ok((grep { /^list 1: block \d+ is labelled list id 0x00000001, the list's is 0x00010001$/ } @rows)
+		  && !(grep { !/^list 1: / } @rows),
+		'(e) pages of an earlier incarnation are reported, in list 1 only') or diag(join("\n", @rows));
+	($rc, $out, $err) = $node->psql('postgres', "$noseq SET ivf.nprobe = 4; $cos");
+	isnt($rc, 0, '(e) a scan reaching them fails');
+	like($err, qr/block \d+ is not a page of list 65537/, '(e) it names the list id');
+}
+$node->stop;
+write_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 0));
+write_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 999));
+$node->start;
+($rc, $out, $err) = $node->psql('postgres', "$noseq $cos");
+isnt($rc, 0, '(e) a centroid row past its page is refused');
+like($err, qr/list slot 0 names centroid row 999 of block \d+, which holds \d+ floats/,
+	'(e) the error names the slot and the row');
+$node->stop;
+write_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 0));
+is(unpack('L', read_bytes($file{t_cos}, $meta_nslots, 4)), 4, '(e) t_cos has 4 list slots');
+write_bytes($file{t_cos}, $meta_nslots, pack('L', 5));
+$node->start;
+($rc, $out, $err) = $node->psql('postgres', "$noseq $cos");
+isnt($rc, 0, '(e) more slots than live lists are refused (nothing writes them yet)');
+like($err, qr/index "t_cos" has 5 list slots for 4 live lists/, '(e) the error says so');
+$node->stop;
+write_bytes($file{t_cos}, $meta_nslots, pack('L', 4));
+$node->start;
+ivf_check_clean($node, 'postgres', 't_cos', '(e) t_cos restored: no problem');
+is($node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; $cos"), $cos_rows,
+	'(e) t_cos restored: the same rows');
 
 $node->stop;
 done_testing();
