@@ -1796,7 +1796,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.elem = ivf_index_elem(index);
 	bs.dims = index_dims(index);
 	ivf_geometry(bs.dims, false, bs.elem, &bs.geo);
-	codes = ivf_prefilter_wanted(opts, bs.elem);
+	codes = ivf_prefilter_wanted(opts, bs.elem, bs.dims);
 	bs.tmpCtx = AllocSetContextCreate(buildCtx, "ivfflat build tuple",
 									  ALLOCSET_DEFAULT_SIZES);
 	bs.prng = (uint64) opts->seed * UINT64CONST(0x2545F4914F6CDD1D) + 1;
@@ -2057,7 +2057,8 @@ ivf_buildempty(Relation index)
 	meta.nlists = 1;
 	meta.default_nprobe = 1;
 	/* as ivf_build with no rows: an adaptive index gets the code layout */
-	if (ivf_prefilter_wanted(ivf_get_options(index), ivf_index_elem(index)) &&
+	if (ivf_prefilter_wanted(ivf_get_options(index), ivf_index_elem(index),
+							 dims) &&
 		(meta.flags & IVF_META_ADAPTIVE))
 	{
 		IvfGeometry cg;

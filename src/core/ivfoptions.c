@@ -120,17 +120,20 @@ ivf_get_options(Relation index)
 }
 
 /*
- * Whether a build stores the prefilter's codes.  auto: for float elements
- * only.  A code is one byte per dimension whatever the element, so beside
- * half floats (two bytes) it saves less of a scan's reading than it adds to
- * the index: measured on BIGANN and Fashion-MNIST, a halfvec index without
- * codes was both smaller and faster than one with them (bench/README.md).
+ * Whether a build stores the prefilter's codes.  auto: always for float
+ * elements; for half floats only from IVF_PREFILTER_HALF_MIN_DIMS up.  A
+ * code is one byte an element whatever the element, so beside half floats
+ * it halves the bytes read at most, and the bound's work per vector costs
+ * about as much as reading a short half vector: measured (bench/, one
+ * run each), a halfvec index without codes was faster than one with them
+ * at 128 dimensions (BIGANN) and slower at 784 (Fashion-MNIST).  Where
+ * between the two they cross has not been measured.
  */
 bool
-ivf_prefilter_wanted(const IvfOptions *opts, IvfElemType elem)
+ivf_prefilter_wanted(const IvfOptions *opts, IvfElemType elem, uint32 dims)
 {
 	if (opts->prefilter == IVF_PREFILTER_AUTO)
-		return elem == IVF_ELEM_FLOAT;
+		return elem == IVF_ELEM_FLOAT || dims >= IVF_PREFILTER_HALF_MIN_DIMS;
 	return opts->prefilter == IVF_PREFILTER_ON;
 }
 

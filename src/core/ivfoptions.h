@@ -33,9 +33,11 @@ typedef struct IvfOptions
 } IvfOptions;
 
 /* prefilter option */
-#define IVF_PREFILTER_AUTO		0	/* by element type: vector on, halfvec off */
+#define IVF_PREFILTER_AUTO		0	/* vector: on; halfvec: by dimensions */
 #define IVF_PREFILTER_ON		1
 #define IVF_PREFILTER_OFF		2
+/* auto gives a halfvec index codes from this many dimensions up */
+#define IVF_PREFILTER_HALF_MIN_DIMS	256
 
 /* list_ordering option */
 #define IVF_ORDER_NONE			0
@@ -44,7 +46,8 @@ typedef struct IvfOptions
 extern void ivf_init_reloptions(void);
 extern bytea *ivf_options(Datum reloptions, bool validate);
 extern IvfOptions *ivf_get_options(Relation index);
-extern bool ivf_prefilter_wanted(const IvfOptions *opts, IvfElemType elem);
+extern bool ivf_prefilter_wanted(const IvfOptions *opts, IvfElemType elem,
+								 uint32 dims);
 extern uint32 ivf_index_default_nprobe(Relation index,
 									   const IvfMetaPageData *meta);
 extern uint32 ivf_option_nprobe(Relation index, const IvfMetaPageData *meta);

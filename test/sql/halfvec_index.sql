@@ -220,8 +220,15 @@ CREATE INDEX pf_h_auto ON pf USING ivfflat (v halfvec_l2_ops) WITH (lists = 2, p
 CREATE INDEX pf_f_auto ON pf USING ivfflat (f vector_l2_ops) WITH (lists = 2);
 CREATE INDEX pf_h_t ON pf USING ivfflat (v halfvec_l2_ops) WITH (lists = 2, prefilter = 't');
 CREATE INDEX pf_f_no ON pf USING ivfflat (f vector_l2_ops) WITH (lists = 2, prefilter = no);
+-- from 256 dimensions up auto gives halfvec indexes codes too
+CREATE TABLE pf256 (v halfvec(256), w halfvec(255));
+INSERT INTO pf256 SELECT array_fill(i % 5, ARRAY[256])::halfvec(256), array_fill(i % 5, ARRAY[255])::halfvec(255)
+FROM generate_series(1, 50) i;
+CREATE INDEX pf_h256 ON pf256 USING ivfflat (v halfvec_l2_ops) WITH (lists = 1);
+CREATE INDEX pf_h255 ON pf256 USING ivfflat (w halfvec_l2_ops) WITH (lists = 1);
 SELECT i AS index, (ivf_index_info(i)).prefilter
-FROM unnest(ARRAY['pf_h_auto', 'pf_f_auto', 'pf_h_t', 'pf_f_no']::regclass[]) i;
+FROM unnest(ARRAY['pf_h_auto', 'pf_f_auto', 'pf_h_t', 'pf_f_no', 'pf_h256', 'pf_h255']::regclass[]) i;
+DROP TABLE pf256;
 CREATE INDEX ON pf USING ivfflat (v halfvec_l2_ops) WITH (prefilter = maybe);
 ALTER INDEX pf_h_auto SET (prefilter = on);
 REINDEX INDEX pf_h_auto;
