@@ -29,7 +29,7 @@ static relopt_enum_elt_def list_ordering_values[] = {
 
 /*
  * prefilter is a boolean with a third value, auto (the default), so that
- * "not set" can depend on the element type.  Every spelling a boolean
+ * "not set" can depend on the element type and width.  Every spelling a boolean
  * option took is kept, so WITH clauses and dumps written for the boolean
  * still restore.
  */
@@ -123,11 +123,12 @@ ivf_get_options(Relation index)
  * Whether a build stores the prefilter's codes.  auto: always for float
  * elements; for half floats only from IVF_PREFILTER_HALF_MIN_DIMS up.  A
  * code is one byte an element whatever the element, so beside half floats
- * it halves the bytes read at most, and the bound's work per vector costs
- * about as much as reading a short half vector: measured (bench/, one
- * run each), a halfvec index without codes was faster than one with them
- * at 128 dimensions (BIGANN) and slower at 784 (Fashion-MNIST).  Where
- * between the two they cross has not been measured.
+ * it at most halves the bytes a scan reads, while bounding costs about as
+ * much per vector as reading a short half vector.  Measured against a
+ * vector index with codes (bench/): at 128 dimensions (BIGANN) a halfvec
+ * index without codes ran 1.07-1.24x its QPS, one with codes 0.99-1.07x
+ * (SIFT, busy machine); at 784 (Fashion-MNIST) without codes 0.68-0.98x,
+ * with codes 0.92-1.21x.  Where in between they cross is not measured.
  */
 bool
 ivf_prefilter_wanted(const IvfOptions *opts, IvfElemType elem, uint32 dims)
