@@ -290,13 +290,12 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 				 errhint("REINDEX the index.")));
 }
 
-void
-ivf_read_meta(Relation index, IvfMetaPageData *meta)
+/* buf (block 0) share-locked, after checking that it is a meta page */
+static Page
+lock_meta_page(Relation index, Buffer buf)
 {
-	Buffer		buf;
 	Page		page;
 
-	buf = ReadBuffer(index, IVF_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if (PageIsNew(page) ||
@@ -305,6 +304,17 @@ ivf_read_meta(Relation index, IvfMetaPageData *meta)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has no valid meta page",
 						RelationGetRelationName(index))));
+	return page;
+}
+
+void
+ivf_read_meta(Relation index, IvfMetaPageData *meta)
+{
+	Buffer		buf;
+	Page		page;
+
+	buf = ReadBuffer(index, IVF_METAPAGE_BLKNO);
+	page = lock_meta_page(index, buf);
 	memcpy(meta, IvfPageGetMeta(page), sizeof(IvfMetaPageData));
 	UnlockReleaseBuffer(buf);
 
@@ -351,14 +361,7 @@ ivf_read_generation(Relation index)
 	uint32		generation;
 
 	buf = ivf_read_buffer(index, IVF_METAPAGE_BLKNO);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	if (PageIsNew(page) ||
-		(IvfPageGetOpaque(page)->flags & IVF_PAGE_META) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has no valid meta page",
-						RelationGetRelationName(index))));
+	page = lock_meta_page(index, buf);
 	generation = IvfPageGetMeta(page)->generation;
 	UnlockReleaseBuffer(buf);
 	return generation;
