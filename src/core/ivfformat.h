@@ -109,6 +109,25 @@ ivf_list_id_slot(uint32 id)
 #define IVF_PAGE_LIST		0x0008	/* head page of a list group */
 #define IVF_PAGE_SEGMENT	0x0010	/* segment page of a list group */
 
+/*
+ * Page states (src/README "Split, step by step", "Recycling").  FROZEN is
+ * set on a group's head beside IVF_PAGE_LIST once maintenance copied the
+ * group into a list under construction: no insert may add to it.  DELETED
+ * alone (no type bit) marks a page of a recycled list, free for reuse.
+ */
+#define IVF_PAGE_FROZEN		0x0100
+#define IVF_PAGE_DELETED	0x0200
+
+/*
+ * Heavyweight page locks used as tags only (no buffer is involved): the
+ * maintenance lock, held by the one backend restructuring the lists (and
+ * by ambulkdelete), and the switch lock, held exclusively by the
+ * maintainer from its stamps to the switch record and in share mode by an
+ * insert that finds a closed list (src/README "Inserts", "Locking order").
+ */
+#define IVF_MAINTENANCE_LOCK_BLKNO	0
+#define IVF_SWITCH_LOCK_BLKNO		1
+
 /* metrics, stored in the meta page */
 typedef enum IvfMetric
 {
