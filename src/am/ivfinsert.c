@@ -338,8 +338,8 @@ advance_hint(Relation index, const IvfMetaPageData *meta,
 
 /*
  * Insert one prepared vector (normalised for cosine) with its heap TID;
- * returns the list it went to.  The cache is used only to choose the list,
- * before any lock is taken.
+ * returns the id of the list it went to.  The cache is used only to
+ * choose the list, before any lock is taken.
  */
 uint32
 ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
@@ -348,6 +348,8 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	IvfMetaPageData meta = cache->meta;
 	IvfGeometry g = cache->geo;
 	int32		list;
+	int32		pos;
+	const float *centroid;
 	IvfListEntry entry;
 	BlockNumber hint;
 	BlockNumber blkno;
@@ -359,14 +361,15 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	float		cnorm = 0;
 	float		radius;
 
-	ivf_nearest_lists(cache, vec, 1, &list, NULL);
+	ivf_nearest_lists(cache, vec, 1, &pos, NULL);
+	list = (int32) cache->live_slot[pos];
+	centroid = cache->centroids + (Size) pos * g.dims;
 	dirblk = ivf_directory_block(&meta, &g, list, &dirslot);
-	radius = ivf_member_radius(vec, cache->centroids + (Size) list * g.dims,
-							   g.dims);
+	radius = ivf_member_radius(vec, centroid, g.dims);
 	if (g.codes)
 	{
 		code = palloc(g.dims);
-		err = ivf_encode_vector(vec, cache->centroids + (Size) list * g.dims,
+		err = ivf_encode_vector(vec, centroid,
 								cache->sq8_lo, cache->sq8_step, g.dims,
 								palloc(sizeof(float) * g.dims), code, &cnorm);
 	}
@@ -392,7 +395,7 @@ restart:
 		add_group(index, &g, listid, InvalidBuffer, dirbuf, dirslot, vec, tid,
 				  code, err, cnorm, radius);
 		UnlockReleaseBuffer(dirbuf);
-		return (uint32) list;
+		return listid;
 	}
 
 	blkno = hint;
@@ -424,7 +427,7 @@ restart:
 			UnlockReleaseBuffer(buf);
 			if (blkno != hint)
 				advance_hint(index, &meta, &g, list, hint, blkno);
-			return (uint32) list;
+			return listid;
 		}
 
 		if (BlockNumberIsValid(opaque->next))
@@ -447,7 +450,7 @@ restart:
 			UnlockReleaseBuffer(dirbuf);
 		}
 		UnlockReleaseBuffer(buf);
-		return (uint32) list;
+		return listid;
 	}
 }
 
@@ -477,15 +480,15 @@ ivf_insert(IVF_AMINSERT_PARAMS)
 							cache->meta.dims, value, &skip);
 	if (!skip)
 	{
-		uint32		list;
+		uint32		listid;
 
 		/* its list, radius and code describe the vector as stored */
 		ivf_round_to_elem((IvfElemType) cache->meta.elem_type, vec,
 						  cache->meta.dims);
-		list = ivf_insert_vector(index, cache, vec, heap_tid);
+		listid = ivf_insert_vector(index, cache, vec, heap_tid);
 
 		/* before this can commit: GPU copies of the list are stale */
-		ivf_gpu_list_changed(index, list);
+		ivf_gpu_list_changed(index, listid);
 	}
 
 	MemoryContextSwitchTo(old);

@@ -62,8 +62,14 @@ typedef struct IvfScanOpaqueData
 	IvfGeometry geo;
 	float	   *query;			/* prepared query */
 
-	/* lists ranked nearest first; rounds of nprobe lists are scanned */
+	/*
+	 * Lists ranked nearest first, as directory slots and the list ids of
+	 * the scan's view (IvfCache, at scan start); rounds of nprobe lists are
+	 * scanned.  order_pos: their positions in that view, for the GPU.
+	 */
 	int32	   *order;
+	uint32	   *order_id;
+	int32	   *order_pos;
 	float	   *order_dist;
 	uint32		nranked;
 	uint32		probed;
@@ -225,6 +231,8 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 		uint64		limit = remaining;
 		int32		list = so->order[first + i];
 
+		ivf_check_view_entry(index, &entry, list, so->order_id[first + i]);
+
 		if (caps && caps[i] < limit)
 			limit = caps[i];
 		/* the next list's head warms up while this list is scanned */
@@ -240,9 +248,9 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 			continue;
 		if (so->use_pf)
 			ivf_prefilter_list(&so->pf, so->query,
-							   cache->centroids + (Size) list * so->meta.dims);
+							   ivf_slot_centroid(cache, (uint32) list));
 		remaining -= ivf_scan_list(index, &so->geo, so->metric, entry.head,
-								   ivf_entry_list_id(&entry, list), so->query, limit,
+								   so->order_id[first + i], so->query, limit,
 								   so->use_pf ? &so->pf : NULL, &so->cands);
 	}
 	so->probed = first + n;
@@ -435,7 +443,7 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 {
 	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	uint32		nlists = so->meta.nlists;
+	uint32		nlists = so->meta.nslots;
 	float	   *radius = palloc(sizeof(float) * nlists);
 	double		gamma = (double) (so->meta.dims + 16) * FLT_EPSILON;
 	double		qn = 0;
@@ -457,7 +465,7 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 	if (list < nlists)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\": the directory holds %u of %u lists",
+				 errmsg("index \"%s\": the directory holds %u of %u list slots",
 						RelationGetRelationName(index), list, nlists)));
 
 	if (so->metric != IVF_METRIC_L2)
@@ -482,7 +490,8 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 		}
 		else
 		{
-			double		cn = sqrt((double) cache->centroid_norms[l]) * (1 + gamma);
+			double		cn = sqrt((double) ivf_kernels.norm_sq(ivf_slot_centroid(cache, (uint32) l),
+															   so->meta.dims)) * (1 + gamma);
 
 			b = cd - gamma * fabs(cd) - qn * (r * (1 + gamma) + 2 * gamma * cn);
 		}
@@ -652,7 +661,7 @@ scan_start_gpu(IndexScanDesc scan)
 	so->gpu_dist = palloc(sizeof(float) * k);
 	so->gpu_id = palloc(sizeof(int64) * k);
 	if (!ivf_gpu_search(index, &so->meta, &so->geo, 1, so->query, (int) n,
-						so->order, limits, k, so->gpu_dist, so->gpu_id))
+						so->order_pos, limits, k, so->gpu_dist, so->gpu_id))
 		return;
 	so->gpu = true;
 	so->gpu_next = 0;
@@ -691,7 +700,7 @@ ivf_scan_start(IndexScanDesc scan)
 	so->meta = cache->meta;
 	so->geo = cache->geo;
 	so->metric = (IvfMetric) so->meta.metric;
-	nlists = so->meta.nlists;
+	nlists = cache->nlive;
 
 	if (q == NULL)
 	{
@@ -727,8 +736,16 @@ ivf_scan_start(IndexScanDesc scan)
 		so->nranked = Min(so->nranked, nlists);
 	}
 	so->order = palloc(sizeof(int32) * so->nranked);
+	so->order_id = palloc(sizeof(uint32) * so->nranked);
+	so->order_pos = palloc(sizeof(int32) * so->nranked);
 	so->order_dist = palloc(sizeof(float) * so->nranked);
-	ivf_nearest_lists(cache, so->query, so->nranked, so->order, so->order_dist);
+	ivf_nearest_lists(cache, so->query, so->nranked, so->order_pos,
+					  so->order_dist);
+	for (uint32 i = 0; i < so->nranked; i++)
+	{
+		so->order[i] = (int32) cache->live_slot[so->order_pos[i]];
+		so->order_id[i] = cache->live_id[so->order_pos[i]];
+	}
 
 	/* the prefilter: codes in the index, an ordering query, prefilter_k */
 	so->use_pf = so->geo.codes && !so->null_query && ivf_prefilter_k > 0;
@@ -745,7 +762,11 @@ ivf_scan_start(IndexScanDesc scan)
 		strict_bounds(scan, cache);
 	so->gpu = false;
 	if (!so->null_query && so->iterative == IVF_ITERATIVE_OFF && ivf_gpu_for_scans())
+	{
 		scan_start_gpu(scan);
+		/* that read the cache again, which may have rebuilt it */
+		cache = NULL;
+	}
 	if (!so->gpu)
 		(void) ivf_probe_round(scan, cache);
 	so->started = true;
