@@ -121,6 +121,9 @@ sub park
 		},
 		120);
 	ok($parked, "the maintainer parks at '$step'");
+	# a commit flushes the WAL written so far: a crash now finds the
+	# maintainer's records on disk, not lost with the WAL buffers
+	$primary->safe_psql('postgres', 'SELECT txid_current()');
 	return ($holder, $m);
 }
 
