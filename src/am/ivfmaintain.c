@@ -1104,7 +1104,9 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 				UnlockReleaseBuffer(dbuf);
 			}
 			e = &entries[i];
-			if (e->born > G || (e->dead != IVF_GEN_NEVER && e->dead > G))
+			/* a free slot is born never (ivfrecycle.c) */
+			if ((e->born != IVF_GEN_NEVER && e->born > G) ||
+				(e->dead != IVF_GEN_NEVER && e->dead > G))
 				abandoned = true;
 			if (!ivf_entry_live(e, G))
 				continue;
