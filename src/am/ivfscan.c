@@ -224,6 +224,7 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 							 so->carry_loc, so->ncarry_lb);
 		so->ncarry = so->ncarry_lb = 0;
 	}
+	ivf_view_reading(index, so->meta.generation);
 	ivf_read_list_entry(index, &so->meta, &so->geo, so->order[first], &next);
 	for (i = 0; i < n && remaining > 0; i++)
 	{
@@ -254,6 +255,8 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 								   so->use_pf ? &so->pf : NULL, &so->cands);
 	}
 	so->probed = first + n;
+	/* a standby: did the primary recycle what this round read? */
+	ivf_view_check(index);
 
 	ivf_select_stream_init(&so->stream, so->cands.dist, so->cands.id,
 						   so->cands.n, IVF_FIRST_CHUNK);
@@ -403,6 +406,7 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(so->cxt);
 			so->have_l = false;
+			ivf_view_reading(scan->indexRelation, so->meta.generation);
 			if (ivf_refine_slot(scan->indexRelation, &so->geo, so->metric,
 								so->query, so->cands.loc[j], so->cands.lb_id[j],
 								&exact))

@@ -893,6 +893,53 @@ ivf_check_view_entry(Relation index, const IvfListEntry *entry, uint32 slot,
 			 errhint("Turn on hot_standby_feedback, so that the primary keeps the lists queries on this standby read.") : 0));
 }
 
+/*
+ * The view this backend reads lists of now (src/README "Hot standby"):
+ * noted by scans and ivf_search before they read lists, so that a reader
+ * deep in a list walk that finds what a recycled list would leave (a page
+ * of another list, a deferred candidate gone) can tell, on a standby,
+ * whether the primary voided its view.  Keyed by index: another index's
+ * note means nothing here.
+ */
+static Oid	view_relid = InvalidOid;
+static uint32 view_generation = 0;
+
+void
+ivf_view_reading(Relation index, uint32 generation)
+{
+	view_relid = RelationGetRelid(index);
+	view_generation = generation;
+}
+
+/*
+ * On a standby, fail as a recovery conflict does (SQLSTATE 40001) when the
+ * view noted for this index is older than the meta page's oldest_gen:
+ * the primary, not knowing of this query, recycled lists it reads.  Every
+ * step of recycling comes after the record raising oldest_gen, so a reader
+ * that passes this check after reading read nothing recycled.  On the
+ * primary the transaction horizon rules that out, and nothing is read.
+ */
+void
+ivf_view_check(Relation index)
+{
+	Buffer		buf;
+	uint32		oldest;
+
+	if (!RecoveryInProgress() || view_relid != RelationGetRelid(index))
+		return;
+	buf = ivf_read_buffer(index, IVF_METAPAGE_BLKNO);
+	oldest = IvfPageGetMeta(lock_meta_page(index, buf))->oldest_gen;
+	UnlockReleaseBuffer(buf);
+	if (view_generation < oldest)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("index \"%s\" was restructured while this query read it",
+						RelationGetRelationName(index)),
+				 errdetail("The primary recycled lists of generation %u, which this query read; the oldest generation still readable is %u.",
+						   view_generation, oldest),
+				 errhint("Turn on hot_standby_feedback, so that the primary keeps the lists queries on this standby read.")));
+}
+
 /* Directory page blkno, share-locked, after checking that it is one. */
 Buffer
 ivf_read_directory_page(Relation index, BlockNumber blkno)

@@ -126,6 +126,8 @@ extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
 									   uint32 *slot);
 extern IvfListEntryV3 *ivf_dir_entry_ptr(Page page, const IvfGeometry *g,
 										 uint32 i);
+extern void ivf_view_reading(Relation index, uint32 generation);
+extern void ivf_view_check(Relation index);
 extern void ivf_check_view_entry(Relation index, const IvfListEntry *entry,
 								 uint32 slot, uint32 id);
 extern void ivf_dir_entries_get(Page page, const IvfGeometry *g, uint32 first,

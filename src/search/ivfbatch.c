@@ -224,6 +224,7 @@ search_matrix_query(SearchState *ss, int qc)
 								 ss->limits[(Size) qc * ss->nprobe + i], NULL,
 								 cands);
 	}
+	ivf_view_check(ss->index);
 	ivf_select_stream_init(&stream, cands->dist, cands->id, cands->n,
 						   (size_t) ss->k);
 	while (got < ss->k && ivf_select_stream_next(&stream, &d, &id))
@@ -301,6 +302,7 @@ search_csr(SearchState *ss)
 								ss->queries, bylist_q + count[i],
 								bylist_lim + count[i], n, heaps);
 	}
+	ivf_view_check(ss->index);
 
 	for (qi = 0; qi < nq; qi++)
 	{
@@ -480,6 +482,7 @@ search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq,
 						 sizes + (Size) qi * nprobe, nprobe,
 						 ss->limits + (Size) qi * nprobe);
 
+	ivf_view_reading(ss->index, ss->meta.generation);
 	if (search_gpu(ss))
 		return;
 	csr = (ivf_search_mode == IVF_SEARCH_CSR) ||
