@@ -65,6 +65,7 @@
 #include "ivfoptions.h"
 #include "ivfpage.h"
 #include "ivfquantizer.h"
+#include "ivfrecycle.h"
 #include "ivfsettings.h"
 #include "ivfsql.h"
 #include "kmeans.h"
@@ -1045,11 +1046,13 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 		LockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
 
 	/*
-	 * Step 0, roll back an abandoned operation: ivf_rollback_abandoned(index)
-	 * (the lead's src/am/ivfrecycle.c) goes here, and then
-	 * ivf_recycle_retired(index) before the splits.  Until they exist an
-	 * abandoned operation is detected below and maintenance refused.
+	 * Step 0: roll back what an operation that never reached its switch
+	 * left (an error or a crash), before anything is planned.
 	 */
+	if (ivf_rollback_abandoned(index) > 0)
+		ereport(LOG,
+				(errmsg("ivf index \"%s\": rolled back an interrupted list operation",
+						RelationGetRelationName(index))));
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "ivf maintenance",
 								ALLOCSET_DEFAULT_SIZES);
@@ -1118,19 +1121,12 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 		pfree(entries);
 	}
 
+	/* step 0 cleared them; a stamp above G now is a bug, not a crash */
 	if (abandoned)
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("index \"%s\" holds the stamps of an abandoned list operation",
-						RelationGetRelationName(index)),
-				 errdetail("An earlier split was interrupted by an error or a crash, and rolling it back is not implemented yet."),
-				 errhint("REINDEX the index.")));
-		UnlockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(cxt);
-		return true;
-	}
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" holds list stamps above its generation %u after their rollback",
+						RelationGetRelationName(index), ms.meta.generation)));
 
 	/* the bound (src/README "The bound") */
 	rows = num_heap_tuples >= 0 ? num_heap_tuples : (double) total;
@@ -1180,6 +1176,9 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 		}
 		UnlockReleaseBuffer(metabuf);
 	}
+
+	/* the retired lists no view can read any more, this run's later */
+	out->lists_recycled += ivf_recycle_retired(index);
 
 	UnlockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
 	MemoryContextSwitchTo(old);
