@@ -97,6 +97,8 @@ extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
 									   uint32 *slot);
 extern IvfListEntryV3 *ivf_dir_entry_ptr(Page page, const IvfGeometry *g,
 										 uint32 i);
+extern IvfListEntry *ivf_dir_entry_v4_ptr(Page page, const IvfGeometry *g,
+										  uint32 i);
 extern void ivf_dir_entries_get(Page page, const IvfGeometry *g, uint32 first,
 								uint32 n, uint32 slot, IvfListEntry *out);
 
