@@ -158,23 +158,28 @@ log_segments(Relation index, const IvfGeometry *g, Buffer *sbufs,
 }
 
 /*
- * Whether a list of ngroups groups is above the meta page's split bound,
- * so that the group being added marks it IVF_LIST_OVERFULL for
- * maintenance (format 4 adaptive indexes; a bound of 0 is not set yet).
- * The bound is read from the meta page itself, not the cache: maintenance
- * rewrites it without a switch.  Called with list and directory pages
- * locked, which come before the meta page in the lock order.
+ * Whether the group being added takes the list (entry dirslot of the
+ * exclusively locked directory page) past the meta page's split bound, so
+ * that the record marks it IVF_LIST_OVERFULL for maintenance: format 4
+ * adaptive indexes only, a bound of 0 being unset, and not again once
+ * marked.  The bound is read from the meta page itself, not the cache:
+ * maintenance rewrites it without a switch.  List and directory pages are
+ * locked here, which come before the meta page in the lock order.
  */
 static bool
-list_overfull(InsertState *is, uint32 ngroups)
+list_overfull(InsertState *is, Page dirpage)
 {
+	IvfListEntry *e;
 	IvfMetaPageData meta;
 
 	if (is->meta.version < 4 || !(is->meta.flags & IVF_META_ADAPTIVE))
 		return false;
+	e = ivf_dir_entry_v4_ptr(dirpage, &is->g, is->dirslot);
+	if (e->flags & IVF_LIST_OVERFULL)
+		return false;
 	ivf_read_meta(is->index, &meta);
 	return meta.split_bound != 0 &&
-		(uint64) ngroups * is->g.vecs_per_group > meta.split_bound;
+		(uint64) (e->ngroups + 1) * is->g.vecs_per_group > meta.split_bound;
 }
 
 /*
@@ -200,8 +205,7 @@ add_group(InsertState *is, Buffer tailbuf, Buffer dirbuf)
 	uint32		s;
 	uint32		first;
 
-	overfull = list_overfull(is, ivf_dir_entry_ptr(BufferGetPage(dirbuf), g,
-												   is->dirslot)->ngroups + 1);
+	overfull = list_overfull(is, BufferGetPage(dirbuf));
 
 	headbuf = ivf_new_buffer(index);
 	for (s = 1; s < g->nsegments; s++)

@@ -399,7 +399,9 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e, SlotKind kind)
 					check_floats(cs, part, ivf_seg_dims(g, s), list, blkno, i,
 								 &normsq);
 				}
-			if (g->codes && cs->cstream && complete)
+			/* codebook 1 (IVF_LIST_CODEBOOK1) is not loaded: not checked */
+			if (g->codes && cs->cstream && complete &&
+				!(e->flags & IVF_LIST_CODEBOOK1))
 			{
 				const float *lo = ivf_stream_sq8_lo(&cs->meta, cs->cstream);
 				float		err;
