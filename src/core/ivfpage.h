@@ -58,6 +58,9 @@ typedef struct IvfCache
 	float	   *centroid_norms; /* |c|^2 by position */
 	float	   *sq8_lo;			/* codes: per-dimension lo, else NULL */
 	float	   *sq8_step;		/* codes: per-dimension step, else NULL */
+	float	   *sq8_lo1;		/* codebook 1 (lists with IVF_LIST_CODEBOOK1),
+								 * or NULL */
+	float	   *sq8_step1;
 
 	/*
 	 * The centroids' own 8-bit codes (computed when the cache is built,
