@@ -41,7 +41,7 @@ extern void ivf_refuse_non_regular(const char *path, mode_t mode,
 
 /* ivfinsert.c */
 extern bool ivf_insert_vector(Relation index, const IvfCache *cache,
-							  const float *vec, ItemPointer tid, uint32 *list);
+							  const float *vec, ItemPointer tid, uint32 *listid);
 extern bool ivf_insert(IVF_AMINSERT_PARAMS);
 
 /* ivfscan.c */

@@ -655,19 +655,22 @@ insert_walk(InsertState *is, const IvfListEntry *e)
 /*
  * Insert one prepared vector (normalised for cosine) with its heap TID
  * into the nearest list of the cache's view.  The cache is used only to
- * choose the list and encode the vector, before any lock is taken.
- * Returns false, having written nothing, when the view turned out stale
- * (the list retired or its slot reused since): the caller refreshes the
- * cache and calls again.  Else *list is the list the vector went to.
+ * choose the list and encode the vector, before any heavyweight lock is
+ * taken.  Returns false, having written nothing, when the view turned out
+ * stale (the list retired or its slot reused since): the caller refreshes
+ * the cache and calls again.  Else *listid is the id of the list the
+ * vector went to.
  */
 bool
 ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
-				  ItemPointer tid, uint32 *list)
+				  ItemPointer tid, uint32 *listid)
 {
 	InsertState is;
-	int32		chosen;
+	int32		pos;
 	IvfListEntry entry;
 	const float *centroid;
+	const float *lo;
+	const float *step;
 
 	memset(&is, 0, sizeof(is));
 	is.index = index;
@@ -677,33 +680,47 @@ ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
 	is.vec = vec;
 	is.tid = tid;
 
-	ivf_nearest_lists(cache, vec, 1, &chosen, NULL);
-	is.slot = (uint32) chosen;
+	/* a position among the view's live lists: its slot and list id */
+	ivf_nearest_lists(cache, vec, 1, &pos, NULL);
+	is.slot = cache->live_slot[pos];
+	is.listid = cache->live_id[pos];
 	is.dirblk = ivf_directory_block(&is.meta, &is.g, is.slot, &is.dirslot);
-	centroid = cache->centroids + (Size) is.slot * is.g.dims;
+
+	/* buffer locks only: the cache stays valid until the encoding is done */
+	read_entry(&is, &entry);
+	if (!entry_is_ours(&is, &entry, is.viewgen))
+		return false;
+
+	centroid = ivf_slot_centroid(cache, is.slot);
 	is.radius = ivf_member_radius(vec, centroid, is.g.dims);
 	if (is.g.codes)
 	{
+		/* the list's codebook, which never changes for its id */
+		lo = cache->sq8_lo;
+		step = cache->sq8_step;
+		if (entry.flags & IVF_LIST_CODEBOOK1)
+		{
+			if (cache->sq8_lo1 == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("index \"%s\": list 0x%08X uses codebook 1, which the index does not have",
+								RelationGetRelationName(index), is.listid)));
+			lo = cache->sq8_lo1;
+			step = cache->sq8_step1;
+		}
 		is.code = palloc(is.g.dims);
-		is.err = ivf_encode_vector(vec, centroid, cache->sq8_lo,
-								   cache->sq8_step, is.g.dims,
+		is.err = ivf_encode_vector(vec, centroid, lo, step, is.g.dims,
 								   palloc(sizeof(float) * is.g.dims), is.code,
 								   &is.cnorm);
 	}
-	/* the cache is not used below: the locks taken may free it */
-
-	read_entry(&is, &entry);
-	/* the id its pages carry (format 2-3: the list number) */
-	is.listid = ivf_entry_list_id(&entry, is.slot);
-	if (!ivf_entry_live(&entry, is.viewgen))
-		return false;
+	/* the cache is not used below: the heavyweight locks may free it */
 
 	for (;;)
 	{
 		switch (insert_walk(&is, &entry))
 		{
 			case INSERT_DONE:
-				*list = is.slot;
+				*listid = is.listid;
 				return true;
 			case INSERT_RECHOOSE:
 				return false;
@@ -742,7 +759,7 @@ ivf_insert(IVF_AMINSERT_PARAMS)
 							cache->meta.dims, value, &skip);
 	if (!skip)
 	{
-		uint32		list;
+		uint32		listid;
 
 		/* its list, radius and code describe the vector as stored */
 		ivf_round_to_elem((IvfElemType) cache->meta.elem_type, vec,
@@ -759,7 +776,7 @@ ivf_insert(IVF_AMINSERT_PARAMS)
 		{
 			uint32		viewgen = cache->meta.generation;
 
-			if (ivf_insert_vector(index, cache, vec, heap_tid, &list))
+			if (ivf_insert_vector(index, cache, vec, heap_tid, &listid))
 				break;
 			CHECK_FOR_INTERRUPTS();
 			cache = ivf_get_cache(index);
@@ -772,7 +789,7 @@ ivf_insert(IVF_AMINSERT_PARAMS)
 		}
 
 		/* before this can commit: GPU copies of the list are stale */
-		ivf_gpu_list_changed(index, list);
+		ivf_gpu_list_changed(index, listid);
 	}
 
 	MemoryContextSwitchTo(old);

@@ -62,8 +62,14 @@ typedef struct IvfScanOpaqueData
 	IvfGeometry geo;
 	float	   *query;			/* prepared query */
 
-	/* lists ranked nearest first; rounds of nprobe lists are scanned */
+	/*
+	 * Lists ranked nearest first, as directory slots and the list ids of
+	 * the scan's view (IvfCache, at scan start); rounds of nprobe lists are
+	 * scanned.  order_pos: their positions in that view, for the GPU.
+	 */
 	int32	   *order;
+	uint32	   *order_id;
+	int32	   *order_pos;
 	float	   *order_dist;
 	uint32		nranked;
 	uint32		probed;
@@ -95,9 +101,15 @@ typedef struct IvfScanOpaqueData
 	float		e_dist;
 	int64		e_id;
 
-	/* prefilter: the round's deferred candidates, by lower bound */
+	/*
+	 * prefilter: the query against codebook 0 (pf) and, when the view's
+	 * lists use codebook 1 (src/README "Codes"), against that (pf1, used
+	 * when has_pf1); the round's deferred candidates, by lower bound
+	 */
 	bool		use_pf;
 	IvfPrefilter pf;
+	IvfPrefilter pf1;
+	bool		has_pf1;
 	int64	   *lb_idx;			/* stream ids: indexes into cands.lb_* */
 	IvfSelectStream lbstream;
 	bool		lb_pending;		/* lbstream not started: l_lb is the round's
@@ -178,6 +190,7 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 	uint64		remaining = so->settings.max_codes > 0 ? so->settings.max_codes : PG_UINT64_MAX;
 	uint64	   *caps = NULL;
 	IvfListEntry next;
+	IvfPrefilter *pf;
 	uint32		i;
 
 	if (n == 0)
@@ -200,6 +213,12 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 			cache = ivf_get_cache(index);
 		so->pf.lo = cache->sq8_lo;
 		so->pf.step = cache->sq8_step;
+		/* a codebook in use by the view's lists stays until they go */
+		if (so->has_pf1 && cache->sq8_lo1 != NULL)
+		{
+			so->pf1.lo = cache->sq8_lo1;
+			so->pf1.step = cache->sq8_step1;
+		}
 	}
 
 	/* the last round's bound stream arrays (strict_order carries many) */
@@ -218,12 +237,15 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 							 so->carry_loc, so->ncarry_lb);
 		so->ncarry = so->ncarry_lb = 0;
 	}
+	ivf_view_reading(index, so->meta.generation);
 	ivf_read_list_entry(index, &so->meta, &so->geo, so->order[first], &next);
 	for (i = 0; i < n && remaining > 0; i++)
 	{
 		IvfListEntry entry = next;
 		uint64		limit = remaining;
 		int32		list = so->order[first + i];
+
+		ivf_check_view_entry(index, &entry, list, so->order_id[first + i]);
 
 		if (caps && caps[i] < limit)
 			limit = caps[i];
@@ -238,14 +260,30 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 		}
 		if (!BlockNumberIsValid(entry.head))
 			continue;
+		pf = NULL;
 		if (so->use_pf)
-			ivf_prefilter_list(&so->pf, so->query,
-							   cache->centroids + (Size) list * so->meta.dims);
+		{
+			pf = &so->pf;
+			if (entry.flags & IVF_LIST_CODEBOOK1)
+			{
+				if (!so->has_pf1 || cache->sq8_lo1 == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_INDEX_CORRUPTED),
+							 errmsg("index \"%s\": list 0x%08X uses codebook 1, which the index does not have",
+									RelationGetRelationName(index),
+									so->order_id[first + i])));
+				pf = &so->pf1;
+			}
+			ivf_prefilter_list(pf, so->query,
+							   ivf_slot_centroid(cache, (uint32) list));
+		}
 		remaining -= ivf_scan_list(index, &so->geo, so->metric, entry.head,
-								   ivf_entry_list_id(&entry, list), so->query, limit,
-								   so->use_pf ? &so->pf : NULL, &so->cands);
+								   so->order_id[first + i], so->query, limit,
+								   pf, &so->cands);
 	}
 	so->probed = first + n;
+	/* a standby: did the primary recycle what this round read? */
+	ivf_view_check(index);
 
 	ivf_select_stream_init(&so->stream, so->cands.dist, so->cands.id,
 						   so->cands.n, IVF_FIRST_CHUNK);
@@ -395,6 +433,7 @@ next_candidate(IndexScanDesc scan, float *d, int64 *id)
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(so->cxt);
 			so->have_l = false;
+			ivf_view_reading(scan->indexRelation, so->meta.generation);
 			if (ivf_refine_slot(scan->indexRelation, &so->geo, so->metric,
 								so->query, so->cands.loc[j], so->cands.lb_id[j],
 								&exact))
@@ -435,7 +474,7 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 {
 	IvfScanOpaque so = (IvfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	uint32		nlists = so->meta.nlists;
+	uint32		nlists = so->meta.nslots;
 	float	   *radius = palloc(sizeof(float) * nlists);
 	double		gamma = (double) (so->meta.dims + 16) * FLT_EPSILON;
 	double		qn = 0;
@@ -457,7 +496,7 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 	if (list < nlists)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\": the directory holds %u of %u lists",
+				 errmsg("index \"%s\": the directory holds %u of %u list slots",
 						RelationGetRelationName(index), list, nlists)));
 
 	if (so->metric != IVF_METRIC_L2)
@@ -482,7 +521,8 @@ strict_bounds(IndexScanDesc scan, const IvfCache *cache)
 		}
 		else
 		{
-			double		cn = sqrt((double) cache->centroid_norms[l]) * (1 + gamma);
+			double		cn = sqrt((double) ivf_kernels.norm_sq(ivf_slot_centroid(cache, (uint32) l),
+															   so->meta.dims)) * (1 + gamma);
 
 			b = cd - gamma * fabs(cd) - qn * (r * (1 + gamma) + 2 * gamma * cn);
 		}
@@ -652,7 +692,7 @@ scan_start_gpu(IndexScanDesc scan)
 	so->gpu_dist = palloc(sizeof(float) * k);
 	so->gpu_id = palloc(sizeof(int64) * k);
 	if (!ivf_gpu_search(index, &so->meta, &so->geo, 1, so->query, (int) n,
-						so->order, limits, k, so->gpu_dist, so->gpu_id))
+						so->order_pos, limits, k, so->gpu_dist, so->gpu_id))
 		return;
 	so->gpu = true;
 	so->gpu_next = 0;
@@ -691,7 +731,7 @@ ivf_scan_start(IndexScanDesc scan)
 	so->meta = cache->meta;
 	so->geo = cache->geo;
 	so->metric = (IvfMetric) so->meta.metric;
-	nlists = so->meta.nlists;
+	nlists = cache->nlive;
 
 	if (q == NULL)
 	{
@@ -727,14 +767,31 @@ ivf_scan_start(IndexScanDesc scan)
 		so->nranked = Min(so->nranked, nlists);
 	}
 	so->order = palloc(sizeof(int32) * so->nranked);
+	so->order_id = palloc(sizeof(uint32) * so->nranked);
+	so->order_pos = palloc(sizeof(int32) * so->nranked);
 	so->order_dist = palloc(sizeof(float) * so->nranked);
-	ivf_nearest_lists(cache, so->query, so->nranked, so->order, so->order_dist);
+	ivf_nearest_lists(cache, so->query, so->nranked, so->order_pos,
+					  so->order_dist);
+	for (uint32 i = 0; i < so->nranked; i++)
+	{
+		so->order[i] = (int32) cache->live_slot[so->order_pos[i]];
+		so->order_id[i] = cache->live_id[so->order_pos[i]];
+	}
 
 	/* the prefilter: codes in the index, an ordering query, prefilter_k */
 	so->use_pf = so->geo.codes && !so->null_query && ivf_prefilter_k > 0;
+	so->has_pf1 = false;
 	if (so->use_pf)
+	{
 		ivf_prefilter_init(&so->pf, so->metric, so->meta.dims, so->query,
 						   cache->sq8_lo, cache->sq8_step);
+		if (cache->sq8_lo1 != NULL)
+		{
+			ivf_prefilter_init(&so->pf1, so->metric, so->meta.dims, so->query,
+							   cache->sq8_lo1, cache->sq8_step1);
+			so->has_pf1 = true;
+		}
+	}
 
 	ivf_candidates_init(&so->cands, so->cxt, 1024);
 	so->probed = 0;
@@ -745,7 +802,11 @@ ivf_scan_start(IndexScanDesc scan)
 		strict_bounds(scan, cache);
 	so->gpu = false;
 	if (!so->null_query && so->iterative == IVF_ITERATIVE_OFF && ivf_gpu_for_scans())
+	{
 		scan_start_gpu(scan);
+		/* that read the cache again, which may have rebuilt it */
+		cache = NULL;
+	}
 	if (!so->gpu)
 		(void) ivf_probe_round(scan, cache);
 	so->started = true;

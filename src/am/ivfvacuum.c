@@ -315,6 +315,8 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		double		removed_before = stats->tuples_removed;
 
 		ivf_read_list_entry(index, &meta, &g, list, &entry);
+		if (ivf_entry_free(&entry))
+			continue;
 		listid = ivf_entry_list_id(&entry, list);
 		blkno = entry.head;
 		while (BlockNumberIsValid(blkno))
@@ -364,7 +366,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		 * those line pointers after this index pass, not before.
 		 */
 		if (stats->tuples_removed != removed_before)
-			ivf_gpu_list_changed(index, list);
+			ivf_gpu_list_changed(index, listid);
 	}
 
 	MemoryContextSwitchTo(old);

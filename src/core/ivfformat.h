@@ -342,6 +342,16 @@ ivf_entry_list_id(const IvfListEntry *e, uint32 slot)
 	return ivf_list_id(slot, e->incarnation);
 }
 
+/*
+ * A free slot (never used, recycled, or rolled back) is never live: born
+ * is IVF_GEN_NEVER.  It keeps its incarnation and its centroid row.
+ */
+static inline bool
+ivf_entry_free(const IvfListEntry *e)
+{
+	return e->born == IVF_GEN_NEVER;
+}
+
 /* live at generation g */
 static inline bool
 ivf_entry_live(const IvfListEntry *e, uint32 g)

@@ -8,6 +8,7 @@
  */
 #include "compat.h"
 
+#include "access/xlog.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
@@ -185,7 +186,9 @@ ivf_new_buffer(Relation index)
 		{
 			if (PageIsNew(BufferGetPage(buffer)))
 				return buffer;
-			if (IvfPageGetOpaque(BufferGetPage(buffer))->flags == 0)
+			/* a page of a recycled list (ivfrecycle.c) is free too */
+			if (IvfPageGetOpaque(BufferGetPage(buffer))->flags == 0 ||
+				IvfPageGetOpaque(BufferGetPage(buffer))->flags == IVF_PAGE_DELETED)
 				return buffer;
 			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 		}
@@ -425,6 +428,17 @@ read_float_chain(Relation index, BlockNumber blkno, Size total, float *dest,
 void
 ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 {
+	ivf_load_slots(index, meta, dest, NULL);
+}
+
+/*
+ * ivf_load_centroids, also copying every slot's directory entry to slots
+ * (meta->nslots of them) unless it is NULL.
+ */
+void
+ivf_load_slots(Relation index, const IvfMetaPageData *meta, float *dest,
+			   IvfListEntry *slots)
+{
 	IvfGeometry g;
 	Size		d = meta->dims;
 	Buffer		buf = InvalidBuffer;
@@ -432,14 +446,25 @@ ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 	IvfListEntry *entries;
 	uint32		s;
 
+	ivf_meta_geometry(meta, &g);
 	if (meta->version < 4)
 	{
 		read_float_chain(index, meta->centroid_start,
 						 ivf_centroid_rows(meta) * d, dest, "centroid");
+		for (s = 0; slots != NULL && s < meta->nslots;
+			 s += g.directory_entries_per_page)
+		{
+			Buffer		dbuf = ivf_read_directory_page(index,
+													   meta->dir_blocks[s / g.directory_entries_per_page]);
+
+			ivf_dir_entries_get(BufferGetPage(dbuf), &g, 0,
+								Min(meta->nslots - s, g.directory_entries_per_page),
+								s, slots + s);
+			UnlockReleaseBuffer(dbuf);
+		}
 		return;
 	}
 
-	ivf_meta_geometry(meta, &g);
 	entries = palloc(sizeof(IvfListEntry) * g.directory_entries_per_page);
 	for (s = 0; s < meta->nslots; s++)
 	{
@@ -459,6 +484,20 @@ ivf_load_centroids(Relation index, const IvfMetaPageData *meta, float *dest)
 			UnlockReleaseBuffer(dbuf);
 		}
 		e = entries[i];
+		if (slots != NULL)
+			slots[s] = e;
+		/* a free slot keeps its row, but nothing reads it */
+		if (ivf_entry_free(&e))
+		{
+			memset(row, 0, d * sizeof(float));
+			continue;
+		}
+		/* centroid pages follow the meta page */
+		if (e.cblock == IVF_METAPAGE_BLKNO || !BlockNumberIsValid(e.cblock))
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": list slot %u names no centroid page (block %u)",
+							RelationGetRelationName(index), s, e.cblock)));
 		if (g.centroid_rows_per_page == 0)
 		{
 			/* a row wider than a page: its own chain */
@@ -532,44 +571,83 @@ ivf_build_cache(Relation index)
 {
 	IvfMetaPageData meta;
 	IvfCache   *cache;
+	IvfListEntry *slots;
+	float	   *stream;
 	char	   *chunk;
-	Size		nfloats;
-	Size		off_centroids,
+	Size		d;
+	Size		off_slotc,
+				off_centroids,
 				off_norms,
+				off_maps,
+				off_codebook,
 				off_ccodes = 0,
 				ccode_floats = 0,
 				off_recent,
 				size;
 	bool		ccodes;
-	uint32		d;
+	bool		packed;
+	float	   *zero = NULL;
+	float	   *scratch = NULL;
+	float	   *codebook1 = NULL;
+	uint32		nlive = 0;
 	uint32		nrecent;
 	uint32		i;
 
+	/*
+	 * The slots first, in this backend's memory: their stamps say which
+	 * are live at the meta page's generation (an operation under way has
+	 * stamped only generations to come, src/README "Generations and the
+	 * directory"), hence the chunk's size.
+	 */
 	ivf_read_meta(index, &meta);
 	d = meta.dims;
-	/* no step writes a slot that is not live at the build's generation yet */
-	if (meta.nslots != meta.nlists)
+	slots = palloc(sizeof(IvfListEntry) * meta.nslots);
+	stream = palloc_extended(ivf_centroid_rows(&meta) * d * sizeof(float),
+							 MCXT_ALLOC_HUGE);
+	ivf_load_slots(index, &meta, stream, slots);
+	if ((meta.flags & IVF_META_CODES) && BlockNumberIsValid(meta.codebook[1]))
+	{
+		codebook1 = palloc(2 * d * sizeof(float));
+		read_float_chain(index, meta.codebook[1], 2 * d, codebook1, "codebook");
+	}
+	for (i = 0; i < meta.nslots; i++)
+		if (ivf_entry_live(&slots[i], meta.generation))
+			nlive++;
+	if (nlive != meta.nlists)
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("index \"%s\" has %u list slots for %u live lists, which this build does not read",
-						RelationGetRelationName(index), meta.nslots, meta.nlists)));
-	nfloats = ivf_centroid_rows(&meta) * d;
-	ccodes = meta.nlists >= IVF_CENTROID_CODES_MIN_LISTS;
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has %u lists live at generation %u, its meta page says %u",
+						RelationGetRelationName(index), nlive,
+						meta.generation, meta.nlists)));
+	/* ranking reads a copy of the live rows unless they are all the slots */
+	packed = nlive != meta.nslots;
+	ccodes = nlive >= IVF_CENTROID_CODES_MIN_LISTS;
 	nrecent = ivf_cache_hint_slots(index);
 
 	/* the layout: each array MAXALIGNed, the hints last */
-	off_centroids = MAXALIGN(sizeof(IvfCache));
-	off_norms = off_centroids + MAXALIGN(nfloats * sizeof(float));
-	off_recent = off_norms + MAXALIGN((Size) meta.nlists * sizeof(float));
+	off_slotc = MAXALIGN(sizeof(IvfCache));
+	off_centroids = off_slotc + MAXALIGN((Size) meta.nslots * d * sizeof(float));
+	off_norms = off_centroids + (packed ? MAXALIGN((Size) nlive * d * sizeof(float)) : 0);
+	off_maps = off_norms + MAXALIGN((Size) nlive * sizeof(float));
+	off_codebook = off_maps + 2 * MAXALIGN((Size) nlive * sizeof(uint32));
+	off_recent = off_codebook +
+		((meta.flags & IVF_META_CODES) ? MAXALIGN(2 * d * sizeof(float)) : 0) +
+		(codebook1 ? MAXALIGN(2 * d * sizeof(float)) : 0);
 	if (ccodes)
 	{
 		/* ccode_lo, ccode_step, ccode_err, ccode_cnorm, then the codes */
 		off_ccodes = off_recent;
-		ccode_floats = MAXALIGN(sizeof(float) * (2 * (Size) d + 2 * (Size) meta.nlists));
-		off_recent = off_ccodes + ccode_floats + MAXALIGN((Size) meta.nlists * d);
+		ccode_floats = MAXALIGN(sizeof(float) * (2 * d + 2 * (Size) nlive));
+		off_recent = off_ccodes + ccode_floats + MAXALIGN((Size) nlive * d);
 	}
 	size = off_recent + sizeof(IvfRecentBuffer) * (Size) nrecent;
+	if (ccodes)
+	{
+		zero = palloc0(sizeof(float) * d);
+		scratch = palloc(sizeof(float) * d);
+	}
 
+	/* from here on nothing fails: the chunk is not rd_amcache yet */
 	chunk = MemoryContextAllocExtended(index->rd_indexcxt, size,
 									   MCXT_ALLOC_HUGE);
 
@@ -577,21 +655,51 @@ ivf_build_cache(Relation index)
 	memset(cache, 0, sizeof(IvfCache));
 	cache->meta = meta;
 	ivf_meta_geometry(&meta, &cache->geo);
-	cache->centroids = (float *) (chunk + off_centroids);
+	cache->nlive = nlive;
+	cache->slot_centroids = (float *) (chunk + off_slotc);
+	cache->centroids = packed ? (float *) (chunk + off_centroids) : cache->slot_centroids;
 	cache->centroid_norms = (float *) (chunk + off_norms);
+	cache->live_slot = (uint32 *) (chunk + off_maps);
+	cache->live_id = (uint32 *) (chunk + off_maps + MAXALIGN((Size) nlive * sizeof(uint32)));
+	memcpy(cache->slot_centroids, stream, (Size) meta.nslots * d * sizeof(float));
 	if (meta.flags & IVF_META_CODES)
 	{
-		cache->sq8_lo = ivf_stream_sq8_lo(&meta, cache->centroids);
+		cache->sq8_lo = (float *) (chunk + off_codebook);
 		cache->sq8_step = cache->sq8_lo + d;
+		memcpy(cache->sq8_lo, ivf_stream_sq8_lo(&meta, stream), 2 * d * sizeof(float));
+		if (codebook1)
+		{
+			cache->sq8_lo1 = (float *) (chunk + off_codebook +
+										MAXALIGN(2 * d * sizeof(float)));
+			cache->sq8_step1 = cache->sq8_lo1 + d;
+			memcpy(cache->sq8_lo1, codebook1, 2 * d * sizeof(float));
+		}
 	}
+	nlive = 0;
+	for (i = 0; i < meta.nslots; i++)
+	{
+		if (!ivf_entry_live(&slots[i], meta.generation))
+			continue;
+		cache->live_slot[nlive] = i;
+		cache->live_id[nlive] = ivf_entry_list_id(&slots[i], i);
+		if (packed)
+			memcpy(cache->centroids + (Size) nlive * d,
+				   cache->slot_centroids + (Size) i * d, d * sizeof(float));
+		nlive++;
+	}
+	pfree(stream);
+	pfree(slots);
+	if (codebook1)
+		pfree(codebook1);
 	if (ccodes)
 	{
 		cache->ccode_lo = (float *) (chunk + off_ccodes);
 		cache->ccode_step = cache->ccode_lo + d;
 		cache->ccode_err = cache->ccode_step + d;
-		cache->ccode_cnorm = cache->ccode_err + meta.nlists;
+		cache->ccode_cnorm = cache->ccode_err + nlive;
 		cache->ccodes = (uint8 *) (chunk + off_ccodes + ccode_floats);
 	}
+	cache->view_size = off_recent;
 	cache->nrecent = nrecent;
 	cache->recent = nrecent > 0 ? (IvfRecentBuffer *) (chunk + off_recent) : NULL;
 	for (i = 0; i < nrecent; i++)
@@ -600,36 +708,22 @@ ivf_build_cache(Relation index)
 		cache->recent[i].buffer = InvalidBuffer;
 	}
 
-	/* the chunk is not rd_amcache yet: free it if reading fails */
-	PG_TRY();
+	ivf_kernels.norm_sq_block(cache->centroids, nlive, d, cache->centroid_norms);
+	if (ccodes)
 	{
-		ivf_load_centroids(index, &meta, cache->centroids);
-		ivf_kernels.norm_sq_block(cache->centroids, meta.nlists, d,
-								  cache->centroid_norms);
-		if (ccodes)
-		{
-			float	   *zero = palloc0(sizeof(float) * d);
-			float	   *scratch = palloc(sizeof(float) * d);
-			uint32		l;
+		uint32		l;
 
-			ivf_sq8_train(cache->centroids, meta.nlists, d, cache->ccode_lo,
-						  cache->ccode_step);
-			for (l = 0; l < meta.nlists; l++)
-				cache->ccode_err[l] = ivf_encode_vector(cache->centroids + (Size) l * d,
-														zero, cache->ccode_lo,
-														cache->ccode_step, d, scratch,
-														cache->ccodes + (Size) l * d,
-														&cache->ccode_cnorm[l]);
-			pfree(zero);
-			pfree(scratch);
-		}
+		ivf_sq8_train(cache->centroids, nlive, d, cache->ccode_lo,
+					  cache->ccode_step);
+		for (l = 0; l < nlive; l++)
+			cache->ccode_err[l] = ivf_encode_vector(cache->centroids + (Size) l * d,
+													zero, cache->ccode_lo,
+													cache->ccode_step, d, scratch,
+													cache->ccodes + (Size) l * d,
+													&cache->ccode_cnorm[l]);
+		pfree(zero);
+		pfree(scratch);
 	}
-	PG_CATCH();
-	{
-		pfree(chunk);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
 
 	return cache;
 }
@@ -661,6 +755,42 @@ ivf_get_cache(Relation index)
 	if (cache == NULL)
 		index->rd_amcache = cache = ivf_build_cache(index);
 	return cache;
+}
+
+/*
+ * A copy of the cache's view in CurrentMemoryContext, without the
+ * recent-buffer hints, for a caller that ranks lists across calls of
+ * ivf_get_cache (ivf_search's chunks): it stays valid when the cache is
+ * rebuilt for another generation or dropped by an invalidation.
+ */
+IvfCache *
+ivf_copy_view(const IvfCache *cache)
+{
+	char	   *copy = palloc_extended(cache->view_size, MCXT_ALLOC_HUGE);
+	IvfCache   *v = (IvfCache *) copy;
+
+	memcpy(copy, cache, cache->view_size);
+#define REBASE(field) \
+	(v->field = (cache->field == NULL) ? NULL : \
+	 (void *) (copy + ((const char *) cache->field - (const char *) cache)))
+	REBASE(live_slot);
+	REBASE(live_id);
+	REBASE(slot_centroids);
+	REBASE(centroids);
+	REBASE(centroid_norms);
+	REBASE(sq8_lo);
+	REBASE(sq8_step);
+	REBASE(sq8_lo1);
+	REBASE(sq8_step1);
+	REBASE(ccode_lo);
+	REBASE(ccode_step);
+	REBASE(ccodes);
+	REBASE(ccode_err);
+	REBASE(ccode_cnorm);
+#undef REBASE
+	v->recent = NULL;
+	v->nrecent = 0;
+	return v;
 }
 
 /*
@@ -768,6 +898,77 @@ ivf_dir_entries_get(Page page, const IvfGeometry *g, uint32 first, uint32 n,
 		e->cblock = InvalidBlockNumber;
 		e->crow = slot + i;
 	}
+}
+
+/*
+ * A reader of a view (IvfCache) reads only lists live at its generation,
+ * and those are not recycled while the view can be in use on the primary
+ * (src/README "Recycling").  'entry' was just read from slot 'slot' for
+ * list 'id' of the view: if the slot is free or holds a later list, the
+ * view is void, which only a standby whose primary recycled the list
+ * without knowing of this query can see.  It is reported as a recovery
+ * conflict is.
+ */
+void
+ivf_check_view_entry(Relation index, const IvfListEntry *entry, uint32 slot,
+					 uint32 id)
+{
+	if (!ivf_entry_free(entry) && ivf_entry_list_id(entry, slot) == id)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("index \"%s\" was restructured while this query read it",
+					RelationGetRelationName(index)),
+			 errdetail("List slot %u no longer holds list 0x%08X.", slot, id),
+			 RecoveryInProgress() ?
+			 errhint("Turn on hot_standby_feedback, so that the primary keeps the lists queries on this standby read.") : 0));
+}
+
+/*
+ * The view this backend reads lists of now (src/README "Hot standby"):
+ * noted by scans and ivf_search before they read lists, so that a reader
+ * deep in a list walk that finds what a recycled list would leave (a page
+ * of another list, a deferred candidate gone) can tell, on a standby,
+ * whether the primary voided its view.  Keyed by index: another index's
+ * note means nothing here.
+ */
+static Oid	view_relid = InvalidOid;
+static uint32 view_generation = 0;
+
+void
+ivf_view_reading(Relation index, uint32 generation)
+{
+	view_relid = RelationGetRelid(index);
+	view_generation = generation;
+}
+
+/*
+ * On a standby, fail as a recovery conflict does (SQLSTATE 40001) when the
+ * view noted for this index is older than the meta page's oldest_gen:
+ * the primary, not knowing of this query, recycled lists it reads.  Every
+ * step of recycling comes after the record raising oldest_gen, so a reader
+ * that passes this check after reading read nothing recycled.  On the
+ * primary the transaction horizon rules that out, and nothing is read.
+ */
+void
+ivf_view_check(Relation index)
+{
+	Buffer		buf;
+	uint32		oldest;
+
+	if (!RecoveryInProgress() || view_relid != RelationGetRelid(index))
+		return;
+	buf = ivf_read_buffer(index, IVF_METAPAGE_BLKNO);
+	oldest = IvfPageGetMeta(lock_meta_page(index, buf))->oldest_gen;
+	UnlockReleaseBuffer(buf);
+	if (view_generation < oldest)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("index \"%s\" was restructured while this query read it",
+						RelationGetRelationName(index)),
+				 errdetail("The primary recycled lists of generation %u, which this query read; the oldest generation still readable is %u.",
+						   view_generation, oldest),
+				 errhint("Turn on hot_standby_feedback, so that the primary keeps the lists queries on this standby read.")));
 }
 
 /* Directory page blkno, share-locked, after checking that it is one. */

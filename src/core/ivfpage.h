@@ -27,21 +27,40 @@ typedef struct IvfRecentBuffer
 
 /*
  * Per-index state cached in rd_amcache: the meta page and the centroids,
- * of the generation the meta page named when it was built.  One palloc
- * chunk: the arrays below point into it, after the header (PostgreSQL frees
- * just that chunk when it drops rd_amcache, and ivf_get_cache when the
- * generation moved).  Never hold a pointer to it across anything that may
- * process relcache invalidations (lock acquisition) or call ivf_get_cache:
- * copy what is needed.
+ * of the generation the meta page named when it was built (its "view",
+ * src/README "The per-backend cache").  One palloc chunk: the arrays below
+ * point into it, after the header (PostgreSQL frees just that chunk when
+ * it drops rd_amcache, and ivf_get_cache when the generation moved).
+ * Never hold a pointer to it across anything that may process relcache
+ * invalidations (lock acquisition) or call ivf_get_cache: copy what is
+ * needed.
+ *
+ * The lists live at the view are ranked by position, 0 .. nlive-1 in slot
+ * order: ivf_nearest_lists returns positions, live_slot and live_id turn
+ * them into directory slots and list ids.  slot_centroids holds every
+ * slot's centroid by slot, retired ones included, so a scan whose view a
+ * later cache no longer has still finds the centroids of the lists it
+ * ranked (a slot's centroid does not change before it is recycled, and a
+ * view's lists are not recycled while it is in use).
  */
 typedef struct IvfCache
 {
 	IvfMetaPageData meta;
 	IvfGeometry geo;
-	float	   *centroids;		/* nlists x dims */
-	float	   *centroid_norms; /* |c|^2 per list */
+	uint32		nlive;			/* lists live at meta.generation (=
+								 * meta.nlists) */
+	uint32	   *live_slot;		/* position -> slot */
+	uint32	   *live_id;		/* position -> list id */
+	float	   *slot_centroids; /* meta.nslots x dims, by slot (free: 0) */
+	float	   *centroids;		/* nlive x dims, by position (the same
+								 * array as slot_centroids when every slot
+								 * is live) */
+	float	   *centroid_norms; /* |c|^2 by position */
 	float	   *sq8_lo;			/* codes: per-dimension lo, else NULL */
 	float	   *sq8_step;		/* codes: per-dimension step, else NULL */
+	float	   *sq8_lo1;		/* codebook 1 (lists with IVF_LIST_CODEBOOK1),
+								 * or NULL */
+	float	   *sq8_step1;
 
 	/*
 	 * The centroids' own 8-bit codes (computed when the cache is built,
@@ -63,7 +82,17 @@ typedef struct IvfCache
 	 */
 	IvfRecentBuffer *recent;
 	uint32		nrecent;
+
+	Size		view_size;		/* bytes of the chunk before the hints */
 } IvfCache;
+
+/* the centroid of directory slot 'slot' */
+static inline const float *
+ivf_slot_centroid(const IvfCache *cache, uint32 slot)
+{
+	Assert(slot < cache->meta.nslots);
+	return cache->slot_centroids + (Size) slot * cache->meta.dims;
+}
 
 /* the buffer that last held blkno, per the cache's hints, or InvalidBuffer */
 static inline Buffer
@@ -85,9 +114,12 @@ extern uint32 ivf_read_generation(Relation index);
 extern void ivf_check_meta(Relation index, const IvfMetaPageData *meta);
 extern char *ivf_am_name(Relation index);
 extern IvfCache *ivf_get_cache(Relation index);
+extern IvfCache *ivf_copy_view(const IvfCache *cache);
 extern Buffer ivf_read_buffer(Relation index, BlockNumber blkno);
 extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,
 							   float *dest);
+extern void ivf_load_slots(Relation index, const IvfMetaPageData *meta,
+						   float *dest, IvfListEntry *slots);
 extern Buffer ivf_read_directory_page(Relation index, BlockNumber blkno);
 extern void ivf_read_list_entry(Relation index, const IvfMetaPageData *meta,
 								const IvfGeometry *g, uint32 list,
@@ -99,6 +131,10 @@ extern IvfListEntryV3 *ivf_dir_entry_ptr(Page page, const IvfGeometry *g,
 										 uint32 i);
 extern IvfListEntry *ivf_dir_entry_v4_ptr(Page page, const IvfGeometry *g,
 										  uint32 i);
+extern void ivf_view_reading(Relation index, uint32 generation);
+extern void ivf_view_check(Relation index);
+extern void ivf_check_view_entry(Relation index, const IvfListEntry *entry,
+								 uint32 slot, uint32 id);
 extern void ivf_dir_entries_get(Page page, const IvfGeometry *g, uint32 first,
 								uint32 n, uint32 slot, IvfListEntry *out);
 

@@ -158,7 +158,7 @@ static void
 nearest_lists_exact(const IvfCache *cache, const float *q, uint32 nprobe,
 					int32 *lists, float *dists)
 {
-	uint32		nlists = cache->meta.nlists;
+	uint32		nlists = cache->nlive;
 	uint32		dims = cache->meta.dims;
 	float	   *d = palloc(sizeof(float) * nlists);
 	int64	   *ids;
@@ -214,7 +214,7 @@ static void
 nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 					int32 *lists, float *dists)
 {
-	uint32		nlists = cache->meta.nlists;
+	uint32		nlists = cache->nlive;
 	uint32		dims = cache->meta.dims;
 	IvfMetric	metric = (IvfMetric) cache->meta.metric;
 	IvfPrefilter pf;
@@ -301,20 +301,21 @@ nearest_lists_codes(const IvfCache *cache, const float *q, uint32 nprobe,
 }
 
 /*
- * The nprobe lists whose centroids are nearest to q, nearest first; ties
- * go to the lower list number.  Inserts use nprobe = 1, so a vector is
- * stored in exactly the list a query probes first.  dists (may be NULL)
- * receives the metric's distance: squared L2 or -dot.  From the
- * centroids' codes when there are many lists and few are wanted (the
- * result is the same).
+ * The nprobe lists of the cache's view whose centroids are nearest to q,
+ * nearest first, as positions (IvfCache.live_slot and live_id name them);
+ * ties go to the lower position, which is the lower slot.  Inserts use
+ * nprobe = 1, so a vector is stored in exactly the list a query probes
+ * first.  dists (may be NULL) receives the metric's distance: squared L2
+ * or -dot.  From the centroids' codes when there are many lists and few
+ * are wanted (the result is the same).
  */
 void
 ivf_nearest_lists(const IvfCache *cache, const float *q, uint32 nprobe,
 				  int32 *lists, float *dists)
 {
-	nprobe = Min(nprobe, cache->meta.nlists);
+	nprobe = Min(nprobe, cache->nlive);
 	if (cache->ccodes != NULL && ivf_prefilter_k > 0 &&
-		(Size) nprobe * 8 <= cache->meta.nlists)
+		(Size) nprobe * 8 <= cache->nlive)
 		nearest_lists_codes(cache, q, nprobe, lists, dists);
 	else
 		nearest_lists_exact(cache, q, nprobe, lists, dists);

@@ -218,10 +218,14 @@ lock_group_head(Relation index, const IvfGeometry *g, Buffer buf,
 	opaque = IvfPageGetOpaqueAt(BufferGetPage(buf));
 	if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != list ||
 		opaque->nvec > g->vecs_per_group)
+	{
+		/* a standby's view voided by recycling on the primary, if not worse */
+		ivf_view_check(index);
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\": block %u is not a page of list %u",
 						RelationGetRelationName(index), blkno, list)));
+	}
 }
 
 /* Read and share-lock the head page of a group of list 'list'. */
@@ -606,10 +610,13 @@ ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
 	page = BufferGetPage(buf);
 	opaque = IvfPageGetOpaque(page);
 	if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->nvec > g->vecs_per_group)
+	{
+		ivf_view_check(index);
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\": block %u is not a list page",
 						RelationGetRelationName(index), blkno)));
+	}
 	tids = ivf_head_tids(page, g);
 	if (slot >= opaque->nvec || ivf_tid_to_id(&tids[slot]) != id)
 	{
@@ -636,6 +643,9 @@ ivf_refine_slot(Relation index, const IvfGeometry *g, IvfMetric metric,
 		found = true;
 	}
 	UnlockReleaseBuffer(buf);
+	/* gone: VACUUM removed it, or (a standby) the group was recycled */
+	if (!found)
+		ivf_view_check(index);
 	return found;
 }
 

@@ -51,6 +51,7 @@ list_version_counter(Oid db, Oid relfile, uint32 list)
 	return &ivf_gpu_shared->versions[h % IVF_GPU_VERSIONS];
 }
 
+/* keyed by list id: a list that replaces another in its slot is new */
 static uint64
 list_version(Relation index, uint32 list)
 {
@@ -59,9 +60,9 @@ list_version(Relation index, uint32 list)
 }
 
 /*
- * A list of an index changed (insert, VACUUM): copies of it in the worker
- * are stale from now on.  Called after the change is on the page and
- * before it can commit.
+ * The list with id 'list' changed (insert, VACUUM): copies of it in the
+ * worker are stale from now on.  Called after the change is on the page
+ * and before it can commit.
  */
 void
 ivf_gpu_list_changed(Relation index, uint32 list)
@@ -325,18 +326,43 @@ new_message(Size size, IvfGpuMsgKind kind, Relation index,
 	r->m->metric = (meta->metric == IVF_METRIC_L2) ? IVF_GPU_METRIC_L2 : IVF_GPU_METRIC_IP;
 	r->m->dims = (int32) meta->dims;
 	r->m->nlists = (int32) meta->nlists;
+	r->m->generation = meta->generation;
 	return r;
 }
 
 /*
- * Send lists[0..nl) of the index to the copy with `token': each list's
+ * The slots and list ids of the view of generation meta->generation, by
+ * position (what the worker's copy numbers lists by), copied out of the
+ * cache; false when the cache has moved to another generation, whose
+ * positions mean other lists.
+ */
+static bool
+view_maps(Relation index, const IvfMetaPageData *meta, uint32 **slot,
+		  uint32 **id)
+{
+	IvfCache   *cache = ivf_get_cache(index);
+
+	if (cache->meta.generation != meta->generation ||
+		cache->nlive != meta->nlists)
+		return false;
+	*slot = palloc(sizeof(uint32) * cache->nlive);
+	*id = palloc(sizeof(uint32) * cache->nlive);
+	memcpy(*slot, cache->live_slot, sizeof(uint32) * cache->nlive);
+	memcpy(*id, cache->live_id, sizeof(uint32) * cache->nlive);
+	return true;
+}
+
+/*
+ * Send lists[0..nl) (positions in the view, whose slots and ids slot_of
+ * and id_of give) of the index to the copy with `token': each list's
  * version read before its pages, then every slot in chain order, in
  * messages of at most IVF_GPU_UPLOAD_BYTES (one list may exceed it alone).
  * Used by a full upload and to refresh the stale lists of a copy.
  */
 static bool
 upload_lists(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
-			 uint64 token, const uint32 *lists, uint32 nl, const char **why)
+			 uint64 token, const uint32 *lists, uint32 nl,
+			 const uint32 *slot_of, const uint32 *id_of, const char **why)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivf gpu upload",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -366,11 +392,12 @@ upload_lists(Relation index, const IvfMetaPageData *meta, const IvfGeometry *g,
 			uint32		l = lists[at++];
 
 			/* the version first: a change after it shows as a newer one */
-			versions[nb] = list_version(index, l);
-			ivf_read_list_entry(index, meta, g, l, &e);
+			versions[nb] = list_version(index, id_of[l]);
+			ivf_read_list_entry(index, meta, g, slot_of[l], &e);
+			ivf_check_view_entry(index, &e, slot_of[l], id_of[l]);
 			ls[nb] = (int32) l;
 			if (BlockNumberIsValid(e.head))
-				ivf_export_list(index, g, e.head, ivf_entry_list_id(&e, l),
+				ivf_export_list(index, g, e.head, id_of[l],
 								&vecs[nb], &ids[nb], &counts[nb]);
 			else
 			{
@@ -435,6 +462,8 @@ ivf_gpu_upload(Relation index, const IvfMetaPageData *meta,
 	IvfGpuReq  *seg;
 	uint64		token;
 	uint32	   *all;
+	uint32	   *slot_of;
+	uint32	   *id_of;
 	uint32		l;
 	bool		ok;
 
@@ -444,11 +473,17 @@ ivf_gpu_upload(Relation index, const IvfMetaPageData *meta,
 	 * between this and the copy accepts invalidations, which may rebuild
 	 * the cache.
 	 */
+	if (!view_maps(index, meta, &slot_of, &id_of))
+	{
+		*why = "the index's lists changed during the upload";
+		return false;
+	}
 	cache = ivf_get_cache(index);
 	/* cbytes is the caller's meta's size: never read past the cache's */
-	if (cache->meta.nlists != meta->nlists || cache->meta.dims != meta->dims)
+	if (cache->meta.generation != meta->generation ||
+		cache->nlive != meta->nlists || cache->meta.dims != meta->dims)
 	{
-		*why = "the index's centroids changed during the upload";
+		*why = "the index's lists changed during the upload";
 		return false;
 	}
 	seg = new_message(MAXALIGN(sizeof(IvfGpuMsg)) + cbytes, MSG_UPLOAD_BEGIN,
@@ -471,8 +506,11 @@ ivf_gpu_upload(Relation index, const IvfMetaPageData *meta,
 	all = palloc(sizeof(uint32) * meta->nlists);
 	for (l = 0; l < meta->nlists; l++)
 		all[l] = l;
-	ok = upload_lists(index, meta, g, token, all, meta->nlists, why);
+	ok = upload_lists(index, meta, g, token, all, meta->nlists, slot_of, id_of,
+					  why);
 	pfree(all);
+	pfree(slot_of);
+	pfree(id_of);
 	if (!ok)
 		return false;
 
@@ -503,6 +541,8 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 			   int64 *ids)
 {
 	const char *why = NULL;
+	uint32	   *slot_of = NULL;
+	uint32	   *id_of = NULL;
 	int			attempt;
 
 	if (ivf_gpu_mode == IVF_GPU_OFF || nq == 0)
@@ -516,6 +556,12 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 		return false;
 	}
 
+	/* probes are positions in the caller's view: it must still be the cache's */
+	if (!view_maps(index, meta, &slot_of, &id_of))
+	{
+		ivf_gpu_count_fallback("the index's lists changed since the query ranked them");
+		return false;
+	}
 	for (attempt = 0; attempt < 3; attempt++)
 	{
 		SearchLayout l = search_layout(nq, (int) meta->dims, nprobe, k);
@@ -549,7 +595,7 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 		for (i = 0; i < (Size) nq * nprobe; i++)
 		{
 			lim[i] = (limits[i] > (uint64) PG_INT64_MAX) ? PG_INT64_MAX : (int64) limits[i];
-			ver[i] = list_version(index, (uint32) probes[i]);
+			ver[i] = list_version(index, id_of[probes[i]]);
 		}
 		reply = ivf_gpu_req_send(seg, &why);
 		if (reply == REPLY_OK)
@@ -557,6 +603,8 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 			memcpy(dist, (char *) m + l.dist, (Size) nq * k * sizeof(float));
 			memcpy(ids, (char *) m + l.ids, (Size) nq * k * sizeof(int64));
 			ivf_gpu_req_free(seg);
+			pfree(slot_of);
+			pfree(id_of);
 			return true;
 		}
 		if (reply != REPLY_STALE || attempt == 2)
@@ -590,7 +638,8 @@ ivf_gpu_search(Relation index, const IvfMetaPageData *meta,
 					lists[nl++] = (uint32) probes[i];
 				}
 			ivf_gpu_req_free(seg);
-			ok = upload_lists(index, meta, g, token, lists, nl, &why);
+			ok = upload_lists(index, meta, g, token, lists, nl, slot_of, id_of,
+							  &why);
 			pfree(seen);
 			pfree(lists);
 			if (!ok)

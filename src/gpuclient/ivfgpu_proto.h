@@ -194,6 +194,8 @@ typedef struct IvfGpuMsg
 	int32		metric;
 	int32		dims;
 	int32		nlists;
+	uint32		generation;		/* of the index's view the lists are numbered
+								 * in (positions of its live lists) */
 	int32		nq;
 	int32		k;
 	int32		nprobe;

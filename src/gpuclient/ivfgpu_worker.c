@@ -362,6 +362,7 @@ typedef struct Resident
 	int			metric;
 	int			dims;
 	int			nlists;
+	uint32		generation;		/* the view its lists are numbered in */
 	uint64	   *list_versions;	/* each list's version as uploaded */
 	IvfGpuIndex *index;
 } Resident;
@@ -525,6 +526,7 @@ serve_upload_begin(IvfGpuMsg *m)
 			r->metric = m->metric;
 			r->dims = m->dims;
 			r->nlists = m->nlists;
+			r->generation = m->generation;
 			r->index = index;
 			m->token = r->token;
 			return REPLY_OK;
@@ -1037,7 +1039,8 @@ serve_slots(MemoryContext cxt)
 			continue;
 		}
 		if (r == NULL || !r->complete ||
-			r->metric != m->metric || r->dims != m->dims || r->nlists != m->nlists)
+			r->metric != m->metric || r->dims != m->dims || r->nlists != m->nlists ||
+			r->generation != m->generation)
 		{
 			pend[i].reply = REPLY_STALE;
 			pend[i].answered = true;
@@ -1063,7 +1066,7 @@ serve_slots(MemoryContext cxt)
 			if (!pend[j].answered && o->kind == MSG_SEARCH && o->db == m->db &&
 				o->relfile == m->relfile &&
 				o->metric == m->metric && o->dims == m->dims &&
-				o->nlists == m->nlists &&
+				o->nlists == m->nlists && o->generation == m->generation &&
 				(w_ops->max_k == 0 || o->k <= w_ops->max_k))
 			{
 				if (flag_stale_lists(r, o))

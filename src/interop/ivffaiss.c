@@ -193,9 +193,11 @@ spill_read(BufFile *spill, void *dest, Size n)
  * dead slots (VACUUM in progress) are left out.
  */
 static BufFile *
-collect_lists(Relation index, const IvfMetaPageData *meta,
-			  const IvfGeometry *g, uint64 *sizes, uint64 *ntotal)
+collect_lists(Relation index, const IvfCache *view, uint64 *sizes,
+			  uint64 *ntotal)
 {
+	const IvfMetaPageData *meta = &view->meta;
+	const IvfGeometry *g = &view->geo;
 	BufFile    *spill = BufFileCreateTemp(false);
 	MemoryContext listcxt = AllocSetContextCreate(CurrentMemoryContext,
 												  "ivf_export_faiss list",
@@ -215,11 +217,12 @@ collect_lists(Relation index, const IvfMetaPageData *meta,
 		int64		live = 0;
 
 		sizes[l] = 0;
-		ivf_read_list_entry(index, meta, g, l, &e);
+		ivf_read_list_entry(index, meta, g, view->live_slot[l], &e);
+		ivf_check_view_entry(index, &e, view->live_slot[l], view->live_id[l]);
 		if (!BlockNumberIsValid(e.head))
 			continue;
 		old = MemoryContextSwitchTo(listcxt);
-		ivf_export_list(index, g, e.head, ivf_entry_list_id(&e, l), &vecs, &ids, &n);
+		ivf_export_list(index, g, e.head, view->live_id[l], &vecs, &ids, &n);
 		/* the live slots, packed: vectors, then their ids */
 		for (i = 0; i < n; i++)
 		{
@@ -406,8 +409,7 @@ ivf_export_faiss(PG_FUNCTION_ARGS)
 	Relation	heap;
 	Relation	index;
 	IvfMetaPageData meta;
-	IvfGeometry g;
-	float	   *centroids;
+	IvfCache   *view;
 	uint64	   *sizes;
 	uint64		ntotal;
 	int			nprobe;
@@ -425,15 +427,12 @@ ivf_export_faiss(PG_FUNCTION_ARGS)
 	check_destination(path);
 
 	index = ivf_open_for_user(indexoid, &heap);
-	ivf_read_meta(index, &meta);
-	ivf_meta_geometry(&meta, &g);
-	/* the centroid stream: the centroids, then lo and step with codes */
-	centroids = palloc_extended(ivf_centroid_rows(&meta) * meta.dims * sizeof(float),
-								MCXT_ALLOC_HUGE);
-	ivf_load_centroids(index, &meta, centroids);
+	/* the lists live now, in slot order: Faiss's list l is position l */
+	view = ivf_copy_view(ivf_get_cache(index));
+	meta = view->meta;
 	nprobe = (int) ivf_index_default_nprobe(index, &meta);
 	sizes = palloc(sizeof(uint64) * meta.nlists);
-	spill = collect_lists(index, &meta, &g, sizes, &ntotal);
+	spill = collect_lists(index, view, sizes, &ntotal);
 
 	sink.fd = create_temp_file(path, &tmppath);
 	sink.path = tmppath;
@@ -441,7 +440,7 @@ ivf_export_faiss(PG_FUNCTION_ARGS)
 	sink.len = 0;
 	PG_TRY();
 	{
-		write_faiss(&sink, &meta, nprobe, centroids, sizes, ntotal, spill);
+		write_faiss(&sink, &meta, nprobe, view->centroids, sizes, ntotal, spill);
 		sink_flush(&sink);
 		if (pg_fsync(sink.fd) != 0)
 			ereport(ERROR,

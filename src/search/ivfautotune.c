@@ -828,6 +828,7 @@ ivf_autotune(PG_FUNCTION_ARGS)
 	IvfParamSet ps;
 	const Point *best = NULL;
 	char	   *name;
+	uint32	   *live_slot;
 
 	if (!(target >= 0.0 && target <= 1.0))
 		ereport(ERROR,
@@ -853,8 +854,15 @@ ivf_autotune(PG_FUNCTION_ARGS)
 	 */
 	index = ivf_open_index(indexoid, &heap, __func__,
 						   IVF_OPEN_READ | (apply ? IVF_OPEN_OWNER : 0));
-	ivf_read_meta(index, &meta);
-	ivf_meta_geometry(&meta, &g);
+	{
+		/* the lists live now, whose sizes shape the knobs' space */
+		IvfCache   *cache = ivf_get_cache(index);
+
+		meta = cache->meta;
+		g = cache->geo;
+		live_slot = palloc(sizeof(uint32) * cache->nlive);
+		memcpy(live_slot, cache->live_slot, sizeof(uint32) * cache->nlive);
+	}
 
 	/* the queries: rows of the table, and their exact neighbours */
 	init_queries(&tq, index, nqueries, k, true);
@@ -877,7 +885,7 @@ ivf_autotune(PG_FUNCTION_ARGS)
 	sizes = palloc(sizeof(uint64) * meta.nlists);
 	for (uint32 l = 0; l < meta.nlists; l++)
 	{
-		sizes[l] = ivf_list_size(index, &meta, &g, l);
+		sizes[l] = ivf_list_size(index, &meta, &g, live_slot[l]);
 		total += sizes[l];
 		largest = Max(largest, sizes[l]);
 	}

@@ -96,7 +96,19 @@ typedef struct SearchState
 	IvfMetric	metric;
 	IvfSearchSettings settings;
 	uint32		nprobe;
+	int32		nprobe_arg;		/* the call's nprobe, or 0 (the default) */
 	int			k;
+
+	/*
+	 * The view every chunk ranks against (src/README "The per-backend
+	 * cache"): a copy of the cache's when the call has several chunks,
+	 * since the cache may be rebuilt for a later generation in between;
+	 * live_slot and live_id map its positions to slots and list ids.
+	 */
+	MemoryContext work;
+	IvfCache   *view;
+	uint32	   *live_slot;
+	uint32	   *live_id;
 	IvfElemType qelem;			/* the queries' type: vector[] or halfvec[] */
 	Tuplestorestate *store;
 	TupleDesc	desc;
@@ -115,7 +127,7 @@ typedef struct SearchState
 	int			q0;				/* global number of its first query */
 	int			nq;
 	float	   *queries;		/* nq x dims, prepared */
-	int32	   *plist;			/* nq x nprobe, ranked */
+	int32	   *plist;			/* nq x nprobe, ranked: positions in the view */
 	float	   *pdist;
 	uint64	   *limits;
 } SearchState;
@@ -204,13 +216,15 @@ search_matrix_query(SearchState *ss, int qc)
 		IvfListEntry e;
 		int32		l = ss->plist[(Size) qc * ss->nprobe + i];
 
-		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, l, &e);
+		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, ss->live_slot[l], &e);
+		ivf_check_view_entry(ss->index, &e, ss->live_slot[l], ss->live_id[l]);
 		if (BlockNumberIsValid(e.head))
 			(void) ivf_scan_list(ss->index, &ss->g, ss->metric, e.head,
-								 ivf_entry_list_id(&e, l), q,
+								 ss->live_id[l], q,
 								 ss->limits[(Size) qc * ss->nprobe + i], NULL,
 								 cands);
 	}
+	ivf_view_check(ss->index);
 	ivf_select_stream_init(&stream, cands->dist, cands->id, cands->n,
 						   (size_t) ss->k);
 	while (got < ss->k && ivf_select_stream_next(&stream, &d, &id))
@@ -280,13 +294,15 @@ search_csr(SearchState *ss)
 
 		if (n == 0)
 			continue;
-		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, i, &e);
+		ivf_read_list_entry(ss->index, &ss->meta, &ss->g, ss->live_slot[i], &e);
+		ivf_check_view_entry(ss->index, &e, ss->live_slot[i], ss->live_id[i]);
 		if (BlockNumberIsValid(e.head))
 			ivf_scan_list_multi(ss->index, &ss->g, ss->metric, e.head,
-								ivf_entry_list_id(&e, i),
+								ss->live_id[i],
 								ss->queries, bylist_q + count[i],
 								bylist_lim + count[i], n, heaps);
 	}
+	ivf_view_check(ss->index);
 
 	for (qi = 0; qi < nq; qi++)
 	{
@@ -329,25 +345,65 @@ search_gpu(SearchState *ss)
 	return true;
 }
 
+/*
+ * Take the cache's view for the call: its meta page, geometry and the
+ * settings that follow from them (the default nprobe follows the live
+ * lists).  Any time after the snapshot will do, so it is taken again when
+ * the generation moved before the first chunk.
+ */
+static void
+take_view(SearchState *ss, const IvfCache *cache)
+{
+	ss->meta = cache->meta;
+	ss->g = cache->geo;
+	ss->metric = (IvfMetric) ss->meta.metric;
+	ivf_search_settings(ss->index, &ss->meta, &ss->settings);
+	ss->nprobe = (ss->nprobe_arg == 0) ? ss->settings.nprobe :
+		Min((uint32) ss->nprobe_arg, ss->meta.nlists);
+}
+
 /* Queries q0 .. q0 + nq - 1: prepare, rank their lists, search, emit. */
 static void
-search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq)
+search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq,
+			 bool last)
 {
-	uint32		dims = ss->meta.dims;
-	uint32		nprobe = ss->nprobe;
-	IvfCache   *cache = ivf_get_cache(ss->index);
+	uint32		dims;
+	uint32		nprobe;
+	IvfCache   *cache = ss->view;
 	uint64	   *sizes;
 	bool		csr;
 	int			qi;
 	uint32		i;
 
-	/* every chunk ranks the lists against the centroids the first one saw */
-	if (cache->meta.generation != ss->meta.generation)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("centroids of index \"%s\" changed during ivf_search (generation %u, now %u)",
-						RelationGetRelationName(ss->index), ss->meta.generation,
-						cache->meta.generation)));
+	if (cache == NULL)
+	{
+		/* take_view may look up catalogs: invalidations free the cache */
+		cache = ivf_get_cache(ss->index);
+		while (cache->meta.generation != ss->meta.generation)
+		{
+			take_view(ss, cache);
+			cache = ivf_get_cache(ss->index);
+		}
+		if (!last)
+		{
+			MemoryContext old = MemoryContextSwitchTo(ss->work);
+
+			ss->view = cache = ivf_copy_view(cache);
+			MemoryContextSwitchTo(old);
+		}
+		ss->live_slot = cache->live_slot;
+		ss->live_id = cache->live_id;
+		if (ss->view == NULL)
+		{
+			/* one chunk: the cache may go before its lists are scanned */
+			ss->live_slot = palloc(sizeof(uint32) * cache->nlive);
+			ss->live_id = palloc(sizeof(uint32) * cache->nlive);
+			memcpy(ss->live_slot, cache->live_slot, sizeof(uint32) * cache->nlive);
+			memcpy(ss->live_id, cache->live_id, sizeof(uint32) * cache->nlive);
+		}
+	}
+	dims = ss->meta.dims;
+	nprobe = ss->nprobe;
 	ss->q0 = q0;
 	ss->nq = nq;
 	ss->queries = palloc_extended(sizeof(float) * (Size) nq * dims, MCXT_ALLOC_HUGE);
@@ -415,7 +471,8 @@ search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq)
 				int32		l = ss->plist[(Size) qi * nprobe + i];
 
 				if (slots[l] < 0)
-					slots[l] = (int64) ivf_list_size(ss->index, &ss->meta, &ss->g, l);
+					slots[l] = (int64) ivf_list_size(ss->index, &ss->meta, &ss->g,
+													 ss->live_slot[l]);
 				sizes[(Size) qi * nprobe + i] = (uint64) slots[l];
 			}
 	}
@@ -425,6 +482,7 @@ search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq)
 						 sizes + (Size) qi * nprobe, nprobe,
 						 ss->limits + (Size) qi * nprobe);
 
+	ivf_view_reading(ss->index, ss->meta.generation);
 	if (search_gpu(ss))
 		return;
 	csr = (ivf_search_mode == IVF_SEARCH_CSR) ||
@@ -476,7 +534,6 @@ search_queries(FunctionCallInfo fcinfo, IvfElemType qelem)
 	MemoryContext old;
 	TupleDesc	desc;
 	SearchState ss;
-	IvfCache   *cache;
 	Datum	   *elems;
 	bool	   *elemnulls;
 	int			nq;
@@ -522,14 +579,9 @@ search_queries(FunctionCallInfo fcinfo, IvfElemType qelem)
 
 	/* named as the SQL function in errors, whichever signature was called */
 	ss.index = ivf_open_index(indexoid, &ss.heap, "ivf_search", IVF_OPEN_READ);
-	cache = ivf_get_cache(ss.index);
-	ss.meta = cache->meta;
-	ss.g = cache->geo;
-	ss.metric = (IvfMetric) ss.meta.metric;
-	cache = NULL;
-	ivf_search_settings(ss.index, &ss.meta, &ss.settings);
-	ss.nprobe = PG_ARGISNULL(3) ? ss.settings.nprobe :
-		Min((uint32) PG_GETARG_INT32(3), ss.meta.nlists);
+	ss.work = work;
+	ss.nprobe_arg = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
+	take_view(&ss, ivf_get_cache(ss.index));
 	ss.k = k;
 	ss.qelem = qelem;
 
@@ -550,7 +602,8 @@ search_queries(FunctionCallInfo fcinfo, IvfElemType qelem)
 	for (q0 = 0; q0 < nq; q0 += per_chunk)
 	{
 		MemoryContextSwitchTo(chunkcxt);
-		search_chunk(&ss, elems, elemnulls, q0, Min(per_chunk, nq - q0));
+		search_chunk(&ss, elems, elemnulls, q0, Min(per_chunk, nq - q0),
+					 q0 + per_chunk >= nq);
 		MemoryContextSwitchTo(work);
 		MemoryContextReset(chunkcxt);
 		CHECK_FOR_INTERRUPTS();

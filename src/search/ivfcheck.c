@@ -208,7 +208,7 @@ typedef enum SlotKind
 static SlotKind
 slot_kind(const IvfListEntry *e, uint32 gen)
 {
-	if (e->born == IVF_GEN_NEVER)
+	if (ivf_entry_free(e))
 		return SLOT_FREE;
 	if (e->born > gen)
 		return SLOT_NEW;

@@ -21,9 +21,10 @@
 #   (e) format 4's list slots: a slot stamped dead at the generation (a
 #       retired list that is not frozen, one live list fewer than nlists), a
 #       slot whose incarnation no longer matches its pages' list id, a
-#       centroid row past its page, and more slots than live lists (which
-#       nothing writes yet) are each reported by ivf_check or refused by
-#       the scan, and the index reads as before once restored.
+#       centroid row past its page, and a slot past the entries written
+#       are each reported by ivf_check or refused by the scan; a free slot
+#       beside the live lists changes nothing; the index reads as before
+#       once restored.
 #
 # The node runs without data checksums (initdb's default): with them the
 # overwritten pages would fail their checksum before ivf saw them.
@@ -61,6 +62,7 @@ my $meta_dirstart = $contents + 64;
 my $meta_elem = $contents + 84;
 my $entry_size = 64;
 my $entry_radius = 20;
+my $entry_born = 24;
 my $entry_dead = 28;
 my $entry_crow = 48;
 my $entry_incarnation = 52;
@@ -345,9 +347,19 @@ is(unpack('L', read_bytes($file{t_cos}, $meta_nslots, 4)), 4, '(e) t_cos has 4 l
 write_bytes($file{t_cos}, $meta_nslots, pack('L', 5));
 $node->start;
 ($rc, $out, $err) = $node->psql('postgres', "$noseq $cos");
-isnt($rc, 0, '(e) more slots than live lists are refused (nothing writes them yet)');
-like($err, qr/index "t_cos" has 5 list slots for 4 live lists/, '(e) the error says so');
+isnt($rc, 0, '(e) a slot past the entries written (all zero) is refused');
+like($err, qr/index "t_cos": list slot 4 names no centroid page \(block 0\)/,
+	'(e) the error names the slot');
 $node->stop;
+# the same slot, free (never born, no pages): the lists read as before
+my $e4 = entry_off($file{t_cos}, 4);
+write_bytes($file{t_cos}, $e4, pack('LLL', 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF));
+write_bytes($file{t_cos}, $e4 + $entry_born, pack('LL', 0xFFFFFFFF, 0xFFFFFFFF));
+$node->start;
+is($node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; $cos"), $cos_rows,
+	'(e) a free fifth slot: the same rows');
+$node->stop;
+write_bytes($file{t_cos}, $e4, "\0" x $entry_size);
 write_bytes($file{t_cos}, $meta_nslots, pack('L', 4));
 $node->start;
 ivf_check_clean($node, 'postgres', 't_cos', '(e) t_cos restored: no problem');

@@ -20,9 +20,11 @@
 #       bound is 0 (unset, as in (a) and (b));
 #   (d) an empty list carrying a pending dead stamp is closed by the
 #       stamp (no tail to freeze): abandoned, its first group is created;
-#   (e) a directory entry that is not live at the generation the cache
-#       was built for (nothing can make the view newer): the insert fails
-#       with an error instead of choosing again forever.
+#   (e) the only list retired at the generation, nothing replacing it:
+#       the insert fails with an error (the view has no live list) rather
+#       than choosing again forever.  (The insert's own guard against a
+#       directory that contradicts a cache of the same generation cannot be
+#       reached from outside: the cache is built from that directory.)
 #
 # After each case the patches are taken back and nothing is lost: every
 # row is found by an index scan and ivf_check is clean.  The node runs with
@@ -381,7 +383,7 @@ $node->start;
 	my ($rc, $out, $err) = $node->psql('postgres',
 		q{INSERT INTO e VALUES (2, array_fill(1, ARRAY[500])::vector(500))});
 	isnt($rc, 0, '(e) an insert into a list not live at the generation fails');
-	like($err, qr/the list an insert chose at generation 1 is not live at it/, '(e) and says why');
+	like($err, qr/index "e_i" has 0 lists live at generation 1, its meta page says 1/, '(e) and says why');
 }
 $node->stop;
 set_dead($fe, 0, $GEN_NEVER);
