@@ -20,6 +20,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(
+  ivf_node
   shared_data_dir
   fashion_mnist
   write_fvecs
@@ -141,6 +142,19 @@ sub _read_vecs
 
 sub read_fvecs { return _read_vecs($_[0], 'f<', $_[1]); }
 sub read_ivecs { return _read_vecs($_[0], 'l<', $_[1]); }
+
+# A started node with $conf appended to its postgresql.conf and the ivf
+# extension created in its postgres database.
+sub ivf_node
+{
+	my ($name, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
+	return $node;
+}
 
 # A node (initialised, not started) with ivf preloaded and its GPU worker
 # on the CPU backend; $extra is more postgresql.conf lines, %init options
