@@ -452,8 +452,8 @@ not_our_page(InsertState *is, BlockNumber blkno, uint32 label, uint16 flags)
  * Append a group after the list's frozen tail, or create its first group,
  * when the list is closed but live: called holding the switch lock in
  * share mode when a switch was pending (the operation was then abandoned),
- * or with the list's dead stamp reset (an interrupted rollback).  Restart
- * when somebody appended meanwhile.
+ * or for a frozen tail without a dead stamp.  Restart when somebody
+ * appended meanwhile.
  */
 static InsertResult
 append_after_closed(InsertState *is)
@@ -528,7 +528,11 @@ insert_closed(InsertState *is)
 		return INSERT_RECHOOSE;
 	if (e.dead == IVF_GEN_NEVER)
 	{
-		/* frozen groups without a stamp: a rollback is unfreezing them */
+		/*
+		 * A frozen tail without a stamp, which no step leaves (a rollback
+		 * unfreezes before it resets the stamp): no switch can be pending,
+		 * so the list is live.
+		 */
 		return append_after_closed(is);
 	}
 
