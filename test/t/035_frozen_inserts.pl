@@ -25,6 +25,11 @@
 #       than choosing again forever.  (The insert's own guard against a
 #       directory that contradicts a cache of the same generation cannot be
 #       reached from outside: the cache is built from that directory.)
+#   (f) ivf_check on a retired list (dead at the generation, frozen whole,
+#       one live list fewer in the meta page): no problem, a NOTICE that
+#       counts it, and as past every transaction's horizon only when its
+#       retire_xid is old (ivf_full_xid_recyclable); a deleted page in its
+#       chain is counted, not reported.
 #
 # After each case the patches are taken back and nothing is lost: every
 # row is found by an index scan and ivf_check is clean.  The node runs with
@@ -165,11 +170,14 @@ sub rows_found
 	return $missing == 0;
 }
 
-# every row of the table, through the index (one list: all of it)
+# every row of the table, through the index with every list probed
+# ($dims-dimension vectors, $lists lists; by default t's and e's 500 and 1)
 sub all_rows_indexed
 {
-	my ($table, $name) = @_;
-	is(index_scan_count($node, 'postgres', $table, 'v', '<->', '[' . join(',', (0) x 500) . ']', 1),
+	my ($table, $name, $dims, $lists) = @_;
+	$dims //= 500;
+	$lists //= 1;
+	is(index_scan_count($node, 'postgres', $table, 'v', '<->', '[' . join(',', (0) x $dims) . ']', $lists),
 		$node->safe_psql('postgres', "SELECT count(*) FROM $table"), $name);
 	return;
 }
@@ -390,6 +398,56 @@ set_dead($fe, 0, $GEN_NEVER);
 $node->start;
 ivf_check_clean($node, 'postgres', 'e_i', '(e) taken back: no problem');
 all_rows_indexed('e', '(e) every row of e is indexed');
+
+# (f) a retired list, as ivf_check sees it
+$node->safe_psql('postgres', q{
+CREATE TABLE r (id int PRIMARY KEY, v vector(8));
+INSERT INTO r SELECT i, ARRAY(SELECT ((i % 2) * 100 + sin(i * 3 + j))::real
+  FROM generate_series(1, 8) j)::vector(8)
+FROM generate_series(1, 600) i;
+CREATE INDEX r_i ON r USING ivfflat (v vector_l2_ops) WITH (lists = 2, prefilter = off);
+});
+my $fr = relation_file($node, 'postgres', 'r_i');
+my $future = $node->safe_psql('postgres', 'SELECT pg_current_xact_id()::text::bigint + 1000000');
+$node->stop;
+my @rchain = chain($fr, 0);
+ok(@rchain >= 2, '(f) list 0 of r_i has several groups');
+set_frozen($fr, $_->[0], 1) for @rchain;
+set_dead($fr, 0, 1);
+write_file_bytes($fr, $contents + 20, pack('L', 1));    # nlists
+write_file_bytes($fr, entry($fr, 0)->{off} + 32, pack('Q', 3));    # retire_xid
+$node->start;
+{
+	my ($rows, $err) = check_index('r_i');
+	is_deeply($rows, [], '(f) a retired list frozen whole: no problem');
+	like($err, qr/holds 1 retired lists \(1 of them past every transaction's horizon now\) and 0 deleted pages/,
+		'(f) it is counted, and an old retire_xid is past the horizon');
+	unlike($err, qr/in progress or abandoned/, '(f) no operation is reported');
+}
+$node->stop;
+write_file_bytes($fr, entry($fr, 0)->{off} + 32, pack('Q', $future));
+# the head of its first group deleted, as recycling leaves it midway
+write_file_bytes($fr, $rchain[0][0] * $blcksz + $special + 10, pack('S', 0x0200));
+$node->start;
+{
+	my ($rows, $err) = check_index('r_i');
+	is_deeply($rows, [], '(f) a deleted page in a retired list: no problem');
+	like($err, qr/holds 1 retired lists \(0 of them past every transaction's horizon now\) and 1 deleted pages/,
+		'(f) a future retire_xid is not past the horizon; the deleted page is counted');
+}
+$node->stop;
+write_file_bytes($fr, $rchain[0][0] * $blcksz + $special + 10, pack('S', $rchain[0][2]));
+write_file_bytes($fr, entry($fr, 0)->{off} + 32, pack('Q', 0));
+write_file_bytes($fr, $contents + 20, pack('L', 2));
+set_dead($fr, 0, $GEN_NEVER);
+set_frozen($fr, $_->[0], 0) for @rchain;
+$node->start;
+{
+	my ($rows, $err) = check_index('r_i');
+	is_deeply($rows, [], '(f) taken back: no problem');
+	unlike($err, qr/NOTICE/, '(f) taken back: no notice');
+}
+all_rows_indexed('r', '(f) every row of r is indexed', 8, 2);
 
 $node->stop;
 done_testing();
