@@ -17,9 +17,9 @@
  * once and as many as nlists; lists retired at G (dead <= G, kept until
  * recycled) must be frozen whole and may hold deleted pages while their
  * recycling runs; lists born above G (an operation in progress or
- * abandoned) are checked as structures only, since they hold copies of
- * live rows; a frozen group is allowed only in a list carrying a dead
- * stamp.  Stamps above G, retired lists and deleted pages are legitimate
+ * abandoned) are checked like the others, but their TIDs, like retired
+ * lists', are copies of live lists' rows and may repeat them; a frozen
+ * group is allowed only in a list carrying a dead stamp.  Stamps above G, retired lists and deleted pages are legitimate
  * states, reported by ivf_check as NOTICEs, not as problems.  It takes the same share locks as
  * a scan, one page at a time, so it can run beside inserts and VACUUM; run
  * it on a quiet index for an exact picture.
@@ -438,13 +438,11 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e, SlotKind kind)
 				problem(cs, "list %u: block %u slot %u is not unit length (norm^2 %g) in a cosine index",
 						list, blkno, i, normsq);
 			/*
-			 * VACUUM walks live and retired lists, not new ones (an
-			 * abandoned operation's lists wait for the rollback); new and
-			 * retired lists hold copies of live rows, so only live lists'
-			 * TIDs must be distinct.
+			 * VACUUM walks every list that is not free, so every TID's line
+			 * pointer is in use; new and retired lists hold copies of live
+			 * rows, so only live lists' TIDs must be distinct.
 			 */
-			if (kind != SLOT_NEW)
-				check_heap_tid(cs, tid, list, blkno);
+			check_heap_tid(cs, tid, list, blkno);
 			if (!live)
 				continue;
 			if (cs->ntids == cs->captids)
@@ -637,8 +635,7 @@ run_check(CheckState *cs)
 	for (list = 0; list < cs->meta.nslots; list++)
 	{
 		const IvfListEntry *e = &dir[list];
-		uint32		g = cs->meta.generation;
-		SlotKind	kind = slot_kind(e, g);
+		SlotKind	kind = slot_kind(e, cs->meta.generation);
 
 		switch (kind)
 		{
