@@ -851,6 +851,19 @@ ivf_dir_entry_ptr(Page page, const IvfGeometry *g, uint32 i)
 }
 
 /*
+ * Entry i of a format 4 directory page, whole: for the fields format 4
+ * added (the flags), which a format 2-3 entry does not have.
+ */
+IvfListEntry *
+ivf_dir_entry_v4_ptr(Page page, const IvfGeometry *g, uint32 i)
+{
+	if (g->directory_entry_size != sizeof(IvfListEntry))
+		elog(ERROR, "ivf: a format 4 directory entry was asked of an older format");
+	return (IvfListEntry *) ((char *) PageGetContents(page) +
+							 (Size) i * sizeof(IvfListEntry));
+}
+
+/*
  * Copy entries first .. first+n-1 of a directory page to out, the first
  * of them being list slot 'slot'; formats 2 and 3 are converted (born 0,
  * dead never, incarnation 0, the centroid at row 'slot' of the stream).

@@ -129,6 +129,8 @@ extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
 									   uint32 *slot);
 extern IvfListEntryV3 *ivf_dir_entry_ptr(Page page, const IvfGeometry *g,
 										 uint32 i);
+extern IvfListEntry *ivf_dir_entry_v4_ptr(Page page, const IvfGeometry *g,
+										  uint32 i);
 extern void ivf_view_reading(Relation index, uint32 generation);
 extern void ivf_view_check(Relation index);
 extern void ivf_check_view_entry(Relation index, const IvfListEntry *entry,
