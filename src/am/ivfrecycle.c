@@ -79,6 +79,8 @@ static void
 entry_undo_retire(IvfListEntry *e, uint64 arg)
 {
 	e->dead = IVF_GEN_NEVER;
+	/* inserts moved the hint past the groups that were frozen */
+	e->insert = e->head;
 }
 
 static void
