@@ -192,4 +192,48 @@ IvfGucIsPlaceholder(const char *name)
 }
 #endif
 
+/*
+ * Whether every transaction that is running or may still start holds an
+ * xmin after xid, so that nothing that saw the index before xid was
+ * assigned can still be reading it: nbtree's test for recycling a deleted
+ * page (BTPageIsRecyclable), which ivf applies to a retired list's
+ * retire_xid (src/README "Recycling").  From 14 GlobalVis with no relation
+ * (the shared horizon, the most conservative one); 13 compares with
+ * RecentGlobalXmin as its _bt_page_recyclable does, widened to a full
+ * transaction id against the next one (the horizon is never 2^31
+ * transactions behind it).  Either needs a snapshot taken in this
+ * transaction: a stale RecentGlobalXmin is older, so it only says "not
+ * yet" more often.
+ */
+#include "access/transam.h"
+#include "utils/snapmgr.h"
+#if PG_VERSION_NUM >= 140000
+static inline bool
+ivf_full_xid_recyclable(FullTransactionId xid)
+{
+	return GlobalVisCheckRemovableFullXid(NULL, xid);
+}
+#else
+static inline bool
+ivf_full_xid_recyclable(FullTransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	TransactionId horizon = RecentGlobalXmin;
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	/* no snapshot yet: nothing is known to be past every xmin */
+	if (!TransactionIdIsNormal(horizon))
+		return false;
+	/* the horizon precedes next; past next's low half it is of the epoch before */
+	if (horizon > XidFromFullTransactionId(next))
+	{
+		if (epoch == 0)
+			return false;
+		epoch--;
+	}
+	return FullTransactionIdPrecedes(xid,
+									 FullTransactionIdFromEpochAndXid(epoch, horizon));
+}
+#endif
+
 #endif							/* IVF_COMPAT_H */

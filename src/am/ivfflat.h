@@ -41,8 +41,8 @@ extern void ivf_refuse_non_regular(const char *path, mode_t mode,
 								   const char *why);
 
 /* ivfinsert.c */
-extern uint32 ivf_insert_vector(Relation index, const IvfCache *cache,
-							  const float *vec, ItemPointer tid);
+extern bool ivf_insert_vector(Relation index, const IvfCache *cache,
+							  const float *vec, ItemPointer tid, uint32 *listid);
 extern bool ivf_insert(IVF_AMINSERT_PARAMS);
 
 /* ivfscan.c */

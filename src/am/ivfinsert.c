@@ -5,10 +5,16 @@
  *	  centroid is nearest, in the first group with a free slot at or after
  *	  the list's insertion hint, or in a new group appended to the list.
  *
- * Lock order (see src/README): list pages, then the directory page, then
- * the relation extension lock (which is only ever held while extending and
- * never while waiting for anything else).  A group's segment pages are
- * locked after its head page.
+ * Lock order (see src/README): the switch lock (a heavyweight page lock,
+ * taken only with no buffer locked, at a closed list), then list pages,
+ * then the directory page, then the meta page, then the relation extension
+ * lock (which is only ever held while extending and never while waiting
+ * for anything else).  A group's segment pages are locked after its head
+ * page.
+ *
+ * Groups frozen by maintenance (IVF_PAGE_FROZEN) take no row: the walk
+ * skips them, and a list whose tail is frozen is closed (src/README
+ * "Inserts").
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +22,7 @@
 
 #include "access/generic_xlog.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -26,6 +33,37 @@
 #include "ivfpage.h"
 #include "ivfquantizer.h"
 #include "listscan.h"
+
+/*
+ * One insert: the vector, what was computed from it against the chosen
+ * list's centroid, and the list (its slot, its id, the directory entry's
+ * place).  Nothing here points into the cache.
+ */
+typedef struct InsertState
+{
+	Relation	index;
+	IvfMetaPageData meta;		/* the view's meta page (cache copy) */
+	IvfGeometry g;
+	uint32		viewgen;		/* the view's generation */
+	uint32		slot;			/* the chosen list's slot */
+	uint32		listid;			/* its id, as its pages carry it */
+	BlockNumber dirblk;			/* its directory page */
+	uint32		dirslot;		/* its entry there */
+	const float *vec;
+	ItemPointer tid;
+	uint8	   *code;			/* codes: the vector's code, else NULL */
+	float		err;
+	float		cnorm;
+	float		radius;			/* |vec - centroid| */
+} InsertState;
+
+/* where a step of the walk left the insert */
+typedef enum InsertResult
+{
+	INSERT_DONE,				/* the vector is in the list */
+	INSERT_RESTART,				/* read the entry again and walk again */
+	INSERT_RECHOOSE				/* the view is stale: choose again */
+} InsertResult;
 
 /*
  * Write the segment parts of a vector into slot 'slot' of the segment
@@ -120,25 +158,54 @@ log_segments(Relation index, const IvfGeometry *g, Buffer *sbufs,
 }
 
 /*
- * Add a new group holding 'vec' to the list whose id is 'list' (labelling
- * its pages).  tailbuf is the list's
- * last group (exclusively locked, full) or InvalidBuffer when the list is
- * empty; dirbuf is the directory page (exclusively locked) with the list's
- * entry at 'slot'.
+ * Whether the group being added takes the list (entry dirslot of the
+ * exclusively locked directory page) past the meta page's split bound, so
+ * that the record marks it IVF_LIST_OVERFULL for maintenance: format 4
+ * adaptive indexes only, a bound of 0 being unset, and not again once
+ * marked.  The bound is read from the meta page itself, not the cache:
+ * maintenance rewrites it without a switch.  List and directory pages are
+ * locked here, which come before the meta page in the lock order.
+ */
+static bool
+list_overfull(InsertState *is, Page dirpage)
+{
+	IvfListEntry *e;
+	IvfMetaPageData meta;
+
+	if (is->meta.version < 4 || !(is->meta.flags & IVF_META_ADAPTIVE))
+		return false;
+	e = ivf_dir_entry_v4_ptr(dirpage, &is->g, is->dirslot);
+	if (e->flags & IVF_LIST_OVERFULL)
+		return false;
+	ivf_read_meta(is->index, &meta);
+	return meta.split_bound != 0 &&
+		(uint64) (e->ngroups + 1) * is->g.vecs_per_group > meta.split_bound;
+}
+
+/*
+ * Add a new group holding the vector to the list, labelling its pages with
+ * the list's id.  tailbuf is the list's last group (exclusively locked:
+ * full, or frozen) or InvalidBuffer when the list is empty; dirbuf is the
+ * directory page (exclusively locked) with the list's entry.  The record
+ * that links the group also writes the entry, and sets IVF_LIST_OVERFULL
+ * there when the list has grown past the split bound.
  */
 static void
-add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
-		  Buffer dirbuf, uint32 dirslot, const float *vec, ItemPointer tid,
-		  const uint8 *code, float err, float cnorm, float radius)
+add_group(InsertState *is, Buffer tailbuf, Buffer dirbuf)
 {
+	Relation	index = is->index;
+	const IvfGeometry *g = &is->g;
 	Buffer		headbuf;
 	Buffer		sbufs[IVF_MAX_SEGMENTS];
 	BlockNumber segblk[IVF_MAX_SEGMENTS];
 	GenericXLogState *state;
 	Page		page;
 	IvfListEntryV3 *entry;
+	bool		overfull;
 	uint32		s;
 	uint32		first;
+
+	overfull = list_overfull(is, BufferGetPage(dirbuf));
 
 	headbuf = ivf_new_buffer(index);
 	for (s = 1; s < g->nsegments; s++)
@@ -148,24 +215,24 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	}
 
 	/* segments first: unreachable until the final record links the head */
-	first = log_segments(index, g, sbufs, Min(g->nsegments - 1, 1), 0, vec,
-						 true, list);
+	first = log_segments(index, g, sbufs, Min(g->nsegments - 1, 1), 0,
+						 is->vec, true, is->listid);
 
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, headbuf, GENERIC_XLOG_FULL_IMAGE);
-	ivf_init_page(page, IVF_PAGE_LIST, list);
+	ivf_init_page(page, IVF_PAGE_LIST, is->listid);
 	if (g->nsegments > 1)
 		memcpy(ivf_head_segblocks(page), segblk,
 			   sizeof(BlockNumber) * (g->nsegments - 1));
-	write_head(page, g, 0, vec, tid, code, err, cnorm);
+	write_head(page, g, 0, is->vec, is->tid, is->code, is->err, is->cnorm);
 
 	for (s = first; s < g->nsegments; s++)
 	{
 		Page		sp = GenericXLogRegisterBuffer(state, sbufs[s],
 												   GENERIC_XLOG_FULL_IMAGE);
 
-		ivf_init_page(sp, IVF_PAGE_SEGMENT, list);
-		write_segment(sp, g, s, 0, vec);
+		ivf_init_page(sp, IVF_PAGE_SEGMENT, is->listid);
+		write_segment(sp, g, s, 0, is->vec);
 	}
 
 	if (BufferIsValid(tailbuf))
@@ -176,14 +243,16 @@ add_group(Relation index, const IvfGeometry *g, uint32 list, Buffer tailbuf,
 	}
 
 	page = GenericXLogRegisterBuffer(state, dirbuf, 0);
-	entry = ivf_dir_entry_ptr(page, g, dirslot);
+	entry = ivf_dir_entry_ptr(page, g, is->dirslot);
 	if (!BlockNumberIsValid(entry->head))
 		entry->head = BufferGetBlockNumber(headbuf);
 	entry->tail = BufferGetBlockNumber(headbuf);
 	entry->insert = BufferGetBlockNumber(headbuf);
 	entry->ngroups++;
-	if (!(entry->radius >= radius))
-		entry->radius = radius;
+	if (!(entry->radius >= is->radius))
+		entry->radius = is->radius;
+	if (overfull)
+		ivf_dir_entry_v4_ptr(page, g, is->dirslot)->flags |= IVF_LIST_OVERFULL;
 	GenericXLogFinish(state);
 
 	for (s = 1; s < g->nsegments; s++)
@@ -337,97 +406,226 @@ advance_hint(Relation index, const IvfMetaPageData *meta,
 }
 
 /*
- * Insert one prepared vector (normalised for cosine) with its heap TID;
- * returns the id of the list it went to.  The cache is used only to
- * choose the list, before any lock is taken.
+ * Whether directory entry e still names the list the insert chose and that
+ * list is not retired at generation 'now' (>= the view's): else the view is
+ * stale (a switch retired the list, or its slot was freed or reused since;
+ * a reused slot's new list is born after the view, so it is not live in
+ * it).
  */
-uint32
-ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
-				  ItemPointer tid)
+static bool
+entry_is_ours(const InsertState *is, const IvfListEntry *e, uint32 now)
 {
-	IvfMetaPageData meta = cache->meta;
-	IvfGeometry g = cache->geo;
-	int32		list;
-	int32		pos;
-	const float *centroid;
-	IvfListEntry entry;
-	BlockNumber hint;
-	BlockNumber blkno;
-	uint32		dirslot;
-	BlockNumber dirblk;
-	uint32		listid;
-	uint8	   *code = NULL;
-	float		err = 0;
-	float		cnorm = 0;
-	float		radius;
+	return ivf_entry_list_id(e, is->slot) == is->listid &&
+		e->born <= is->viewgen && e->dead > now;
+}
 
-	ivf_nearest_lists(cache, vec, 1, &pos, NULL);
-	list = (int32) cache->live_slot[pos];
-	centroid = cache->centroids + (Size) pos * g.dims;
-	dirblk = ivf_directory_block(&meta, &g, list, &dirslot);
-	radius = ivf_member_radius(vec, centroid, g.dims);
-	if (g.codes)
+static void
+read_entry(InsertState *is, IvfListEntry *e)
+{
+	ivf_read_list_entry(is->index, &is->meta, &is->g, is->slot, e);
+}
+
+/*
+ * The walk locked block blkno and found it is not a group of the list
+ * (labelled 'label', flags 'flags'); every lock is released.  If the
+ * entry moved on (the list was retired and recycled, its pages reused),
+ * choose again; if it still names the list, the index is corrupt.
+ */
+static InsertResult
+not_our_page(InsertState *is, BlockNumber blkno, uint32 label, uint16 flags)
+{
+	IvfListEntry e;
+
+	read_entry(is, &e);
+	if (!entry_is_ours(is, &e, ivf_read_generation(is->index)))
+		return INSERT_RECHOOSE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\": block %u is not a page of list %u",
+					RelationGetRelationName(is->index), blkno, is->listid),
+			 errdetail("The page is labelled 0x%08X with flags 0x%04X, the list's id is 0x%08X.",
+					   label, flags, is->listid)));
+	return INSERT_RECHOOSE;		/* keep the compiler quiet */
+}
+
+/*
+ * Append a group after the list's frozen tail, or create its first group,
+ * when the list is closed but live: called holding the switch lock in
+ * share mode when a switch was pending (the operation was then abandoned),
+ * or for a frozen tail without a dead stamp.  Restart when somebody
+ * appended meanwhile.
+ */
+static InsertResult
+append_after_closed(InsertState *is)
+{
+	IvfListEntry e;
+	Buffer		tailbuf;
+	Buffer		dirbuf;
+	IvfPageOpaque opaque;
+
+	read_entry(is, &e);
+	if (!BlockNumberIsValid(e.head))
 	{
-		code = palloc(g.dims);
-		err = ivf_encode_vector(vec, centroid,
-								cache->sq8_lo, cache->sq8_step, g.dims,
-								palloc(sizeof(float) * g.dims), code, &cnorm);
+		IvfListEntry now;
+
+		dirbuf = ReadBuffer(is->index, is->dirblk);
+		LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+		ivf_dir_entries_get(BufferGetPage(dirbuf), &is->g, is->dirslot, 1,
+							is->slot, &now);
+		if (BlockNumberIsValid(now.head))
+		{
+			UnlockReleaseBuffer(dirbuf);
+			return INSERT_RESTART;
+		}
+		add_group(is, InvalidBuffer, dirbuf);
+		UnlockReleaseBuffer(dirbuf);
+		return INSERT_DONE;
 	}
 
-restart:
-	ivf_read_list_entry(index, &meta, &g, list, &entry);
-	/* the id its pages carry (format 2-3: the list number) */
-	listid = ivf_entry_list_id(&entry, list);
-	hint = BlockNumberIsValid(entry.insert) ? entry.insert : entry.head;
+	tailbuf = ReadBuffer(is->index, e.tail);
+	LockBuffer(tailbuf, BUFFER_LOCK_EXCLUSIVE);
+	opaque = IvfPageGetOpaque(BufferGetPage(tailbuf));
+	if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != is->listid)
+	{
+		uint32		label = opaque->list;
+		uint16		flags = opaque->flags;
+
+		UnlockReleaseBuffer(tailbuf);
+		return not_our_page(is, e.tail, label, flags);
+	}
+	/* no longer the tail, or unfrozen by a rollback: walk again */
+	if (!(opaque->flags & IVF_PAGE_FROZEN) || BlockNumberIsValid(opaque->next))
+	{
+		UnlockReleaseBuffer(tailbuf);
+		return INSERT_RESTART;
+	}
+	dirbuf = ReadBuffer(is->index, is->dirblk);
+	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+	add_group(is, tailbuf, dirbuf);
+	UnlockReleaseBuffer(dirbuf);
+	UnlockReleaseBuffer(tailbuf);
+	return INSERT_DONE;
+}
+
+/*
+ * The list is closed: its tail is frozen, or it has no group and carries a
+ * dead stamp (no tail to freeze: the stamp closes it).  No buffer is held.
+ * src/README "Inserts": if the generation has reached the dead stamp the
+ * list is retired, choose again; else a switch is pending, so wait for it
+ * on the switch lock and look again: retired now, choose again; still
+ * pending while the lock is held, no maintainer is between its stamps and
+ * its switch, so the operation was abandoned and the list is live: append
+ * an unfrozen group.
+ */
+static InsertResult
+insert_closed(InsertState *is)
+{
+	IvfListEntry e;
+	InsertResult result;
+
+	read_entry(is, &e);
+	if (!entry_is_ours(is, &e, ivf_read_generation(is->index)))
+		return INSERT_RECHOOSE;
+	if (e.dead == IVF_GEN_NEVER)
+	{
+		/*
+		 * A frozen tail without a stamp, which no step leaves (a rollback
+		 * unfreezes before it resets the stamp): no switch can be pending,
+		 * so the list is live.
+		 */
+		return append_after_closed(is);
+	}
+
+	LockPage(is->index, IVF_SWITCH_LOCK_BLKNO, ShareLock);
+	read_entry(is, &e);
+	if (!entry_is_ours(is, &e, ivf_read_generation(is->index)))
+		result = INSERT_RECHOOSE;
+	else
+		result = append_after_closed(is);
+	UnlockPage(is->index, IVF_SWITCH_LOCK_BLKNO, ShareLock);
+	return result;
+}
+
+/* An empty list: its first group, under the directory page's lock. */
+static InsertResult
+insert_empty(InsertState *is)
+{
+	Buffer		dirbuf = ReadBuffer(is->index, is->dirblk);
+	IvfListEntry e;
+
+	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+	ivf_dir_entries_get(BufferGetPage(dirbuf), &is->g, is->dirslot, 1,
+						is->slot, &e);
+	if (BlockNumberIsValid(e.head))
+	{
+		/* somebody beat us to it */
+		UnlockReleaseBuffer(dirbuf);
+		return INSERT_RESTART;
+	}
+	if (!entry_is_ours(is, &e, is->viewgen))
+	{
+		UnlockReleaseBuffer(dirbuf);
+		return INSERT_RECHOOSE;
+	}
+	if (e.dead != IVF_GEN_NEVER)
+	{
+		UnlockReleaseBuffer(dirbuf);
+		return insert_closed(is);
+	}
+	add_group(is, InvalidBuffer, dirbuf);
+	UnlockReleaseBuffer(dirbuf);
+	return INSERT_DONE;
+}
+
+/*
+ * Walk the list from the insertion hint of entry e to the first group that
+ * is not frozen and has a free slot, and fill it; at a full tail that is
+ * not frozen append a group; at a frozen tail see insert_closed.
+ */
+static InsertResult
+insert_walk(InsertState *is, const IvfListEntry *e)
+{
+	BlockNumber hint = BlockNumberIsValid(e->insert) ? e->insert : e->head;
+	BlockNumber blkno;
 
 	if (!BlockNumberIsValid(hint))
-	{
-		/* empty list: create its first group under the directory lock */
-		Buffer		dirbuf = ReadBuffer(index, dirblk);
-
-		LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-		if (BlockNumberIsValid(ivf_dir_entry_ptr(BufferGetPage(dirbuf), &g, dirslot)->head))
-		{
-			/* somebody beat us to it */
-			UnlockReleaseBuffer(dirbuf);
-			goto restart;
-		}
-		add_group(index, &g, listid, InvalidBuffer, dirbuf, dirslot, vec, tid,
-				  code, err, cnorm, radius);
-		UnlockReleaseBuffer(dirbuf);
-		return listid;
-	}
+		return insert_empty(is);
 
 	blkno = hint;
 	for (;;)
 	{
-		Buffer		buf = ReadBuffer(index, blkno);
+		Buffer		buf = ReadBuffer(is->index, blkno);
 		Page		page;
 		IvfPageOpaque opaque;
+		bool		frozen;
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
 		opaque = IvfPageGetOpaque(page);
-		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != listid)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\": block %u is not a page of list %d",
-							RelationGetRelationName(index), blkno, list),
-					 errdetail("The page is labelled 0x%08X, the list's id is 0x%08X.",
-							   opaque->list, listid)));
+		if ((opaque->flags & IVF_PAGE_LIST) == 0 || opaque->list != is->listid)
+		{
+			uint32		label = opaque->list;
+			uint16		flags = opaque->flags;
 
-		if (opaque->nvec < g.vecs_per_group)
+			UnlockReleaseBuffer(buf);
+			return not_our_page(is, blkno, label, flags);
+		}
+		frozen = (opaque->flags & IVF_PAGE_FROZEN) != 0;
+
+		if (!frozen && opaque->nvec < is->g.vecs_per_group)
 		{
 			/*
 			 * The radius only grows, so one read before the lock that
 			 * already covers this vector still does; else recheck locked.
 			 */
-			add_to_group(index, &g, buf, vec, tid, code, err, cnorm,
-						 !(entry.radius >= radius), dirblk, dirslot, radius);
+			add_to_group(is->index, &is->g, buf, is->vec, is->tid, is->code,
+						 is->err, is->cnorm, !(e->radius >= is->radius),
+						 is->dirblk, is->dirslot, is->radius);
 			UnlockReleaseBuffer(buf);
 			if (blkno != hint)
-				advance_hint(index, &meta, &g, list, hint, blkno);
-			return listid;
+				advance_hint(is->index, &is->meta, &is->g, is->slot, hint,
+							 blkno);
+			return INSERT_DONE;
 		}
 
 		if (BlockNumberIsValid(opaque->next))
@@ -440,17 +638,102 @@ restart:
 			continue;
 		}
 
-		/* the tail is full: append a group (lock order: list, directory) */
+		if (!frozen)
 		{
-			Buffer		dirbuf = ReadBuffer(index, dirblk);
+			/* the tail is full: append a group (lock order: list, directory) */
+			Buffer		dirbuf = ReadBuffer(is->index, is->dirblk);
 
 			LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
-			add_group(index, &g, listid, buf, dirbuf, dirslot, vec, tid, code,
-					  err, cnorm, radius);
+			add_group(is, buf, dirbuf);
 			UnlockReleaseBuffer(dirbuf);
+			UnlockReleaseBuffer(buf);
+			return INSERT_DONE;
 		}
+
+		/* a frozen tail: the list is closed */
 		UnlockReleaseBuffer(buf);
-		return listid;
+		return insert_closed(is);
+	}
+}
+
+/*
+ * Insert one prepared vector (normalised for cosine) with its heap TID
+ * into the nearest list of the cache's view.  The cache is used only to
+ * choose the list and encode the vector, before any heavyweight lock is
+ * taken.  Returns false, having written nothing, when the view turned out
+ * stale (the list retired or its slot reused since): the caller refreshes
+ * the cache and calls again.  Else *listid is the id of the list the
+ * vector went to.
+ */
+bool
+ivf_insert_vector(Relation index, const IvfCache *cache, const float *vec,
+				  ItemPointer tid, uint32 *listid)
+{
+	InsertState is;
+	int32		pos;
+	IvfListEntry entry;
+	const float *centroid;
+	const float *lo;
+	const float *step;
+
+	memset(&is, 0, sizeof(is));
+	is.index = index;
+	is.meta = cache->meta;
+	is.g = cache->geo;
+	is.viewgen = cache->meta.generation;
+	is.vec = vec;
+	is.tid = tid;
+
+	/* a position among the view's live lists: its slot and list id */
+	ivf_nearest_lists(cache, vec, 1, &pos, NULL);
+	is.slot = cache->live_slot[pos];
+	is.listid = cache->live_id[pos];
+	is.dirblk = ivf_directory_block(&is.meta, &is.g, is.slot, &is.dirslot);
+
+	/* buffer locks only: the cache stays valid until the encoding is done */
+	read_entry(&is, &entry);
+	if (!entry_is_ours(&is, &entry, is.viewgen))
+		return false;
+
+	centroid = ivf_slot_centroid(cache, is.slot);
+	is.radius = ivf_member_radius(vec, centroid, is.g.dims);
+	if (is.g.codes)
+	{
+		/* the list's codebook, which never changes for its id */
+		lo = cache->sq8_lo;
+		step = cache->sq8_step;
+		if (entry.flags & IVF_LIST_CODEBOOK1)
+		{
+			if (cache->sq8_lo1 == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("index \"%s\": list 0x%08X uses codebook 1, which the index does not have",
+								RelationGetRelationName(index), is.listid)));
+			lo = cache->sq8_lo1;
+			step = cache->sq8_step1;
+		}
+		is.code = palloc(is.g.dims);
+		is.err = ivf_encode_vector(vec, centroid, lo, step, is.g.dims,
+								   palloc(sizeof(float) * is.g.dims), is.code,
+								   &is.cnorm);
+	}
+	/* the cache is not used below: the heavyweight locks may free it */
+
+	for (;;)
+	{
+		switch (insert_walk(&is, &entry))
+		{
+			case INSERT_DONE:
+				*listid = is.listid;
+				return true;
+			case INSERT_RECHOOSE:
+				return false;
+			case INSERT_RESTART:
+				break;
+		}
+		read_entry(&is, &entry);
+		if (!entry_is_ours(&is, &entry, is.viewgen))
+			return false;
 	}
 }
 
@@ -485,7 +768,29 @@ ivf_insert(IVF_AMINSERT_PARAMS)
 		/* its list, radius and code describe the vector as stored */
 		ivf_round_to_elem((IvfElemType) cache->meta.elem_type, vec,
 						  cache->meta.dims);
-		listid = ivf_insert_vector(index, cache, vec, heap_tid);
+
+		/*
+		 * Choose in the cache's view; when the walk finds that view stale,
+		 * refresh it (ivf_get_cache reads the generation) and choose again.
+		 * Staleness always comes with a newer generation (a list leaves a
+		 * view only by a switch), so a refresh that finds the same one
+		 * means the directory contradicts itself.
+		 */
+		for (;;)
+		{
+			uint32		viewgen = cache->meta.generation;
+
+			if (ivf_insert_vector(index, cache, vec, heap_tid, &listid))
+				break;
+			CHECK_FOR_INTERRUPTS();
+			cache = ivf_get_cache(index);
+			if (cache->meta.generation == viewgen)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("index \"%s\": the list an insert chose at generation %u is not live at it",
+								RelationGetRelationName(index), viewgen),
+						 errhint("Run ivf_check on the index, and REINDEX it.")));
+		}
 
 		/* before this can commit: GPU copies of the list are stale */
 		ivf_gpu_list_changed(index, listid);

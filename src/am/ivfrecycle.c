@@ -24,7 +24,6 @@
 #include "storage/indexfsm.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 
 #include "ivfformat.h"
 #include "ivfpage.h"
@@ -80,6 +79,8 @@ static void
 entry_undo_retire(IvfListEntry *e, uint64 arg)
 {
 	e->dead = IVF_GEN_NEVER;
+	/* inserts moved the hint past the groups that were frozen */
+	e->insert = e->head;
 }
 
 static void
@@ -362,7 +363,7 @@ ivf_recycle_retired(Relation index)
 						 U64FromFullTransactionId(now));
 			continue;
 		}
-		if (!GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(e->retire_xid)))
+		if (!ivf_full_xid_recyclable(FullTransactionIdFromU64(e->retire_xid)))
 			continue;
 		ready[nready++] = s;
 		void_below = Max(void_below, e->dead);

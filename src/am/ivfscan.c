@@ -101,9 +101,15 @@ typedef struct IvfScanOpaqueData
 	float		e_dist;
 	int64		e_id;
 
-	/* prefilter: the round's deferred candidates, by lower bound */
+	/*
+	 * prefilter: the query against codebook 0 (pf) and, when the view's
+	 * lists use codebook 1 (src/README "Codes"), against that (pf1, used
+	 * when has_pf1); the round's deferred candidates, by lower bound
+	 */
 	bool		use_pf;
 	IvfPrefilter pf;
+	IvfPrefilter pf1;
+	bool		has_pf1;
 	int64	   *lb_idx;			/* stream ids: indexes into cands.lb_* */
 	IvfSelectStream lbstream;
 	bool		lb_pending;		/* lbstream not started: l_lb is the round's
@@ -184,6 +190,7 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 	uint64		remaining = so->settings.max_codes > 0 ? so->settings.max_codes : PG_UINT64_MAX;
 	uint64	   *caps = NULL;
 	IvfListEntry next;
+	IvfPrefilter *pf;
 	uint32		i;
 
 	if (n == 0)
@@ -206,6 +213,12 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 			cache = ivf_get_cache(index);
 		so->pf.lo = cache->sq8_lo;
 		so->pf.step = cache->sq8_step;
+		/* a codebook in use by the view's lists stays until they go */
+		if (so->has_pf1 && cache->sq8_lo1 != NULL)
+		{
+			so->pf1.lo = cache->sq8_lo1;
+			so->pf1.step = cache->sq8_step1;
+		}
 	}
 
 	/* the last round's bound stream arrays (strict_order carries many) */
@@ -247,12 +260,26 @@ ivf_probe_round(IndexScanDesc scan, IvfCache *cache)
 		}
 		if (!BlockNumberIsValid(entry.head))
 			continue;
+		pf = NULL;
 		if (so->use_pf)
-			ivf_prefilter_list(&so->pf, so->query,
+		{
+			pf = &so->pf;
+			if (entry.flags & IVF_LIST_CODEBOOK1)
+			{
+				if (!so->has_pf1 || cache->sq8_lo1 == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_INDEX_CORRUPTED),
+							 errmsg("index \"%s\": list 0x%08X uses codebook 1, which the index does not have",
+									RelationGetRelationName(index),
+									so->order_id[first + i])));
+				pf = &so->pf1;
+			}
+			ivf_prefilter_list(pf, so->query,
 							   ivf_slot_centroid(cache, (uint32) list));
+		}
 		remaining -= ivf_scan_list(index, &so->geo, so->metric, entry.head,
 								   so->order_id[first + i], so->query, limit,
-								   so->use_pf ? &so->pf : NULL, &so->cands);
+								   pf, &so->cands);
 	}
 	so->probed = first + n;
 	/* a standby: did the primary recycle what this round read? */
@@ -753,9 +780,18 @@ ivf_scan_start(IndexScanDesc scan)
 
 	/* the prefilter: codes in the index, an ordering query, prefilter_k */
 	so->use_pf = so->geo.codes && !so->null_query && ivf_prefilter_k > 0;
+	so->has_pf1 = false;
 	if (so->use_pf)
+	{
 		ivf_prefilter_init(&so->pf, so->metric, so->meta.dims, so->query,
 						   cache->sq8_lo, cache->sq8_step);
+		if (cache->sq8_lo1 != NULL)
+		{
+			ivf_prefilter_init(&so->pf1, so->metric, so->meta.dims, so->query,
+							   cache->sq8_lo1, cache->sq8_step1);
+			so->has_pf1 = true;
+		}
+	}
 
 	ivf_candidates_init(&so->cands, so->cxt, 1024);
 	so->probed = 0;

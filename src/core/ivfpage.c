@@ -588,6 +588,7 @@ ivf_build_cache(Relation index)
 	bool		packed;
 	float	   *zero = NULL;
 	float	   *scratch = NULL;
+	float	   *codebook1 = NULL;
 	uint32		nlive = 0;
 	uint32		nrecent;
 	uint32		i;
@@ -604,6 +605,11 @@ ivf_build_cache(Relation index)
 	stream = palloc_extended(ivf_centroid_rows(&meta) * d * sizeof(float),
 							 MCXT_ALLOC_HUGE);
 	ivf_load_slots(index, &meta, stream, slots);
+	if ((meta.flags & IVF_META_CODES) && BlockNumberIsValid(meta.codebook[1]))
+	{
+		codebook1 = palloc(2 * d * sizeof(float));
+		read_float_chain(index, meta.codebook[1], 2 * d, codebook1, "codebook");
+	}
 	for (i = 0; i < meta.nslots; i++)
 		if (ivf_entry_live(&slots[i], meta.generation))
 			nlive++;
@@ -625,7 +631,8 @@ ivf_build_cache(Relation index)
 	off_maps = off_norms + MAXALIGN((Size) nlive * sizeof(float));
 	off_codebook = off_maps + 2 * MAXALIGN((Size) nlive * sizeof(uint32));
 	off_recent = off_codebook +
-		((meta.flags & IVF_META_CODES) ? MAXALIGN(2 * d * sizeof(float)) : 0);
+		((meta.flags & IVF_META_CODES) ? MAXALIGN(2 * d * sizeof(float)) : 0) +
+		(codebook1 ? MAXALIGN(2 * d * sizeof(float)) : 0);
 	if (ccodes)
 	{
 		/* ccode_lo, ccode_step, ccode_err, ccode_cnorm, then the codes */
@@ -660,6 +667,13 @@ ivf_build_cache(Relation index)
 		cache->sq8_lo = (float *) (chunk + off_codebook);
 		cache->sq8_step = cache->sq8_lo + d;
 		memcpy(cache->sq8_lo, ivf_stream_sq8_lo(&meta, stream), 2 * d * sizeof(float));
+		if (codebook1)
+		{
+			cache->sq8_lo1 = (float *) (chunk + off_codebook +
+										MAXALIGN(2 * d * sizeof(float)));
+			cache->sq8_step1 = cache->sq8_lo1 + d;
+			memcpy(cache->sq8_lo1, codebook1, 2 * d * sizeof(float));
+		}
 	}
 	nlive = 0;
 	for (i = 0; i < meta.nslots; i++)
@@ -675,6 +689,8 @@ ivf_build_cache(Relation index)
 	}
 	pfree(stream);
 	pfree(slots);
+	if (codebook1)
+		pfree(codebook1);
 	if (ccodes)
 	{
 		cache->ccode_lo = (float *) (chunk + off_ccodes);
@@ -764,6 +780,8 @@ ivf_copy_view(const IvfCache *cache)
 	REBASE(centroid_norms);
 	REBASE(sq8_lo);
 	REBASE(sq8_step);
+	REBASE(sq8_lo1);
+	REBASE(sq8_step1);
 	REBASE(ccode_lo);
 	REBASE(ccode_step);
 	REBASE(ccodes);
@@ -830,6 +848,19 @@ ivf_dir_entry_ptr(Page page, const IvfGeometry *g, uint32 i)
 {
 	return (IvfListEntryV3 *) ((char *) PageGetContents(page) +
 							   (Size) i * g->directory_entry_size);
+}
+
+/*
+ * Entry i of a format 4 directory page, whole: for the fields format 4
+ * added (the flags), which a format 2-3 entry does not have.
+ */
+IvfListEntry *
+ivf_dir_entry_v4_ptr(Page page, const IvfGeometry *g, uint32 i)
+{
+	if (g->directory_entry_size != sizeof(IvfListEntry))
+		elog(ERROR, "ivf: a format 4 directory entry was asked of an older format");
+	return (IvfListEntry *) ((char *) PageGetContents(page) +
+							 (Size) i * sizeof(IvfListEntry));
 }
 
 /*

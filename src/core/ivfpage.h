@@ -58,6 +58,9 @@ typedef struct IvfCache
 	float	   *centroid_norms; /* |c|^2 by position */
 	float	   *sq8_lo;			/* codes: per-dimension lo, else NULL */
 	float	   *sq8_step;		/* codes: per-dimension step, else NULL */
+	float	   *sq8_lo1;		/* codebook 1 (lists with IVF_LIST_CODEBOOK1),
+								 * or NULL */
+	float	   *sq8_step1;
 
 	/*
 	 * The centroids' own 8-bit codes (computed when the cache is built,
@@ -126,6 +129,8 @@ extern BlockNumber ivf_directory_block(const IvfMetaPageData *meta,
 									   uint32 *slot);
 extern IvfListEntryV3 *ivf_dir_entry_ptr(Page page, const IvfGeometry *g,
 										 uint32 i);
+extern IvfListEntry *ivf_dir_entry_v4_ptr(Page page, const IvfGeometry *g,
+										  uint32 i);
 extern void ivf_view_reading(Relation index, uint32 generation);
 extern void ivf_view_check(Relation index);
 extern void ivf_check_view_entry(Relation index, const IvfListEntry *entry,

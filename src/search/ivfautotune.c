@@ -499,11 +499,34 @@ recall_queries(FunctionCallInfo fcinfo, IvfElemType qelem)
 	{
 		float	   *p;
 		bool		skip;
+		int			qdim;
 
 		if (nulls[q])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("query %d is NULL", q + 1)));
+		/* detoasted once; checked before the conversion, to name its type */
+		if (qelem == IVF_ELEM_HALF)
+		{
+			HalfVector *h = DatumGetHalfVector(elems[q]);
+
+			elems[q] = PointerGetDatum(h);
+			qdim = h->dim;
+		}
+		else
+		{
+			Vector	   *v = DatumGetVector(elems[q]);
+
+			elems[q] = PointerGetDatum(v);
+			qdim = v->dim;
+		}
+		if (qdim != (int) tq.dims)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("different %s dimensions %u and %d",
+							ivf_elem_name(qelem), tq.dims, qdim),
+					 errdetail("Query %d; index \"%s\" stores %u-dimensional vectors.",
+							   q + 1, RelationGetRelationName(index), tq.dims)));
 		if (tq.elem == IVF_ELEM_HALF && qelem == IVF_ELEM_FLOAT)
 		{
 			/*

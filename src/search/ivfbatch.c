@@ -443,7 +443,8 @@ search_chunk(SearchState *ss, Datum *elems, bool *elemnulls, int q0, int nq,
 		if (dim != (int) dims)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different vector dimensions %u and %d", dims, dim),
+					 errmsg("different %s dimensions %u and %d",
+							ivf_elem_name(ss->qelem), dims, dim),
 					 errdetail("Query %d; index \"%s\" stores %u-dimensional vectors.",
 							   q0 + qi + 1, RelationGetRelationName(ss->index), dims)));
 		p = ivf_prepare_datum(ss->index, ss->metric, ss->qelem, dims,

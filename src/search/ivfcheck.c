@@ -10,7 +10,17 @@
  * (finite, unit length for cosine, within its list's radius) and every TID
  * (distinct, and pointing at a heap line pointer that is in use: live, dead
  * or redirected, but not unused, which would mean VACUUM removed the heap
- * tuple and left the index entry behind).  It takes the same share locks as
+ * tuple and left the index entry behind).
+ *
+ * Self-balancing lists (src/README "Crash safety"): the slots live at the
+ * meta page's generation G are the index's lists, each TID in one of them
+ * once and as many as nlists; lists retired at G (dead <= G, kept until
+ * recycled) must be frozen whole and may hold deleted pages while their
+ * recycling runs; lists born above G (an operation in progress or
+ * abandoned) are checked like the others, but their TIDs, like retired
+ * lists', are copies of live lists' rows and may repeat them; a frozen
+ * group is allowed only in a list carrying a dead stamp.  Stamps above G, retired lists and deleted pages are legitimate
+ * states, reported by ivf_check as NOTICEs, not as problems.  It takes the same share locks as
  * a scan, one page at a time, so it can run beside inserts and VACUUM; run
  * it on a quiet index for an exact picture.
  *
@@ -62,6 +72,15 @@ typedef struct CheckState
 	int64		groups;
 	int64		empty_lists;
 	int64		max_list;
+	/* slots by state at the meta page's generation (src/README) */
+	uint32		live_lists;
+	uint32		retired_lists;
+	uint32		recyclable_lists;	/* retired, past every xmin now */
+	uint32		new_lists;		/* born above the generation */
+	uint32		dying_lists;	/* live, stamped dead above it */
+	uint32		free_slots;
+	int64		frozen_groups;
+	int64		deleted_pages;
 	int64		*tids;			/* packed, for the duplicate check */
 	int64		ntids;
 	int64		captids;
@@ -177,8 +196,37 @@ check_heap_tid(CheckState *cs, ItemPointer tid, uint32 list, BlockNumber blkno)
 	UnlockReleaseBuffer(hbuf);
 }
 
+/* what a list slot is at the generation checked */
+typedef enum SlotKind
+{
+	SLOT_LIVE,					/* born <= G < dead: one of the index's lists */
+	SLOT_RETIRED,				/* dead <= G: frozen, waiting to be recycled */
+	SLOT_NEW,					/* born > G: under construction, or abandoned */
+	SLOT_FREE					/* never born (born = IVF_GEN_NEVER) */
+} SlotKind;
+
+static SlotKind
+slot_kind(const IvfListEntry *e, uint32 gen)
+{
+	if (ivf_entry_free(e))
+		return SLOT_FREE;
+	if (e->born > gen)
+		return SLOT_NEW;
+	if (e->dead <= gen)
+		return SLOT_RETIRED;
+	return SLOT_LIVE;
+}
+
+/* a page of a list that recycling marked deleted (flags = DELETED alone) */
+static bool
+page_deleted(Page page)
+{
+	return !PageIsNew(page) && IvfPageGetOpaque(page)->page_id == IVF_PAGE_ID &&
+		IvfPageGetOpaque(page)->flags == IVF_PAGE_DELETED;
+}
+
 static void
-check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
+check_list(CheckState *cs, uint32 list, const IvfListEntry *e, SlotKind kind)
 {
 	const IvfGeometry *g = &cs->g;
 	BlockNumber blkno = e->head;
@@ -191,21 +239,21 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 	uint32		maxslot = 0;
 	bool		radius_ok = e->radius >= 0;
 	uint32		listid = ivf_entry_list_id(e, list);
+	bool		live = (kind == SLOT_LIVE);
+	uint32		unfrozen = 0;	/* retired: groups not frozen */
+	BlockNumber unfrozen_blk = InvalidBlockNumber;
 
 	/* strict_order's bound needs radius >= 0; NaN would rule nothing out */
 	if (!radius_ok)
 		problem(cs, "list %u: radius %g is negative or NaN", list, e->radius);
-	/* nothing retires a list yet: every slot is live */
-	if (!ivf_entry_live(e, cs->meta.generation))
-		problem(cs, "list %u: not live at generation %u (born %u, dead %u)",
-				list, cs->meta.generation, e->born, e->dead);
 
 	if (!BlockNumberIsValid(e->head))
 	{
 		if (BlockNumberIsValid(e->tail) || BlockNumberIsValid(e->insert) || e->ngroups != 0)
 			problem(cs, "list %u: empty list has tail %u, insert %u, %u groups",
 					list, e->tail, e->insert, e->ngroups);
-		cs->empty_lists++;
+		if (live)
+			cs->empty_lists++;
 		return;
 	}
 
@@ -229,6 +277,18 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		op = IvfPageGetOpaque(page);
+		if (kind == SLOT_RETIRED && page_deleted(page))
+		{
+			/* recycling deletes a retired list's pages in chain order */
+			cs->deleted_pages++;
+			if (blkno == e->insert)
+				hint_found = true;
+			ngroups++;
+			last = blkno;
+			blkno = op->next;
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
 		if (PageIsNew(page) || op->page_id != IVF_PAGE_ID ||
 			(op->flags & IVF_PAGE_LIST) == 0)
 		{
@@ -239,6 +299,16 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 		if (op->list != listid)
 			problem(cs, "list %u: block %u is labelled list id 0x%08X, the list's is 0x%08X",
 					list, blkno, op->list, listid);
+		if (op->flags & IVF_PAGE_FROZEN)
+		{
+			cs->frozen_groups++;
+			/* copied into a list under construction: only in a list replaced */
+			if (e->dead == IVF_GEN_NEVER)
+				problem(cs, "list %u: block %u is frozen, but no operation replaces the list (dead never)",
+						list, blkno);
+		}
+		else if (kind == SLOT_RETIRED && unfrozen++ == 0)
+			unfrozen_blk = blkno;
 		nvec = op->nvec;
 		if (nvec > g->vecs_per_group)
 		{
@@ -262,6 +332,13 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 			segbufs[s] = ReadBuffer(cs->index, sblk);
 			LockBuffer(segbufs[s], BUFFER_LOCK_SHARE);
 			sp = BufferGetPage(segbufs[s]);
+			if (kind == SLOT_RETIRED && page_deleted(sp))
+			{
+				/* its slots' vectors are gone: not read below */
+				cs->deleted_pages++;
+				UnlockReleaseBuffer(segbufs[s]);
+				break;
+			}
 			segpages[s] = sp;
 			nsegok = s + 1;
 			if (PageIsNew(sp) || IvfPageGetOpaque(sp)->page_id != IVF_PAGE_ID ||
@@ -296,7 +373,8 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 
 			if (!ItemPointerIsValid(tid))
 			{
-				cs->dead_slots++;
+				if (live)
+					cs->dead_slots++;
 				continue;
 			}
 			/* a float page that is not one was reported above */
@@ -321,7 +399,9 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 					check_floats(cs, part, ivf_seg_dims(g, s), list, blkno, i,
 								 &normsq);
 				}
-			if (g->codes && cs->cstream && complete)
+			/* codebook 1 (IVF_LIST_CODEBOOK1) is not loaded: not checked */
+			if (g->codes && cs->cstream && complete &&
+				!(e->flags & IVF_LIST_CODEBOOK1))
 			{
 				const float *lo = ivf_stream_sq8_lo(&cs->meta, cs->cstream);
 				float		err;
@@ -357,7 +437,14 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 				fabs(normsq - 1.0) > (g->elem == IVF_ELEM_HALF ? 4e-3 : 1e-3))
 				problem(cs, "list %u: block %u slot %u is not unit length (norm^2 %g) in a cosine index",
 						list, blkno, i, normsq);
+			/*
+			 * VACUUM walks every list that is not free, so every TID's line
+			 * pointer is in use; new and retired lists hold copies of live
+			 * rows, so only live lists' TIDs must be distinct.
+			 */
 			check_heap_tid(cs, tid, list, blkno);
+			if (!live)
+				continue;
 			if (cs->ntids == cs->captids)
 			{
 				cs->captids *= 2;
@@ -379,8 +466,15 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e)
 		UnlockReleaseBuffer(buf);
 	}
 
-	cs->groups += ngroups;
-	cs->max_list = Max(cs->max_list, nlist);
+	/* step 5 switches only once every old list is frozen to its tail */
+	if (unfrozen > 0)
+		problem(cs, "list %u: retired at generation %u (dead %u) with unfrozen groups: %u, the first at block %u",
+				list, cs->meta.generation, e->dead, unfrozen, unfrozen_blk);
+	if (live)
+	{
+		cs->groups += ngroups;
+		cs->max_list = Max(cs->max_list, nlist);
+	}
 	if (last != e->tail)
 		problem(cs, "list %u: directory says tail %u, chain ends at %u", list, e->tail, last);
 	if (!hint_found)
@@ -539,7 +633,55 @@ run_check(CheckState *cs)
 	}
 
 	for (list = 0; list < cs->meta.nslots; list++)
-		check_list(cs, list, &dir[list]);
+	{
+		const IvfListEntry *e = &dir[list];
+		SlotKind	kind = slot_kind(e, cs->meta.generation);
+
+		switch (kind)
+		{
+			case SLOT_FREE:
+				cs->free_slots++;
+				continue;
+			case SLOT_LIVE:
+				cs->live_lists++;
+				if (e->dead != IVF_GEN_NEVER)
+					cs->dying_lists++;
+				break;
+			case SLOT_RETIRED:
+				cs->retired_lists++;
+				/* retire_xid 0: not stamped yet (maintenance writes it) */
+				if (e->retire_xid != 0 &&
+					ivf_full_xid_recyclable(FullTransactionIdFromU64(e->retire_xid)))
+					cs->recyclable_lists++;
+				break;
+			case SLOT_NEW:
+				cs->new_lists++;
+				break;
+		}
+		check_list(cs, list, e, kind);
+	}
+	if (cs->live_lists != cs->meta.nlists)
+		problem(cs, "meta page: %u lists, but %u list slots are live at generation %u",
+				cs->meta.nlists, cs->live_lists, cs->meta.generation);
+
+	/*
+	 * Pages no list reaches: count those recycling deleted (they wait in
+	 * the free space map for reuse).  Others are legitimate too: the pages
+	 * of a multi-page group whose creation an error interrupted.
+	 */
+	for (k = 0; k < cs->nblocks; k++)
+	{
+		Buffer		buf;
+
+		if (cs->seen[k])
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(cs->index, (BlockNumber) k);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		if (page_deleted(BufferGetPage(buf)))
+			cs->deleted_pages++;
+		UnlockReleaseBuffer(buf);
+	}
 
 	/* every TID once */
 	qsort(cs->tids, cs->ntids, sizeof(int64), ivf_cmp_int64);
@@ -579,6 +721,29 @@ close_check(CheckState *cs)
 		table_close(cs->heap, AccessShareLock);
 }
 
+/*
+ * States of the lists that are not problems but worth knowing, as NOTICEs:
+ * stamps above the generation (an operation running, or abandoned until
+ * the next maintenance rolls it back), retired lists waiting for
+ * recycling, deleted pages.
+ */
+static void
+report_states(CheckState *cs)
+{
+	if (cs->new_lists > 0 || cs->dying_lists > 0)
+		ereport(NOTICE,
+				(errmsg("index \"%s\" has list slots stamped above generation %u: an operation in progress or abandoned",
+						RelationGetRelationName(cs->index), cs->meta.generation),
+				 errdetail("%u new lists, %u lists to be replaced; %u frozen groups.",
+						   cs->new_lists, cs->dying_lists, (uint32) Min(cs->frozen_groups, PG_UINT32_MAX)),
+				 errhint("The next maintenance (VACUUM, ivf_rebalance) rolls an abandoned operation back.")));
+	if (cs->retired_lists > 0 || cs->deleted_pages > 0)
+		ereport(NOTICE,
+				(errmsg("index \"%s\" holds %u retired lists (%u of them past every transaction's horizon now) and %lld deleted pages",
+						RelationGetRelationName(cs->index), cs->retired_lists,
+						cs->recyclable_lists, (long long) cs->deleted_pages)));
+}
+
 PG_FUNCTION_INFO_V1(ivf_check);
 Datum
 ivf_check(PG_FUNCTION_ARGS)
@@ -600,6 +765,7 @@ ivf_check(PG_FUNCTION_ARGS)
 	run_check(&cs);
 	if (cs.nproblems > MAX_PROBLEMS)
 		problem(&cs, "... and %d more problems", cs.nproblems - MAX_PROBLEMS);
+	report_states(&cs);
 	close_check(&cs);
 	return (Datum) 0;
 }

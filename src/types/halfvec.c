@@ -452,72 +452,19 @@ array_to_halfvec(PG_FUNCTION_ARGS)
 {
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
 	int32		typmod = PG_GETARG_INT32(1);
-	Oid			elemtype = ARR_ELEMTYPE(array);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
 	Datum	   *elems;
-	bool	   *nulls;
 	int			nelems;
 	float	   *x;
 	HalfVector *result;
 	int			i;
 
-	if (ARR_NDIM(array) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("array must be 1-D"),
-				 errdetail("The array has %d dimensions.", ARR_NDIM(array))));
-
-	if (ARR_HASNULL(array) && array_contains_nulls(array))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("array must not contain nulls")));
-
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
-					  &elems, &nulls, &nelems);
-
+	elems = ivf_array_elements(array, &nelems);
 	CheckDim(nelems);
 	CheckExpectedDim(typmod, nelems);
 
 	x = (float *) palloc(sizeof(float) * nelems);
 	for (i = 0; i < nelems; i++)
-	{
-		switch (elemtype)
-		{
-			case INT4OID:
-				x[i] = (float) DatumGetInt32(elems[i]);
-				break;
-			case FLOAT8OID:
-				{
-					double		v = DatumGetFloat8(elems[i]);
-
-					/* finite but beyond float4 is beyond half too */
-					x[i] = (float) v;
-					if (!isinf(v) && isinf(x[i]))
-						ereport(ERROR,
-								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-								 errmsg("\"%g\" is out of range for type halfvec", v),
-								 errdetail("Element %d does not fit in a 2-byte float (at most %g in magnitude).",
-										   i + 1, (double) IVF_HALF_MAX)));
-				}
-				break;
-			case FLOAT4OID:
-				x[i] = DatumGetFloat4(elems[i]);
-				break;
-			case NUMERICOID:
-				/* numeric_float4 reports values beyond float4 itself */
-				x[i] = DatumGetFloat4(DirectFunctionCall1(numeric_float4,
-														  elems[i]));
-				break;
-			default:
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("unsupported array type %s",
-								format_type_be(elemtype))));
-		}
-	}
+		x[i] = ivf_array_element_float4(elems[i], ARR_ELEMTYPE(array), i, true);
 
 	result = ivf_halfvec_from_floats(x, nelems);
 	pfree(x);

@@ -29,6 +29,7 @@
 #include "utils/numeric.h"
 
 #include "distance.h"
+#include "half.h"
 #include "vector.h"
 #include "vector_parse.h"
 
@@ -413,15 +414,40 @@ array_to_vector(PG_FUNCTION_ARGS)
 {
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
 	int32		typmod = PG_GETARG_INT32(1);
+	Datum	   *elems;
+	int			nelems;
+	Vector	   *result;
+	int			i;
+
+	elems = ivf_array_elements(array, &nelems);
+	CheckDim(nelems);
+	CheckExpectedDim(typmod, nelems);
+
+	result = InitVector(nelems);
+	for (i = 0; i < nelems; i++)
+	{
+		result->x[i] = ivf_array_element_float4(elems[i], ARR_ELEMTYPE(array),
+												i, false);
+		CheckElement(result->x[i]);
+	}
+
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * What array_to_vector and array_to_halfvec share: the elements of a 1-D
+ * array without nulls (*nelems of them; the caller checks the count against
+ * its type's limits) ...
+ */
+Datum *
+ivf_array_elements(ArrayType *array, int *nelems)
+{
 	Oid			elemtype = ARR_ELEMTYPE(array);
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
 	Datum	   *elems;
 	bool	   *nulls;
-	int			nelems;
-	Vector	   *result;
-	int			i;
 
 	if (ARR_NDIM(array) > 1)
 		ereport(ERROR,
@@ -436,51 +462,60 @@ array_to_vector(PG_FUNCTION_ARGS)
 
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
-					  &elems, &nulls, &nelems);
+					  &elems, &nulls, nelems);
+	return elems;
+}
 
-	CheckDim(nelems);
-	CheckExpectedDim(typmod, nelems);
-
-	result = InitVector(nelems);
-	for (i = 0; i < nelems; i++)
+/*
+ * ... and element i (0-based) of such an array of int4, float4, float8 or
+ * numeric as a float4 (as pgvector converts), for a vector or, with half, a
+ * halfvec (which the caller rounds).  NaN and infinities are left to the
+ * caller's type to refuse.
+ */
+float
+ivf_array_element_float4(Datum elem, Oid elemtype, int i, bool half)
+{
+	switch (elemtype)
 	{
-		switch (elemtype)
-		{
-			case INT4OID:
-				result->x[i] = (float) DatumGetInt32(elems[i]);
-				break;
-			case FLOAT8OID:
-				{
-					double		v = DatumGetFloat8(elems[i]);
+		case INT4OID:
+			return (float) DatumGetInt32(elem);
+		case FLOAT8OID:
+			{
+				double		v = DatumGetFloat8(elem);
+				float		f = (float) v;
 
-					/* a finite double too large for float4 is out of range */
-					result->x[i] = (float) v;
-					if (!isinf(v) && isinf(result->x[i]))
+				/*
+				 * A finite double too large for float4 is out of range (and
+				 * then beyond half too).
+				 */
+				if (!isinf(v) && isinf(f))
+				{
+					if (half)
 						ereport(ERROR,
 								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-								 errmsg("\"%g\" is out of range for type vector", v),
-								 errdetail("Element %d does not fit in a 4-byte float.",
-										   i + 1)));
+								 errmsg("\"%g\" is out of range for type halfvec", v),
+								 errdetail("Element %d does not fit in a 2-byte float (at most %g in magnitude).",
+										   i + 1, (double) IVF_HALF_MAX)));
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("\"%g\" is out of range for type vector", v),
+							 errdetail("Element %d does not fit in a 4-byte float.",
+									   i + 1)));
 				}
-				break;
-			case FLOAT4OID:
-				result->x[i] = DatumGetFloat4(elems[i]);
-				break;
-			case NUMERICOID:
-				/* numeric_float4 reports out-of-range values itself */
-				result->x[i] = DatumGetFloat4(DirectFunctionCall1(numeric_float4,
-																  elems[i]));
-				break;
-			default:
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("unsupported array type %s",
-								format_type_be(elemtype))));
-		}
-		CheckElement(result->x[i]);
+				return f;
+			}
+		case FLOAT4OID:
+			return DatumGetFloat4(elem);
+		case NUMERICOID:
+			/* numeric_float4 reports out-of-range values itself */
+			return DatumGetFloat4(DirectFunctionCall1(numeric_float4, elem));
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("unsupported array type %s",
+							format_type_be(elemtype))));
 	}
-
-	PG_RETURN_VECTOR_P(result);
+	return 0.0f;				/* keep compiler quiet */
 }
 
 /*

@@ -56,4 +56,13 @@ extern int32 ivf_dims_typmod_in(struct ArrayType *ta, const char *type,
 extern int	ivf_subvector_range(const char *type, int dim, int32 start,
 								int32 count, int *first);
 
+/*
+ * array_to_vector's and array_to_halfvec's conversion: a 1-D array without
+ * nulls, and its element i of int4, float4, float8 or numeric as float4
+ * (half: for a halfvec, which names the type in the out-of-range error).
+ */
+extern Datum *ivf_array_elements(struct ArrayType *array, int *nelems);
+extern float ivf_array_element_float4(Datum elem, Oid elemtype, int i,
+									  bool half);
+
 #endif							/* IVF_VECTOR_H */

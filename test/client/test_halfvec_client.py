@@ -17,46 +17,21 @@ same half values, and the server's sequential scan).
 Run by test/run_all.sh (client step) in the venv of test/client/requirements.txt.
 Prints one line per check and `N passed, M failed`; exit status 1 on failure.
 """
-import sys
-import traceback
-
 import numpy as np
 import psycopg
 from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 
-RESULTS = []
-
-
-def check(name):
-    def deco(fn):
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - report every failure and go on
-            RESULTS.append((name, False))
-            print(f"FAIL {name}")
-            traceback.print_exc(file=sys.stdout)
-        else:
-            RESULTS.append((name, True))
-            print(f"ok   {name}")
-        return fn
-
-    return deco
-
-
-def half_bits(v):
-    """A HalfVector's (or float16 array's) elements as uint16 bit patterns (-0 != 0)."""
-    a = v.to_numpy() if isinstance(v, HalfVector) else v
-    return np.ascontiguousarray(np.asarray(a, dtype=np.float16)).view(np.uint16)
+from clientlib import assert_bits_match, check, connect, expect_error, finish, print_versions
+from clientlib import read_back as read_back_from
 
 
 def assert_half_equal(got, want, what):
+    """got is a HalfVector of want's half values (a float16 array or HalfVector), to the bit."""
     assert isinstance(got, HalfVector), f"{what}: expected HalfVector, got {type(got)}"
-    g, w = half_bits(got), half_bits(want)
-    assert g.shape == w.shape, f"{what}: shape {g.shape} != {w.shape}"
-    if not np.array_equal(g, w):
-        i = int(np.nonzero(g != w)[0][0])
-        raise AssertionError(f"{what}: element {i}: got {g[i]:04x}, want {w[i]:04x}")
+    if isinstance(want, HalfVector):
+        want = want.to_numpy()
+    assert_bits_match(got.to_numpy(), want, np.float16, what)
 
 
 rng = np.random.default_rng(20261207)
@@ -78,13 +53,11 @@ N, D, LISTS = 3000, 32, 8
 DATA = rng.standard_normal((N, D)).astype(np.float16)
 QUERIES = rng.standard_normal((4, D)).astype(np.float16)
 
-admin = psycopg.connect("", autocommit=True)
-admin.execute("SET client_min_messages = warning")
+admin = connect()
 have_pgvector = admin.execute(
     "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"
 ).fetchone()[0] > 0
-print(f"connected: {admin.info.parameter_status('server_version')}, "
-      f"psycopg {psycopg.__version__}, numpy {np.__version__}")
+print_versions(admin)
 
 SETUPS = [("ivf", "ivf_client_half", "CREATE EXTENSION ivf")]
 if have_pgvector:
@@ -96,8 +69,7 @@ else:
 def run_checks(label, dbname, create):
     admin.execute(f"DROP DATABASE IF EXISTS {dbname}")
     admin.execute(f"CREATE DATABASE {dbname}")
-    conn = psycopg.connect(dbname=dbname, autocommit=True)
-    conn.execute("SET client_min_messages = warning")
+    conn = connect(dbname)
     conn.execute(create)
     register_vector(conn)
     owner = conn.execute(
@@ -110,11 +82,7 @@ def run_checks(label, dbname, create):
     conn.execute(f"CREATE TABLE items (id int PRIMARY KEY, v halfvec({D}))")
 
     def read_back(ids, binary):
-        cur = conn.cursor(binary=binary)
-        cur.execute("SELECT id, v FROM rt WHERE id = ANY(%s) ORDER BY id", (list(ids),))
-        rows = cur.fetchall()
-        assert cur.pgresult.fformat(1) == (1 if binary else 0), "result format not as requested"
-        return dict(rows)
+        return read_back_from(conn, "rt", ids, binary)
 
     @check(f"{label}: HalfVector halfvec type is {'pgvector' if label == 'ivf_pgvector' else 'ivf'}'s")
     def _():
@@ -176,13 +144,7 @@ def run_checks(label, dbname, create):
              f"expected {D} dimensions, not 2"),
         ]
         for sql, params, cls, text in bad:
-            try:
-                conn.execute(sql, params)
-            except psycopg.Error as e:
-                assert isinstance(e, cls), f"{sql}: {type(e).__name__}, not {cls.__name__}: {e}"
-                assert text in str(e), f"{sql}: {e}"
-            else:
-                raise AssertionError(f"no error for {sql}")
+            expect_error(conn, sql, params, text, cls)
 
     # ---- the index
     with conn.cursor() as cur:
@@ -238,8 +200,4 @@ def run_checks(label, dbname, create):
 for _label, _db, _create in SETUPS:
     run_checks(_label, _db, _create)
 admin.close()
-
-n_pass = sum(1 for _, ok in RESULTS if ok)
-n_fail = len(RESULTS) - n_pass
-print(f"{n_pass} passed, {n_fail} failed")
-sys.exit(1 if n_fail else 0)
+finish()

@@ -12,47 +12,20 @@ Run by test/run_all.sh in a venv with test/client/requirements.txt.
 Prints one line per check and `N passed, M failed`; exit status 1 on failure.
 """
 import math
-import sys
-import traceback
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-RESULTS = []
-
-
-def check(name):
-    def deco(fn):
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - report every failure and go on
-            RESULTS.append((name, False))
-            print(f"FAIL {name}")
-            traceback.print_exc(file=sys.stdout)
-        else:
-            RESULTS.append((name, True))
-            print(f"ok   {name}")
-        return fn
-
-    return deco
-
-
-def bits(a):
-    """float32 values as their uint32 bit patterns (so -0.0 != 0.0)."""
-    return np.ascontiguousarray(np.asarray(a, dtype=np.float32)).view(np.uint32)
+from clientlib import assert_bits_match, check, connect, finish, print_versions
+from clientlib import expect_error as expect_error_on
+from clientlib import read_back as read_back_from
 
 
 def assert_bits_equal(got, want, what=""):
     assert isinstance(got, np.ndarray), f"{what}: expected numpy array, got {type(got)}"
     assert got.dtype == np.float32, f"{what}: dtype {got.dtype}"
-    g, w = bits(got), bits(want)
-    assert g.shape == w.shape, f"{what}: shape {g.shape} != {w.shape}"
-    if not np.array_equal(g, w):
-        i = int(np.nonzero(g != w)[0][0])
-        raise AssertionError(
-            f"{what}: element {i}: got {got[i]!r} ({g[i]:08x}), want {want[i]!r} ({w[i]:08x})"
-        )
+    assert_bits_match(got, want, np.float32, what)
 
 
 rng = np.random.default_rng(20240611)
@@ -86,22 +59,16 @@ VECS.append(np.array([42.0], dtype=np.float32))
 VECS.append((rng.standard_normal(16000) * 1e3).astype(np.float32))
 
 
-conn = psycopg.connect("", autocommit=True)
-conn.execute("SET client_min_messages = warning")
+conn = connect()
 conn.execute("CREATE EXTENSION IF NOT EXISTS ivf")
 register_vector(conn)
-print(f"connected: {conn.info.parameter_status('server_version')}, "
-      f"psycopg {psycopg.__version__}, numpy {np.__version__}")
+print_versions(conn)
 conn.execute("DROP TABLE IF EXISTS client_items")
 conn.execute("CREATE TABLE client_items (id int PRIMARY KEY, fmt text, v vector)")
 
 
 def read_back(ids, binary):
-    cur = conn.cursor(binary=binary)
-    cur.execute("SELECT id, v FROM client_items WHERE id = ANY(%s) ORDER BY id", (list(ids),))
-    rows = cur.fetchall()
-    assert cur.pgresult.fformat(1) == (1 if binary else 0), "result format not as requested"
-    return dict(rows)
+    return read_back_from(conn, "client_items", ids, binary)
 
 
 @check("insert with text parameters (%t), read back text and binary")
@@ -238,13 +205,7 @@ def _():
 
 # ---- errors reach the client ----
 def expect_error(sql, params, pattern):
-    try:
-        conn.execute(sql, params)
-    except psycopg.Error as e:
-        msg = str(e)
-        assert pattern in msg, f"error {msg!r} lacks {pattern!r}"
-        return e
-    raise AssertionError(f"no error for {sql}")
+    return expect_error_on(conn, sql, params, pattern)
 
 
 @check("typmod: 2-d vector into vector(3) raises psycopg error (text param)")
@@ -302,8 +263,4 @@ def _():
 
 conn.execute("DROP TABLE IF EXISTS client_items")
 conn.close()
-
-n_pass = sum(1 for _, ok in RESULTS if ok)
-n_fail = len(RESULTS) - n_pass
-print(f"{n_pass} passed, {n_fail} failed")
-sys.exit(1 if n_fail else 0)
+finish()

@@ -38,24 +38,6 @@ static const size_t test_dims[] = {
 static const size_t test_rows[] = {1, 2, 5, 33};
 #define N_TEST_ROWS (sizeof(test_rows) / sizeof(test_rows[0]))
 
-static float
-bits_float(uint32_t b)
-{
-	float		f;
-
-	memcpy(&f, &b, sizeof(f));
-	return f;
-}
-
-static uint32_t
-float_bits(float f)
-{
-	uint32_t	b;
-
-	memcpy(&b, &f, sizeof(b));
-	return b;
-}
-
 /* the value of a finite half, computed independently in double */
 static double
 half_value(uint16_t h)

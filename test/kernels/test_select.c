@@ -38,24 +38,6 @@
 
 #include "testutil.h"
 
-static float
-bits_float(uint32_t u)
-{
-	float		f;
-
-	memcpy(&f, &u, sizeof(f));
-	return f;
-}
-
-static uint32_t
-float_bits(float f)
-{
-	uint32_t	u;
-
-	memcpy(&u, &f, sizeof(u));
-	return u;
-}
-
 static double
 log2n(size_t n)
 {

@@ -222,6 +222,25 @@ guarded_free(Guarded *g)
  * ---------------------------------------------------------------------
  */
 
+/* A float's IEEE bit pattern, and the float of a pattern. */
+static inline uint32_t
+float_bits(float f)
+{
+	uint32_t	b;
+
+	memcpy(&b, &f, sizeof(b));
+	return b;
+}
+
+static inline float
+bits_float(uint32_t b)
+{
+	float		f;
+
+	memcpy(&f, &b, sizeof(f));
+	return f;
+}
+
 /* Bitwise equality; with nan_equal, any two NaNs are also the same. */
 static inline int
 same_float(float a, float b, int nan_equal)

@@ -143,7 +143,8 @@ RESET ivf.nprobe;
 SELECT count(*) FROM ivf_search('h_l2', NULL::halfvec[], 5);
 SELECT count(*) FROM ivf_search('h_l2', NULL, 5);
 
--- errors: a query of another dimension, through the scan and ivf_search
+-- errors: a query of another dimension, through the scan, ivf_search and
+-- ivf_recall; the message names the query's type, whatever the index stores
 SET enable_seqscan = off;
 SELECT id FROM h ORDER BY v <-> '[1,2,3]'::halfvec LIMIT 1;
 RESET enable_seqscan;
@@ -152,6 +153,7 @@ SELECT * FROM ivf_search('h_l2', ARRAY['[1,2,3,4,5,6,7,8]', '[1,2,3]']::halfvec[
 SELECT * FROM ivf_search('hf_l2', ARRAY['[1,2,3]']::halfvec[], 1);
 SELECT ivf_recall('h_l2', ARRAY['[1,2,3]']::halfvec[], 1);
 SELECT ivf_recall('hf_l2', ARRAY['[1,2,3]']::halfvec[], 1);
+SELECT ivf_recall('hf_l2', ARRAY['[1,2,3,4,5,6,7,8]', '[1,2,3]']::halfvec[], 1);
 SELECT ivf_recall('h_l2', ARRAY['[1,2,3]']::vector[], 1);
 -- a NULL query
 SELECT * FROM ivf_search('h_l2', ARRAY[NULL, '[1,2,3,4,5,6,7,8]']::halfvec[], 1);

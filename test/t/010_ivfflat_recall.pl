@@ -44,16 +44,11 @@ my $datadir = shared_data_dir(
 	'bge-m3-1024-1k/groundtruth_cos_top100.ivecs',
 	'bge-m3-1024-1k/groundtruth_ip_top100.ivecs');
 
-my $node = PostgreSQL::Test::Cluster->new('ivfflat_recall');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
+my $node = ivf_node('ivfflat_recall', q{
 shared_buffers = 128MB
 maintenance_work_mem = 256MB
 max_parallel_workers_per_gather = 0
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
 # absolute: the server reads the COPY files (tempdir is relative without TESTDIR)
 my $tmp = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
 

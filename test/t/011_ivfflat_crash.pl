@@ -37,10 +37,7 @@ srand(20110);
 $SIG{PIPE} = 'IGNORE';
 my $t_all = time;
 
-my $node = PostgreSQL::Test::Cluster->new('ivfflat_crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
+my $node = ivf_node('ivfflat_crash', q{
 wal_level = replica
 max_wal_senders = 2
 wal_consistency_checking = 'generic'
@@ -50,8 +47,6 @@ checkpoint_timeout = 1h
 autovacuum = off
 max_parallel_workers_per_gather = 0
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
 my $tmp = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
 my $ncrash = 0;
 

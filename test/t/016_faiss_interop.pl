@@ -60,16 +60,11 @@ my $datadir = shared_data_dir('siftsmall-128/siftsmall_base.fvecs',
 my $lists = 40;
 my $nprobes = '1,4,16';
 
-my $node = PostgreSQL::Test::Cluster->new('faiss_interop');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
+my $node = ivf_node('faiss_interop', q{
 shared_buffers = 128MB
 maintenance_work_mem = 256MB
 max_parallel_workers_per_gather = 0
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
 # absolute: the server writes and reads these files
 my $tmp = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
 

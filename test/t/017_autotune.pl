@@ -30,16 +30,11 @@ my $datadir = shared_data_dir(
 	'siftsmall-128/siftsmall_query.fvecs',
 	'siftsmall-128/siftsmall_groundtruth.ivecs');
 
-my $node = PostgreSQL::Test::Cluster->new('autotune');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
+my $node = ivf_node('autotune', q{
 shared_buffers = 128MB
 maintenance_work_mem = 256MB
 max_parallel_workers_per_gather = 0
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
 my $tmp = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
 
 my ($base, $queries, $gt);

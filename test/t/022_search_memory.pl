@@ -20,17 +20,12 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IvfTest;
 
-my $node = PostgreSQL::Test::Cluster->new('search_mem');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
+my $node = ivf_node('search_mem', q{
 autovacuum = off
 shared_buffers = 4MB
 log_temp_files = 0
 max_parallel_workers_per_gather = 0
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE t (id int PRIMARY KEY, v vector(8));

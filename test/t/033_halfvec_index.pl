@@ -250,7 +250,7 @@ SKIP:
 	}
 	my ($rc, $out, $err) = $node->psql('pgv',
 		q{SELECT * FROM ivf_search('p_l2', ARRAY['[1,2,3]'::halfvec], 1)});
-	like($err, qr/different vector dimensions 16 and 3/,
+	like($err, qr/different halfvec dimensions 16 and 3/,
 		'a halfvec[] query of other dimensions: an error naming both');
 	$node->safe_psql('pgv', 'DROP TABLE pf');
 }

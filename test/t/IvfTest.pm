@@ -20,6 +20,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(
+  ivf_node
   shared_data_dir
   fashion_mnist
   write_fvecs
@@ -31,6 +32,9 @@ our @EXPORT = qw(
   clustered_vectors
   ivf_index_info
   ivf_check_clean
+  relation_file
+  read_file_bytes
+  write_file_bytes
   index_scan_count
   knn_batch
   uses_index
@@ -139,6 +143,19 @@ sub _read_vecs
 sub read_fvecs { return _read_vecs($_[0], 'f<', $_[1]); }
 sub read_ivecs { return _read_vecs($_[0], 'l<', $_[1]); }
 
+# A started node with $conf appended to its postgresql.conf and the ivf
+# extension created in its postgres database.
+sub ivf_node
+{
+	my ($name, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION ivf');
+	return $node;
+}
+
 # A node (initialised, not started) with ivf preloaded and its GPU worker
 # on the CPU backend; $extra is more postgresql.conf lines, %init options
 # of init (allows_streaming => 1 for a standby).
@@ -226,6 +243,38 @@ sub ivf_check_clean
 	is($out, '', $name // "ivf_check('$index') finds no problem")
 	  or diag("ivf_check('$index') reported:\n" . substr($out, 0, 4000));
 	return $out eq '';
+}
+
+# The path of a relation's main fork file (its first segment), for tests
+# that patch an index on disk with the server stopped (028, 035).
+sub relation_file
+{
+	my ($node, $db, $rel) = @_;
+	return $node->data_dir . '/'
+	  . $node->safe_psql($db, "SELECT pg_relation_filepath('$rel')");
+}
+
+# $len bytes of $file at $off.
+sub read_file_bytes
+{
+	my ($file, $off, $len) = @_;
+	open(my $fh, '<:raw', $file) or die "open $file: $!";
+	sysseek($fh, $off, 0) or die "seek $file: $!";
+	my $buf;
+	sysread($fh, $buf, $len) == $len or die "short read of $file at $off";
+	close($fh);
+	return $buf;
+}
+
+# Overwrite $file at $off with $bytes.
+sub write_file_bytes
+{
+	my ($file, $off, $bytes) = @_;
+	open(my $fh, '+<:raw', $file) or die "open $file: $!";
+	sysseek($fh, $off, 0) or die "seek $file: $!";
+	syswrite($fh, $bytes) == length($bytes) or die "short write of $file at $off";
+	close($fh);
+	return;
 }
 
 # How many rows an index scan with nprobe = all lists returns (no LIMIT):
