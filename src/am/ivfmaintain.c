@@ -108,6 +108,11 @@ typedef struct Maint
 	MemoryContext opcxt;		/* one operation */
 	MemoryContext tmpcxt;		/* one group */
 
+	/* free slots (recycled or rolled back), reused before new ones */
+	uint32	   *free_slots;
+	uint32		nfree;
+	uint32		free_next;
+
 	/* the operation */
 	uint32		k;
 	float	   *centroids;		/* k x d */
@@ -512,6 +517,93 @@ add_directory_page(Maint *ms)
 }
 
 /*
+ * Overwrite the centroid row of a free slot (its cblock, crow), one record
+ * per page: no reader reads a free slot's row (caches skip free slots, and
+ * recycling freed it only once no view could include it), so the entry
+ * that makes the slot live again can follow in a record of its own.
+ */
+static void
+write_centroid_row(Maint *ms, BlockNumber blkno, uint32 crow,
+				   const float *centroid)
+{
+	const IvfGeometry *g = &ms->g;
+	uint32		d = ms->d;
+	uint32		done = 0;
+
+	while (done < d)
+	{
+		Buffer		buf;
+		GenericXLogState *state;
+		Page		page;
+		IvfPageOpaque opaque;
+		uint32		off = g->centroid_rows_per_page > 0 ? crow * d : 0;
+		uint32		n;
+
+		if (!BlockNumberIsValid(blkno))
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": a free list slot's centroid row ends after %u of %u floats",
+							RelationGetRelationName(ms->index), done, d)));
+		buf = ReadBuffer(ms->index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		opaque = IvfPageGetOpaque(BufferGetPage(buf));
+		n = g->centroid_rows_per_page > 0 ? d : Min(d - done, opaque->nvec);
+		if ((opaque->flags & IVF_PAGE_CENTROID) == 0 || n == 0 ||
+			off + n > opaque->nvec)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\": block %u does not hold the centroid row of a free list slot",
+							RelationGetRelationName(ms->index), blkno)));
+		state = GenericXLogStart(ms->index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		memcpy((float *) PageGetContents(page) + off, centroid + done,
+			   n * sizeof(float));
+		GenericXLogFinish(state);
+		blkno = opaque->next;
+		UnlockReleaseBuffer(buf);
+		done += n;
+	}
+}
+
+/*
+ * Step 3 for one new list in a free slot (ms->free_slots): its centroid
+ * row written over the old one, then one record on the directory page
+ * makes it a list under construction, born = 'born', with the next
+ * incarnation (a new list id: pages, GPU versions and views of the slot's
+ * earlier lists never match it).  A crash in between leaves a free slot.
+ */
+static uint32
+reuse_slot(Maint *ms, uint32 slot, const float *centroid, uint32 born,
+		   uint16 *incarnation)
+{
+	IvfListEntry old;
+	uint32		i;
+	Buffer		dirbuf;
+	GenericXLogState *state;
+	IvfListEntry *e;
+
+	ivf_read_list_entry(ms->index, &ms->meta, &ms->g, slot, &old);
+	Assert(ivf_entry_free(&old));
+	write_centroid_row(ms, old.cblock, old.crow, centroid);
+
+	dirbuf = ReadBuffer(ms->index, ivf_directory_block(&ms->meta, &ms->g, slot, &i));
+	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(ms->index);
+	e = entry_at(GenericXLogRegisterBuffer(state, dirbuf, 0), &ms->g, i);
+	memset(e, 0, sizeof(*e));
+	e->head = e->tail = e->insert = InvalidBlockNumber;
+	e->born = born;
+	e->dead = IVF_GEN_NEVER;
+	e->cblock = old.cblock;
+	e->crow = old.crow;
+	e->incarnation = old.incarnation + 1;
+	*incarnation = e->incarnation;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(dirbuf);
+	return slot;
+}
+
+/*
  * Step 3 for one new list: a new slot at the end of the directory, with
  * its centroid row and its entry (born = 'born', dead = never, no groups).
  * The row goes on the centroid chain's tail page when it has room; else on
@@ -520,11 +612,11 @@ add_directory_page(Maint *ms)
  * page and the meta page (nslots, centroid_tail): until it, the slot does
  * not exist, and a crash before it leaves only unreachable pages.
  *
- * New slots only: slots freed by recycling (ivfrecycle.c) are not reused
- * yet.
+ * Free slots (recycled or rolled back, ivfrecycle.c) are reused first,
+ * the lowest first (reuse_slot).
  */
 static uint32
-new_slot(Maint *ms, const float *centroid, uint32 born)
+new_slot(Maint *ms, const float *centroid, uint32 born, uint16 *incarnation)
 {
 	Relation	index = ms->index;
 	const IvfGeometry *g = &ms->g;
@@ -547,6 +639,11 @@ new_slot(Maint *ms, const float *centroid, uint32 born)
 	IvfMetaPageData *m;
 	uint32		p;
 
+	if (ms->free_next < ms->nfree)
+		return reuse_slot(ms, ms->free_slots[ms->free_next++], centroid, born,
+						  incarnation);
+
+	*incarnation = 0;
 	if (slot / per >= ms->meta.directory_npages)
 		add_directory_page(ms);
 
@@ -867,9 +964,11 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 	{
 		NewList    *nl = &ms->nl[j];
 
+		uint16		incarnation;
+
 		nl->centroid = ms->centroids + (Size) j * ms->d;
-		nl->slot = new_slot(ms, nl->centroid, G + 1);
-		nl->id = ivf_list_id(nl->slot, 0);
+		nl->slot = new_slot(ms, nl->centroid, G + 1, &incarnation);
+		nl->id = ivf_list_id(nl->slot, incarnation);
 		nl->tids = palloc(sizeof(ItemPointerData) * vpg);
 		nl->vecs = MemoryContextAllocHuge(ms->opcxt, sizeof(float) * ms->d * vpg);
 		nl->tail = InvalidBlockNumber;
@@ -1087,6 +1186,7 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 
 	/* the live lists' sizes (and an abandoned operation's stamps) */
 	cand = palloc(sizeof(ListSize) * ms.meta.nslots);
+	ms.free_slots = palloc(sizeof(uint32) * ms.meta.nslots);
 	{
 		IvfListEntry *entries = palloc(sizeof(IvfListEntry) * ms.g.directory_entries_per_page);
 		uint32		G = ms.meta.generation;
@@ -1111,6 +1211,10 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 			if ((e->born != IVF_GEN_NEVER && e->born > G) ||
 				(e->dead != IVF_GEN_NEVER && e->dead > G))
 				abandoned = true;
+			/* reusable: a row to write over and an incarnation left */
+			if (ivf_entry_free(e) && e->incarnation < PG_UINT16_MAX &&
+				BlockNumberIsValid(e->cblock))
+				ms.free_slots[ms.nfree++] = s;
 			if (!ivf_entry_live(e, G))
 				continue;
 			cand[ncand].slot = s;

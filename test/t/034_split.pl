@@ -241,6 +241,8 @@ for my $step (qw(stamp copy close switch))
 	my $splits = $primary->safe_psql('postgres', "SELECT splits FROM ivf_rebalance('${t}_idx')");
 	is($splits, $step eq 'switch' ? '0' : '1', "(d) $step: ivf_rebalance after the restart splits $splits list(s)");
 	is(info($primary, "${t}_idx", 'lists'), 5, "(d) $step: 5 lists then");
+	# the rolled back lists' slots are free and taken again
+	is(info($primary, "${t}_idx", 'list_slots'), 6, "(d) $step: in the 6 slots there were");
 	check_index($primary, $t, "${t}_idx", "(d) $step: after the next ivf_rebalance");
 }
 
