@@ -14,6 +14,8 @@
 #  (d) parked at 'stamp', 'copy', 'close', 'switch' and killed (immediate
 #      stop): after the restart no row is lost or duplicated
 #  (e) a streaming standby replays the splits and answers exactly
+#  (f) halfvec with codes, 3000 dimensions (two-page groups and centroid
+#      rows), cosine and inner product (spherical k-means)
 #
 # After each: ivf_check finds no problem, an index scan with nprobe = every
 # list returns each row of the table exactly once, and the k nearest rows
@@ -77,8 +79,10 @@ sub load
 # Every row exactly once through the index, and exact k nearest rows.
 sub check_index
 {
-	my ($node, $table, $index, $what) = @_;
+	my ($node, $table, $index, $what, $op, $qs) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$op //= '<->';
+	$qs //= \@queries;
 	my $lists = info($node, $index, 'lists');
 	my $total = $node->safe_psql('postgres', "SELECT count(*) FROM $table");
 
@@ -86,23 +90,23 @@ sub check_index
 
 	my $set = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET ivf.nprobe = $lists;";
 	my ($used) = uses_index($node, 'postgres', $set,
-		"SELECT id FROM $table ORDER BY v <-> '$queries[0]'", $index);
+		"SELECT id FROM $table ORDER BY v $op '$qs->[0]'", $index);
 	ok($used, "$what: the scans below use $index");
 	is( $node->safe_psql('postgres',
-			"$set SELECT count(*) || '/' || count(DISTINCT id) FROM (SELECT id FROM $table ORDER BY v <-> '$queries[0]') s"),
+			"$set SELECT count(*) || '/' || count(DISTINCT id) FROM (SELECT id FROM $table ORDER BY v $op '$qs->[0]') s"),
 		"$total/$total",
 		"$what: an index scan with nprobe = $lists lists returns each of the $total rows once");
 
 	my $bad = 0;
-	for my $q (@queries)
+	for my $q (@$qs)
 	{
-		my $sql = "SELECT string_agg(id || ':' || d, ',') FROM (SELECT id, v <-> '$q' AS d FROM $table ORDER BY v <-> '$q', id LIMIT 20) s";
+		my $sql = "SELECT string_agg(id || ':' || d, ',') FROM (SELECT id, v $op '$q' AS d FROM $table ORDER BY v $op '$q', id LIMIT 20) s";
 		my $idx = $node->safe_psql('postgres', "$set $sql");
 		my $seq = $node->safe_psql('postgres',
 			"SET enable_indexscan = off; SET enable_bitmapscan = off; $sql");
 		$bad++ if $idx ne $seq;
 	}
-	is($bad, 0, "$what: 20 nearest rows of " . scalar(@queries) . " queries equal a sequential scan's");
+	is($bad, 0, "$what: 20 nearest rows of " . scalar(@$qs) . " queries equal a sequential scan's");
 }
 
 # A background session that holds the pause key, and one that runs the
@@ -167,11 +171,39 @@ sub park
 	check_index($primary, 'tb', 'tb_idx', '(b)');
 }
 
+# ---- (f) other layouts and metrics: halfvec elements with codes, groups
+# and centroid rows of two pages (3000 dimensions, no codes), spherical
+# k-means (cosine, inner product)
+for my $case (
+	[ 'fh', 'halfvec(300)', 'halfvec_l2_ops', '<->', 3000, 6 ],
+	[ 'fw', 'vector(3000)', 'vector_l2_ops', '<->', 600, 4 ],
+	[ 'fc', 'vector(24)', 'vector_cosine_ops', '<=>', 4000, 8 ],
+	[ 'fi', 'vector(24)', 'vector_ip_ops', '<#>', 4000, 8 ])
+{
+	my ($t, $type, $opclass, $op, $rows, $lists) = @$case;
+	my ($d) = $type =~ /\((\d+)\)/;
+	$primary->safe_psql('postgres',
+		"CREATE TABLE $t (id int, v $type);
+		 CREATE INDEX ${t}_idx ON $t USING ivfflat (v $opclass) WITH (lists = $lists);
+		 SELECT setseed(0.34);
+		 INSERT INTO $t SELECT i, ARRAY(SELECT sin((i % 9) * 0.7 + j * 0.3) + 0.05 * random()
+		   FROM generate_series(1, $d) j WHERE i > 0)::$type FROM generate_series(1, $rows) i;");
+	my $splits = $primary->safe_psql('postgres', "SELECT splits FROM ivf_rebalance('${t}_idx')");
+	is($splits, 1, "(f) $t ($type, $opclass): one split");
+	cmp_ok(info($primary, "${t}_idx", 'lists'), '>=', 2, "(f) $t: into several lists");
+	my @qs = split /\n/, $primary->safe_psql('postgres',
+		"SELECT v::text FROM $t WHERE id IN (7, 100, 333) ORDER BY id");
+	check_index($primary, $t, "${t}_idx", "(f) $t", $op, \@qs);
+}
+
 # ---- (e) the standby replays both
 {
 	$primary->wait_for_catchup($standby);
 	check_index($standby, 'ta', 'ta_idx', '(e) standby, ta');
 	check_index($standby, 'tb', 'tb_idx', '(e) standby, tb');
+	my @qs = split /\n/, $standby->safe_psql('postgres',
+		"SELECT v::text FROM fw WHERE id IN (7, 100, 333) ORDER BY id");
+	check_index($standby, 'fw', 'fw_idx', '(e) standby, fw (3000 dimensions)', '<->', \@qs);
 	$standby->stop;
 }
 
