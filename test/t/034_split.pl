@@ -10,10 +10,12 @@
 #  (c) the maintainer parked at 'copy' (ivf.debug_maintenance_pause) while
 #      a session inserts and a cursor's scan starts: the rows inserted
 #      during the copy are found after the switch, and the scan started
-#      before the switch and one started after each return every row once
+#      before the switch and one started after each return every row once;
+#      a VACUUM started meanwhile waits for the maintenance lock
 #  (d) parked at 'stamp', 'copy', 'close', 'switch' and killed (immediate
 #      stop): after the restart no row is lost or duplicated
-#  (e) a streaming standby replays the splits and answers exactly
+#  (e) a streaming standby replays the splits and answers exactly, and
+#      refuses ivf_rebalance
 #  (f) halfvec with codes, 3000 dimensions (two-page groups and centroid
 #      rows), cosine and inner product (spherical k-means)
 #
@@ -204,6 +206,8 @@ for my $case (
 	my @qs = split /\n/, $standby->safe_psql('postgres',
 		"SELECT v::text FROM fw WHERE id IN (7, 100, 333) ORDER BY id");
 	check_index($standby, 'fw', 'fw_idx', '(e) standby, fw (3000 dimensions)', '<->', \@qs);
+	my ($rc, $out, $err) = $standby->psql('postgres', "SELECT * FROM ivf_rebalance('ta_idx')");
+	like($err, qr/cannot rebalance index "ta_idx" during recovery/, '(e) ivf_rebalance is refused on the standby');
 	$standby->stop;
 }
 
@@ -226,11 +230,28 @@ for my $case (
 	# rows inserted while the copy is parked
 	load('tc', 10001, 12000);
 
+	# a VACUUM meanwhile waits for the maintenance lock (its index passes
+	# take it: no row may leave a list being copied), then completes
+	$primary->safe_psql('postgres', 'DELETE FROM tc WHERE id % 100 = 0');
+	my $vac = $primary->background_psql('postgres', on_error_stop => 0);
+	$vac->query_until(qr/started/, "\\echo started\nVACUUM tc;\n\\echo vacuumed\n");
+	ok( poll_until(
+			sub {
+				$primary->safe_psql('postgres',
+					"SELECT count(*) FROM pg_locks WHERE locktype = 'page' AND NOT granted AND relation = 'tc_idx'::regclass AND page = 0"
+				) eq '1';
+			},
+			60),
+		'(c) a VACUUM of the table waits for the maintenance lock');
+
 	$holder->query_safe("SELECT pg_advisory_unlock($pause_key)");
 	my $done = poll_until(sub { info($primary, 'tc_idx', 'splits') > 0 }, 120);
 	ok($done, '(c) the split finished after the release');
 	$m->quit;
 	$holder->quit;
+	$vac->query_until(qr/vacuumed/, '');
+	$vac->quit;
+	pass('(c) the VACUUM completed after the split');
 
 	my $rest = $cur->query_safe('FETCH ALL FROM c');
 	my @ids = (split(/\n/, $first), split(/\n/, $rest));
