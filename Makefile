@@ -106,6 +106,8 @@ REGRESS = vector_input vector_functions vector_casts vector_aggregates vector_bt
 	halfvec_input halfvec_functions ivf_am_name ivf_search_plan halfvec_index
 # step 9: the on-disk format (format 4, format 3 still read)
 REGRESS += ivfflat_format
+# step 9: ivf_rebalance (its splits: t/034_split.pl)
+REGRESS += ivf_rebalance
 REGRESS_OPTS = --inputdir=$(srcdir)/test --load-extension=ivf
 
 # TAP files run through PGXS's prove_installcheck (Debian's PG 15 PGXS is

@@ -781,3 +781,13 @@ CREATE FUNCTION ivf_recall(index regclass, queries halfvec[], k int)
 
 COMMENT ON FUNCTION ivf_recall(regclass, halfvec[], int) IS
 	'mean recall@k of the index''s scans for these queries, against exact search';
+
+-- ------------------------------------------------ self-balancing lists
+
+-- Split the lists of an adaptive index that outgrew their bound, as VACUUM
+-- does (src/README "Self-balancing lists"); at most max_ops operations.
+-- The caller must own the index.
+CREATE FUNCTION ivf_rebalance(index regclass, max_ops int DEFAULT NULL,
+	OUT splits bigint, OUT merges bigint, OUT vectors_copied bigint,
+	OUT vectors_reassigned bigint, OUT lists_recycled bigint)
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;

@@ -19,10 +19,25 @@
 #include "gpuclient.h"
 #include "ivf.h"
 #include "ivfformat.h"
+#include "ivfmaintain.h"
 #include "ivfoptions.h"
 #include "ivfsettings.h"
 
 PG_MODULE_MAGIC;
+
+/* ivf.debug_maintenance_pause: one of the maintainer's steps, or '' */
+static bool
+check_maintenance_pause(char **newval, void **extra, GucSource source)
+{
+	static const char *const steps[] = {"", "stamp", "copy", "close", "switch", "retire"};
+	int			i;
+
+	for (i = 0; i < lengthof(steps); i++)
+		if (strcmp(*newval, steps[i]) == 0)
+			return true;
+	GUC_check_errdetail("Valid values are '', stamp, copy, close, switch and retire.");
+	return false;
+}
 
 #define IVF_SIMD_AUTO (-1)
 
@@ -307,6 +322,20 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							NULL, NULL, NULL);
+
+	/*
+	 * The tests' hook into the maintainer (ivfmaintain.c): at the named
+	 * step it waits for a shared advisory lock on IVF_MAINTENANCE_PAUSE_KEY
+	 * (1230390864), which a test holds to park it there.
+	 */
+	DefineCustomStringVariable("ivf.debug_maintenance_pause",
+							   "Step at which list maintenance waits for a test (for tests).",
+							   "'' (never), stamp, copy, close, switch or retire: the maintainer then takes the shared advisory lock 1230390864 and waits while a test holds it.",
+							   &ivf_debug_maintenance_pause,
+							   "",
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							   check_maintenance_pause, NULL, NULL);
 
 	ivf_init_reloptions();
 	ivf_gpu_init();

@@ -186,8 +186,9 @@ typedef struct IvfLeader
 
 PGDLLEXPORT void ivf_parallel_build_main(dsm_segment *seg, shm_toc *toc);
 
-static uint32
-lists_for_rows(double rows)
+/* the lists of an index of 'rows' rows when the lists option is not given */
+uint32
+ivf_lists_for_rows(double rows)
 {
 	double		lists;
 
@@ -1818,7 +1819,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		double		allvisfrac;
 
 		estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
-		est_lists = lists_for_rows(tuples);
+		est_lists = ivf_lists_for_rows(tuples);
 	}
 	bs.max_samples = Max((Size) ivf_kmeans_points_per_list * est_lists, IVF_MIN_SAMPLE);
 	if (fcentroids != NULL)
@@ -1853,7 +1854,7 @@ ivf_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	else if (opts->lists > 0)
 		bs.nlists = opts->lists;
 	else
-		bs.nlists = lists_for_rows((double) bs.rows);
+		bs.nlists = ivf_lists_for_rows((double) bs.rows);
 
 	init_meta(&meta, index, bs.metric, bs.dims, &bs.geo);
 	k = bs.nlists;

@@ -30,6 +30,7 @@ extern IndexBuildResult *ivf_build(Relation heap, Relation index,
 								   IndexInfo *indexInfo);
 extern void ivf_buildempty(Relation index);
 extern char *ivf_buildphasename(int64 phasenum);
+extern uint32 ivf_lists_for_rows(double rows);
 
 /* ivfcentroidfile.c: the centroids option, read from a Faiss file */
 extern float *ivf_faiss_read_centroids(const char *path, uint32 dims,

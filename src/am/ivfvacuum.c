@@ -22,15 +22,19 @@
 
 #include "access/genam.h"
 #include "access/generic_xlog.h"
+#include "access/xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "postmaster/autovacuum.h"
 #include "storage/indexfsm.h"
+#include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "gpuclient.h"
 #include "ivfflat.h"
 #include "ivfformat.h"
+#include "ivfmaintain.h"
 #include "ivfpage.h"
 
 /*
@@ -295,6 +299,14 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	if (stats == NULL)
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
 
+	/*
+	 * The maintenance lock, waited for: no row may leave a list while the
+	 * maintainer copies it, or the copy would keep a TID whose heap line
+	 * pointer is about to be reused (src/README "Maintenance: when and
+	 * who").  Taken holding no buffer; the meta page is read under it, so
+	 * the walk sees every slot the maintainer made.
+	 */
+	LockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
 	ivf_read_meta(index, &meta);
 	ivf_meta_geometry(&meta, &g);
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "ivfflat vacuum",
@@ -369,6 +381,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			ivf_gpu_list_changed(index, listid);
 	}
 
+	UnlockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 	return stats;
@@ -377,8 +390,31 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 IndexBulkDeleteResult *
 ivf_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
+	IvfMetaPageData meta;
+
 	if (info->analyze_only)
 		return stats;
+
+	/*
+	 * Maintenance of an adaptive index's lists (ivfmaintain.c): the splits
+	 * its growth calls for.  Autovacuum skips it when another process holds
+	 * the maintenance lock; a standby never runs it (nor VACUUM).
+	 */
+	ivf_read_meta(info->index, &meta);
+	if (!RecoveryInProgress() && ivf_maintenance_enabled(info->index, &meta))
+	{
+		IvfMaintainStats mstats;
+
+		memset(&mstats, 0, sizeof(mstats));
+		ivf_maintain(info->index, info->num_heap_tuples,
+					 IsAutoVacuumWorkerProcess(), &mstats, 0);
+		if (mstats.splits > 0)
+			ereport(info->message_level,
+					(errmsg("index \"%s\": %llu lists split, %llu vectors copied",
+							RelationGetRelationName(info->index),
+							(unsigned long long) mstats.splits,
+							(unsigned long long) mstats.vectors_copied)));
+	}
 
 	IndexFreeSpaceMapVacuum(info->index);
 

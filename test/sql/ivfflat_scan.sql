@@ -4,7 +4,9 @@ INSERT INTO t
 SELECT i, ARRAY[(i % 4) * 10 + sin(i)::real, (i % 3) * 10 + cos(i)::real, sin(i * 7)::real]::vector(3), i % 5
 FROM generate_series(1, 2000) i;
 INSERT INTO t VALUES (2001, NULL, 0);
-CREATE INDEX t_l2 ON t USING ivfflat (v vector_l2_ops) WITH (lists = 12);
+-- adaptive = off: the VACUUM below tests compaction and refilling of fixed
+-- lists (VACUUM's splits of adaptive ones: t/034_split.pl)
+CREATE INDEX t_l2 ON t USING ivfflat (v vector_l2_ops) WITH (lists = 12, adaptive = off);
 ANALYZE t;
 
 -- the planner uses the index for ORDER BY ... LIMIT without being forced

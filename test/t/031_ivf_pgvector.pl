@@ -384,7 +384,8 @@ $node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
 	{
 		for my $q (@queries[ 0 .. 1 ])
 		{
-			my $sql = in_ivf($op, 'SET LOCAL ivf.nprobe = 16;', knn_sql($op, $q));
+			# every list: VACUUM may have split the originals' 16 lists
+			my $sql = in_ivf($op, 'SET LOCAL ivf.nprobe = 32768;', knn_sql($op, $q));
 			my $seq = seq_ids('pgv', $op, $q);
 			my $b = $standby->safe_psql('pgv',
 				$op eq '<->' ? ivf_search_ids($op, $q) : $sql);
@@ -434,7 +435,8 @@ check_exact('pgv_restored', 'restored');
 	{
 		for my $q (@queries[ 0 .. 1 ])
 		{
-			my $sql = in_ivf($op, 'SET LOCAL ivf.nprobe = 16;', knn_sql($op, $q));
+			# every list: VACUUM may have split the originals' 16 lists
+			my $sql = in_ivf($op, 'SET LOCAL ivf.nprobe = 32768;', knn_sql($op, $q));
 			my $a = $node->safe_psql('pgv', $sql);
 			my $b = $node->safe_psql('pgv_restored', $sql);
 			$same &&= ($a ne '' && $a eq $b);
@@ -442,10 +444,10 @@ check_exact('pgv_restored', 'restored');
 	}
 	ok($same, 'the restored indexes answer as the originals');
 	my $info = q{SELECT string_agg(c.relname || ':' || array_to_string(c.reloptions, ';') || ':'
-		|| i.metric || ':' || i.dims || ':' || i.lists || ':' || i.vectors, ' ' ORDER BY c.relname)
+		|| i.metric || ':' || i.dims || ':' || i.lists_requested || ':' || i.vectors, ' ' ORDER BY c.relname)
 		FROM pg_class c, ivf_index_info(c.oid) i WHERE c.relname IN ('items_l2', 'items_ip', 'items_cos')};
 	is($node->safe_psql('pgv_restored', $info), $node->safe_psql('pgv', $info),
-		'with the same options, metric, dimensions, lists and vectors');
+		'with the same options, metric, dimensions, lists requested and vectors (the originals may have split theirs)');
 }
 
 # ------------------------------------------ standalone ivf in the same cluster

@@ -1,0 +1,302 @@
+# Self-balancing lists (src/README "Self-balancing lists", issue #17): the
+# maintainer splits lists that outgrew their bound, and no row is lost or
+# found twice, whether the split runs alone, beside inserts and scans, is
+# killed at any of its steps, or is replayed by a standby.
+#
+#  (a) an index created on an empty table, loaded, then ivf_rebalance:
+#      the one list splits toward the lists option's target
+#  (b) an index built on the first 10% of the rows, the rest inserted:
+#      VACUUM splits (no ivf_rebalance)
+#  (c) the maintainer parked at 'copy' (ivf.debug_maintenance_pause) while
+#      a session inserts and a cursor's scan starts: the rows inserted
+#      during the copy are found after the switch, and the scan started
+#      before the switch and one started after each return every row once;
+#      a VACUUM started meanwhile waits for the maintenance lock
+#  (d) parked at 'stamp', 'copy', 'close', 'switch' and killed (immediate
+#      stop): after the restart no row is lost or duplicated
+#  (e) a streaming standby replays the splits and answers exactly, and
+#      refuses ivf_rebalance
+#  (f) halfvec with codes, 3000 dimensions (two-page groups and centroid
+#      rows), cosine and inner product (spherical k-means)
+#
+# After each: ivf_check finds no problem, an index scan with nprobe = every
+# list returns each row of the table exactly once, and the k nearest rows
+# of several queries are those of an exact sequential scan (ids and
+# distances).  The primary runs with wal_consistency_checking = 'generic',
+# so every GenericXLog record the maintainer writes is checked at replay.
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IvfTest;
+
+srand(34034);
+
+my $dims = 16;
+# the key the maintainer's pause waits on (ivfmaintain.h)
+my $pause_key = 1230390864;
+
+my $conf = q{
+wal_consistency_checking = 'generic'
+autovacuum = off
+max_parallel_workers_per_gather = 0
+};
+my $primary = PostgreSQL::Test::Cluster->new('split_primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', $conf);
+$primary->start;
+$primary->backup('base');
+
+my $standby = PostgreSQL::Test::Cluster->new('split_standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+$standby->append_conf('postgresql.conf', $conf . "max_standby_streaming_delay = -1\n");
+$standby->start;
+
+$primary->safe_psql('postgres', 'CREATE EXTENSION ivf');
+
+my $vecs = clustered_vectors(20000, $dims, 40, 0.15);
+my $copy = write_copy_file($primary->basedir . '/rows.copy', $vecs, 1);
+my @queries = map { vec_literal($vecs->[ int(rand(@$vecs)) ]) } 1 .. 5;
+
+sub info
+{
+	my ($node, $index, $col) = @_;
+	return $node->safe_psql('postgres', "SELECT $col FROM ivf_index_info('$index')");
+}
+
+sub load
+{
+	my ($table, $from, $to) = @_;
+	$primary->safe_psql('postgres',
+		"CREATE TEMP TABLE l (id int, v vector($dims));
+		 COPY l FROM '$copy';
+		 INSERT INTO $table SELECT * FROM l WHERE id BETWEEN $from AND $to;");
+}
+
+# Every row exactly once through the index, and exact k nearest rows.
+sub check_index
+{
+	my ($node, $table, $index, $what, $op, $qs) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$op //= '<->';
+	$qs //= \@queries;
+	my $lists = info($node, $index, 'lists');
+	my $total = $node->safe_psql('postgres', "SELECT count(*) FROM $table");
+
+	ivf_check_clean($node, 'postgres', $index, "$what: ivf_check finds no problem");
+
+	my $set = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET ivf.nprobe = $lists;";
+	my ($used) = uses_index($node, 'postgres', $set,
+		"SELECT id FROM $table ORDER BY v $op '$qs->[0]'", $index);
+	ok($used, "$what: the scans below use $index");
+	is( $node->safe_psql('postgres',
+			"$set SELECT count(*) || '/' || count(DISTINCT id) FROM (SELECT id FROM $table ORDER BY v $op '$qs->[0]') s"),
+		"$total/$total",
+		"$what: an index scan with nprobe = $lists lists returns each of the $total rows once");
+
+	my $bad = 0;
+	for my $q (@$qs)
+	{
+		my $sql = "SELECT string_agg(id || ':' || d, ',') FROM (SELECT id, v $op '$q' AS d FROM $table ORDER BY v $op '$q', id LIMIT 20) s";
+		my $idx = $node->safe_psql('postgres', "$set $sql");
+		my $seq = $node->safe_psql('postgres',
+			"SET enable_indexscan = off; SET enable_bitmapscan = off; $sql");
+		$bad++ if $idx ne $seq;
+	}
+	is($bad, 0, "$what: 20 nearest rows of " . scalar(@$qs) . " queries equal a sequential scan's");
+}
+
+# A background session that holds the pause key, and one that runs the
+# maintainer until it parks at $step.
+sub park
+{
+	my ($step, $sql) = @_;
+	my $holder = $primary->background_psql('postgres');
+	$holder->query_safe("SELECT pg_advisory_lock($pause_key)");
+	my $m = $primary->background_psql('postgres', on_error_stop => 0);
+	$m->query_until(qr/started/, "SET ivf.debug_maintenance_pause = '$step';\n\\echo started\n$sql;\n");
+	my $parked = poll_until(
+		sub {
+			$primary->safe_psql('postgres',
+				"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $pause_key") eq '1';
+		},
+		120);
+	ok($parked, "the maintainer parks at '$step'");
+	# a commit flushes the WAL written so far: a crash now finds the
+	# maintainer's records on disk, not lost with the WAL buffers
+	$primary->safe_psql('postgres', 'SELECT txid_current()');
+	return ($holder, $m);
+}
+
+# ---- (a) created empty, loaded, ivf_rebalance
+{
+	$primary->safe_psql('postgres',
+		"CREATE TABLE ta (id int, v vector($dims));
+		 CREATE INDEX ta_idx ON ta USING ivfflat (v vector_l2_ops) WITH (lists = 20)");
+	is(info($primary, 'ta_idx', 'lists'), '1', '(a) an index on an empty table has one list');
+	load('ta', 1, 20000);
+	my $r = $primary->safe_psql('postgres', "SELECT splits, vectors_copied FROM ivf_rebalance('ta_idx')");
+	my ($splits, $copied) = split /\|/, $r;
+	cmp_ok($splits, '>', 0, "(a) ivf_rebalance splits ($splits)");
+	is($copied, 20000, '(a) it copied every row of the one list once');
+	my $lists = info($primary, 'ta_idx', 'lists');
+	cmp_ok($lists, '>=', 10, "(a) the lists grew toward the target of 20 ($lists)");
+	is(info($primary, 'ta_idx', 'generation'), 1 + $splits, '(a) one generation per split');
+	check_index($primary, 'ta', 'ta_idx', '(a)');
+
+	# the retired list goes once no snapshot predates its retire_xid: a
+	# transaction that takes an xid moves the horizon past it
+	$primary->safe_psql('postgres', 'SELECT txid_current()');
+	my $recycled = $primary->safe_psql('postgres', "SELECT lists_recycled FROM ivf_rebalance('ta_idx')");
+	cmp_ok($recycled, '>=', 1, "(a) a second ivf_rebalance recycles the retired list ($recycled)");
+	is(info($primary, 'ta_idx', 'list_slots'), $lists + 1, '(a) its slot stays, free for reuse');
+	check_index($primary, 'ta', 'ta_idx', '(a) after recycling');
+}
+
+# ---- (b) built on 10%, the rest inserted, VACUUM splits
+{
+	$primary->safe_psql('postgres', "CREATE TABLE tb (id int, v vector($dims))");
+	load('tb', 1, 2000);
+	$primary->safe_psql('postgres', 'CREATE INDEX tb_idx ON tb USING ivfflat (v vector_l2_ops)');
+	my $before = info($primary, 'tb_idx', 'lists');
+	load('tb', 2001, 20000);
+	$primary->safe_psql('postgres', 'VACUUM tb');
+	my $splits = info($primary, 'tb_idx', 'splits');
+	cmp_ok($splits, '>', 0, "(b) VACUUM splits ($splits)");
+	my $lists = info($primary, 'tb_idx', 'lists');
+	cmp_ok($lists, '>', $before, "(b) from $before lists to $lists");
+	check_index($primary, 'tb', 'tb_idx', '(b)');
+}
+
+# ---- (f) other layouts and metrics: halfvec elements with codes, groups
+# and centroid rows of two pages (3000 dimensions, no codes), spherical
+# k-means (cosine, inner product)
+for my $case (
+	[ 'fh', 'halfvec(300)', 'halfvec_l2_ops', '<->', 3000, 6 ],
+	[ 'fw', 'vector(3000)', 'vector_l2_ops', '<->', 600, 4 ],
+	[ 'fc', 'vector(24)', 'vector_cosine_ops', '<=>', 4000, 8 ],
+	[ 'fi', 'vector(24)', 'vector_ip_ops', '<#>', 4000, 8 ])
+{
+	my ($t, $type, $opclass, $op, $rows, $lists) = @$case;
+	my ($d) = $type =~ /\((\d+)\)/;
+	$primary->safe_psql('postgres',
+		"CREATE TABLE $t (id int, v $type);
+		 CREATE INDEX ${t}_idx ON $t USING ivfflat (v $opclass) WITH (lists = $lists);
+		 SELECT setseed(0.34);
+		 INSERT INTO $t SELECT i, ARRAY(SELECT sin((i % 9) * 0.7 + j * 0.3) + 0.05 * random()
+		   FROM generate_series(1, $d) j WHERE i > 0)::$type FROM generate_series(1, $rows) i;");
+	my $splits = $primary->safe_psql('postgres', "SELECT splits FROM ivf_rebalance('${t}_idx')");
+	is($splits, 1, "(f) $t ($type, $opclass): one split");
+	cmp_ok(info($primary, "${t}_idx", 'lists'), '>=', 2, "(f) $t: into several lists");
+	my @qs = split /\n/, $primary->safe_psql('postgres',
+		"SELECT v::text FROM $t WHERE id IN (7, 100, 333) ORDER BY id");
+	check_index($primary, $t, "${t}_idx", "(f) $t", $op, \@qs);
+}
+
+# ---- (e) the standby replays both
+{
+	$primary->wait_for_catchup($standby);
+	check_index($standby, 'ta', 'ta_idx', '(e) standby, ta');
+	check_index($standby, 'tb', 'tb_idx', '(e) standby, tb');
+	my @qs = split /\n/, $standby->safe_psql('postgres',
+		"SELECT v::text FROM fw WHERE id IN (7, 100, 333) ORDER BY id");
+	check_index($standby, 'fw', 'fw_idx', '(e) standby, fw (3000 dimensions)', '<->', \@qs);
+	my ($rc, $out, $err) = $standby->psql('postgres', "SELECT * FROM ivf_rebalance('ta_idx')");
+	like($err, qr/cannot rebalance index "ta_idx" during recovery/, '(e) ivf_rebalance is refused on the standby');
+	$standby->stop;
+}
+
+# ---- (c) parked at 'copy' beside inserts and a scan
+{
+	$primary->safe_psql('postgres',
+		"CREATE TABLE tc (id int, v vector($dims));
+		 CREATE INDEX tc_idx ON tc USING ivfflat (v vector_l2_ops) WITH (lists = 10)");
+	load('tc', 1, 10000);
+	my ($holder, $m) = park('copy', "SELECT splits FROM ivf_rebalance('tc_idx')");
+
+	# a cursor's scan starts before the switch (view of generation 1)
+	my $cur = $primary->background_psql('postgres');
+	$cur->query_safe(
+		"BEGIN ISOLATION LEVEL REPEATABLE READ;
+		 SET enable_seqscan = off; SET enable_bitmapscan = off; SET ivf.nprobe = 1000;
+		 DECLARE c CURSOR FOR SELECT id FROM tc ORDER BY v <-> '$queries[1]';");
+	my $first = $cur->query_safe('FETCH 100 FROM c');
+
+	# rows inserted while the copy is parked
+	load('tc', 10001, 12000);
+
+	# a VACUUM meanwhile waits for the maintenance lock (its index passes
+	# take it: no row may leave a list being copied), then completes
+	$primary->safe_psql('postgres', 'DELETE FROM tc WHERE id % 100 = 0');
+	my $vac = $primary->background_psql('postgres', on_error_stop => 0);
+	$vac->query_until(qr/started/, "\\echo started\nVACUUM tc;\n\\echo vacuumed\n");
+	ok( poll_until(
+			sub {
+				$primary->safe_psql('postgres',
+					"SELECT count(*) FROM pg_locks WHERE locktype = 'page' AND NOT granted AND relation = 'tc_idx'::regclass AND page = 0"
+				) eq '1';
+			},
+			60),
+		'(c) a VACUUM of the table waits for the maintenance lock');
+
+	$holder->query_safe("SELECT pg_advisory_unlock($pause_key)");
+	my $done = poll_until(sub { info($primary, 'tc_idx', 'splits') > 0 }, 120);
+	ok($done, '(c) the split finished after the release');
+	$m->quit;
+	$holder->quit;
+	$vac->query_until(qr/vacuumed/, '');
+	$vac->quit;
+	pass('(c) the VACUUM completed after the split');
+
+	my $rest = $cur->query_safe('FETCH ALL FROM c');
+	my @ids = (split(/\n/, $first), split(/\n/, $rest));
+	my %seen;
+	$seen{$_}++ for @ids;
+	is(scalar(@ids), 10000, '(c) the scan started before the switch returns the 10000 rows its snapshot sees');
+	is(scalar(keys %seen), 10000, '(c) each once');
+	$cur->query_safe('COMMIT');
+	$cur->quit;
+
+	check_index($primary, 'tc', 'tc_idx', '(c) after the switch, with the rows inserted during the copy');
+}
+
+# ---- (d) killed at each step
+for my $step (qw(stamp copy close switch))
+{
+	my $t = "td_$step";
+	$primary->safe_psql('postgres',
+		"CREATE TABLE $t (id int, v vector($dims));
+		 CREATE INDEX ${t}_idx ON $t USING ivfflat (v vector_l2_ops) WITH (lists = 5)");
+	load($t, 1, 5000);
+	my ($holder, $m) = park($step, "SELECT splits FROM ivf_rebalance('${t}_idx')");
+	$primary->stop('immediate');
+	eval { $m->quit };
+	eval { $holder->quit };
+	$primary->start;
+
+	# inserts after the restart (into a closed list, for 'close')
+	load($t, 5001, 5500);
+	is( $primary->safe_psql('postgres', "SELECT count(*) FROM $t"),
+		'5500', "(d) $step: the table holds its rows");
+	is( $primary->safe_psql('postgres',
+			"SELECT generation FROM ivf_index_info('${t}_idx')"),
+		$step eq 'switch' ? '2' : '1',
+		"(d) $step: the switch is durable exactly when its record was written");
+	check_index($primary, $t, "${t}_idx", "(d) killed at '$step'");
+
+	# the next run rolls the interrupted operation back and splits again
+	# (killed after the switch: the split is done, nothing is left to do)
+	my $splits = $primary->safe_psql('postgres', "SELECT splits FROM ivf_rebalance('${t}_idx')");
+	is($splits, $step eq 'switch' ? '0' : '1', "(d) $step: ivf_rebalance after the restart splits $splits list(s)");
+	is(info($primary, "${t}_idx", 'lists'), 5, "(d) $step: 5 lists then");
+	# the rolled back lists' slots are free and taken again
+	is(info($primary, "${t}_idx", 'list_slots'), 6, "(d) $step: in the 6 slots there were");
+	check_index($primary, $t, "${t}_idx", "(d) $step: after the next ivf_rebalance");
+}
+
+done_testing();
