@@ -536,13 +536,13 @@ insert_closed(InsertState *is)
 		return append_after_closed(is);
 	}
 
-	LockPage(is->index, IVF_SWITCH_LOCK_BLKNO, ShareLock);
+	(void) ivf_lock_index(is->index, IVF_SWITCH_LOCK, ShareLock, false);
 	read_entry(is, &e);
 	if (!entry_is_ours(is, &e, ivf_read_generation(is->index)))
 		result = INSERT_RECHOOSE;
 	else
 		result = append_after_closed(is);
-	UnlockPage(is->index, IVF_SWITCH_LOCK_BLKNO, ShareLock);
+	ivf_unlock_index(is->index, IVF_SWITCH_LOCK, ShareLock);
 	return result;
 }
 

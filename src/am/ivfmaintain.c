@@ -957,7 +957,7 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 	ms->copy_paused = false;
 
 	/* 2. the switch lock: inserts that find a closed list wait for it */
-	LockPage(index, IVF_SWITCH_LOCK_BLKNO, ExclusiveLock);
+	(void) ivf_lock_index(index, IVF_SWITCH_LOCK, ExclusiveLock, false);
 
 	/* 3. stamp: the new slots, born at G + 1; then L dies at G + 1 */
 	for (j = 0; j < ms->k; j++)
@@ -1010,7 +1010,7 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 	GenericXLogFinish(state);
 	memcpy(&ms->meta, IvfPageGetMeta(BufferGetPage(metabuf)), sizeof(IvfMetaPageData));
 	UnlockReleaseBuffer(metabuf);
-	UnlockPage(index, IVF_SWITCH_LOCK_BLKNO, ExclusiveLock);
+	ivf_unlock_index(index, IVF_SWITCH_LOCK, ExclusiveLock);
 	maintenance_pause(index, "switch");
 
 	/*
@@ -1133,7 +1133,7 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 
 	if (conditional)
 	{
-		if (!ConditionalLockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock))
+		if (!ivf_lock_index(index, IVF_MAINTENANCE_LOCK, ExclusiveLock, true))
 		{
 			ereport(DEBUG1,
 					(errmsg_internal("ivf index \"%s\": maintenance skipped, another process holds its maintenance lock",
@@ -1142,7 +1142,7 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 		}
 	}
 	else
-		LockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
+		(void) ivf_lock_index(index, IVF_MAINTENANCE_LOCK, ExclusiveLock, false);
 
 	/*
 	 * Step 0: roll back what an operation that never reached its switch
@@ -1284,7 +1284,7 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 	/* the retired lists no view can read any more, this run's later */
 	out->lists_recycled += ivf_recycle_retired(index);
 
-	UnlockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
+	ivf_unlock_index(index, IVF_MAINTENANCE_LOCK, ExclusiveLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return true;

@@ -306,7 +306,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	 * who").  Taken holding no buffer; the meta page is read under it, so
 	 * the walk sees every slot the maintainer made.
 	 */
-	LockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
+	(void) ivf_lock_index(index, IVF_MAINTENANCE_LOCK, ExclusiveLock, false);
 	ivf_read_meta(index, &meta);
 	ivf_meta_geometry(&meta, &g);
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "ivfflat vacuum",
@@ -381,7 +381,7 @@ ivf_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			ivf_gpu_list_changed(index, listid);
 	}
 
-	UnlockPage(index, IVF_MAINTENANCE_LOCK_BLKNO, ExclusiveLock);
+	ivf_unlock_index(index, IVF_MAINTENANCE_LOCK, ExclusiveLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 	return stats;

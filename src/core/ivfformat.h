@@ -119,14 +119,15 @@ ivf_list_id_slot(uint32 id)
 #define IVF_PAGE_DELETED	0x0200
 
 /*
- * Heavyweight page locks used as tags only (no buffer is involved): the
- * maintenance lock, held by the one backend restructuring the lists (and
- * by ambulkdelete), and the switch lock, held exclusively by the
- * maintainer from its stamps to the switch record and in share mode by an
- * insert that finds a closed list (src/README "Inserts", "Locking order").
+ * The heavyweight locks of list restructuring (ivf_lock_index in
+ * ivfpage.c): the maintenance lock, held by the one backend restructuring
+ * the lists (and by ambulkdelete), and the switch lock, held exclusively
+ * by the maintainer from its stamps to the switch record and in share mode
+ * by an insert that finds a closed list (src/README "Inserts", "Locking
+ * order").  Object locks on the index, told apart by these sub-ids.
  */
-#define IVF_MAINTENANCE_LOCK_BLKNO	0
-#define IVF_SWITCH_LOCK_BLKNO		1
+#define IVF_MAINTENANCE_LOCK	1
+#define IVF_SWITCH_LOCK			2
 
 /* metrics, stored in the meta page */
 typedef enum IvfMetric

@@ -9,10 +9,12 @@
 #include "compat.h"
 
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -922,6 +924,38 @@ ivf_check_view_entry(Relation index, const IvfListEntry *entry, uint32 slot,
 			 errdetail("List slot %u no longer holds list 0x%08X.", slot, id),
 			 RecoveryInProgress() ?
 			 errhint("Turn on hot_standby_feedback, so that the primary keeps the lists queries on this standby read.") : 0));
+}
+
+/*
+ * Take the maintenance or the switch lock of an index (IVF_MAINTENANCE_LOCK,
+ * IVF_SWITCH_LOCK); with 'conditional', false when it is not free.  They
+ * are locks on the index as a database object (pg_class, its OID, the
+ * sub-id), not page locks: PostgreSQL asserts that a backend holding a
+ * heavyweight page lock takes no other heavyweight lock but the relation
+ * extension lock (page locks are kept out of deadlock detection on that
+ * ground), and the maintainer holds both of these, besides the test
+ * hook's advisory lock.  Object locks take part in deadlock detection like
+ * any other.  Nothing else locks a relation as an object: relations are
+ * locked by their own tag.
+ */
+bool
+ivf_lock_index(Relation index, uint16 which, LOCKMODE mode, bool conditional)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, RelationRelationId,
+					   RelationGetRelid(index), which);
+	return LockAcquire(&tag, mode, false, conditional) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+void
+ivf_unlock_index(Relation index, uint16 which, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, RelationRelationId,
+					   RelationGetRelid(index), which);
+	LockRelease(&tag, mode, false);
 }
 
 /*

@@ -13,6 +13,7 @@
 #include "ivfformat.h"
 
 #include "storage/bufmgr.h"
+#include "storage/lockdefs.h"
 #include "utils/relcache.h"
 
 /* lists from which the cache keeps codes of the centroids */
@@ -131,6 +132,9 @@ extern IvfListEntryV3 *ivf_dir_entry_ptr(Page page, const IvfGeometry *g,
 										 uint32 i);
 extern IvfListEntry *ivf_dir_entry_v4_ptr(Page page, const IvfGeometry *g,
 										  uint32 i);
+extern bool ivf_lock_index(Relation index, uint16 which, LOCKMODE mode,
+						   bool conditional);
+extern void ivf_unlock_index(Relation index, uint16 which, LOCKMODE mode);
 extern void ivf_view_reading(Relation index, uint32 generation);
 extern void ivf_view_check(Relation index);
 extern void ivf_check_view_entry(Relation index, const IvfListEntry *entry,

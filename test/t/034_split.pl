@@ -238,7 +238,7 @@ for my $case (
 	ok( poll_until(
 			sub {
 				$primary->safe_psql('postgres',
-					"SELECT count(*) FROM pg_locks WHERE locktype = 'page' AND NOT granted AND relation = 'tc_idx'::regclass AND page = 0"
+					"SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND NOT granted AND classid = 'pg_class'::regclass AND objid = 'tc_idx'::regclass AND objsubid = 1"
 				) eq '1';
 			},
 			60),
