@@ -103,8 +103,18 @@ typedef struct Maint
 	uint32		target_size;	/* this run's bounds, for the switch record */
 	uint32		split_bound;
 	uint32		merge_bound;
-	float	   *sq8_lo;			/* codebook 0, with codes */
+	float	   *sq8_lo;			/* the codebook new lists are encoded with */
 	float	   *sq8_step;
+	uint16		new_flags;		/* IVF_LIST_CODEBOOK1 when that is codebook 1 */
+
+	/*
+	 * An index built without rows has an untrained codebook 0 (all zero):
+	 * the first split trains codebook 1 from its sample's residuals against
+	 * the new centroids, writes it, and encodes from then on with it
+	 * (src/README "Codes").  cb1: its lo and step rows.
+	 */
+	bool		train_cb1;
+	float	   *cb1;
 	MemoryContext opcxt;		/* one operation */
 	MemoryContext tmpcxt;		/* one group */
 
@@ -594,6 +604,7 @@ reuse_slot(Maint *ms, uint32 slot, const float *centroid, uint32 born,
 	e->head = e->tail = e->insert = InvalidBlockNumber;
 	e->born = born;
 	e->dead = IVF_GEN_NEVER;
+	e->flags = ms->new_flags;
 	e->cblock = old.cblock;
 	e->crow = old.crow;
 	e->incarnation = old.incarnation + 1;
@@ -710,6 +721,7 @@ new_slot(Maint *ms, const float *centroid, uint32 born, uint16 *incarnation)
 	e->head = e->tail = e->insert = InvalidBlockNumber;
 	e->born = born;
 	e->dead = IVF_GEN_NEVER;
+	e->flags = ms->new_flags;
 	e->cblock = cblock;
 	e->crow = crow;
 	opaque = IvfPageGetOpaque(page);
@@ -901,6 +913,20 @@ plan_split(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 		elog(ERROR, "k-means failed for %u vectors and %u lists", nsample, k);
 	pfree(ws);
 
+	/* codebook 1 from the residuals against the new centroids */
+	if (ms->train_cb1)
+	{
+		for (j = 0; j < nsample; j++)
+		{
+			const float *c = ms->centroids + (Size) Max(assign[j], 0) * d;
+			float	   *x = sample + (Size) j * d;
+
+			for (uint32 t = 0; t < d; t++)
+				x[t] -= c[t];
+		}
+		ivf_sq8_train(sample, nsample, d, ms->cb1, ms->cb1 + d);
+	}
+
 	/*
 	 * Keep the centroids that drew rows: identical rows would otherwise
 	 * make empty lists, and a list of one cluster is not worth splitting.
@@ -928,6 +954,72 @@ plan_split(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 /* ------------------------------------------------------------- a split */
 
 /*
+ * Write codebook 1 (ms->cb1: the lo row, then the step row) on pages of
+ * its own, full images four a record (unreachable until named), then one
+ * record naming it in the meta page; from then on new lists are encoded
+ * with it and say so (IVF_LIST_CODEBOOK1).  Before any stamp: a crash
+ * after this leaves a codebook no list uses, which the next run takes.
+ */
+static void
+write_codebook1(Maint *ms)
+{
+	Relation	index = ms->index;
+	uint32		per = ms->g.centroid_floats_per_page;
+	uint32		total = 2 * ms->d;
+	uint32		npages = (total + per - 1) / per;
+	Buffer	   *bufs = palloc(sizeof(Buffer) * npages);
+	Buffer		metabuf;
+	GenericXLogState *state;
+	uint32		done = 0;
+	uint32		p;
+
+	for (p = 0; p < npages; p++)
+		bufs[p] = ivf_new_buffer(index);
+	for (p = 0; p < npages;)
+	{
+		uint32		n = Min(MAX_GENERIC_XLOG_PAGES, npages - p);
+		uint32		j;
+
+		state = GenericXLogStart(index);
+		for (j = 0; j < n; j++)
+		{
+			Page		page = GenericXLogRegisterBuffer(state, bufs[p + j],
+														 GENERIC_XLOG_FULL_IMAGE);
+			uint32		k = Min(total - done, per);
+
+			ivf_init_page(page, IVF_PAGE_CENTROID, 0);
+			memcpy(PageGetContents(page), ms->cb1 + done, k * sizeof(float));
+			IvfPageGetOpaque(page)->nvec = k;
+			((PageHeader) page)->pd_lower = IVF_PAGE_DATA_OFF + k * sizeof(float);
+			if (p + j + 1 < npages)
+				IvfPageGetOpaque(page)->next = BufferGetBlockNumber(bufs[p + j + 1]);
+			done += k;
+		}
+		GenericXLogFinish(state);
+		p += n;
+	}
+
+	metabuf = lock_meta_exclusive(index);
+	state = GenericXLogStart(index);
+	IvfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0))->codebook[1] =
+		BufferGetBlockNumber(bufs[0]);
+	GenericXLogFinish(state);
+	memcpy(&ms->meta, IvfPageGetMeta(BufferGetPage(metabuf)), sizeof(IvfMetaPageData));
+	UnlockReleaseBuffer(metabuf);
+	for (p = 0; p < npages; p++)
+		UnlockReleaseBuffer(bufs[p]);
+	pfree(bufs);
+
+	ms->sq8_lo = ms->cb1;
+	ms->sq8_step = ms->cb1 + ms->d;
+	ms->new_flags = IVF_LIST_CODEBOOK1;
+	ms->train_cb1 = false;
+	ereport(DEBUG1,
+			(errmsg_internal("ivf index \"%s\": trained codebook 1 at generation %u",
+							 RelationGetRelationName(index), ms->meta.generation)));
+}
+
+/*
  * Split live list 'slot' (entry e, about 'size' live rows) into new lists
  * of about 'target' rows.  Returns false when the plan found nothing to do.
  */
@@ -948,6 +1040,8 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 
 	if (!plan_split(ms, slot, e, size, target, ms->split_bound))
 		return false;
+	if (ms->train_cb1)
+		write_codebook1(ms);
 
 	ms->cnorms = palloc(sizeof(float) * ms->k);
 	ivf_kernels.norm_sq_block(ms->centroids, ms->k, ms->d, ms->cnorms);
@@ -1177,11 +1271,33 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 	{
 		IvfCache   *cache = ivf_get_cache(index);
 
-		/* codebook 0: every list's codes use it (src/README "Codes") */
+		bool		trained = false;
+		uint32		t;
+
+		/*
+		 * New lists use codebook 1 once it exists, else codebook 0; an
+		 * untrained codebook 0 (a build without rows) makes the first
+		 * split train codebook 1 (src/README "Codes").
+		 */
 		ms.sq8_lo = palloc(sizeof(float) * ms.d * 2);
 		ms.sq8_step = ms.sq8_lo + ms.d;
-		memcpy(ms.sq8_lo, cache->sq8_lo, sizeof(float) * ms.d);
-		memcpy(ms.sq8_step, cache->sq8_step, sizeof(float) * ms.d);
+		if (cache->sq8_lo1 != NULL)
+		{
+			memcpy(ms.sq8_lo, cache->sq8_lo1, sizeof(float) * ms.d * 2);
+			ms.new_flags = IVF_LIST_CODEBOOK1;
+		}
+		else
+		{
+			memcpy(ms.sq8_lo, cache->sq8_lo, sizeof(float) * ms.d);
+			memcpy(ms.sq8_step, cache->sq8_step, sizeof(float) * ms.d);
+			for (t = 0; t < ms.d && !trained; t++)
+				trained = ms.sq8_step[t] != 0;
+			if (!trained)
+			{
+				ms.train_cb1 = true;
+				ms.cb1 = palloc(sizeof(float) * ms.d * 2);
+			}
+		}
 	}
 
 	/* the live lists' sizes (and an abandoned operation's stamps) */

@@ -538,6 +538,14 @@ ivf_load_slots(Relation index, const IvfMetaPageData *meta, float *dest,
 	}
 }
 
+/* codebook 1's lo and step rows (2 x dims floats), which the meta page names */
+void
+ivf_load_codebook1(Relation index, const IvfMetaPageData *meta, float *dest)
+{
+	read_float_chain(index, meta->codebook[1], 2 * (Size) meta->dims, dest,
+					 "codebook");
+}
+
 /*
  * Slots of the recent-buffer hints of a new cache: a power of two, enough
  * for the index's blocks and a quarter more for the groups inserts add
@@ -610,7 +618,7 @@ ivf_build_cache(Relation index)
 	if ((meta.flags & IVF_META_CODES) && BlockNumberIsValid(meta.codebook[1]))
 	{
 		codebook1 = palloc(2 * d * sizeof(float));
-		read_float_chain(index, meta.codebook[1], 2 * d, codebook1, "codebook");
+		ivf_load_codebook1(index, &meta, codebook1);
 	}
 	for (i = 0; i < meta.nslots; i++)
 		if (ivf_entry_live(&slots[i], meta.generation))

@@ -119,6 +119,8 @@ extern IvfCache *ivf_copy_view(const IvfCache *cache);
 extern Buffer ivf_read_buffer(Relation index, BlockNumber blkno);
 extern void ivf_load_centroids(Relation index, const IvfMetaPageData *meta,
 							   float *dest);
+extern void ivf_load_codebook1(Relation index, const IvfMetaPageData *meta,
+							   float *dest);
 extern void ivf_load_slots(Relation index, const IvfMetaPageData *meta,
 						   float *dest, IvfListEntry *slots);
 extern Buffer ivf_read_directory_page(Relation index, BlockNumber blkno);

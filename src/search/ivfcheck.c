@@ -86,6 +86,7 @@ typedef struct CheckState
 	int64		captids;
 	/* the centroid stream (NULL if unreadable) and scratch space */
 	float	   *cstream;
+	float	   *cb1;			/* codebook 1's lo and step rows, or NULL */
 	float	   *residual;
 	uint8	   *code;
 	float	   *vec;			/* a multi-page vector, gathered */
@@ -399,11 +400,15 @@ check_list(CheckState *cs, uint32 list, const IvfListEntry *e, SlotKind kind)
 					check_floats(cs, part, ivf_seg_dims(g, s), list, blkno, i,
 								 &normsq);
 				}
-			/* codebook 1 (IVF_LIST_CODEBOOK1) is not loaded: not checked */
+			if (g->codes && i == 0 && (e->flags & IVF_LIST_CODEBOOK1) &&
+				!BlockNumberIsValid(cs->meta.codebook[1]))
+				problem(cs, "list %u: uses codebook 1, which the index does not have", list);
+			/* a list's codes use codebook 0, or 1 when it says so */
 			if (g->codes && cs->cstream && complete &&
-				!(e->flags & IVF_LIST_CODEBOOK1))
+				(!(e->flags & IVF_LIST_CODEBOOK1) || cs->cb1 != NULL))
 			{
-				const float *lo = ivf_stream_sq8_lo(&cs->meta, cs->cstream);
+				const float *lo = (e->flags & IVF_LIST_CODEBOOK1) ? cs->cb1 :
+					ivf_stream_sq8_lo(&cs->meta, cs->cstream);
 				float		err;
 				float		cnorm;
 
@@ -579,6 +584,10 @@ run_check(CheckState *cs)
 		else
 			done += check_float_chain(cs, cs->meta.codebook[0], "codebook page");
 	}
+	if (cs->meta.version >= 4 && (cs->meta.flags & IVF_META_CODES) &&
+		BlockNumberIsValid(cs->meta.codebook[1]) &&
+		check_float_chain(cs, cs->meta.codebook[1], "codebook page") != 2 * (Size) cs->meta.dims)
+		problem(cs, "codebook 1's pages do not hold %u floats", 2 * cs->meta.dims);
 	if (done != total)
 		problem(cs, "centroid pages hold %zu floats, expected %zu", (size_t) done, (size_t) total);
 	else
@@ -586,6 +595,12 @@ run_check(CheckState *cs)
 		/* the codes are checked against them, the radii from them */
 		cs->cstream = palloc_extended(total * sizeof(float), MCXT_ALLOC_HUGE);
 		ivf_load_centroids(cs->index, &cs->meta, cs->cstream);
+		if ((cs->meta.flags & IVF_META_CODES) &&
+			BlockNumberIsValid(cs->meta.codebook[1]))
+		{
+			cs->cb1 = palloc(sizeof(float) * 2 * cs->meta.dims);
+			ivf_load_codebook1(cs->index, &cs->meta, cs->cb1);
+		}
 		cs->residual = palloc(sizeof(float) * cs->meta.dims);
 		cs->code = palloc(cs->meta.dims);
 	}

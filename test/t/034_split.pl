@@ -4,7 +4,9 @@
 # killed at any of its steps, or is replayed by a standby.
 #
 #  (a) an index created on an empty table, loaded, then ivf_rebalance:
-#      the one list splits toward the lists option's target
+#      the one list splits toward the lists option's target, and the
+#      first split trains codebook 1 for the codes (its codebook 0 is
+#      the empty build's, all zero)
 #  (b) an index built on the first 10% of the rows, the rest inserted:
 #      VACUUM splits (no ivf_rebalance)
 #  (c) the maintainer parked at 'copy' (ivf.debug_maintenance_pause) while
@@ -140,7 +142,12 @@ sub park
 		 CREATE INDEX ta_idx ON ta USING ivfflat (v vector_l2_ops) WITH (lists = 20)");
 	is(info($primary, 'ta_idx', 'lists'), '1', '(a) an index on an empty table has one list');
 	load('ta', 1, 20000);
-	my $r = $primary->safe_psql('postgres', "SELECT splits, vectors_copied FROM ivf_rebalance('ta_idx')");
+	my ($rc, $r, $err) = $primary->psql('postgres',
+		"SET client_min_messages = debug1; SELECT splits, vectors_copied FROM ivf_rebalance('ta_idx')");
+	is($rc, 0, '(a) ivf_rebalance runs');
+	# the empty build's all-zero codebook 0 is replaced for the new lists
+	like($err, qr/ivf index "ta_idx": trained codebook 1 at generation 1/,
+		'(a) the first split trains codebook 1 (codes checked against it by ivf_check)');
 	my ($splits, $copied) = split /\|/, $r;
 	cmp_ok($splits, '>', 0, "(a) ivf_rebalance splits ($splits)");
 	is($copied, 20000, '(a) it copied every row of the one list once');
