@@ -1020,29 +1020,28 @@ write_codebook1(Maint *ms)
 }
 
 /*
- * Split live list 'slot' (entry e, about 'size' live rows) into new lists
- * of about 'target' rows.  Returns false when the plan found nothing to do.
+ * Replace the live lists olds[0..nold) (entries es) by ms->k new lists with
+ * the centroids ms->centroids, every row of the old lists going to the
+ * nearest new one: steps 2 to 7 of src/README "Split, step by step", for
+ * a split (one old list) and a merge (two old lists, one new).  The old
+ * lists are copied up to their tails one after the other, then closed one
+ * after the other, so that inserts wait only for the closing records.
  */
-static bool
-split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
-		   double target, IvfMaintainStats *out)
+static void
+replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
+			  uint32 nold)
 {
 	Relation	index = ms->index;
-	uint32		oldid = ivf_entry_list_id(e, slot);
 	uint32		G = ms->meta.generation;
 	uint32		vpg = ms->g.vecs_per_group;
-	BlockNumber resume;
+	BlockNumber resume[2];
 	Buffer		metabuf;
 	GenericXLogState *state;
 	IvfMetaPageData *m;
 	uint64		retire;
 	uint32		j;
 
-	if (!plan_split(ms, slot, e, size, target, ms->split_bound))
-		return false;
-	if (ms->train_cb1)
-		write_codebook1(ms);
-
+	Assert(nold >= 1 && nold <= lengthof(resume));
 	ms->cnorms = palloc(sizeof(float) * ms->k);
 	ivf_kernels.norm_sq_block(ms->centroids, ms->k, ms->d, ms->cnorms);
 	ms->aws = MemoryContextAllocHuge(ms->opcxt, ivf_assign_workspace_bytes(ms->k, ms->d));
@@ -1053,7 +1052,7 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 	/* 2. the switch lock: inserts that find a closed list wait for it */
 	(void) ivf_lock_index(index, IVF_SWITCH_LOCK, ExclusiveLock, false);
 
-	/* 3. stamp: the new slots, born at G + 1; then L dies at G + 1 */
+	/* 3. stamp: the new slots, born at G + 1; then the old die at G + 1 */
 	for (j = 0; j < ms->k; j++)
 	{
 		NewList    *nl = &ms->nl[j];
@@ -1067,19 +1066,23 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 		nl->vecs = MemoryContextAllocHuge(ms->opcxt, sizeof(float) * ms->d * vpg);
 		nl->tail = InvalidBlockNumber;
 	}
-	stamp_entry(ms, slot, G + 1, 0);
+	for (j = 0; j < nold; j++)
+		stamp_entry(ms, olds[j], G + 1, 0);
 	maintenance_pause(index, "stamp");
 
-	/* 4. copy and freeze up to L's tail (the 'copy' pause is inside) */
-	resume = copy_groups(ms, oldid, e->head, false);
+	/* 4. copy and freeze up to each old list's tail ('copy' pauses inside) */
+	for (j = 0; j < nold; j++)
+		resume[j] = copy_groups(ms, ivf_entry_list_id(&es[j], olds[j]),
+								es[j].head, false);
 	if (!ms->copy_paused)
 	{
 		ms->copy_paused = true;
 		maintenance_pause(index, "copy");
 	}
 
-	/* 4b. close: the rest, the tail frozen while locked */
-	copy_groups(ms, oldid, resume, true);
+	/* 4b. close: the rest, each tail frozen while locked */
+	for (j = 0; j < nold; j++)
+		copy_groups(ms, ivf_entry_list_id(&es[j], olds[j]), resume[j], true);
 	for (j = 0; j < ms->k; j++)
 		write_new_group(ms, &ms->nl[j]);
 	maintenance_pause(index, "close");
@@ -1095,8 +1098,11 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 	state = GenericXLogStart(index);
 	m = IvfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
 	m->generation = G + 1;
-	m->nlists = m->nlists - 1 + ms->k;
-	m->nsplits++;
+	m->nlists = m->nlists - nold + ms->k;
+	if (nold == 1)
+		m->nsplits++;
+	else
+		m->nmerges++;
 	m->vectors_copied += ms->copied;
 	m->target_size = ms->target_size;
 	m->split_bound = ms->split_bound;
@@ -1112,24 +1118,83 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 	 * snapshot older than it (src/README "Recycling")
 	 */
 	retire = U64FromFullTransactionId(ReadNextFullTransactionId());
-	stamp_entry(ms, slot, 0, retire);
+	for (j = 0; j < nold; j++)
+		stamp_entry(ms, olds[j], 0, retire);
 	maintenance_pause(index, "retire");
 
-	/* 7. GPU copies of L and of the new ids are stale */
-	ivf_gpu_list_changed(index, oldid);
+	/* 7. GPU copies of the old lists and of the new ids are stale */
+	for (j = 0; j < nold; j++)
+		ivf_gpu_list_changed(index, ivf_entry_list_id(&es[j], olds[j]));
 	for (j = 0; j < ms->k; j++)
 		ivf_gpu_list_changed(index, ms->nl[j].id);
+}
+
+/*
+ * Split live list 'slot' (entry e, about 'size' live rows) into new lists
+ * of about 'target' rows.  Returns false when the plan found nothing to do.
+ */
+static bool
+split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
+		   double target, IvfMaintainStats *out)
+{
+	if (!plan_split(ms, slot, e, size, target, ms->split_bound))
+		return false;
+	if (ms->train_cb1)
+		write_codebook1(ms);
+	replace_lists(ms, &slot, e, 1);
 
 	out->splits++;
 	out->vectors_copied += ms->copied;
 	ereport(DEBUG1,
 			(errmsg_internal("ivf index \"%s\": list %u (%llu rows) split into %u lists at generation %u",
-							 RelationGetRelationName(index), slot,
-							 (unsigned long long) ms->copied, ms->k, G + 1)));
+							 RelationGetRelationName(ms->index), slot,
+							 (unsigned long long) ms->copied, ms->k,
+							 ms->meta.generation)));
 	return true;
 }
 
+/*
+ * Merge live list a (about na rows) into its nearest live list b (about
+ * nb): one new list whose centroid is their centroids' mean weighted by
+ * their sizes (normalized for the spherical metrics), holding the rows of
+ * both (src/README "Merge").
+ */
+static void
+merge_lists(Maint *ms, uint32 a, const IvfListEntry *ea, uint64 na,
+			uint32 b, const IvfListEntry *eb, uint64 nb,
+			const float *ca, const float *cb, IvfMaintainStats *out)
+{
+	uint32		olds[2] = {a, b};
+	IvfListEntry es[2] = {*ea, *eb};
+	double		wa = (double) Max(na, 1);
+	double		wb = (double) Max(nb, 1);
+	uint32		t;
+
+	ms->k = 1;
+	ms->centroids = palloc(sizeof(float) * ms->d);
+	for (t = 0; t < ms->d; t++)
+		ms->centroids[t] = (float) ((wa * ca[t] + wb * cb[t]) / (wa + wb));
+	if (ms->metric != IVF_METRIC_L2)
+	{
+		double		n = sqrt((double) ivf_kernels.norm_sq(ms->centroids, ms->d));
+
+		if (n > 0)
+			for (t = 0; t < ms->d; t++)
+				ms->centroids[t] = (float) (ms->centroids[t] / n);
+	}
+	replace_lists(ms, olds, es, 2);
+
+	out->merges++;
+	out->vectors_copied += ms->copied;
+	ereport(DEBUG1,
+			(errmsg_internal("ivf index \"%s\": lists %u and %u (%llu rows) merged at generation %u",
+							 RelationGetRelationName(ms->index), a, b,
+							 (unsigned long long) ms->copied,
+							 ms->meta.generation)));
+}
+
 /* ------------------------------------------------------------- the run */
+
 
 /* a live list and its size, for the split candidates */
 typedef struct ListSize
@@ -1185,6 +1250,110 @@ target_lists(Relation index, double rows)
 	if (opts->lists > 0)
 		return opts->lists;
 	return ivf_lists_for_rows(rows);
+}
+
+/*
+ * Merge each live list below the merge bound into its nearest live list,
+ * smallest first, while the index has more lists than 'target' (and at
+ * least two), within max_ops operations in all (done so far: 'done').  A
+ * list takes part in one merge a run.  Returns the merges.
+ */
+static int
+merge_small_lists(Maint *ms, double target, int max_ops, int done,
+				  IvfMaintainStats *out)
+{
+	Relation	index = ms->index;
+	uint32		nslots = ms->meta.nslots;
+	ListSize   *small = palloc(sizeof(ListSize) * Max(nslots, 1));
+	bool	   *used = palloc0(sizeof(bool) * Max(nslots, 1));
+	uint32		nsmall = 0;
+	uint32		c;
+	int			merges = 0;
+	float	   *ca = palloc(sizeof(float) * ms->d);
+	float	   *cb = palloc(sizeof(float) * ms->d);
+
+	if (ms->merge_bound == 0 || ms->meta.nlists <= Max(target, 1))
+		return 0;
+	for (uint32 s = 0; s < nslots; s++)
+	{
+		IvfListEntry e;
+		uint64		n;
+
+		ivf_read_list_entry(index, &ms->meta, &ms->g, s, &e);
+		if (!ivf_entry_live(&e, ms->meta.generation))
+			continue;
+		n = count_live(ms, e.head, ivf_entry_list_id(&e, s));
+		if (n < ms->merge_bound)
+		{
+			small[nsmall].slot = s;
+			small[nsmall].size = n;
+			nsmall++;
+		}
+	}
+	/* smallest first */
+	for (c = 1; c < nsmall; c++)
+		for (uint32 j = c; j > 0 && small[j - 1].size > small[j].size; j--)
+		{
+			ListSize	t = small[j];
+
+			small[j] = small[j - 1];
+			small[j - 1] = t;
+		}
+
+	for (c = 0; c < nsmall; c++)
+	{
+		uint32		a = small[c].slot;
+		uint32		b = PG_UINT32_MAX;
+		float		best = 0;
+		IvfCache   *cache;
+		IvfListEntry ea,
+					eb;
+
+		if (ms->meta.nlists <= Max(target, 1) || ms->meta.nlists < 2)
+			break;
+		if (max_ops > 0 && done + merges >= max_ops)
+			break;
+		if (used[a])
+			continue;
+
+		/* the nearest other live list, by centroid (the view after the last switch) */
+		cache = ivf_get_cache(index);
+		memcpy(ca, ivf_slot_centroid(cache, a), sizeof(float) * ms->d);
+		for (uint32 p = 0; p < cache->nlive; p++)
+		{
+			uint32		s = cache->live_slot[p];
+			float		dist;
+
+			if (s == a || (s < nslots && used[s]))
+				continue;
+			dist = ivf_pair_distance(ms->metric, ca, cache->centroids + (Size) p * ms->d,
+									 ms->d);
+			if (b == PG_UINT32_MAX || dist < best)
+			{
+				b = s;
+				best = dist;
+			}
+		}
+		if (b == PG_UINT32_MAX)
+			break;
+		memcpy(cb, ivf_slot_centroid(cache, b), sizeof(float) * ms->d);
+		cache = NULL;
+
+		ivf_read_list_entry(index, &ms->meta, &ms->g, a, &ea);
+		ivf_read_list_entry(index, &ms->meta, &ms->g, b, &eb);
+		if (!ivf_entry_live(&ea, ms->meta.generation) ||
+			!ivf_entry_live(&eb, ms->meta.generation))
+			continue;
+		MemoryContextSwitchTo(ms->opcxt);
+		merge_lists(ms, a, &ea, small[c].size, b, &eb,
+					count_live(ms, eb.head, ivf_entry_list_id(&eb, b)), ca, cb, out);
+		MemoryContextReset(ms->opcxt);
+		used[a] = true;
+		if (b < nslots)
+			used[b] = true;
+		merges++;
+	}
+	return merges;
 }
 
 /*
@@ -1375,6 +1544,10 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 		MemoryContextSwitchTo(cxt);
 		MemoryContextReset(ms.opcxt);
 	}
+
+	/* merges: lists below the floor while there are more than the target */
+	ops += merge_small_lists(&ms, target_lists(index, rows), max_ops, ops, out);
+	MemoryContextSwitchTo(cxt);
 
 	/* no switch recorded the bounds: record them if they changed */
 	if (ops == 0)

@@ -20,6 +20,8 @@
 #      refuses ivf_rebalance
 #  (f) halfvec with codes, 3000 dimensions (two-page groups and centroid
 #      rows), cosine and inner product (spherical k-means)
+#  (g) most rows deleted below a smaller lists target: VACUUM merges the
+#      small lists, each pair into one
 #
 # After each: ivf_check finds no problem, an index scan with nprobe = every
 # list returns each row of the table exactly once, and the k nearest rows
@@ -304,6 +306,30 @@ for my $step (qw(stamp copy close switch))
 	# the rolled back lists' slots are free and taken again
 	is(info($primary, "${t}_idx", 'list_slots'), 6, "(d) $step: in the 6 slots there were");
 	check_index($primary, $t, "${t}_idx", "(d) $step: after the next ivf_rebalance");
+}
+
+# ---- (g) merges: after most rows are deleted, VACUUM merges small lists
+{
+	$primary->safe_psql('postgres',
+		"CREATE TABLE tg (id int, v vector($dims))");
+	load('tg', 1, 20000);
+	$primary->safe_psql('postgres',
+		"CREATE INDEX tg_idx ON tg USING ivfflat (v vector_l2_ops) WITH (lists = 20)");
+	is(info($primary, 'tg_idx', 'lists'), '20', '(g) built with 20 lists');
+	# a target of 4 lists; 2,000 rows left: lists of ~100 rows, below a
+	# quarter of the 500-row target size
+	$primary->safe_psql('postgres',
+		"ALTER INDEX tg_idx SET (lists = 4); DELETE FROM tg WHERE id % 10 <> 0; VACUUM tg");
+	my $merges = info($primary, 'tg_idx', 'merges');
+	cmp_ok($merges, '>', 0, "(g) VACUUM merges lists ($merges)");
+	my $lists = info($primary, 'tg_idx', 'lists');
+	is($lists, 20 - $merges, "(g) each merge replaces two lists by one ($lists lists)");
+	is(info($primary, 'tg_idx', 'splits'), '0', '(g) and splits none');
+	check_index($primary, 'tg', 'tg_idx', '(g) after the merges');
+	# inserts go to the merged lists and are found
+	$primary->safe_psql('postgres',
+		"INSERT INTO tg SELECT id + 100000, v FROM tg WHERE id % 100 = 0");
+	check_index($primary, 'tg', 'tg_idx', '(g) after inserts into merged lists');
 }
 
 done_testing();
