@@ -73,6 +73,8 @@
 
 /* k of one split: at most this many new lists (src/README "The bound") */
 #define IVF_SPLIT_MAX_K		64
+/* reassignment (LIRE): the split list's nearest lists examined */
+#define IVF_LIRE_NEIGHBOURS	8
 /* the target list size is at least this */
 #define IVF_MIN_TARGET_SIZE	64
 
@@ -130,6 +132,9 @@ typedef struct Maint
 	NewList    *nl;
 	void	   *aws;			/* ivf_assign's workspace */
 	uint64		copied;
+	uint64		reassigned;		/* rows of a rewritten neighbour that moved */
+	int32		origin_new;		/* while copying a rewritten neighbour: its
+								 * kept list among the new ones, else -1 */
 	bool		copy_paused;
 
 	/* one group's live rows */
@@ -465,6 +470,9 @@ route_rows(Maint *ms, uint32 n)
 		NewList    *nl = &ms->nl[ms->assign[i]];
 		const float *vec = ms->rows + (Size) i * ms->d;
 		float		r = ivf_member_radius(vec, nl->centroid, ms->d);
+
+		if (ms->origin_new >= 0 && ms->assign[i] != ms->origin_new)
+			ms->reassigned++;
 
 		memcpy(nl->vecs + (Size) nl->npending * ms->d, vec, sizeof(float) * ms->d);
 		nl->tids[nl->npending++] = ms->rtids[i];
@@ -1029,12 +1037,12 @@ write_codebook1(Maint *ms)
  */
 static void
 replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
-			  uint32 nold)
+			  const int32 *keep, uint32 nold, bool merge)
 {
 	Relation	index = ms->index;
 	uint32		G = ms->meta.generation;
 	uint32		vpg = ms->g.vecs_per_group;
-	BlockNumber resume[2];
+	BlockNumber resume[1 + IVF_LIRE_NEIGHBOURS];
 	Buffer		metabuf;
 	GenericXLogState *state;
 	IvfMetaPageData *m;
@@ -1042,11 +1050,13 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 	uint32		j;
 
 	Assert(nold >= 1 && nold <= lengthof(resume));
+	ms->origin_new = -1;
 	ms->cnorms = palloc(sizeof(float) * ms->k);
 	ivf_kernels.norm_sq_block(ms->centroids, ms->k, ms->d, ms->cnorms);
 	ms->aws = MemoryContextAllocHuge(ms->opcxt, ivf_assign_workspace_bytes(ms->k, ms->d));
 	ms->nl = palloc0(sizeof(NewList) * ms->k);
 	ms->copied = 0;
+	ms->reassigned = 0;
 	ms->copy_paused = false;
 
 	/* 2. the switch lock: inserts that find a closed list wait for it */
@@ -1072,8 +1082,11 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 
 	/* 4. copy and freeze up to each old list's tail ('copy' pauses inside) */
 	for (j = 0; j < nold; j++)
+	{
+		ms->origin_new = keep[j];
 		resume[j] = copy_groups(ms, ivf_entry_list_id(&es[j], olds[j]),
 								es[j].head, false);
+	}
 	if (!ms->copy_paused)
 	{
 		ms->copy_paused = true;
@@ -1082,7 +1095,11 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 
 	/* 4b. close: the rest, each tail frozen while locked */
 	for (j = 0; j < nold; j++)
+	{
+		ms->origin_new = keep[j];
 		copy_groups(ms, ivf_entry_list_id(&es[j], olds[j]), resume[j], true);
+	}
+	ms->origin_new = -1;
 	for (j = 0; j < ms->k; j++)
 		write_new_group(ms, &ms->nl[j]);
 	maintenance_pause(index, "close");
@@ -1099,11 +1116,12 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 	m = IvfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
 	m->generation = G + 1;
 	m->nlists = m->nlists - nold + ms->k;
-	if (nold == 1)
-		m->nsplits++;
-	else
+	if (merge)
 		m->nmerges++;
+	else
+		m->nsplits++;
 	m->vectors_copied += ms->copied;
+	m->vectors_reassigned += ms->reassigned;
 	m->target_size = ms->target_size;
 	m->split_bound = ms->split_bound;
 	m->merge_bound = ms->merge_bound;
@@ -1130,6 +1148,122 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 }
 
 /*
+ * Reassignment (src/README "Reassignment (LIRE)"): of the split list's
+ * nearest live lists (by centroid, IVF_LIRE_NEIGHBOURS of them), those
+ * with rows now nearer one of the split's new centroids than their own
+ * (at least 1% of their rows, and one) are rewritten in the same
+ * operation, each as a new list keeping its centroid.  Appends their
+ * centroids to ms->centroids (ms->k grows), their slots and entries to
+ * rslots/res; returns how many.  Reads each neighbour as a scan does.
+ */
+static uint32
+plan_reassign(Maint *ms, uint32 slot, uint32 *rslots, IvfListEntry *res)
+{
+	Relation	index = ms->index;
+	uint32		d = ms->d;
+	uint32		k = ms->k;
+	uint32		cand[IVF_LIRE_NEIGHBOURS];
+	float		cdist[IVF_LIRE_NEIGHBOURS];
+	uint32		ncand = 0;
+	float	   *ccent = palloc(sizeof(float) * d * IVF_LIRE_NEIGHBOURS);
+	float	   *cs = palloc(sizeof(float) * d * (k + 1));
+	float	   *cn = palloc(sizeof(float) * (k + 1));
+	void	   *ws = palloc(ivf_assign_workspace_bytes(k + 1, d));
+	float	   *kept = palloc(sizeof(float) * d * IVF_LIRE_NEIGHBOURS);
+	uint32		nr = 0;
+	IvfCache   *cache = ivf_get_cache(index);
+	const float *cl = ivf_slot_centroid(cache, slot);
+	uint32		j;
+
+	/* the nearest live lists but the split one, nearest first */
+	for (uint32 p = 0; p < cache->nlive; p++)
+	{
+		uint32		s = cache->live_slot[p];
+		float		dist;
+		uint32		at;
+
+		if (s == slot)
+			continue;
+		dist = ivf_pair_distance(ms->metric, cl, cache->centroids + (Size) p * d, d);
+		if (ncand == IVF_LIRE_NEIGHBOURS && !(dist < cdist[ncand - 1]))
+			continue;
+		at = Min(ncand, IVF_LIRE_NEIGHBOURS - 1);
+		while (at > 0 && dist < cdist[at - 1])
+		{
+			cand[at] = cand[at - 1];
+			cdist[at] = cdist[at - 1];
+			memcpy(ccent + (Size) at * d, ccent + (Size) (at - 1) * d, sizeof(float) * d);
+			at--;
+		}
+		cand[at] = s;
+		cdist[at] = dist;
+		memcpy(ccent + (Size) at * d, cache->centroids + (Size) p * d, sizeof(float) * d);
+		if (ncand < IVF_LIRE_NEIGHBOURS)
+			ncand++;
+	}
+	cache = NULL;
+
+	/* each against the new centroids and its own, last */
+	memcpy(cs, ms->centroids, sizeof(float) * d * k);
+	for (j = 0; j < ncand; j++)
+	{
+		IvfListEntry en;
+		uint32		id;
+		BlockNumber blkno;
+		uint64		rows = 0;
+		uint64		movers = 0;
+
+		ivf_read_list_entry(index, &ms->meta, &ms->g, cand[j], &en);
+		if (!ivf_entry_live(&en, ms->meta.generation))
+			continue;
+		id = ivf_entry_list_id(&en, cand[j]);
+		memcpy(cs + (Size) k * d, ccent + (Size) j * d, sizeof(float) * d);
+		ivf_kernels.norm_sq_block(cs, k + 1, d, cn);
+		for (blkno = en.head; BlockNumberIsValid(blkno);)
+		{
+			Buffer		buf;
+			uint32		n;
+
+			CHECK_FOR_INTERRUPTS();
+			vacuum_delay_point();
+			buf = lock_group_head(ms, blkno, id, BUFFER_LOCK_SHARE);
+			n = read_group(ms, BufferGetPage(buf));
+			blkno = IvfPageGetOpaque(BufferGetPage(buf))->next;
+			UnlockReleaseBuffer(buf);
+			if (n == 0)
+				continue;
+			ivf_assign(ms->rows, n, cs, cn, k + 1, d,
+					   ms->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
+					   ws, ms->assign, NULL, NULL, NULL);
+			for (uint32 i = 0; i < n; i++)
+				movers += (ms->assign[i] != (int32) k) ? 1 : 0;
+			rows += n;
+		}
+		if (movers == 0 || (double) movers < 0.01 * (double) rows)
+			continue;
+		rslots[nr] = cand[j];
+		res[nr] = en;
+		memcpy(kept + (Size) nr * d, ccent + (Size) j * d, sizeof(float) * d);
+		nr++;
+	}
+	if (nr > 0)
+	{
+		float	   *all = MemoryContextAllocHuge(ms->opcxt, sizeof(float) * d * (k + nr));
+
+		memcpy(all, ms->centroids, sizeof(float) * d * k);
+		memcpy(all + (Size) k * d, kept, sizeof(float) * d * nr);
+		ms->centroids = all;
+		ms->k = k + nr;
+	}
+	pfree(ccent);
+	pfree(cs);
+	pfree(cn);
+	pfree(ws);
+	pfree(kept);
+	return nr;
+}
+
+/*
  * Split live list 'slot' (entry e, about 'size' live rows) into new lists
  * of about 'target' rows.  Returns false when the plan found nothing to do.
  */
@@ -1137,18 +1271,33 @@ static bool
 split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 		   double target, IvfMaintainStats *out)
 {
+	uint32		olds[1 + IVF_LIRE_NEIGHBOURS];
+	IvfListEntry es[1 + IVF_LIRE_NEIGHBOURS];
+	int32		keep[1 + IVF_LIRE_NEIGHBOURS];
+	uint32		knew;
+	uint32		nr;
+
 	if (!plan_split(ms, slot, e, size, target, ms->split_bound))
 		return false;
 	if (ms->train_cb1)
 		write_codebook1(ms);
-	replace_lists(ms, &slot, e, 1);
+	olds[0] = slot;
+	es[0] = *e;
+	keep[0] = -1;
+	knew = ms->k;
+	nr = plan_reassign(ms, slot, olds + 1, es + 1);
+	for (uint32 j = 0; j < nr; j++)
+		keep[1 + j] = (int32) (knew + j);
+	replace_lists(ms, olds, es, keep, 1 + nr, false);
 
 	out->splits++;
 	out->vectors_copied += ms->copied;
+	out->vectors_reassigned += ms->reassigned;
 	ereport(DEBUG1,
-			(errmsg_internal("ivf index \"%s\": list %u (%llu rows) split into %u lists at generation %u",
-							 RelationGetRelationName(ms->index), slot,
-							 (unsigned long long) ms->copied, ms->k,
+			(errmsg_internal("ivf index \"%s\": list %u split into %u lists, %u neighbours rewritten (%llu rows copied, %llu reassigned) at generation %u",
+							 RelationGetRelationName(ms->index), slot, knew, nr,
+							 (unsigned long long) ms->copied,
+							 (unsigned long long) ms->reassigned,
 							 ms->meta.generation)));
 	return true;
 }
@@ -1182,7 +1331,11 @@ merge_lists(Maint *ms, uint32 a, const IvfListEntry *ea, uint64 na,
 			for (t = 0; t < ms->d; t++)
 				ms->centroids[t] = (float) (ms->centroids[t] / n);
 	}
-	replace_lists(ms, olds, es, 2);
+	{
+		int32		keep[2] = {-1, -1};
+
+		replace_lists(ms, olds, es, keep, 2, true);
+	}
 
 	out->merges++;
 	out->vectors_copied += ms->copied;

@@ -22,6 +22,8 @@
 #      rows), cosine and inner product (spherical k-means)
 #  (g) most rows deleted below a smaller lists target: VACUUM merges the
 #      small lists, each pair into one
+#  (h) drift (built on the rows lowest in one coordinate): the splits
+#      also rewrite neighbouring lists whose rows are nearer a new list
 #
 # After each: ivf_check finds no problem, an index scan with nprobe = every
 # list returns each row of the table exactly once, and the k nearest rows
@@ -330,6 +332,26 @@ for my $step (qw(stamp copy close switch))
 	$primary->safe_psql('postgres',
 		"INSERT INTO tg SELECT id + 100000, v FROM tg WHERE id % 100 = 0");
 	check_index($primary, 'tg', 'tg_idx', '(g) after inserts into merged lists');
+}
+
+# ---- (h) drift: built on the 10% of rows lowest in one coordinate, the
+# rest inserted; the splits rewrite neighbours whose rows are now nearer
+# a new list (reassignment)
+{
+	$primary->safe_psql('postgres',
+		"CREATE TABLE th (id int, v vector($dims));
+		 CREATE TEMP TABLE l (id int, v vector($dims));
+		 COPY l FROM '$copy';
+		 CREATE TEMP TABLE first AS SELECT id FROM l ORDER BY (v::real[])[1], id LIMIT 2000;
+		 INSERT INTO th SELECT * FROM l WHERE id IN (SELECT id FROM first);
+		 CREATE INDEX th_idx ON th USING ivfflat (v vector_l2_ops) WITH (lists = 20);
+		 INSERT INTO th SELECT * FROM l WHERE id NOT IN (SELECT id FROM first);
+		 VACUUM th;");
+	my ($splits, $reassigned) = split /\|/,
+	  $primary->safe_psql('postgres', "SELECT splits, vectors_reassigned FROM ivf_index_info('th_idx')");
+	cmp_ok($splits, '>', 0, "(h) VACUUM splits ($splits)");
+	cmp_ok($reassigned, '>', 0, "(h) and moves rows of neighbouring lists to the new ones ($reassigned)");
+	check_index($primary, 'th', 'th_idx', '(h) after splits with reassignment');
 }
 
 done_testing();
