@@ -306,6 +306,26 @@ read_group(Maint *ms, Page head)
 	return n;
 }
 
+/*
+ * The live rows of the group at *blkno of list 'id', read as a scan reads
+ * (share locks), into ms->rows / ms->rtids; *blkno becomes the next
+ * group's head.  Returns the rows.
+ */
+static uint32
+read_next_group(Maint *ms, BlockNumber *blkno, uint32 id)
+{
+	Buffer		buf;
+	uint32		n;
+
+	CHECK_FOR_INTERRUPTS();
+	vacuum_delay_point();
+	buf = lock_group_head(ms, *blkno, id, BUFFER_LOCK_SHARE);
+	n = read_group(ms, BufferGetPage(buf));
+	*blkno = IvfPageGetOpaque(BufferGetPage(buf))->next;
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
 /* ------------------------------------------------------------ new lists */
 
 /* put row i of list nl's pending rows into the local group images */
@@ -881,16 +901,9 @@ plan_split(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 
 	while (BlockNumberIsValid(blkno))
 	{
-		Buffer		buf;
-		uint32		n;
+		uint32		n = read_next_group(ms, &blkno, id);
 		uint32		i;
 
-		CHECK_FOR_INTERRUPTS();
-		vacuum_delay_point();
-		buf = lock_group_head(ms, blkno, id, BUFFER_LOCK_SHARE);
-		n = read_group(ms, BufferGetPage(buf));
-		blkno = IvfPageGetOpaque(BufferGetPage(buf))->next;
-		UnlockReleaseBuffer(buf);
 		for (i = 0; i < n; i++)
 		{
 			int64		at = ivf_reservoir_slot(seen++, want, &rng);
@@ -1221,15 +1234,8 @@ plan_reassign(Maint *ms, uint32 slot, uint32 *rslots, IvfListEntry *res)
 		ivf_kernels.norm_sq_block(cs, k + 1, d, cn);
 		for (blkno = en.head; BlockNumberIsValid(blkno);)
 		{
-			Buffer		buf;
-			uint32		n;
+			uint32		n = read_next_group(ms, &blkno, id);
 
-			CHECK_FOR_INTERRUPTS();
-			vacuum_delay_point();
-			buf = lock_group_head(ms, blkno, id, BUFFER_LOCK_SHARE);
-			n = read_group(ms, BufferGetPage(buf));
-			blkno = IvfPageGetOpaque(BufferGetPage(buf))->next;
-			UnlockReleaseBuffer(buf);
 			if (n == 0)
 				continue;
 			ivf_assign(ms->rows, n, cs, cn, k + 1, d,
