@@ -178,20 +178,8 @@ lock_meta_exclusive(Relation index)
 {
 	Buffer		buf = ReadBuffer(index, IVF_METAPAGE_BLKNO);
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	if ((IvfPageGetOpaque(BufferGetPage(buf))->flags & IVF_PAGE_META) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has no valid meta page",
-						RelationGetRelationName(index))));
+	(void) ivf_lock_meta_page(index, buf, BUFFER_LOCK_EXCLUSIVE);
 	return buf;
-}
-
-/* the format 4 entry i of a registered directory page */
-static IvfListEntry *
-entry_at(Page page, const IvfGeometry *g, uint32 i)
-{
-	return (IvfListEntry *) ivf_dir_entry_ptr(page, g, i);
 }
 
 /*
@@ -448,7 +436,7 @@ write_new_group(Maint *ms, NewList *nl)
 		IvfPageGetOpaque(page)->next = BufferGetBlockNumber(bufs[0]);
 	}
 	page = GenericXLogRegisterBuffer(state, dirbuf, 0);
-	e = entry_at(page, g, dslot);
+	e = ivf_dir_entry_v4_ptr(page, g, dslot);
 	if (!BlockNumberIsValid(e->head))
 		e->head = BufferGetBlockNumber(bufs[0]);
 	e->tail = BufferGetBlockNumber(bufs[0]);
@@ -627,7 +615,7 @@ reuse_slot(Maint *ms, uint32 slot, const float *centroid, uint32 born,
 	dirbuf = ReadBuffer(ms->index, ivf_directory_block(&ms->meta, &ms->g, slot, &i));
 	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(ms->index);
-	e = entry_at(GenericXLogRegisterBuffer(state, dirbuf, 0), &ms->g, i);
+	e = ivf_dir_entry_v4_ptr(GenericXLogRegisterBuffer(state, dirbuf, 0), &ms->g, i);
 	memset(e, 0, sizeof(*e));
 	e->head = e->tail = e->insert = InvalidBlockNumber;
 	e->born = born;
@@ -744,7 +732,7 @@ new_slot(Maint *ms, const float *centroid, uint32 born, uint16 *incarnation)
 
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, dirbuf, 0);
-	e = entry_at(page, g, i);
+	e = ivf_dir_entry_v4_ptr(page, g, i);
 	memset(e, 0, sizeof(*e));
 	e->head = e->tail = e->insert = InvalidBlockNumber;
 	e->born = born;
@@ -798,7 +786,7 @@ stamp_entry(Maint *ms, uint32 slot, uint32 dead, uint64 retire_xid)
 
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(ms->index);
-	e = entry_at(GenericXLogRegisterBuffer(state, buf, 0), &ms->g, i);
+	e = ivf_dir_entry_v4_ptr(GenericXLogRegisterBuffer(state, buf, 0), &ms->g, i);
 	if (dead != 0)
 		e->dead = dead;
 	if (retire_xid != 0)
@@ -1632,25 +1620,15 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 	cand = palloc(sizeof(ListSize) * ms.meta.nslots);
 	ms.free_slots = palloc(sizeof(uint32) * ms.meta.nslots);
 	{
-		IvfListEntry *entries = palloc(sizeof(IvfListEntry) * ms.g.directory_entries_per_page);
+		IvfListEntry *entries = palloc(sizeof(IvfListEntry) * Max(ms.meta.nslots, 1));
 		uint32		G = ms.meta.generation;
 
+		/* all of them first: count_live locks group heads, before directory pages */
+		ivf_read_entries(index, &ms.meta, &ms.g, entries);
 		for (s = 0; s < ms.meta.nslots; s++)
 		{
-			uint32		i = s % ms.g.directory_entries_per_page;
-			IvfListEntry *e;
+			IvfListEntry *e = &entries[s];
 
-			if (i == 0)
-			{
-				Buffer		dbuf = ivf_read_directory_page(index,
-														   ms.meta.dir_blocks[s / ms.g.directory_entries_per_page]);
-
-				ivf_dir_entries_get(BufferGetPage(dbuf), &ms.g, 0,
-									Min(ms.meta.nslots - s, ms.g.directory_entries_per_page),
-									s, entries);
-				UnlockReleaseBuffer(dbuf);
-			}
-			e = &entries[i];
 			/* a free slot is born never (ivfrecycle.c) */
 			if ((e->born != IVF_GEN_NEVER && e->born > G) ||
 				(e->dead != IVF_GEN_NEVER && e->dead > G))

@@ -29,14 +29,6 @@
 #include "ivfpage.h"
 #include "ivfrecycle.h"
 
-/* format 4's whole entry i of a directory page */
-static IvfListEntry *
-entry_ptr(Page page, uint32 i)
-{
-	return (IvfListEntry *) ((char *) PageGetContents(page) +
-							 (Size) i * sizeof(IvfListEntry));
-}
-
 /*
  * Change slot 'slot''s directory entry in one record: 'change' is applied
  * to the entry as it is on the page.
@@ -55,7 +47,7 @@ change_entry(Relation index, const IvfMetaPageData *meta,
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
-	change(entry_ptr(page, i), arg);
+	change(ivf_dir_entry_v4_ptr(page, g, i), arg);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 }
@@ -99,7 +91,7 @@ change_meta(Relation index, MetaChange change, uint64 arg)
 	GenericXLogState *state;
 	Page		page;
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	(void) ivf_lock_meta_page(index, buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	change(IvfPageGetMeta(page), arg);
@@ -232,21 +224,11 @@ static IvfListEntry *
 read_slots(Relation index, IvfMetaPageData *meta, IvfGeometry *g)
 {
 	IvfListEntry *slots;
-	uint32		s;
 
 	ivf_read_meta(index, meta);
 	ivf_meta_geometry(meta, g);
 	slots = palloc(sizeof(IvfListEntry) * Max(meta->nslots, 1));
-	for (s = 0; s < meta->nslots; s += g->directory_entries_per_page)
-	{
-		Buffer		buf = ivf_read_directory_page(index,
-												  meta->dir_blocks[s / g->directory_entries_per_page]);
-
-		ivf_dir_entries_get(BufferGetPage(buf), g, 0,
-							Min(meta->nslots - s, g->directory_entries_per_page),
-							s, slots + s);
-		UnlockReleaseBuffer(buf);
-	}
+	ivf_read_entries(index, meta, g, slots);
 	return slots;
 }
 

@@ -295,13 +295,13 @@ ivf_check_meta(Relation index, const IvfMetaPageData *meta)
 				 errhint("REINDEX the index.")));
 }
 
-/* buf (block 0) share-locked, after checking that it is a meta page */
-static Page
-lock_meta_page(Relation index, Buffer buf)
+/* buf (block 0) locked in 'mode', after checking that it is a meta page */
+Page
+ivf_lock_meta_page(Relation index, Buffer buf, int mode)
 {
 	Page		page;
 
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	LockBuffer(buf, mode);
 	page = BufferGetPage(buf);
 	if (PageIsNew(page) ||
 		(IvfPageGetOpaque(page)->flags & IVF_PAGE_META) == 0)
@@ -319,7 +319,7 @@ ivf_read_meta(Relation index, IvfMetaPageData *meta)
 	Page		page;
 
 	buf = ReadBuffer(index, IVF_METAPAGE_BLKNO);
-	page = lock_meta_page(index, buf);
+	page = ivf_lock_meta_page(index, buf, BUFFER_LOCK_SHARE);
 	memcpy(meta, IvfPageGetMeta(page), sizeof(IvfMetaPageData));
 	UnlockReleaseBuffer(buf);
 
@@ -366,7 +366,7 @@ ivf_read_generation(Relation index)
 	uint32		generation;
 
 	buf = ivf_read_buffer(index, IVF_METAPAGE_BLKNO);
-	page = lock_meta_page(index, buf);
+	page = ivf_lock_meta_page(index, buf, BUFFER_LOCK_SHARE);
 	generation = IvfPageGetMeta(page)->generation;
 	UnlockReleaseBuffer(buf);
 	return generation;
@@ -453,17 +453,8 @@ ivf_load_slots(Relation index, const IvfMetaPageData *meta, float *dest,
 	{
 		read_float_chain(index, meta->centroid_start,
 						 ivf_centroid_rows(meta) * d, dest, "centroid");
-		for (s = 0; slots != NULL && s < meta->nslots;
-			 s += g.directory_entries_per_page)
-		{
-			Buffer		dbuf = ivf_read_directory_page(index,
-													   meta->dir_blocks[s / g.directory_entries_per_page]);
-
-			ivf_dir_entries_get(BufferGetPage(dbuf), &g, 0,
-								Min(meta->nslots - s, g.directory_entries_per_page),
-								s, slots + s);
-			UnlockReleaseBuffer(dbuf);
-		}
+		if (slots != NULL)
+			ivf_read_entries(index, meta, &g, slots);
 		return;
 	}
 
@@ -1001,7 +992,7 @@ ivf_view_check(Relation index)
 	if (!RecoveryInProgress() || view_relid != RelationGetRelid(index))
 		return;
 	buf = ivf_read_buffer(index, IVF_METAPAGE_BLKNO);
-	oldest = IvfPageGetMeta(lock_meta_page(index, buf))->oldest_gen;
+	oldest = IvfPageGetMeta(ivf_lock_meta_page(index, buf, BUFFER_LOCK_SHARE))->oldest_gen;
 	UnlockReleaseBuffer(buf);
 	if (view_generation < oldest)
 		ereport(ERROR,
@@ -1011,6 +1002,28 @@ ivf_view_check(Relation index)
 				 errdetail("The primary recycled lists of generation %u, which this query read; the oldest generation still readable is %u.",
 						   view_generation, oldest),
 				 errhint("Turn on hot_standby_feedback, so that the primary keeps the lists queries on this standby read.")));
+}
+
+/*
+ * Every slot's directory entry (meta->nslots of them) into out, a
+ * directory page at a time, each share-locked for its copy only.
+ */
+void
+ivf_read_entries(Relation index, const IvfMetaPageData *meta,
+				 const IvfGeometry *g, IvfListEntry *out)
+{
+	uint32		s;
+
+	for (s = 0; s < meta->nslots; s += g->directory_entries_per_page)
+	{
+		Buffer		buf = ivf_read_directory_page(index,
+												  meta->dir_blocks[s / g->directory_entries_per_page]);
+
+		ivf_dir_entries_get(BufferGetPage(buf), g, 0,
+							Min(meta->nslots - s, g->directory_entries_per_page),
+							s, out + s);
+		UnlockReleaseBuffer(buf);
+	}
 }
 
 /* Directory page blkno, share-locked, after checking that it is one. */

@@ -109,6 +109,7 @@ ivf_recent_hint(const IvfCache *cache, BlockNumber blkno)
 
 extern void ivf_init_page(Page page, uint16 flags, uint32 list);
 extern Buffer ivf_new_buffer(Relation index);
+extern Page ivf_lock_meta_page(Relation index, Buffer buf, int mode);
 extern void ivf_read_meta(Relation index, IvfMetaPageData *meta);
 extern void ivf_meta_from_v3(IvfMetaPageData *meta);
 extern uint32 ivf_read_generation(Relation index);
@@ -139,6 +140,8 @@ extern bool ivf_lock_index(Relation index, uint16 which, LOCKMODE mode,
 extern void ivf_unlock_index(Relation index, uint16 which, LOCKMODE mode);
 extern void ivf_view_reading(Relation index, uint32 generation);
 extern void ivf_view_check(Relation index);
+extern void ivf_read_entries(Relation index, const IvfMetaPageData *meta,
+							 const IvfGeometry *g, IvfListEntry *out);
 extern void ivf_check_view_entry(Relation index, const IvfListEntry *entry,
 								 uint32 slot, uint32 id);
 extern void ivf_dir_entries_get(Page page, const IvfGeometry *g, uint32 first,
