@@ -68,49 +68,21 @@ my $entry_crow = 48;
 my $entry_incarnation = 52;
 my $meta_nslots = $contents + 88;
 
-sub index_file
-{
-	my ($index) = @_;
-	return $node->data_dir . '/'
-	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$index')");
-}
-
-sub read_bytes
-{
-	my ($file, $off, $len) = @_;
-	open(my $fh, '<:raw', $file) or die "open $file: $!";
-	sysseek($fh, $off, 0) or die "seek $file: $!";
-	my $buf;
-	sysread($fh, $buf, $len) == $len or die "short read of $file at $off";
-	close($fh);
-	return $buf;
-}
-
-sub write_bytes
-{
-	my ($file, $off, $bytes) = @_;
-	open(my $fh, '+<:raw', $file) or die "open $file: $!";
-	sysseek($fh, $off, 0) or die "seek $file: $!";
-	syswrite($fh, $bytes) == length($bytes) or die "short write of $file at $off";
-	close($fh);
-	return;
-}
-
 # (file offset of list's radius, radius) for the first $n lists that have a
 # group and a positive radius; the server must be stopped.
 sub nonempty_lists
 {
 	my ($file, $n) = @_;
-	my ($magic) = unpack('L', read_bytes($file, $contents, 4));
+	my ($magic) = unpack('L', read_file_bytes($file, $contents, 4));
 	die sprintf('%s: magic 0x%08x is not ivf\'s', $file, $magic)
 	  unless $magic == 0x49564631;
-	my ($dirstart) = unpack('L', read_bytes($file, $meta_dirstart, 4));
+	my ($dirstart) = unpack('L', read_file_bytes($file, $meta_dirstart, 4));
 	my @found;
 	for (my $list = 0; @found < $n && $list < 64; $list++)
 	{
 		my $off = $dirstart * $blcksz + $contents + $list * $entry_size;
-		my ($head) = unpack('L', read_bytes($file, $off, 4));
-		my ($radius) = unpack('f', read_bytes($file, $off + $entry_radius, 4));
+		my ($head) = unpack('L', read_file_bytes($file, $off, 4));
+		my ($radius) = unpack('f', read_file_bytes($file, $off + $entry_radius, 4));
 		push @found, [ $list, $off + $entry_radius, $radius ]
 		  if $head != 0xFFFFFFFF && $radius > 0;
 	}
@@ -167,16 +139,16 @@ ivf_check_clean($node, 'postgres', $_, "(c) $_: no problem after outliers and VA
   for @indexes;
 
 # (a) radii too small, negative, NaN
-my %file = map { $_ => index_file($_) } @indexes;
+my %file = map { $_ => relation_file($node, 'postgres', $_) } @indexes;
 $node->stop;
 my @l2 = nonempty_lists($file{t_l2}, 3);
 my @ip = nonempty_lists($file{t_ip}, 1);
 my @wl = nonempty_lists($file{w_l2}, 1);
-write_bytes($file{t_l2}, $l2[0][1], pack('f', 0));
-write_bytes($file{t_l2}, $l2[1][1], pack('f', -1));
-write_bytes($file{t_l2}, $l2[2][1], pack('L', 0x7FC00000));    # NaN
-write_bytes($file{t_ip}, $ip[0][1], pack('f', 0));
-write_bytes($file{w_l2}, $wl[0][1], pack('f', 0));
+write_file_bytes($file{t_l2}, $l2[0][1], pack('f', 0));
+write_file_bytes($file{t_l2}, $l2[1][1], pack('f', -1));
+write_file_bytes($file{t_l2}, $l2[2][1], pack('L', 0x7FC00000));    # NaN
+write_file_bytes($file{t_ip}, $ip[0][1], pack('f', 0));
+write_file_bytes($file{w_l2}, $wl[0][1], pack('f', 0));
 $node->start;
 
 sub radius_below
@@ -214,7 +186,7 @@ ivf_check_clean($node, 'postgres', 't_cos', '(a) t_cos: untouched, no problem');
 
 # (b) a format version 1 meta page: refused everywhere, REINDEX repairs
 $node->stop;
-write_bytes($file{t_l2}, $meta_version, pack('L', 1));
+write_file_bytes($file{t_l2}, $meta_version, pack('L', 1));
 $node->start;
 
 my $noseq = 'SET enable_seqscan = off; SET enable_bitmapscan = off;';
@@ -244,15 +216,15 @@ is($uses, 1, '(b) that scan uses t_l2');
 
 # (d) versions 3 and 2 are still read: the same index built as format 3,
 # then written as version 2 (REINDEX gives it a new file each time)
-$file{t_l2} = index_file('t_l2');
+$file{t_l2} = relation_file($node, 'postgres', 't_l2');
 $node->stop;
-is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 4, '(d) new indexes are format version 4');
+is(unpack('L', read_file_bytes($file{t_l2}, $meta_version, 4)), 4, '(d) new indexes are format version 4');
 $node->start;
 $node->safe_psql('postgres', 'SET ivf.build_format = 3; REINDEX INDEX t_l2');
-$file{t_l2} = index_file('t_l2');
+$file{t_l2} = relation_file($node, 'postgres', 't_l2');
 $node->stop;
-is(unpack('L', read_bytes($file{t_l2}, $meta_version, 4)), 3, '(d) ivf.build_format = 3 builds format version 3');
-is(unpack('L', read_bytes($file{t_l2}, $meta_elem, 4)), 0, '(d) a vector index has element type 0 (float)');
+is(unpack('L', read_file_bytes($file{t_l2}, $meta_version, 4)), 3, '(d) ivf.build_format = 3 builds format version 3');
+is(unpack('L', read_file_bytes($file{t_l2}, $meta_elem, 4)), 0, '(d) a vector index has element type 0 (float)');
 $node->start;
 ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 3 index: no problem');
 is( $node->safe_psql('postgres',
@@ -266,7 +238,7 @@ is( $node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; SELECT id FROM ($sc
 $node->safe_psql('postgres', 'DELETE FROM t WHERE id = 20002; VACUUM t');
 ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 3 index after insert and VACUUM: no problem');
 $node->stop;
-write_bytes($file{t_l2}, $meta_version, pack('L', 2));
+write_file_bytes($file{t_l2}, $meta_version, pack('L', 2));
 $node->start;
 ivf_check_clean($node, 'postgres', 't_l2', '(d) a version 2 index: no problem');
 is( $node->safe_psql('postgres',
@@ -277,15 +249,15 @@ is( $node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; SELECT id FROM ($sc
 	'20001', '(d) an insert into a version 2 index is found');
 
 $node->stop;
-write_bytes($file{t_l2}, $meta_elem, pack('L', 1));
+write_file_bytes($file{t_l2}, $meta_elem, pack('L', 1));
 $node->start;
 ($rc, $out, $err) = $node->psql('postgres', "SELECT * FROM ivf_check('t_l2')");
 isnt($rc, 0, '(d) a version 2 index naming the half element type is refused');
 like($err, qr/index "t_l2" has an invalid element type 1.*format version 2/s,
 	'(d) the error names the element type and the version');
 $node->stop;
-write_bytes($file{t_l2}, $meta_version, pack('L', 3));
-write_bytes($file{t_l2}, $meta_elem, pack('L', 7));
+write_file_bytes($file{t_l2}, $meta_version, pack('L', 3));
+write_file_bytes($file{t_l2}, $meta_elem, pack('L', 7));
 $node->start;
 ($rc, $out, $err) = $node->psql('postgres', "$noseq $scan");
 isnt($rc, 0, '(d) an unknown element type is refused');
@@ -297,7 +269,7 @@ ivf_check_clean($node, 'postgres', 't_l2', '(d) t_l2 after REINDEX: no problem')
 sub entry_off
 {
 	my ($file, $list) = @_;
-	my ($dirstart) = unpack('L', read_bytes($file, $meta_dirstart, 4));
+	my ($dirstart) = unpack('L', read_file_bytes($file, $meta_dirstart, 4));
 	return $dirstart * $blcksz + $contents + $list * $entry_size;
 }
 my $cos = q{SELECT id FROM t ORDER BY v <=> '[1,1,1,1,1,1,1,1]' LIMIT 5};
@@ -307,9 +279,9 @@ is($uses_cos, 1, '(e) the cosine scan uses t_cos');
 $node->stop;
 my $e0 = entry_off($file{t_cos}, 0);
 my $e1 = entry_off($file{t_cos}, 1);
-is(unpack('L', read_bytes($file{t_cos}, $meta_version, 4)), 4, '(e) t_cos is format 4');
-is(unpack('L', read_bytes($file{t_cos}, $e0 + $entry_dead, 4)), 0xFFFFFFFF, '(e) list 0 is not retired');
-write_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 1));
+is(unpack('L', read_file_bytes($file{t_cos}, $meta_version, 4)), 4, '(e) t_cos is format 4');
+is(unpack('L', read_file_bytes($file{t_cos}, $e0 + $entry_dead, 4)), 0xFFFFFFFF, '(e) list 0 is not retired');
+write_file_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 1));
 $node->start;
 {
 	# a retired list must be frozen whole, and the live lists are nlists
@@ -321,8 +293,8 @@ $node->start;
 		'(e) and the meta page counts a list more than are live');
 }
 $node->stop;
-write_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 0xFFFFFFFF));
-write_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 1));
+write_file_bytes($file{t_cos}, $e0 + $entry_dead, pack('L', 0xFFFFFFFF));
+write_file_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 1));
 $node->start;
 {
 	my @rows = check_rows('t_cos');
@@ -335,17 +307,17 @@ $node->start;
 	like($err, qr/block \d+ is not a page of list 65537/, '(e) it names the list id');
 }
 $node->stop;
-write_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 0));
-write_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 999));
+write_file_bytes($file{t_cos}, $e1 + $entry_incarnation, pack('S', 0));
+write_file_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 999));
 $node->start;
 ($rc, $out, $err) = $node->psql('postgres', "$noseq $cos");
 isnt($rc, 0, '(e) a centroid row past its page is refused');
 like($err, qr/list slot 0 names centroid row 999 of block \d+, which holds \d+ floats/,
 	'(e) the error names the slot and the row');
 $node->stop;
-write_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 0));
-is(unpack('L', read_bytes($file{t_cos}, $meta_nslots, 4)), 4, '(e) t_cos has 4 list slots');
-write_bytes($file{t_cos}, $meta_nslots, pack('L', 5));
+write_file_bytes($file{t_cos}, $e0 + $entry_crow, pack('L', 0));
+is(unpack('L', read_file_bytes($file{t_cos}, $meta_nslots, 4)), 4, '(e) t_cos has 4 list slots');
+write_file_bytes($file{t_cos}, $meta_nslots, pack('L', 5));
 $node->start;
 ($rc, $out, $err) = $node->psql('postgres', "$noseq $cos");
 isnt($rc, 0, '(e) a slot past the entries written (all zero) is refused');
@@ -354,14 +326,14 @@ like($err, qr/index "t_cos": list slot 4 names no centroid page \(block 0\)/,
 $node->stop;
 # the same slot, free (never born, no pages): the lists read as before
 my $e4 = entry_off($file{t_cos}, 4);
-write_bytes($file{t_cos}, $e4, pack('LLL', 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF));
-write_bytes($file{t_cos}, $e4 + $entry_born, pack('LL', 0xFFFFFFFF, 0xFFFFFFFF));
+write_file_bytes($file{t_cos}, $e4, pack('LLL', 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF));
+write_file_bytes($file{t_cos}, $e4 + $entry_born, pack('LL', 0xFFFFFFFF, 0xFFFFFFFF));
 $node->start;
 is($node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; $cos"), $cos_rows,
 	'(e) a free fifth slot: the same rows');
 $node->stop;
-write_bytes($file{t_cos}, $e4, "\0" x $entry_size);
-write_bytes($file{t_cos}, $meta_nslots, pack('L', 4));
+write_file_bytes($file{t_cos}, $e4, "\0" x $entry_size);
+write_file_bytes($file{t_cos}, $meta_nslots, pack('L', 4));
 $node->start;
 ivf_check_clean($node, 'postgres', 't_cos', '(e) t_cos restored: no problem');
 is($node->safe_psql('postgres', "$noseq SET ivf.nprobe = 4; $cos"), $cos_rows,
