@@ -1046,6 +1046,7 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 	BlockNumber resume[1 + IVF_LIRE_NEIGHBOURS];
 	Buffer		metabuf;
 	GenericXLogState *state;
+	XLogRecPtr	lsn;
 	IvfMetaPageData *m;
 	uint64		retire;
 	uint32		j;
@@ -1126,7 +1127,13 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 	m->target_size = ms->target_size;
 	m->split_bound = ms->split_bound;
 	m->merge_bound = ms->merge_bound;
-	GenericXLogFinish(state);
+	lsn = GenericXLogFinish(state);
+
+	/*
+	 * ivf_rebalance assigns no xid, so its commit would not flush this
+	 * record: a crash could undo a split the caller was told about.
+	 */
+	XLogFlush(lsn);
 	memcpy(&ms->meta, IvfPageGetMeta(BufferGetPage(metabuf)), sizeof(IvfMetaPageData));
 	UnlockReleaseBuffer(metabuf);
 	ivf_unlock_index(index, IVF_SWITCH_LOCK, ExclusiveLock);

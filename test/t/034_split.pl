@@ -24,6 +24,8 @@
 #      small lists, each pair into one
 #  (h) drift (built on the rows lowest in one coordinate): the splits
 #      also rewrite neighbouring lists whose rows are nearer a new list
+#  (i) a crash just after the switch, with nothing else flushing the WAL:
+#      the split survives
 #
 # After each: ivf_check finds no problem, an index scan with nprobe = every
 # list returns each row of the table exactly once, and the k nearest rows
@@ -77,8 +79,9 @@ sub info
 
 sub load
 {
-	my ($table, $from, $to) = @_;
-	$primary->safe_psql('postgres',
+	my ($table, $from, $to, $node) = @_;
+	$node //= $primary;
+	$node->safe_psql('postgres',
 		"CREATE TEMP TABLE l (id int, v vector($dims));
 		 COPY l FROM '$copy';
 		 INSERT INTO $table SELECT * FROM l WHERE id BETWEEN $from AND $to;");
@@ -121,21 +124,26 @@ sub check_index
 # maintainer until it parks at $step.
 sub park
 {
-	my ($step, $sql) = @_;
-	my $holder = $primary->background_psql('postgres');
+	my ($step, $sql, $node, $no_flush) = @_;
+	$node //= $primary;
+	my $holder = $node->background_psql('postgres');
 	$holder->query_safe("SELECT pg_advisory_lock($pause_key)");
-	my $m = $primary->background_psql('postgres', on_error_stop => 0);
+	my $m = $node->background_psql('postgres', on_error_stop => 0);
 	$m->query_until(qr/started/, "SET ivf.debug_maintenance_pause = '$step';\n\\echo started\n$sql;\n");
 	my $parked = poll_until(
 		sub {
-			$primary->safe_psql('postgres',
+			$node->safe_psql('postgres',
 				"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $pause_key") eq '1';
 		},
 		120);
 	ok($parked, "the maintainer parks at '$step'");
-	# a commit flushes the WAL written so far: a crash now finds the
-	# maintainer's records on disk, not lost with the WAL buffers
-	$primary->safe_psql('postgres', 'SELECT txid_current()');
+	# A commit that wrote WAL flushes what was written so far: a crash now
+	# finds the maintainer's records on disk and step 0 has something to
+	# roll back.  (A commit without WAL of its own, txid_current(), only
+	# nudges the WAL writer.)
+	$node->safe_psql('postgres',
+		'CREATE TABLE IF NOT EXISTS wal_flush (i int); INSERT INTO wal_flush VALUES (1)')
+	  unless $no_flush;
 	return ($holder, $m);
 }
 
@@ -352,6 +360,33 @@ for my $step (qw(stamp copy close switch))
 	cmp_ok($splits, '>', 0, "(h) VACUUM splits ($splits)");
 	cmp_ok($reassigned, '>', 0, "(h) and moves rows of neighbouring lists to the new ones ($reassigned)");
 	check_index($primary, 'th', 'th_idx', '(h) after splits with reassignment');
+}
+
+# ---- (i) a switch is durable once ivf_rebalance has passed it
+# ivf_rebalance assigns no transaction id, so its commit does not flush the
+# WAL; the maintainer flushes the switch record itself.  This node keeps
+# its WAL in memory (default shared_buffers, so no eviction flushes it; a
+# WAL writer that sleeps 10 s), and nothing flushes it before the crash.
+{
+	my $node = PostgreSQL::Test::Cluster->new('split_durable');
+	$node->init;
+	$node->append_conf('postgresql.conf', "autovacuum = off\nwal_writer_delay = '10s'\n");
+	$node->start;
+	$node->safe_psql('postgres',
+		"CREATE EXTENSION ivf;
+		 CREATE TABLE ti (id int, v vector($dims));
+		 CREATE INDEX ti_idx ON ti USING ivfflat (v vector_l2_ops) WITH (lists = 5)");
+	load('ti', 1, 5000, $node);
+	my ($holder, $m) = park('switch', "SELECT splits FROM ivf_rebalance('ti_idx')", $node, 1);
+	$node->stop('immediate');
+	eval { $m->quit };
+	eval { $holder->quit };
+	$node->start;
+	is(info($node, 'ti_idx', 'generation'), '2', '(i) after a crash, the index is at the switched generation');
+	is($node->safe_psql('postgres', "SELECT splits FROM ivf_rebalance('ti_idx')"),
+		'0', '(i) and has nothing left to split');
+	check_index($node, 'ti', 'ti_idx', '(i) after the crash');
+	$node->stop;
 }
 
 done_testing();
