@@ -236,4 +236,19 @@ ivf_full_xid_recyclable(FullTransactionId xid)
 }
 #endif
 
+/*
+ * The xmin of PGPROC number i (ProcGlobal->allProcs), read under
+ * ProcArrayLock: in PGPROC from 14, in its PGXACT on 13.
+ */
+#include "storage/proc.h"
+static inline TransactionId
+ivf_proc_xmin(int i)
+{
+#if PG_VERSION_NUM >= 140000
+	return ProcGlobal->allProcs[i].xmin;
+#else
+	return ProcGlobal->allPgXact[i].xmin;
+#endif
+}
+
 #endif							/* IVF_COMPAT_H */

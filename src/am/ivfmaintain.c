@@ -75,6 +75,20 @@
 #define IVF_SPLIT_MAX_K		64
 /* reassignment (LIRE): the split list's nearest lists examined */
 #define IVF_LIRE_NEIGHBOURS	8
+/* lists read to choose them from */
+#define IVF_LIRE_CANDIDATES	(2 * IVF_LIRE_NEIGHBOURS)
+/* a list is re-homed when its radius passes this times the median */
+#define IVF_REHOME_RADIUS	1.25f
+/* passes over the lists above the bound, in one run */
+#define IVF_SPLIT_PASSES	4
+
+/* what replace_lists does, for the counters of its switch record */
+typedef enum IvfListOp
+{
+	IVF_OP_SPLIT,
+	IVF_OP_MERGE,
+	IVF_OP_REHOME
+} IvfListOp;
 /* the target list size is at least this */
 #define IVF_MIN_TARGET_SIZE	64
 
@@ -125,6 +139,15 @@ typedef struct Maint
 	uint32		nfree;
 	uint32		free_next;
 
+	/*
+	 * No view of this backend can be open (VACUUM runs the maintenance):
+	 * each operation recycles what no other snapshot can still read, so
+	 * that the next one reuses its pages and slots.
+	 */
+	bool		self_idle;
+	uint64		recycled;
+	MemoryContext runcxt;		/* the run */
+
 	/* the operation */
 	uint32		k;
 	float	   *centroids;		/* k x d */
@@ -147,6 +170,9 @@ typedef struct Maint
 } Maint;
 
 #define LOCAL_PAGE(ms, s) ((Page) ((ms)->pages + (Size) (s) * BLCKSZ))
+
+static bool rehome_list(Maint *ms, uint32 slot, const IvfListEntry *e,
+						bool dissolve, IvfMaintainStats *out);
 
 /*
  * ivf.debug_maintenance_pause: park at 'point' until the test releases the
@@ -494,6 +520,43 @@ route_rows(Maint *ms, uint32 n)
 }
 
 /* ------------------------------------------------------------- stamps */
+
+/* the free slots of entries, reusable: a centroid row and an incarnation left */
+static void
+load_free_slots(Maint *ms, const IvfListEntry *entries)
+{
+	ms->free_slots = MemoryContextAlloc(ms->runcxt, sizeof(uint32) * Max(ms->meta.nslots, 1));
+	ms->nfree = 0;
+	ms->free_next = 0;
+	for (uint32 s = 0; s < ms->meta.nslots; s++)
+	{
+		const IvfListEntry *e = &entries[s];
+
+		if (ivf_entry_free(e) && e->incarnation < PG_UINT16_MAX &&
+			BlockNumberIsValid(e->cblock))
+			ms->free_slots[ms->nfree++] = s;
+	}
+}
+
+/*
+ * After an operation, with self_idle: recycle what it and earlier ones
+ * retired once no snapshot can read it, and take the freed slots.
+ */
+static void
+recycle_now(Maint *ms)
+{
+	uint32		n = ivf_recycle_retired(ms->index, true);
+	IvfListEntry *entries;
+
+	if (n == 0)
+		return;
+	ms->recycled += n;
+	ivf_read_meta(ms->index, &ms->meta);
+	entries = palloc(sizeof(IvfListEntry) * Max(ms->meta.nslots, 1));
+	ivf_read_entries(ms->index, &ms->meta, &ms->g, entries);
+	load_free_slots(ms, entries);
+	pfree(entries);
+}
 
 /*
  * Add a directory page: one record with the previous last page's link, the
@@ -1038,7 +1101,7 @@ write_codebook1(Maint *ms)
  */
 static void
 replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
-			  const int32 *keep, uint32 nold, bool merge)
+			  const int32 *keep, uint32 nold, IvfListOp op)
 {
 	Relation	index = ms->index;
 	uint32		G = ms->meta.generation;
@@ -1118,9 +1181,9 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 	m = IvfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
 	m->generation = G + 1;
 	m->nlists = m->nlists - nold + ms->k;
-	if (merge)
+	if (op == IVF_OP_MERGE)
 		m->nmerges++;
-	else
+	else if (op == IVF_OP_SPLIT)
 		m->nsplits++;
 	m->vectors_copied += ms->copied;
 	m->vectors_reassigned += ms->reassigned;
@@ -1153,16 +1216,29 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 		ivf_gpu_list_changed(index, ivf_entry_list_id(&es[j], olds[j]));
 	for (j = 0; j < ms->k; j++)
 		ivf_gpu_list_changed(index, ms->nl[j].id);
+
+	/* 8. with self_idle, what no snapshot can read any more goes now */
+	if (ms->self_idle)
+		recycle_now(ms);
 }
 
 /*
- * Reassignment (src/README "Reassignment (LIRE)"): of the split list's
- * nearest live lists (by centroid, IVF_LIRE_NEIGHBOURS of them), those
- * with rows now nearer one of the split's new centroids than their own
- * (at least 1% of their rows, and one) are rewritten in the same
- * operation, each as a new list keeping its centroid.  Appends their
- * centroids to ms->centroids (ms->k grows), their slots and entries to
- * rslots/res; returns how many.  Reads each neighbour as a scan does.
+ * Reassignment (src/README "Reassignment (LIRE)"): of the live lists that
+ * can hold a row nearer one of the split's new centroids than their own,
+ * the IVF_LIRE_CANDIDATES likeliest are read, and of those with such rows
+ * (at least 1% of theirs, and one) the IVF_LIRE_NEIGHBOURS with the most
+ * are rewritten in the same operation, each as a new list keeping its
+ * centroid.  Appends their centroids to
+ * ms->centroids (ms->k grows), their slots and entries to rslots/res;
+ * returns how many.  Reads each neighbour as a scan does.
+ *
+ * A row x of list L (centroid c_L, radius r_L >= |x - c_L|) is nearer a
+ * new centroid c only if it lies past their bisector, at |c - c_L| / 2
+ * from c_L: so only lists with |c - c_L| < 2 r_L can hold one, and the
+ * smaller |c - c_L| / 2 r_L, the more of L lies past it.  Ranking by that
+ * rather than by centroid distance alone finds the lists that drift
+ * stretched: built where the first rows were, they took in rows from far
+ * away before any list was there, and never grew enough to be split.
  */
 static uint32
 plan_reassign(Maint *ms, uint32 slot, uint32 *rslots, IvfListEntry *res)
@@ -1170,46 +1246,54 @@ plan_reassign(Maint *ms, uint32 slot, uint32 *rslots, IvfListEntry *res)
 	Relation	index = ms->index;
 	uint32		d = ms->d;
 	uint32		k = ms->k;
-	uint32		cand[IVF_LIRE_NEIGHBOURS];
-	float		cdist[IVF_LIRE_NEIGHBOURS];
+	uint32		cand[IVF_LIRE_CANDIDATES];
+	float		cscore[IVF_LIRE_CANDIDATES];
+	uint64		cmovers[IVF_LIRE_CANDIDATES];
+	IvfListEntry cent[IVF_LIRE_CANDIDATES];
 	uint32		ncand = 0;
-	float	   *ccent = palloc(sizeof(float) * d * IVF_LIRE_NEIGHBOURS);
+	float	   *ccent = palloc(sizeof(float) * d * IVF_LIRE_CANDIDATES);
 	float	   *cs = palloc(sizeof(float) * d * (k + 1));
 	float	   *cn = palloc(sizeof(float) * (k + 1));
 	void	   *ws = palloc(ivf_assign_workspace_bytes(k + 1, d));
 	float	   *kept = palloc(sizeof(float) * d * IVF_LIRE_NEIGHBOURS);
+	IvfListEntry *entries = palloc(sizeof(IvfListEntry) * Max(ms->meta.nslots, 1));
 	uint32		nr = 0;
 	IvfCache   *cache = ivf_get_cache(index);
-	const float *cl = ivf_slot_centroid(cache, slot);
 	uint32		j;
 
-	/* the nearest live lists but the split one, nearest first */
+	/* the radii are in the directory, the centroids in the view */
+	ivf_read_entries(index, &ms->meta, &ms->g, entries);
 	for (uint32 p = 0; p < cache->nlive; p++)
 	{
 		uint32		s = cache->live_slot[p];
-		float		dist;
+		const float *cl = cache->centroids + (Size) p * d;
+		float		r = entries[s].radius;
+		float		score = 1.0f;
 		uint32		at;
 
-		if (s == slot)
+		if (s == slot || !(r > 0))
 			continue;
-		dist = ivf_pair_distance(ms->metric, cl, cache->centroids + (Size) p * d, d);
-		if (ncand == IVF_LIRE_NEIGHBOURS && !(dist < cdist[ncand - 1]))
+		for (j = 0; j < k; j++)
+			score = Min(score, ivf_member_radius(ms->centroids + (Size) j * d, cl, d) / (2 * r));
+		if (!(score < 1.0f) ||
+			(ncand == IVF_LIRE_CANDIDATES && !(score < cscore[ncand - 1])))
 			continue;
-		at = Min(ncand, IVF_LIRE_NEIGHBOURS - 1);
-		while (at > 0 && dist < cdist[at - 1])
+		at = Min(ncand, IVF_LIRE_CANDIDATES - 1);
+		while (at > 0 && score < cscore[at - 1])
 		{
 			cand[at] = cand[at - 1];
-			cdist[at] = cdist[at - 1];
+			cscore[at] = cscore[at - 1];
 			memcpy(ccent + (Size) at * d, ccent + (Size) (at - 1) * d, sizeof(float) * d);
 			at--;
 		}
 		cand[at] = s;
-		cdist[at] = dist;
-		memcpy(ccent + (Size) at * d, cache->centroids + (Size) p * d, sizeof(float) * d);
-		if (ncand < IVF_LIRE_NEIGHBOURS)
+		cscore[at] = score;
+		memcpy(ccent + (Size) at * d, cl, sizeof(float) * d);
+		if (ncand < IVF_LIRE_CANDIDATES)
 			ncand++;
 	}
 	cache = NULL;
+	pfree(entries);
 
 	/* each against the new centroids and its own, last */
 	memcpy(cs, ms->centroids, sizeof(float) * d * k);
@@ -1221,6 +1305,7 @@ plan_reassign(Maint *ms, uint32 slot, uint32 *rslots, IvfListEntry *res)
 		uint64		rows = 0;
 		uint64		movers = 0;
 
+		cmovers[j] = 0;
 		ivf_read_list_entry(index, &ms->meta, &ms->g, cand[j], &en);
 		if (!ivf_entry_live(&en, ms->meta.generation))
 			continue;
@@ -1242,9 +1327,24 @@ plan_reassign(Maint *ms, uint32 slot, uint32 *rslots, IvfListEntry *res)
 		}
 		if (movers == 0 || (double) movers < 0.01 * (double) rows)
 			continue;
-		rslots[nr] = cand[j];
-		res[nr] = en;
-		memcpy(kept + (Size) nr * d, ccent + (Size) j * d, sizeof(float) * d);
+		cmovers[j] = movers;
+		cent[j] = en;
+	}
+
+	/* those with the most movers */
+	while (nr < IVF_LIRE_NEIGHBOURS)
+	{
+		uint32		best = ncand;
+
+		for (j = 0; j < ncand; j++)
+			if (cmovers[j] > 0 && (best == ncand || cmovers[j] > cmovers[best]))
+				best = j;
+		if (best == ncand)
+			break;
+		cmovers[best] = 0;
+		rslots[nr] = cand[best];
+		res[nr] = cent[best];
+		memcpy(kept + (Size) nr * d, ccent + (Size) best * d, sizeof(float) * d);
 		nr++;
 	}
 	if (nr > 0)
@@ -1289,7 +1389,7 @@ split_list(Maint *ms, uint32 slot, const IvfListEntry *e, uint64 size,
 	nr = plan_reassign(ms, slot, olds + 1, es + 1);
 	for (uint32 j = 0; j < nr; j++)
 		keep[1 + j] = (int32) (knew + j);
-	replace_lists(ms, olds, es, keep, 1 + nr, false);
+	replace_lists(ms, olds, es, keep, 1 + nr, IVF_OP_SPLIT);
 
 	out->splits++;
 	out->vectors_copied += ms->copied;
@@ -1335,7 +1435,7 @@ merge_lists(Maint *ms, uint32 a, const IvfListEntry *ea, uint64 na,
 	{
 		int32		keep[2] = {-1, -1};
 
-		replace_lists(ms, olds, es, keep, 2, true);
+		replace_lists(ms, olds, es, keep, 2, IVF_OP_MERGE);
 	}
 
 	out->merges++;
@@ -1395,6 +1495,29 @@ count_live(Maint *ms, BlockNumber blkno, uint32 id)
 	return n;
 }
 
+/* the live lists and their sizes, into a new *cand; returns how many */
+static uint32
+live_sizes(Maint *ms, ListSize **candp)
+{
+	IvfListEntry *entries = palloc(sizeof(IvfListEntry) * Max(ms->meta.nslots, 1));
+	ListSize   *cand = palloc(sizeof(ListSize) * Max(ms->meta.nslots, 1));
+	uint32		n = 0;
+
+	/* all of them first: count_live locks group heads, before directory pages */
+	ivf_read_entries(ms->index, &ms->meta, &ms->g, entries);
+	for (uint32 s = 0; s < ms->meta.nslots; s++)
+	{
+		if (!ivf_entry_live(&entries[s], ms->meta.generation))
+			continue;
+		cand[n].slot = s;
+		cand[n].size = count_live(ms, entries[s].head, ivf_entry_list_id(&entries[s], s));
+		n++;
+	}
+	pfree(entries);
+	*candp = cand;
+	return n;
+}
+
 /* the lists option, else the build's rule (ivfbuild.c) */
 static double
 target_lists(Relation index, double rows)
@@ -1407,10 +1530,13 @@ target_lists(Relation index, double rows)
 }
 
 /*
- * Merge each live list below the merge bound into its nearest live list,
- * smallest first, while the index has more lists than 'target' (and at
- * least two), within max_ops operations in all (done so far: 'done').  A
- * list takes part in one merge a run.  Returns the merges.
+ * Merge each live list below the merge bound away, smallest first, while
+ * the index has more lists than 'target' (and at least two), within
+ * max_ops operations in all (done so far: 'done'): its rows go to the live
+ * lists they are nearest (rehome_list, dissolving), so no centroid moves
+ * and no row of another list ends up nearer a centroid not its own; an
+ * empty list is merged into its nearest list (merge_lists).  Returns the
+ * merges.
  */
 static int
 merge_small_lists(Maint *ms, double target, int max_ops, int done,
@@ -1469,8 +1595,22 @@ merge_small_lists(Maint *ms, double target, int max_ops, int done,
 			break;
 		if (used[a])
 			continue;
+		ivf_read_list_entry(index, &ms->meta, &ms->g, a, &ea);
+		if (!ivf_entry_live(&ea, ms->meta.generation))
+			continue;
 
-		/* the nearest other live list, by centroid (the view after the last switch) */
+		/* its rows to the lists they are nearest */
+		MemoryContextSwitchTo(ms->opcxt);
+		if (rehome_list(ms, a, &ea, true, out))
+		{
+			MemoryContextReset(ms->opcxt);
+			used[a] = true;
+			merges++;
+			continue;
+		}
+		MemoryContextReset(ms->opcxt);
+
+		/* an empty list: into the nearest other live list, by centroid */
 		cache = ivf_get_cache(index);
 		memcpy(ca, ivf_slot_centroid(cache, a), sizeof(float) * ms->d);
 		for (uint32 p = 0; p < cache->nlive; p++)
@@ -1493,10 +1633,8 @@ merge_small_lists(Maint *ms, double target, int max_ops, int done,
 		memcpy(cb, ivf_slot_centroid(cache, b), sizeof(float) * ms->d);
 		cache = NULL;
 
-		ivf_read_list_entry(index, &ms->meta, &ms->g, a, &ea);
 		ivf_read_list_entry(index, &ms->meta, &ms->g, b, &eb);
-		if (!ivf_entry_live(&ea, ms->meta.generation) ||
-			!ivf_entry_live(&eb, ms->meta.generation))
+		if (!ivf_entry_live(&eb, ms->meta.generation))
 			continue;
 		MemoryContextSwitchTo(ms->opcxt);
 		merge_lists(ms, a, &ea, small[c].size, b, &eb,
@@ -1508,6 +1646,205 @@ merge_small_lists(Maint *ms, double target, int max_ops, int done,
 		merges++;
 	}
 	return merges;
+}
+
+static int
+cmp_float_asc(const void *a, const void *b)
+{
+	float		x = *(const float *) a;
+	float		y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Rewrite live list 'slot' (entry e) with the lists its rows are nearest
+ * (src/README "Re-homing"): each row is ranked against every live
+ * centroid (every other one when 'dissolve'); unless dissolving, a list
+ * with fewer movers than 1% of its rows (or none) is left alone.  The
+ * IVF_LIRE_NEIGHBOURS lists most movers are nearest are rewritten with it
+ * in one operation, each keeping its centroid, every row going to the
+ * nearest of them; a dissolved list has no successor.  Returns whether
+ * it did.
+ */
+static bool
+rehome_list(Maint *ms, uint32 slot, const IvfListEntry *e, bool dissolve,
+			IvfMaintainStats *out)
+{
+	Relation	index = ms->index;
+	uint32		d = ms->d;
+	IvfCache   *cache = ivf_get_cache(index);
+	uint32		nc = cache->nlive;
+	uint32		self = PG_UINT32_MAX;
+	float	   *cs;
+	float	   *cn;
+	uint32	   *cslot;
+	void	   *ws;
+	uint64	   *movers;
+	uint64		rows = 0;
+	uint64		total = 0;
+	uint32		olds[1 + IVF_LIRE_NEIGHBOURS];
+	IvfListEntry es[1 + IVF_LIRE_NEIGHBOURS];
+	int32		keep[1 + IVF_LIRE_NEIGHBOURS];
+	uint32		nold = 1;
+	uint32		first = dissolve ? 0 : 1;
+	BlockNumber blkno;
+	uint32		id = ivf_entry_list_id(e, slot);
+
+	/* the live centroids as of the last switch, without this one's when dissolving */
+	cs = MemoryContextAllocHuge(ms->opcxt, sizeof(float) * d * Max(nc, 1));
+	cslot = palloc(sizeof(uint32) * Max(nc, 1));
+	{
+		uint32		m = 0;
+
+		for (uint32 p = 0; p < cache->nlive; p++)
+		{
+			if (cache->live_slot[p] == slot)
+			{
+				self = m;
+				if (dissolve)
+					continue;
+			}
+			memcpy(cs + (Size) m * d, cache->centroids + (Size) p * d, sizeof(float) * d);
+			cslot[m++] = cache->live_slot[p];
+		}
+		nc = m;
+	}
+	cache = NULL;
+	if (self == PG_UINT32_MAX || nc == 0)
+		return false;
+	if (dissolve)
+		self = PG_UINT32_MAX;
+	movers = palloc0(sizeof(uint64) * nc);
+	cn = palloc(sizeof(float) * nc);
+	ivf_kernels.norm_sq_block(cs, nc, d, cn);
+	ws = MemoryContextAllocHuge(ms->opcxt, ivf_assign_workspace_bytes(nc, d));
+	for (blkno = e->head; BlockNumberIsValid(blkno);)
+	{
+		uint32		n = read_next_group(ms, &blkno, id);
+
+		if (n == 0)
+			continue;
+		ivf_assign(ms->rows, n, cs, cn, nc, d,
+				   ms->metric == IVF_METRIC_L2 ? IVF_KM_L2 : IVF_KM_IP,
+				   ws, ms->assign, NULL, NULL, NULL);
+		for (uint32 i = 0; i < n; i++)
+			if ((uint32) ms->assign[i] != self)
+			{
+				movers[ms->assign[i]]++;
+				total++;
+			}
+		rows += n;
+	}
+	if (!dissolve && (total == 0 || (double) total < 0.01 * (double) rows))
+		return false;
+
+	/* the lists most of them are nearest, most first */
+	olds[0] = slot;
+	es[0] = *e;
+	keep[0] = dissolve ? -1 : 0;
+	ms->centroids = MemoryContextAllocHuge(ms->opcxt, sizeof(float) * d * (1 + IVF_LIRE_NEIGHBOURS));
+	if (!dissolve)
+		memcpy(ms->centroids, cs + (Size) self * d, sizeof(float) * d);
+	while (nold < 1 + IVF_LIRE_NEIGHBOURS)
+	{
+		uint32		best = nc;
+
+		for (uint32 p = 0; p < nc; p++)
+			if (movers[p] > 0 && (best == nc || movers[p] > movers[best]))
+				best = p;
+		if (best == nc)
+			break;
+		movers[best] = 0;
+		olds[nold] = cslot[best];
+		ivf_read_list_entry(index, &ms->meta, &ms->g, olds[nold], &es[nold]);
+		if (!ivf_entry_live(&es[nold], ms->meta.generation))
+			continue;
+		memcpy(ms->centroids + (Size) (nold - 1 + first) * d, cs + (Size) best * d,
+			   sizeof(float) * d);
+		keep[nold] = (int32) (nold - 1 + first);
+		nold++;
+	}
+	/* a dissolved list with no rows still needs a list to go to */
+	if (nold == 1 && dissolve)
+		return false;
+	ms->k = nold - 1 + first;
+	replace_lists(ms, olds, es, keep, nold, dissolve ? IVF_OP_MERGE : IVF_OP_REHOME);
+	out->vectors_copied += ms->copied;
+	if (dissolve)
+		out->merges++;
+	else
+		out->vectors_reassigned += ms->reassigned;
+	ereport(DEBUG1,
+			(errmsg_internal("ivf index \"%s\": list %u %s with %u others (%llu rows copied, %llu reassigned) at generation %u",
+							 RelationGetRelationName(index), slot,
+							 dissolve ? "dissolved" : "re-homed", nold - 1,
+							 (unsigned long long) ms->copied,
+							 (unsigned long long) ms->reassigned,
+							 ms->meta.generation)));
+	return true;
+}
+
+/*
+ * Re-homing (src/README "Re-homing"): a list whose radius stands well
+ * above the others' can hold rows that another list's centroid is nearer
+ * now, lists split since they came in, which no split's reassignment
+ * reached.  Each such list, widest first, goes through rehome_list.
+ * Returns the operations done.
+ */
+static int
+rehome_lists(Maint *ms, int max_ops, int done, IvfMaintainStats *out)
+{
+	Relation	index = ms->index;
+	uint32		nslots = ms->meta.nslots;
+	IvfListEntry *entries = palloc(sizeof(IvfListEntry) * Max(nslots, 1));
+	ListSize   *wide = palloc(sizeof(ListSize) * Max(nslots, 1));
+	float	   *radii = palloc(sizeof(float) * Max(nslots, 1));
+	uint32		nwide = 0;
+	uint32		nlive = 0;
+	float		median;
+	int			ops = 0;
+
+	ivf_read_entries(index, &ms->meta, &ms->g, entries);
+	for (uint32 s = 0; s < nslots; s++)
+		if (ivf_entry_live(&entries[s], ms->meta.generation))
+			radii[nlive++] = entries[s].radius;
+	if (nlive < 2)
+		return 0;
+	qsort(radii, nlive, sizeof(float), cmp_float_asc);
+	median = radii[nlive / 2];
+	if (!(median > 0))
+		return 0;
+	for (uint32 s = 0; s < nslots; s++)
+	{
+		IvfListEntry *e = &entries[s];
+
+		/* by radius: size is the splits' business */
+		if (ivf_entry_live(e, ms->meta.generation) &&
+			e->radius > IVF_REHOME_RADIUS * median)
+		{
+			wide[nwide].slot = s;
+			wide[nwide].size = (uint64) (e->radius / median * 1000.0f);
+			nwide++;
+		}
+	}
+	qsort(wide, nwide, sizeof(ListSize), cmp_size_desc);
+
+	for (uint32 c = 0; c < nwide; c++)
+	{
+		IvfListEntry e;
+
+		if (max_ops > 0 && done + ops >= max_ops)
+			break;
+		ivf_read_list_entry(index, &ms->meta, &ms->g, wide[c].slot, &e);
+		if (!ivf_entry_live(&e, ms->meta.generation))
+			continue;
+		MemoryContextSwitchTo(ms->opcxt);
+		if (rehome_list(ms, wide[c].slot, &e, false, out))
+			ops++;
+		MemoryContextReset(ms->opcxt);
+	}
+	return ops;
 }
 
 /*
@@ -1526,13 +1863,16 @@ ivf_maintenance_enabled(Relation index, const IvfMetaPageData *meta)
  * ivf_maintenance_enabled): with the maintenance lock (waited for, or with
  * 'conditional' only taken if free: autovacuum), compute the target list
  * size from num_heap_tuples (the live rows of the live lists when
- * negative) and split every live list above the bound, the largest first,
- * at most max_ops of them (0: no limit).  Adds what it did to *out.
- * Returns false when 'conditional' found the lock taken.
+ * negative); split every live list above the bound, the largest first,
+ * re-home stretched lists, merge small ones, at most max_ops operations
+ * in all (0: no limit); recycle what no view can read.  self_idle: no scan
+ * of this backend can be open (VACUUM), so recycling need not wait for
+ * this backend's snapshot and runs after each operation.  Adds what it did
+ * to *out.  Returns false when 'conditional' found the lock taken.
  */
 bool
 ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
-			 IvfMaintainStats *out, int max_ops)
+			 bool self_idle, IvfMaintainStats *out, int max_ops)
 {
 	MemoryContext cxt;
 	MemoryContext old;
@@ -1576,6 +1916,8 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 
 	memset(&ms, 0, sizeof(ms));
 	ms.index = index;
+	ms.self_idle = self_idle;
+	ms.runcxt = cxt;
 	ivf_read_meta(index, &ms.meta);
 	ivf_meta_geometry(&ms.meta, &ms.g);
 	ms.metric = (IvfMetric) ms.meta.metric;
@@ -1625,7 +1967,6 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 
 	/* the live lists' sizes (and an abandoned operation's stamps) */
 	cand = palloc(sizeof(ListSize) * ms.meta.nslots);
-	ms.free_slots = palloc(sizeof(uint32) * ms.meta.nslots);
 	{
 		IvfListEntry *entries = palloc(sizeof(IvfListEntry) * Max(ms.meta.nslots, 1));
 		uint32		G = ms.meta.generation;
@@ -1640,10 +1981,6 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 			if ((e->born != IVF_GEN_NEVER && e->born > G) ||
 				(e->dead != IVF_GEN_NEVER && e->dead > G))
 				abandoned = true;
-			/* reusable: a row to write over and an incarnation left */
-			if (ivf_entry_free(e) && e->incarnation < PG_UINT16_MAX &&
-				BlockNumberIsValid(e->cblock))
-				ms.free_slots[ms.nfree++] = s;
 			if (!ivf_entry_live(e, G))
 				continue;
 			cand[ncand].slot = s;
@@ -1651,6 +1988,7 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 			total += cand[ncand].size;
 			ncand++;
 		}
+		load_free_slots(&ms, entries);
 		pfree(entries);
 	}
 
@@ -1669,25 +2007,45 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 	ms.split_bound = (uint32) Min(bound, PG_UINT32_MAX);
 	ms.merge_bound = (uint32) (target / 4);
 
-	qsort(cand, ncand, sizeof(ListSize), cmp_size_desc);
-	for (c = 0; c < ncand && cand[c].size > bound; c++)
+	/*
+	 * Splits, largest first; again while a pass split anything, since a
+	 * split's reassignment can leave a rewritten neighbour above the bound
+	 */
+	for (int pass = 0; pass < IVF_SPLIT_PASSES; pass++)
 	{
-		IvfListEntry e;
+		int			before = ops;
 
-		if (max_ops > 0 && ops >= max_ops)
+		if (pass > 0)
+		{
+			pfree(cand);
+			ncand = live_sizes(&ms, &cand);
+		}
+		qsort(cand, ncand, sizeof(ListSize), cmp_size_desc);
+		for (c = 0; c < ncand && cand[c].size > bound; c++)
+		{
+			IvfListEntry e;
+
+			if (max_ops > 0 && ops >= max_ops)
+				break;
+			if (ms.meta.nlists + IVF_SPLIT_MAX_K > IVF_MAX_LISTS)
+				break;
+			/* the entry as of now: only its groups can have grown */
+			ivf_read_list_entry(index, &ms.meta, &ms.g, cand[c].slot, &e);
+			if (!ivf_entry_live(&e, ms.meta.generation))
+				continue;
+			MemoryContextSwitchTo(ms.opcxt);
+			if (split_list(&ms, cand[c].slot, &e, cand[c].size, target, out))
+				ops++;
+			MemoryContextSwitchTo(cxt);
+			MemoryContextReset(ms.opcxt);
+		}
+		if (ops == before)
 			break;
-		if (ms.meta.nlists + IVF_SPLIT_MAX_K > IVF_MAX_LISTS)
-			break;
-		/* the entry as of now: only its groups can have grown */
-		ivf_read_list_entry(index, &ms.meta, &ms.g, cand[c].slot, &e);
-		if (!ivf_entry_live(&e, ms.meta.generation))
-			continue;
-		MemoryContextSwitchTo(ms.opcxt);
-		if (split_list(&ms, cand[c].slot, &e, cand[c].size, target, out))
-			ops++;
-		MemoryContextSwitchTo(cxt);
-		MemoryContextReset(ms.opcxt);
 	}
+
+	/* re-homing: the rows of stretched lists that others are nearer now */
+	ops += rehome_lists(&ms, max_ops, ops, out);
+	MemoryContextSwitchTo(cxt);
 
 	/* merges: lists below the floor while there are more than the target */
 	ops += merge_small_lists(&ms, target_lists(index, rows), max_ops, ops, out);
@@ -1715,7 +2073,7 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 	}
 
 	/* the retired lists no view can read any more, this run's later */
-	out->lists_recycled += ivf_recycle_retired(index);
+	out->lists_recycled += ms.recycled + ivf_recycle_retired(index, self_idle);
 
 	ivf_unlock_index(index, IVF_MAINTENANCE_LOCK, ExclusiveLock);
 	MemoryContextSwitchTo(old);
@@ -1787,7 +2145,7 @@ ivf_rebalance(PG_FUNCTION_ARGS)
 						 quote_identifier(RelationGetRelationName(index))) :
 				 errhint("It was built with adaptive = off; REINDEX it with adaptive = on to let its lists change.")));
 	else
-		ivf_maintain(index, -1, false, &st, max_ops);
+		ivf_maintain(index, -1, false, false, &st, max_ops);
 
 	index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);

@@ -38,7 +38,7 @@ extern char *ivf_debug_maintenance_pause;
 extern bool ivf_maintenance_enabled(Relation index,
 									const IvfMetaPageData *meta);
 extern bool ivf_maintain(Relation index, double num_heap_tuples,
-						 bool conditional, IvfMaintainStats *out,
-						 int max_ops);
+						 bool conditional, bool self_idle,
+						 IvfMaintainStats *out, int max_ops);
 
 #endif							/* IVF_IVFMAINTAIN_H */

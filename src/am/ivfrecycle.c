@@ -21,7 +21,9 @@
 #include "access/generic_xlog.h"
 #include "access/transam.h"
 #include "miscadmin.h"
+#include "replication/slot.h"
 #include "storage/indexfsm.h"
+#include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -298,12 +300,62 @@ ivf_rollback_abandoned(Relation index)
 }
 
 /*
+ * The oldest xmin a snapshot may hold now, for lists whose retire_xid the
+ * horizon test cannot clear because no transaction id was assigned since
+ * (src/README "Recycling"): the oldest of the proc array's xmins (prepared
+ * transactions included) and the replication slots'; InvalidTransactionId
+ * when none is set.  A backend holding a view read it under a snapshot
+ * taken before the switch, whose xmin is at most the next transaction id
+ * then, so at most retire_xid: a retire_xid before this is past them all.
+ * self_idle: this backend holds no view (the VACUUM that runs the
+ * maintenance), so its own xmin does not count.
+ */
+static TransactionId
+oldest_snapshot_xmin(bool self_idle)
+{
+	TransactionId oldest = InvalidTransactionId;
+	int			i;
+
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (i = 0; i < (int) ProcGlobal->allProcCount; i++)
+	{
+		TransactionId xmin = ivf_proc_xmin(i);
+
+		if (self_idle && &ProcGlobal->allProcs[i] == MyProc)
+			continue;
+		if (TransactionIdIsValid(xmin) &&
+			(!TransactionIdIsValid(oldest) || TransactionIdPrecedes(xmin, oldest)))
+			oldest = xmin;
+	}
+	LWLockRelease(ProcArrayLock);
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	for (i = 0; i < max_replication_slots; i++)
+	{
+		ReplicationSlot *slot = &ReplicationSlotCtl->replication_slots[i];
+		TransactionId xmin;
+
+		if (!slot->in_use)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		xmin = slot->effective_xmin;
+		SpinLockRelease(&slot->mutex);
+		if (TransactionIdIsValid(xmin) &&
+			(!TransactionIdIsValid(oldest) || TransactionIdPrecedes(xmin, oldest)))
+			oldest = xmin;
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	return oldest;
+}
+
+/*
  * Recycle the retired lists no view can still read (src/README
  * "Recycling"): a list retired by the switch to generation d, stamped with
  * retire_xid after that switch, is read only by views older than d, each
  * held by a backend whose snapshot predates retire_xid; once retire_xid is
  * behind every snapshot (the horizon test nbtree applies to deleted
- * pages), no such backend is left.  A retired list without its stamp (a
+ * pages, or oldest_snapshot_xmin when no transaction id came since), no
+ * such backend is left.  A retired list without its stamp (a
  * crash between the switch and the stamp) is stamped now, later than
  * needed, which only delays it.  In order: one record raises the meta
  * page's oldest_gen (so a standby's view older than it knows it is void
@@ -312,7 +364,7 @@ ivf_rollback_abandoned(Relation index)
  * lists recycled.  Caller holds the maintenance lock; format 4 only.
  */
 uint32
-ivf_recycle_retired(Relation index)
+ivf_recycle_retired(Relation index, bool self_idle)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "ivf recycle",
@@ -328,6 +380,8 @@ ivf_recycle_retired(Relation index)
 	uint32		cap = 64;
 	uint32		nblocks = 0;
 	BlockNumber *blocks = palloc(sizeof(BlockNumber) * cap);
+	TransactionId oldest = InvalidTransactionId;
+	bool		have_oldest = false;
 	uint32		s;
 
 	Assert(meta.version >= 4);
@@ -346,7 +400,17 @@ ivf_recycle_retired(Relation index)
 			continue;
 		}
 		if (!ivf_full_xid_recyclable(FullTransactionIdFromU64(e->retire_xid)))
-			continue;
+		{
+			TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(e->retire_xid));
+
+			if (!have_oldest)
+			{
+				oldest = oldest_snapshot_xmin(self_idle);
+				have_oldest = true;
+			}
+			if (TransactionIdIsValid(oldest) && !TransactionIdPrecedes(xid, oldest))
+				continue;
+		}
 		ready[nready++] = s;
 		void_below = Max(void_below, e->dead);
 	}

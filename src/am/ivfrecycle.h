@@ -12,6 +12,6 @@
 #include "utils/relcache.h"
 
 extern uint32 ivf_rollback_abandoned(Relation index);
-extern uint32 ivf_recycle_retired(Relation index);
+extern uint32 ivf_recycle_retired(Relation index, bool self_idle);
 
 #endif							/* IVF_IVFRECYCLE_H */

@@ -407,7 +407,7 @@ ivf_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 
 		memset(&mstats, 0, sizeof(mstats));
 		ivf_maintain(info->index, info->num_heap_tuples,
-					 IsAutoVacuumWorkerProcess(), &mstats, 0);
+					 IsAutoVacuumWorkerProcess(), true, &mstats, 0);
 		if (mstats.splits > 0)
 			ereport(info->message_level,
 					(errmsg("index \"%s\": %llu lists split, %llu vectors copied",

@@ -26,6 +26,9 @@
 #      also rewrite neighbouring lists whose rows are nearer a new list
 #  (i) a crash just after the switch, with nothing else flushing the WAL:
 #      the split survives
+#  (j) ivf_rebalance beside a cursor of its own transaction, which reads
+#      on through the lists it retired; a VACUUM recycles them once the
+#      cursor is gone, with no transaction id assigned in between
 #
 # After each: ivf_check finds no problem, an index scan with nprobe = every
 # list returns each row of the table exactly once, and the k nearest rows
@@ -360,6 +363,56 @@ for my $step (qw(stamp copy close switch))
 	cmp_ok($splits, '>', 0, "(h) VACUUM splits ($splits)");
 	cmp_ok($reassigned, '>', 0, "(h) and moves rows of neighbouring lists to the new ones ($reassigned)");
 	check_index($primary, 'th', 'th_idx', '(h) after splits with reassignment');
+
+	# each row is in its nearest live list, as after a fresh build: found
+	# by an index scan for itself at nprobe 1 (the rows far from the first
+	# 10% are in the lists that grew near them, not in the stretched lists
+	# they first went to)
+	my ($home, $sample) = split /\|/, $primary->safe_psql('postgres',
+		"SET enable_seqscan = off; SET enable_bitmapscan = off; SET ivf.nprobe = 1;
+		 SELECT count(*) FILTER (WHERE (SELECT t2.id FROM th t2 ORDER BY t2.v <-> t1.v LIMIT 1) = t1.id),
+		        count(*)
+		 FROM th t1 WHERE t1.id % 50 = 3");
+	cmp_ok($home, '>=', 0.98 * $sample,
+		"(h) $home of $sample rows are in their nearest list");
+}
+
+# ---- (j) ivf_rebalance beside a cursor of its own transaction: the lists
+# it retires stay readable for the cursor (its own snapshot counts), and
+# the cursor returns every row once
+{
+	$primary->safe_psql('postgres', "CREATE TABLE tj (id int, v vector($dims))");
+	load('tj', 1, 1000);
+	$primary->safe_psql('postgres',
+		"CREATE INDEX tj_idx ON tj USING ivfflat (v vector_l2_ops) WITH (lists = 50)");
+	load('tj', 1001, 10000);
+	my @out = split /\n/, $primary->safe_psql('postgres',
+		"SET enable_seqscan = off; SET enable_bitmapscan = off;
+		 SET ivf.nprobe = 1; SET ivf.iterative_scan = relaxed_order;
+		 BEGIN;
+		 DECLARE c CURSOR FOR SELECT id FROM tj ORDER BY v <-> '$queries[2]';
+		 FETCH 100 FROM c;
+		 SELECT 'rebalance', splits, lists_recycled FROM ivf_rebalance('tj_idx');
+		 FETCH ALL FROM c;
+		 COMMIT;");
+	my ($reb) = grep { /^rebalance/ } @out;
+	my (undef, $splits, $recycled) = split /\|/, $reb;
+	cmp_ok($splits, '>', 0, "(j) ivf_rebalance splits ($splits) while the cursor is open");
+	is($recycled, '0', '(j) and recycles none of the lists it retired');
+	my @ids = grep { !/^rebalance/ } @out;
+	my %seen;
+	$seen{$_}++ for @ids;
+	is(scalar(@ids) . '/' . scalar(keys %seen), '10000/10000',
+		'(j) the cursor returns each of the 10000 rows once');
+	check_index($primary, 'tj', 'tj_idx', '(j) after the cursor');
+
+	# with no snapshot left from before the switch, a VACUUM recycles them
+	# although no transaction id was assigned since
+	my $before = info($primary, 'tj_idx', 'lists_recycled');
+	$primary->safe_psql('postgres', 'VACUUM tj');
+	cmp_ok(info($primary, 'tj_idx', 'lists_recycled'), '>', $before,
+		'(j) a VACUUM then recycles the retired lists');
+	check_index($primary, 'tj', 'tj_idx', '(j) after recycling');
 }
 
 # ---- (i) a switch is durable once ivf_rebalance has passed it
