@@ -72,15 +72,17 @@
 #include "listscan.h"
 
 /* k of one split: at most this many new lists (src/README "The bound") */
-#define IVF_SPLIT_MAX_K		64
+#define IVF_SPLIT_MAX_K		256
 /* reassignment (LIRE): the split list's nearest lists examined */
 #define IVF_LIRE_NEIGHBOURS	8
 /* lists read to choose them from */
 #define IVF_LIRE_CANDIDATES	(2 * IVF_LIRE_NEIGHBOURS)
 /* a list is re-homed when its radius passes this times the median */
 #define IVF_REHOME_RADIUS	1.25f
-/* passes over the lists above the bound, in one run */
+/* passes over the lists above the bound, in one round */
 #define IVF_SPLIT_PASSES	4
+/* rounds of splits, re-homing and merges, in one run */
+#define IVF_ROUNDS			3
 
 /* what replace_lists does, for the counters of its switch record */
 typedef enum IvfListOp
@@ -1222,6 +1224,20 @@ replace_lists(Maint *ms, const uint32 *olds, const IvfListEntry *es,
 		recycle_now(ms);
 }
 
+/* the index of the largest of counts[0..n) above 0, set to 0; n when none */
+static uint32
+take_most(uint64 *counts, uint32 n)
+{
+	uint32		best = n;
+
+	for (uint32 i = 0; i < n; i++)
+		if (counts[i] > 0 && (best == n || counts[i] > counts[best]))
+			best = i;
+	if (best < n)
+		counts[best] = 0;
+	return best;
+}
+
 /*
  * Reassignment (src/README "Reassignment (LIRE)"): of the live lists that
  * can hold a row nearer one of the split's new centroids than their own,
@@ -1334,14 +1350,10 @@ plan_reassign(Maint *ms, uint32 slot, uint32 *rslots, IvfListEntry *res)
 	/* those with the most movers */
 	while (nr < IVF_LIRE_NEIGHBOURS)
 	{
-		uint32		best = ncand;
+		uint32		best = take_most(cmovers, ncand);
 
-		for (j = 0; j < ncand; j++)
-			if (cmovers[j] > 0 && (best == ncand || cmovers[j] > cmovers[best]))
-				best = j;
 		if (best == ncand)
 			break;
-		cmovers[best] = 0;
 		rslots[nr] = cand[best];
 		res[nr] = cent[best];
 		memcpy(kept + (Size) nr * d, ccent + (Size) best * d, sizeof(float) * d);
@@ -1748,14 +1760,10 @@ rehome_list(Maint *ms, uint32 slot, const IvfListEntry *e, bool dissolve,
 		memcpy(ms->centroids, cs + (Size) self * d, sizeof(float) * d);
 	while (nold < 1 + IVF_LIRE_NEIGHBOURS)
 	{
-		uint32		best = nc;
+		uint32		best = take_most(movers, nc);
 
-		for (uint32 p = 0; p < nc; p++)
-			if (movers[p] > 0 && (best == nc || movers[p] > movers[best]))
-				best = p;
 		if (best == nc)
 			break;
-		movers[best] = 0;
 		olds[nold] = cslot[best];
 		ivf_read_list_entry(index, &ms->meta, &ms->g, olds[nold], &es[nold]);
 		if (!ivf_entry_live(&es[nold], ms->meta.generation))
@@ -2008,48 +2016,64 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 	ms.merge_bound = (uint32) (target / 4);
 
 	/*
-	 * Splits, largest first; again while a pass split anything, since a
-	 * split's reassignment can leave a rewritten neighbour above the bound
+	 * Rounds of splits, re-homing and merges, until a round does nothing:
+	 * each kind can leave work for the others (a dissolved list's rows can
+	 * take a list above the bound, a re-homed one can fall below the
+	 * floor), and a run that stops early leaves it to the next, whose
+	 * copies cannot reuse this run's pages unless it runs under VACUUM.
 	 */
-	for (int pass = 0; pass < IVF_SPLIT_PASSES; pass++)
+	for (int round = 0; round < IVF_ROUNDS; round++)
 	{
-		int			before = ops;
+		int			round_start = ops;
 
-		if (pass > 0)
+		/*
+		 * Splits, largest first; again while a pass split anything, since
+		 * a split's reassignment can leave a rewritten neighbour above the
+		 * bound
+		 */
+		for (int pass = 0; pass < IVF_SPLIT_PASSES; pass++)
 		{
-			pfree(cand);
-			ncand = live_sizes(&ms, &cand);
-		}
-		qsort(cand, ncand, sizeof(ListSize), cmp_size_desc);
-		for (c = 0; c < ncand && cand[c].size > bound; c++)
-		{
-			IvfListEntry e;
+			int			before = ops;
 
-			if (max_ops > 0 && ops >= max_ops)
+			if (pass > 0 || round > 0)
+			{
+				pfree(cand);
+				ncand = live_sizes(&ms, &cand);
+			}
+			qsort(cand, ncand, sizeof(ListSize), cmp_size_desc);
+			for (c = 0; c < ncand && cand[c].size > bound; c++)
+			{
+				IvfListEntry e;
+
+				if (max_ops > 0 && ops >= max_ops)
+					break;
+				if (ms.meta.nlists + IVF_SPLIT_MAX_K > IVF_MAX_LISTS)
+					break;
+				/* the entry as of now: only its groups can have grown */
+				ivf_read_list_entry(index, &ms.meta, &ms.g, cand[c].slot, &e);
+				if (!ivf_entry_live(&e, ms.meta.generation))
+					continue;
+				MemoryContextSwitchTo(ms.opcxt);
+				if (split_list(&ms, cand[c].slot, &e, cand[c].size, target, out))
+					ops++;
+				MemoryContextSwitchTo(cxt);
+				MemoryContextReset(ms.opcxt);
+			}
+			if (ops == before)
 				break;
-			if (ms.meta.nlists + IVF_SPLIT_MAX_K > IVF_MAX_LISTS)
-				break;
-			/* the entry as of now: only its groups can have grown */
-			ivf_read_list_entry(index, &ms.meta, &ms.g, cand[c].slot, &e);
-			if (!ivf_entry_live(&e, ms.meta.generation))
-				continue;
-			MemoryContextSwitchTo(ms.opcxt);
-			if (split_list(&ms, cand[c].slot, &e, cand[c].size, target, out))
-				ops++;
-			MemoryContextSwitchTo(cxt);
-			MemoryContextReset(ms.opcxt);
 		}
-		if (ops == before)
+
+		/* re-homing: the rows of stretched lists that others are nearer now */
+		ops += rehome_lists(&ms, max_ops, ops, out);
+		MemoryContextSwitchTo(cxt);
+
+		/* merges: lists below the floor while there are more than the target */
+		ops += merge_small_lists(&ms, target_lists(index, rows), max_ops, ops, out);
+		MemoryContextSwitchTo(cxt);
+
+		if (ops == round_start || (max_ops > 0 && ops >= max_ops))
 			break;
 	}
-
-	/* re-homing: the rows of stretched lists that others are nearer now */
-	ops += rehome_lists(&ms, max_ops, ops, out);
-	MemoryContextSwitchTo(cxt);
-
-	/* merges: lists below the floor while there are more than the target */
-	ops += merge_small_lists(&ms, target_lists(index, rows), max_ops, ops, out);
-	MemoryContextSwitchTo(cxt);
 
 	/* no switch recorded the bounds: record them if they changed */
 	if (ops == 0)
