@@ -1244,9 +1244,9 @@ take_most(uint64 *counts, uint32 n)
  * the IVF_LIRE_CANDIDATES likeliest are read, and of those with such rows
  * (at least 1% of theirs, and one) the IVF_LIRE_NEIGHBOURS with the most
  * are rewritten in the same operation, each as a new list keeping its
- * centroid.  Appends their centroids to
- * ms->centroids (ms->k grows), their slots and entries to rslots/res;
- * returns how many.  Reads each neighbour as a scan does.
+ * centroid.  Appends their centroids to ms->centroids (ms->k grows), their
+ * slots and entries to rslots/res; returns how many.  Reads each
+ * neighbour as a scan does.
  *
  * A row x of list L (centroid c_L, radius r_L >= |x - c_L|) is nearer a
  * new centroid c only if it lies past their bisector, at |c - c_L| / 2
