@@ -160,9 +160,33 @@ def insert_rows(ib, conn, ds, ids, args, res, engine, has_rebalance):
     return rec
 
 
+def rows_home(ib, conn, engine, sample=300):
+    """How many of about `sample` rows (every n-th id) an index scan at one
+    probe finds when searching for the row itself: those in the list whose
+    centroid is nearest them, as every row is after a fresh build.  The
+    rest are misplaced (drift, lists that changed since)."""
+    n = ib.one(conn, "SELECT count(*) FROM items")
+    step = max(1, n // sample)
+    probes = "ivf.nprobe" if engine == "ivf" else "ivfflat.probes"
+    found = total = 0
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SET LOCAL enable_bitmapscan = off")
+        conn.execute(f"SET LOCAL {probes} = 1")
+        for (i,) in conn.execute("SELECT id FROM items WHERE id %% %s = 0 ORDER BY id", (step,)).fetchall():
+            got = ib.one(conn, "SELECT id FROM items ORDER BY embedding <-> "
+                               "(SELECT embedding FROM items WHERE id = %s) LIMIT 1", (i,))
+            found += got == i
+            total += 1
+    return found, total
+
+
 def index_state(ib, conn, engine):
-    """Size, and for ivf what ivf_index_info and ivf_check say."""
+    """Size, rows in their nearest list (IVF engines), and for ivf what
+    ivf_index_info and ivf_check say."""
     out = {"index_bytes": ib.one(conn, "SELECT pg_relation_size(%s)", (ib.INDEX,))}
+    if engine in ("ivf", "pgvector-ivfflat"):
+        out["rows_home"], out["rows_home_sample"] = rows_home(ib, conn, engine)
     if engine == "ivf":
         with conn.cursor(row_factory=ib.pgrows.dict_row) as cur:
             cur.execute("SELECT * FROM ivf_index_info(%s)", (ib.INDEX,))
@@ -207,6 +231,8 @@ def run_one(ib, conn, ds, order, scenario, engine, args, res, has_rebalance):
         os.sync()
     state = index_state(ib, conn, engine)
     ib.log(f"{engine} {scenario}: index {state['index_bytes'] / 1e6:.1f} MB"
+           + (f", {state['rows_home']} of {state['rows_home_sample']} sampled rows in their nearest list"
+              if "rows_home" in state else "")
            + (f", {state['lists']} lists, largest {state['largest_list']:,} vectors, "
               f"ivf_check problems {state['ivf_check_problems']}" if engine == "ivf" else ""))
     ib.prewarm(conn, res, engine)
@@ -249,7 +275,7 @@ def summarize(ib, recs, args):
     ib.log(f"=== scenarios (order: {args.order}; best single-client QPS at recall@{args.k} >= {target}; "
            f"ratios against the same engine's fresh build) ===")
     hdr = ["engine", "scenario", "best QPS", "at", "recall", "p50 ms", "QPS/fresh", "max |recall - fresh|",
-           "size MB", "size/fresh", "lists", "largest list", "insert rows/s", "worst batch ms", "maint s"]
+           "size MB", "size/fresh", "lists", "largest list", "home", "insert rows/s", "worst batch ms", "maint s"]
     lines = []
     out = []
     for eng in ENGINES:
@@ -272,6 +298,7 @@ def summarize(ib, recs, args):
                  "index_bytes": r["index_bytes"],
                  "size_ratio_over_fresh": r["index_bytes"] / fresh["index_bytes"] if fresh else None,
                  "lists": r.get("lists"), "largest_list": r.get("largest_list"),
+                 "rows_home": (r["rows_home"] / r["rows_home_sample"]) if r.get("rows_home_sample") else None,
                  "insert_rows_per_s": r["insert"]["rows_per_s"] if r["insert"] else None,
                  "insert_worst_batch_ms": r["insert"]["batch_max_ms"] if r["insert"] else None,
                  "maintenance_s": r["insert"]["maintenance_s"] if r["insert"] else None}
@@ -284,7 +311,8 @@ def summarize(ib, recs, args):
                           f(s["best_point"], "{}"), f(s["best_recall"], "{:.4f}"), f(s["best_p50_ms"], "{:.3f}"),
                           f(s["qps_ratio_over_fresh"], "{:.2f}"), f(s["max_recall_diff_vs_fresh"], "{:.4f}"),
                           f"{r['index_bytes'] / 1e6:.1f}", f(s["size_ratio_over_fresh"], "{:.2f}"),
-                          f(s["lists"], "{}"), f(s["largest_list"], "{:,}"), f(s["insert_rows_per_s"], "{:,.0f}"),
+                          f(s["lists"], "{}"), f(s["largest_list"], "{:,}"), f(s["rows_home"], "{:.3f}"),
+                          f(s["insert_rows_per_s"], "{:,.0f}"),
                           f(s["insert_worst_batch_ms"], "{:.1f}"), f(s["maintenance_s"], "{:.2f}")])
     ib.print_rows(hdr, lines)
     return out

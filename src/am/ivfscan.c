@@ -30,6 +30,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "access/itup.h"
 #include "access/relscan.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -56,7 +57,8 @@ typedef struct IvfScanOpaqueData
 {
 	MemoryContext cxt;			/* reset at every rescan */
 	bool		started;
-	bool		null_query;		/* ORDER BY col <op> NULL */
+	bool		null_query;		/* ORDER BY col <op> NULL, or no ORDER BY */
+	IndexTuple	nulltup;		/* an index-only scan's tuple, all NULL */
 	IvfMetric	metric;
 	IvfMetaPageData meta;
 	IvfGeometry geo;
@@ -758,6 +760,20 @@ ivf_scan_start(IndexScanDesc scan)
 	ivf_search_settings(index, &so->meta, &so->settings);
 	so->nprobe = so->settings.nprobe;
 	so->iterative = ivf_iterative_scan(index);
+
+	/*
+	 * No ORDER BY: the planner costs this path as disabled, so it runs only
+	 * when every other one is too (enable_seqscan = off), e.g. an
+	 * index-only scan for count(*).  It must return every row once: all
+	 * lists in one round, no limits.
+	 */
+	if (scan->numberOfOrderBys == 0)
+	{
+		so->nprobe = nlists;
+		so->iterative = IVF_ITERATIVE_OFF;
+		so->settings.max_codes = 0;
+		so->settings.budget = 0;
+	}
 	so->nranked = so->nprobe;
 	if (so->iterative != IVF_ITERATIVE_OFF)
 	{
@@ -881,6 +897,28 @@ ivf_gettuple(IndexScanDesc scan, ScanDirection dir)
 	ivf_id_to_tid(id, &scan->xs_heaptid);
 	scan->xs_recheck = false;
 	scan->xs_recheckorderby = false;
+
+	/*
+	 * An index-only scan: with amcanreturn NULL the planner takes one only
+	 * when the query needs no column of the index (count(*)), but the
+	 * executor still wants a tuple.  All NULL, made once per scan.
+	 */
+	if (scan->xs_want_itup)
+	{
+		if (so->nulltup == NULL)
+		{
+			TupleDesc	desc = RelationGetDescr(scan->indexRelation);
+			MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(so));
+			Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
+			bool	   *isnull = palloc(sizeof(bool) * desc->natts);
+
+			memset(isnull, true, sizeof(bool) * desc->natts);
+			so->nulltup = index_form_tuple(desc, values, isnull);
+			MemoryContextSwitchTo(old);
+		}
+		scan->xs_itup = so->nulltup;
+		scan->xs_itupdesc = RelationGetDescr(scan->indexRelation);
+	}
 	if (scan->numberOfOrderBys > 0)
 	{
 		scan->xs_orderbyvals[0] = Float8GetDatum(ivf_distance_value(so->metric, d));

@@ -62,5 +62,24 @@ EXPLAIN (COSTS OFF)
 SELECT id FROM pn ORDER BY v <-> '[0.5,0.5,0]';
 RESET enable_seqscan;
 
+-- enable_seqscan = off and no ORDER BY: count(*) may take an index-only
+-- scan of the ivfflat index (it needs no column); it returns every row
+-- once, whatever nprobe and max_codes say (it failed with "no data
+-- returned for index-only scan" before)
+CREATE TABLE pc (id int, v vector(3));
+INSERT INTO pc SELECT i, ARRAY[sin(i), cos(i), i % 7]::vector FROM generate_series(1, 3000) i;
+CREATE INDEX pc_idx ON pc USING ivfflat (v vector_l2_ops) WITH (lists = 20);
+VACUUM ANALYZE pc;
+SET enable_seqscan = off;
+SET ivf.nprobe = 1;
+SET ivf.max_codes = 10;
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM pc;
+SELECT count(*) FROM pc;
+RESET ivf.nprobe;
+RESET ivf.max_codes;
+RESET enable_seqscan;
+DROP TABLE pc;
+
 RESET max_parallel_workers_per_gather;
 DROP TABLE pl, pn;
