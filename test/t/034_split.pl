@@ -61,11 +61,16 @@ my $primary = PostgreSQL::Test::Cluster->new('split_primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', $conf);
 $primary->start;
+# a slot keeps the WAL the standby has not received: the maintainer's
+# copies with wal_consistency_checking's page images outrun max_wal_size
+# on a slow machine, and the standby would find its segment removed
+$primary->safe_psql('postgres', "SELECT pg_create_physical_replication_slot('split_standby')");
 $primary->backup('base');
 
 my $standby = PostgreSQL::Test::Cluster->new('split_standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
-$standby->append_conf('postgresql.conf', $conf . "max_standby_streaming_delay = -1\n");
+$standby->append_conf('postgresql.conf',
+	$conf . "max_standby_streaming_delay = -1\nprimary_slot_name = 'split_standby'\n");
 $standby->start;
 
 $primary->safe_psql('postgres', 'CREATE EXTENSION ivf');
@@ -231,6 +236,7 @@ for my $case (
 	my ($rc, $out, $err) = $standby->psql('postgres', "SELECT * FROM ivf_rebalance('ta_idx')");
 	like($err, qr/cannot rebalance index "ta_idx" during recovery/, '(e) ivf_rebalance is refused on the standby');
 	$standby->stop;
+	$primary->safe_psql('postgres', "SELECT pg_drop_replication_slot('split_standby')");
 }
 
 # ---- (c) parked at 'copy' beside inserts and a scan
