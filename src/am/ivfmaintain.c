@@ -1973,13 +1973,11 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 		}
 	}
 
-	/* the live lists' sizes (and an abandoned operation's stamps) */
-	cand = palloc(sizeof(ListSize) * ms.meta.nslots);
+	/* an abandoned operation's stamps, the free slots, the live lists' sizes */
 	{
 		IvfListEntry *entries = palloc(sizeof(IvfListEntry) * Max(ms.meta.nslots, 1));
 		uint32		G = ms.meta.generation;
 
-		/* all of them first: count_live locks group heads, before directory pages */
 		ivf_read_entries(index, &ms.meta, &ms.g, entries);
 		for (s = 0; s < ms.meta.nslots; s++)
 		{
@@ -1989,16 +1987,13 @@ ivf_maintain(Relation index, double num_heap_tuples, bool conditional,
 			if ((e->born != IVF_GEN_NEVER && e->born > G) ||
 				(e->dead != IVF_GEN_NEVER && e->dead > G))
 				abandoned = true;
-			if (!ivf_entry_live(e, G))
-				continue;
-			cand[ncand].slot = s;
-			cand[ncand].size = count_live(&ms, e->head, ivf_entry_list_id(e, s));
-			total += cand[ncand].size;
-			ncand++;
 		}
 		load_free_slots(&ms, entries);
 		pfree(entries);
 	}
+	ncand = live_sizes(&ms, &cand);
+	for (c = 0; c < ncand; c++)
+		total += cand[c].size;
 
 	/* step 0 cleared them; a stamp above G now is a bug, not a crash */
 	if (abandoned)
